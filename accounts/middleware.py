@@ -1,0 +1,52 @@
+"""Sets the current organisation for every site request (STYLE rule 6)."""
+
+from __future__ import annotations
+
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from .selectors import membership_for_request
+from .tenancy import _Scope, _scope
+
+# Paths a signed-in user of an organisation that requires two-factor may still use
+# before setting it up.
+_TWO_FACTOR_EXEMPT = ("/accounts/", "/static/", "/api/", "/favicon")
+
+
+class TenantMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.organization = None
+        request.membership = None
+        user = getattr(request, "user", None)
+        scope = _Scope(None)
+        if request.path.startswith("/admin/") and getattr(user, "is_staff", False):
+            # The back office: platform staff see every organisation (escape hatch).
+            scope = _Scope(None, bypass=True)
+        elif user is not None and user.is_authenticated:
+            membership = membership_for_request(user=user)
+            if membership is not None:
+                request.membership = membership
+                request.organization = membership.organization
+                scope = _Scope(membership.organization_id)
+        # Reset in finally: whatever the request (or DRF's authentication, which
+        # sets the scope again for API calls) did to the scope ends here.
+        token = _scope.set(scope)
+        try:
+            redirect_to = self._two_factor_redirect(request)
+            if redirect_to:
+                return redirect(redirect_to)
+            return self.get_response(request)
+        finally:
+            _scope.reset(token)
+
+    @staticmethod
+    def _two_factor_redirect(request) -> str | None:
+        org = request.organization
+        if org is None or not org.require_two_factor or request.path.startswith(_TWO_FACTOR_EXEMPT):
+            return None
+        if request.user.is_verified():
+            return None
+        return reverse("accounts:two_factor_setup") + "?required=1"

@@ -1,0 +1,279 @@
+"""Users, organisations (the tenants), memberships, invitations, API keys, audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+from .tenancy import TenantModel
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        extra.setdefault("email_verified", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(
+        default=False, help_text="Platform staff: may use the back office."
+    )
+    email_verified = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    # The organisation the user last worked in; switching changes it.
+    current_organization = models.ForeignKey(
+        "Organization", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name or self.email
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    currency = models.CharField(max_length=3, default="USD")
+    # Customer attributes the owner marks as sensitive; left out of models.
+    sensitive_attributes = models.JSONField(default=list, blank=True)
+    require_two_factor = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MARKETER = "marketer", "Marketer"
+    VIEWER = "viewer", "Viewer"
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.MARKETER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+
+class Membership(models.Model):
+    """A user's role in an organisation. Not row-level scoped: a user lists their own
+    memberships across organisations; every query filters by user or organisation."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "user"], name="membership_org_user_unique"
+            )
+        ]
+        ordering = ["organization", "user__email"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+    def has_role(self, minimum: str) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+
+    @property
+    def can_edit(self) -> bool:
+        return self.has_role(Role.MARKETER)
+
+    @property
+    def can_manage(self) -> bool:
+        return self.has_role(Role.ADMIN)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Invitation(models.Model):
+    """An emailed invitation. Accepted through an unguessable, expiring, single-use link."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "email"])]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organization}"
+
+    @staticmethod
+    def new_token() -> tuple[str, str]:
+        token = secrets.token_urlsafe(32)
+        return token, _hash_token(token)
+
+    @staticmethod
+    def hash(token: str) -> str:
+        return _hash_token(token)
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class ApiKeyScope(models.TextChoices):
+    READ = "read", "Read only"
+    WRITE = "write", "Read and write"
+
+
+class ApiKey(models.Model):
+    """Only a SHA-256 of the key is stored; the key is shown once at creation.
+    Looked up by prefix before any organisation is known, so it is not row-scoped."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=8, choices=ApiKeyScope.choices, default=ApiKeyScope.READ)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "created_at"])]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def generate() -> tuple[str, str, str]:
+        prefix = secrets.token_hex(4)
+        secret = secrets.token_urlsafe(32)
+        key = f"sk_{prefix}_{secret}"
+        return key, prefix, _hash_token(key)
+
+    @staticmethod
+    def hash(key: str) -> str:
+        return _hash_token(key)
+
+
+class AuditAction(models.TextChoices):
+    SIGN_IN = "sign_in", "Signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "Failed sign-in"
+    SIGN_OUT = "sign_out", "Signed out"
+    SIGN_UP = "sign_up", "Signed up"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    PASSWORD_RESET = "password_reset", "Password reset"
+    TWO_FACTOR_ENABLED = "two_factor_enabled", "Two-factor enabled"
+    TWO_FACTOR_DISABLED = "two_factor_disabled", "Two-factor disabled"
+    MEMBER_INVITED = "member_invited", "Member invited"
+    MEMBER_JOINED = "member_joined", "Member joined"
+    MEMBER_REMOVED = "member_removed", "Member removed"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    KEY_CREATED = "key_created", "API key created"
+    KEY_REVOKED = "key_revoked", "API key revoked"
+    SETTINGS_CHANGED = "settings_changed", "Settings changed"
+    DATA_EXPORTED = "data_exported", "Data exported"
+    DATA_ERASED = "data_erased", "Data erased"
+    ORG_DELETED = "org_deleted", "Organisation deleted"
+
+
+class AuditLogEntry(TenantModel):
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=254, blank=True, help_text="Email or API key prefix at the time."
+    )
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    target = models.CharField(max_length=254, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantModel.Meta):
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit log entries"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor_label}"
+
+
+class FailedLogin(models.Model):
+    """Failed sign-ins of an email with no organisation to file them under; also
+    the counter for login throttling."""
+
+    email = models.CharField(max_length=254)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["email", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,67 @@
+"""PostgreSQL row-level security: the second wall behind the scoped managers.
+
+Every statement on a PostgreSQL connection is preceded, in the same transaction,
+by `set_config('segmenta.org_id', <current organisation>, true)` and
+`set_config('segmenta.rls_bypass', 'on'|'off', true)` (transaction-local, so a
+pooled connection never carries one tenant's setting into another's request).
+A statement outside a transaction is wrapped in one for that purpose.
+
+Policies on each tenant table admit a row when its `organization_id` equals the
+setting, or when the bypass is on (the escape hatch). With nothing set, no
+tenant row is visible and none can be written.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+from . import tenancy
+
+ORG_SETTING = "segmenta.org_id"
+BYPASS_SETTING = "segmenta.rls_bypass"
+_SET_SQL = f"SELECT set_config('{ORG_SETTING}', %s, true), set_config('{BYPASS_SETTING}', %s, true)"
+
+
+def _scope_values() -> tuple[str, str]:
+    org_id = tenancy.current_organization_id()
+    return ("" if org_id is None else str(org_id), "on" if tenancy.bypass_active() else "off")
+
+
+def _wrapper(execute, sql, params, many, context):
+    connection = context["connection"]
+    raw_cursor = context["cursor"]
+    if getattr(connection, "_segmenta_in_wrapper", False):
+        return execute(sql, params, many, context)
+    connection._segmenta_in_wrapper = True
+    try:
+        if connection.get_autocommit():
+            with transaction.atomic(using=connection.alias):
+                raw_cursor.execute(_SET_SQL, _scope_values())
+                return execute(sql, params, many, context)
+        raw_cursor.execute(_SET_SQL, _scope_values())
+        return execute(sql, params, many, context)
+    finally:
+        connection._segmenta_in_wrapper = False
+
+
+@receiver(connection_created)
+def _install(sender, connection, **kwargs):
+    if connection.vendor == "postgresql":
+        connection.execute_wrappers.append(_wrapper)
+
+
+def enable_sql(table: str) -> list[str]:
+    """Statements that put `table` under row-level security."""
+    policy = f"{table}_tenant_isolation"
+    check = (
+        f"current_setting('{BYPASS_SETTING}', true) = 'on' OR organization_id = "
+        f"NULLIF(current_setting('{ORG_SETTING}', true), '')::bigint"
+    )
+    return [
+        f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
+        f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
+        f'DROP POLICY IF EXISTS {policy} ON "{table}"',
+        f'CREATE POLICY {policy} ON "{table}" USING ({check}) WITH CHECK ({check})',
+    ]

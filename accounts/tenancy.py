@@ -1,0 +1,131 @@
+"""Tenant scoping: who is the current organisation, and the walls that enforce it.
+
+The current organisation lives in a context variable, set in a `with` block and
+reset in `finally`: by `TenantMiddleware` for site requests, by the DRF
+authentication classes for API requests, by `core.tasks.TenantTask` for jobs and
+by `tenant_context()` in commands and tests.
+
+Tenant models (`TenantModel`) get `objects`, a manager that filters by the
+current organisation and refuses to run with none set. Code that must cross
+organisations (the admin back office, the nightly fan-out) calls
+`Model.objects.unscoped()` or runs inside `unscoped_context()`; grep for those
+names to review every crossing.
+
+On PostgreSQL the same value reaches the database as the transaction-local
+setting `segmenta.org_id` before every statement, and row-level security
+policies (see `accounts/rls.py`) admit only that organisation's rows, or every
+row when the escape hatch sets `segmenta.rls_bypass`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class TenantNotSet(RuntimeError):
+    """A tenant-scoped query ran with no organisation set: fail closed."""
+
+
+@dataclass(frozen=True)
+class _Scope:
+    organization_id: int | None
+    bypass: bool = False
+
+
+# _Scope is a frozen dataclass, so sharing the default is safe.
+_scope: ContextVar[_Scope] = ContextVar("segmenta_tenant_scope", default=_Scope(None))  # noqa: B039
+
+
+def current_organization_id() -> int | None:
+    return _scope.get().organization_id
+
+
+def bypass_active() -> bool:
+    return _scope.get().bypass
+
+
+def require_organization_id() -> int:
+    org_id = current_organization_id()
+    if org_id is None:
+        raise TenantNotSet("No organisation is set for this tenant-scoped query.")
+    return org_id
+
+
+@contextlib.contextmanager
+def tenant_context(organization) -> Iterator[None]:
+    """Run the block as `organization` (an Organization or its id)."""
+    org_id = organization if isinstance(organization, int) else organization.pk
+    token = _scope.set(_Scope(org_id))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+@contextlib.contextmanager
+def unscoped_context() -> Iterator[None]:
+    """The escape hatch: every organisation's rows, for platform code only."""
+    token = _scope.set(_Scope(None, bypass=True))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+@contextlib.contextmanager
+def no_tenant_context() -> Iterator[None]:
+    """Clear any organisation (for example around a request that has none)."""
+    token = _scope.set(_Scope(None))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+class TenantQuerySet(models.QuerySet):
+    pass
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    """Filters by the current organisation; raises `TenantNotSet` with none."""
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        scope = _scope.get()
+        if scope.organization_id is not None:
+            return qs.filter(organization_id=scope.organization_id)
+        if scope.bypass:
+            return qs
+        raise TenantNotSet(f"{self.model.__name__}: no organisation set for this query.")
+
+    def unscoped(self):
+        """Every organisation's rows. Deliberate: platform code only."""
+        return super().get_queryset()
+
+
+class TenantModel(models.Model):
+    """Base for every table that belongs to one organisation."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", editable=False
+    )
+
+    objects = TenantManager()
+    # Plain manager for admin, related-object access and prefetching; the admin
+    # runs inside unscoped_context and filters by organisation itself.
+    all_objects = models.Manager()  # noqa: DJ012
+
+    class Meta:
+        abstract = True
+        default_manager_name = "all_objects"
+        base_manager_name = "all_objects"
+
+    def save(self, *args, **kwargs):
+        if self.organization_id is None:
+            self.organization_id = require_organization_id()
+        super().save(*args, **kwargs)

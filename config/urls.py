@@ -1,0 +1,32 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core import views as core_views
+
+admin.site.site_header = "Segmenta back office"
+admin.site.site_title = "Segmenta back office"
+
+api_v1 = [
+    path("", include("core.api.urls")),
+    path("", include("accounts.api.urls")),
+    path("", include("customers.api.urls")),
+    path("", include("segmentation.api.urls")),
+]
+
+urlpatterns = [
+    path("", include("core.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("customers/", include("customers.urls")),
+    path("segments/", include("segmentation.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("healthz", core_views.healthz, name="healthz"),
+]
+
+handler400 = "core.views.error_400"
+handler403 = "core.views.error_403"
+handler404 = "core.views.error_404"
+handler500 = "core.views.error_500"

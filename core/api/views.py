@@ -1,0 +1,32 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core import jobs
+from core.models import Job
+
+from .base import TenantReadOnlyViewSet
+from .serializers import JobSerializer
+
+
+class JobViewSet(TenantReadOnlyViewSet):
+    """Background jobs of the organisation: imports, segmentation and prediction runs."""
+
+    model = Job
+    serializer_class = JobSerializer
+
+    def get_base_queryset(self):
+        qs = super().get_base_queryset()
+        kind = self.request.query_params.get("kind")
+        status = self.request.query_params.get("status")
+        if kind:
+            qs = qs.filter(kind=kind)
+        if status:
+            qs = qs.filter(status=status)
+        return qs
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = jobs.job_cancel(job=self.get_object())
+        return Response(JobSerializer(job).data)

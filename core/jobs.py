@@ -1,0 +1,261 @@
+"""Starting, reporting on and cancelling background jobs.
+
+A job is a `Job` row plus a Celery task built on `TenantTask`. Services start
+jobs with `job_start`; the task reports through a `JobHandle` (progress,
+message, cancel checks between chunks — the embedded broker cannot broadcast a
+revoke, so cancelling is a flag the job reads).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry, SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from accounts.tenancy import tenant_context
+
+from .exceptions import ApplicationError, NotFound
+from .models import FINISHED, Job, JobStatus
+
+log = logging.getLogger("segmenta.jobs")
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when someone asked for it to stop."""
+
+
+class JobHandle:
+    """What a running job uses to report progress and notice cancellation."""
+
+    _MIN_INTERVAL = 0.3  # seconds between progress writes
+
+    def __init__(self, job_id: int | None):
+        self.job_id = job_id
+        self._last_write = 0.0
+        self._last_percent = -1
+
+    def progress(self, percent: float, message: str = "", *, force: bool = False) -> None:
+        percent = int(max(0, min(99, percent)))
+        now = time.monotonic()
+        if self.job_id is None:
+            if message and (force or percent != self._last_percent):
+                log.info("job.progress percent=%s message=%s", percent, message)
+            self._last_percent = percent
+            return
+        if (
+            not force
+            and now - self._last_write < self._MIN_INTERVAL
+            and percent == self._last_percent
+        ):
+            return
+        self._last_write, self._last_percent = now, percent
+        fields: dict[str, Any] = {"progress": percent, "heartbeat_at": timezone.now()}
+        if message:
+            fields["message"] = message[:500]
+        Job.all_objects.filter(pk=self.job_id).update(**fields)
+        self.check_cancel()
+
+    def check_cancel(self) -> None:
+        if self.job_id is None:
+            return
+        if Job.all_objects.filter(pk=self.job_id, cancel_requested=True).exists():
+            raise JobCancelled()
+
+
+NULL_JOB = JobHandle(None)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class TenantTask(Task):
+    """Base class for every job task: sets the organisation, writes the Job row.
+
+    Tasks take `organization_id` and `job_id` keyword arguments (ids only) and find
+    their handle in `self.job`. Only transient errors (database or broker
+    connection) are retried, with backoff; everything else fails the job with a
+    readable reason.
+    """
+
+    abstract = True
+    autoretry_for = TRANSIENT_ERRORS
+    retry_backoff = 5
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 3
+    acks_late = True
+
+    def __call__(self, *args, organization_id: int, job_id: int | None = None, **kwargs):
+        with tenant_context(organization_id):
+            if job_id is None:
+                self.job = NULL_JOB
+                return super().__call__(
+                    *args, organization_id=organization_id, job_id=None, **kwargs
+                )
+            job = Job.objects.filter(pk=job_id).first()
+            if job is None or job.status in FINISHED:
+                # A repeated delivery of a finished (or deleted) job is harmless.
+                log.info("job.skip job_id=%s", job_id)
+                return None
+            if job.cancel_requested:
+                _finish(job_id, JobStatus.CANCELLED, "Cancelled before it started.")
+                return None
+            Job.objects.filter(pk=job_id).update(
+                status=JobStatus.RUNNING,
+                started_at=job.started_at or timezone.now(),
+                heartbeat_at=timezone.now(),
+                attempts=job.attempts + 1,
+                message="Started.",
+            )
+            self.job = JobHandle(job_id)
+            try:
+                result = super().__call__(
+                    *args, organization_id=organization_id, job_id=job_id, **kwargs
+                )
+            except Retry:
+                Job.objects.filter(pk=job_id).update(
+                    status=JobStatus.QUEUED,
+                    message="A temporary problem occurred; retrying shortly.",
+                )
+                raise
+            except JobCancelled:
+                _finish(job_id, JobStatus.CANCELLED, "Cancelled.")
+                return None
+            except ApplicationError as exc:
+                _finish(job_id, JobStatus.FAILED, exc.message, {"error": exc.message, **exc.extra})
+                return None
+            except SoftTimeLimitExceeded:
+                _finish(
+                    job_id,
+                    JobStatus.FAILED,
+                    "The job took longer than the time allowed and was stopped.",
+                )
+                return None
+            except TRANSIENT_ERRORS as exc:
+                log.exception("job.failed_transient job_id=%s", job_id)
+                _finish(
+                    job_id,
+                    JobStatus.FAILED,
+                    f"A temporary problem persisted after retries: {exc.__class__.__name__}.",
+                )
+                return None
+            except Exception:
+                log.exception("job.failed job_id=%s", job_id)
+                _finish(
+                    job_id,
+                    JobStatus.FAILED,
+                    f"Something went wrong on our side (reference: job {job_id}). Nothing was half-written; you can run it again.",
+                )
+                return None
+            summary = result if isinstance(result, dict) else {}
+            _finish(job_id, JobStatus.SUCCEEDED, summary.pop("message", "Done."), summary)
+            return None
+
+
+def _finish(job_id: int, status: str, message: str, result: dict | None = None) -> None:
+    fields: dict[str, Any] = {
+        "status": status,
+        "message": message[:500],
+        "finished_at": timezone.now(),
+    }
+    if status == JobStatus.SUCCEEDED:
+        fields["progress"] = 100
+    if result is not None:
+        fields["result"] = result
+    Job.all_objects.filter(pk=job_id).update(**fields)
+
+
+def job_start(
+    *,
+    organization,
+    kind: str,
+    task,
+    params: dict | None = None,
+    user=None,
+    title: str = "",
+    sync: bool = False,
+) -> Job:
+    """Create a Job and queue its task once the surrounding transaction commits.
+
+    `sync=True` runs the task in this process (for `--sync` commands and tests).
+    """
+    params = dict(params or {})
+    job = Job.objects.create(
+        organization=organization,
+        kind=kind,
+        title=title or kind.replace("_", " ").capitalize(),
+        params={**params, "_task": task.name},
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    kwargs = {"organization_id": organization.pk, "job_id": job.pk, **params}
+    if sync:
+        task.apply(kwargs=kwargs)
+        job.refresh_from_db()
+        return job
+
+    def _send():
+        sent = task.apply_async(kwargs=kwargs)
+        Job.all_objects.filter(pk=job.pk).update(task_id=sent.id or "")
+
+    transaction.on_commit(_send)
+    return job
+
+
+def job_cancel(*, job: Job) -> Job:
+    if job.is_finished:
+        raise ApplicationError("This job has already finished.")
+    if job.status == JobStatus.QUEUED:
+        Job.objects.filter(pk=job.pk).update(
+            cancel_requested=True,
+            status=JobStatus.CANCELLED,
+            message="Cancelled.",
+            finished_at=timezone.now(),
+        )
+    else:
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
+    job.refresh_from_db()
+    return job
+
+
+def job_rerun(*, job: Job, user=None) -> Job:
+    """Start a fresh job with the same task and parameters (after a failure, a
+    cancellation or a worker that died)."""
+    from celery import current_app
+
+    if job.status in (JobStatus.QUEUED,) or (job.status == JobStatus.RUNNING and not job.is_stale):
+        raise ApplicationError("This job is still in progress.")
+    params = {k: v for k, v in job.params.items() if not k.startswith("_")}
+    task_name = job.params.get("_task")
+    if not task_name or task_name not in current_app.tasks:
+        raise ApplicationError("This job cannot be run again.")
+    if job.status == JobStatus.RUNNING:
+        _finish(job.pk, JobStatus.FAILED, "The worker stopped while running this job.")
+    return job_start(
+        organization=job.organization,
+        kind=job.kind,
+        task=current_app.tasks[task_name],
+        params=params,
+        user=user,
+        title=job.title,
+    )
+
+
+def job_get(*, job_id: int) -> Job:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+def stale_after_seconds() -> int:
+    return settings.JOB_STALE_AFTER_SECONDS

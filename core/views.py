@@ -1,0 +1,197 @@
+"""Site shell: dashboard, jobs, placeholder pages and friendly error pages."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import org_required
+
+from . import jobs
+from .exceptions import ApplicationError
+from .models import Job
+
+log = logging.getLogger("segmenta.site")
+
+PLACEHOLDERS = {
+    "customers": (
+        "Customers",
+        "Your customers, their orders and activity. Import a file to begin.",
+    ),
+    "segments": (
+        "Segments",
+        "Groups of customers found by machine learning, RFM groups and your own rules.",
+    ),
+    "personas": (
+        "Personas",
+        "A portrait of each segment: who they are, what moves them, what to do next.",
+    ),
+    "predictions": (
+        "Predictions",
+        "Lifetime value, churn risk, next orders and product demand, each with a back-test.",
+    ),
+    "audiences": (
+        "Audiences",
+        "Pick the right people for each offer: from segments, rules, a propensity goal or a "
+        "lookalike of your best customers — each with a fairness check before you use it.",
+    ),
+    "campaigns": (
+        "Campaigns",
+        "Send personalised, consent-safe email and SMS campaigns to segments and audiences, "
+        "with per-persona messages, A/B tests and results measured in orders and revenue.",
+    ),
+    "research": (
+        "Research",
+        "Market research from surveys and customer feedback: themes, sentiment and trends, "
+        "broken down by segment.",
+    ),
+}
+
+
+@org_required
+def dashboard(request):
+    context = {}
+    try:
+        from customers.selectors import dashboard_summary
+    except ImportError:  # the customers app provides the figures
+        dashboard_summary = None
+    if dashboard_summary is not None:
+        context = dashboard_summary(organization=request.organization)
+    context["recent_jobs"] = Job.objects.all()[:5]
+    return render(request, "core/dashboard.html", context)
+
+
+@org_required
+def placeholder(request, section: str):
+    title, text = PLACEHOLDERS[section]
+    return render(
+        request, "core/placeholder.html", {"title": title, "text": text, "section": section}
+    )
+
+
+@org_required
+def job_list(request):
+    qs = Job.objects.all()
+    kind = request.GET.get("kind")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return render(request, "core/job_list.html", {"jobs": qs[:100], "kind": kind})
+
+
+@org_required
+def job_detail(request, pk: int):
+    job = get_object_or_404(Job.objects.all(), pk=pk)
+    return render(request, "core/job_detail.html", {"job": job})
+
+
+@org_required
+def job_progress(request, pk: int):
+    """The progress bar fragment (htmx polls it) or JSON for scripts."""
+    job = get_object_or_404(Job.objects.all(), pk=pk)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(
+            {
+                "id": job.pk,
+                "status": job.status,
+                "progress": job.progress,
+                "message": job.message,
+                "result": job.result,
+            }
+        )
+    return render(request, "core/_job_progress.html", {"job": job})
+
+
+@org_required(write=True)
+@require_POST
+def job_cancel(request, pk: int):
+    job = get_object_or_404(Job.objects.all(), pk=pk)
+    try:
+        jobs.job_cancel(job=job)
+        messages.info(request, "Cancellation requested.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    if request.htmx:
+        return render(request, "core/_job_progress.html", {"job": job})
+    return redirect("core:job_detail", pk=job.pk)
+
+
+@org_required(write=True)
+@require_POST
+def job_rerun(request, pk: int):
+    job = get_object_or_404(Job.objects.all(), pk=pk)
+    try:
+        new = jobs.job_rerun(job=job, user=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("core:job_detail", pk=job.pk)
+    return redirect("core:job_detail", pk=new.pk)
+
+
+@org_required(write=True)
+@require_POST
+def job_demo(request):
+    from .tasks import demo_countdown
+
+    job = jobs.job_start(
+        organization=request.organization,
+        kind="demo",
+        task=demo_countdown,
+        params={"steps": 10},
+        user=request.user,
+        title="Demo job",
+    )
+    return redirect("core:job_detail", pk=job.pk)
+
+
+def healthz(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def _error(request, status: int, title: str, text: str):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"code": str(status), "message": title, "fields": {}}}, status=status
+        )
+    return render(
+        request, "error.html", {"status": status, "title": title, "text": text}, status=status
+    )
+
+
+def error_400(request, exception=None):
+    return _error(
+        request, 400, "That request could not be understood", "Please go back and try again."
+    )
+
+
+def error_403(request, exception=None):
+    reason = (
+        str(exception)
+        if exception and str(exception)
+        else "Your role in this organisation does not allow this."
+    )
+    return _error(request, 403, "You don't have access to this", reason)
+
+
+def error_404(request, exception=None):
+    return _error(
+        request,
+        404,
+        "We couldn't find that page",
+        "It may have been removed, or the link may be wrong.",
+    )
+
+
+def error_500(request):
+    return _error(
+        request,
+        500,
+        "Something went wrong on our side",
+        "We've logged the problem. Please try again in a moment.",
+    )
