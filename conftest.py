@@ -1,0 +1,92 @@
+"""Shared fixtures: organisations, members with each role, clients acting as them."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.tenancy import tenant_context
+from accounts.tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    UserFactory,
+    make_api_key,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fast_settings(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from celery import current_app
+
+    current_app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(name="Acme Gifts", slug="acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(name="Rival Goods", slug="rival")
+
+
+def _member(organization, role, email=None):
+    user = UserFactory(email=email) if email else UserFactory()
+    MembershipFactory(organization=organization, user=user, role=role)
+    user.current_organization = organization
+    user.save(update_fields=["current_organization"])
+    return user
+
+
+@pytest.fixture
+def make_member():
+    return _member
+
+
+@pytest.fixture
+def owner(org):
+    return _member(org, Role.OWNER, "owner@acme.test")
+
+
+@pytest.fixture
+def viewer(org):
+    return _member(org, Role.VIEWER, "viewer@acme.test")
+
+
+@pytest.fixture
+def marketer(org):
+    return _member(org, Role.MARKETER, "marketer@acme.test")
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def in_org(org):
+    """Run the test body as `org` (the tenant context commands and jobs use)."""
+    with tenant_context(org):
+        yield org
+
+
+@pytest.fixture
+def api(org):
+    """An API client with a write key of `org`."""
+    _, raw = make_api_key(org, "write")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return client
+
+
+@pytest.fixture
+def api_read(org):
+    _, raw = make_api_key(org, "read")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return client

@@ -1,0 +1,3 @@
+"""Segments, segment history and personas (issue 4)."""
+
+__all__: list[str] = []

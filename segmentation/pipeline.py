@@ -1,0 +1,122 @@
+"""The analysis pipeline: named steps, each a background job per organisation.
+
+Steps register themselves (`register_step`) from their own modules, so adding a
+capability never edits this file. `pipeline_start` is what `run_pipeline`,
+the site, imports and the nightly schedule call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+
+from core.exceptions import ApplicationError
+from core.jobs import job_start
+from core.models import Job, JobStatus
+
+log = logging.getLogger("segmenta.pipeline")
+
+# Steps that belong to later capabilities: refused with a clear message until built.
+FUTURE_STEPS = {
+    "recommendations": "Product recommendations are not built yet (a later issue).",
+    "research": "Market research is not built yet (a later issue).",
+}
+# Modules that register steps; imported lazily so the registry is complete.
+STEP_MODULES = ("segmentation.services.segments", "segmentation.services.predictions")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    task_name: str  # a Celery task on core.jobs.TenantTask taking as_of="YYYY-MM-DD"|None
+    order: int
+    title: str
+
+
+_STEPS: dict[str, Step] = {}
+
+
+def register_step(*, name: str, task_name: str, order: int, title: str) -> None:
+    _STEPS[name] = Step(name=name, task_name=task_name, order=order, title=title)
+
+
+def available_steps() -> list[Step]:
+    for module in STEP_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return sorted(_STEPS.values(), key=lambda s: s.order)
+
+
+def _resolve(steps: list[str] | None) -> list[Step]:
+    known = {s.name: s for s in available_steps()}
+    if not steps:
+        return list(known.values())
+    chosen = []
+    for name in steps:
+        name = name.strip()
+        if name in known:
+            chosen.append(known[name])
+        elif name in FUTURE_STEPS:
+            raise ApplicationError(f"Step '{name}' cannot run: {FUTURE_STEPS[name]}")
+        else:
+            raise ApplicationError(
+                f"Unknown step '{name}'. Known steps: {', '.join(known) or 'none'}."
+            )
+    return sorted(chosen, key=lambda s: s.order)
+
+
+def pipeline_start(
+    *,
+    organization,
+    steps: list[str] | None = None,
+    as_of: date | None = None,
+    sync: bool = False,
+    user=None,
+    reason: str = "on demand",
+) -> dict:
+    """Start (or, with sync, run) each step as its own job. Returns run and job ids."""
+    from celery import current_app
+
+    started = time.monotonic()
+    chosen = _resolve(steps)
+    jobs: dict[str, int] = {}
+    runs: dict[str, int | None] = {}
+    status = "queued"
+    for step in chosen:
+        task = current_app.tasks[step.task_name]
+        job = job_start(
+            organization=organization,
+            kind=step.name,
+            task=task,
+            params={"as_of": as_of.isoformat() if as_of else None},
+            user=user,
+            title=f"{step.title} ({reason})",
+            sync=sync,
+        )
+        jobs[step.name] = job.pk
+        runs[step.name] = (job.result or {}).get("run_id") if sync else None
+        if sync and job.status != JobStatus.SUCCEEDED:
+            status = "failed"
+    if sync and status != "failed":
+        status = "succeeded"
+    return {
+        "runs": runs,
+        "jobs": jobs,
+        "status": status,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def pipeline_after_data_change(*, organization, user=None) -> dict | None:
+    """After an import: refresh every step unless the same step is already waiting."""
+    pending = set(Job.objects.filter(status=JobStatus.QUEUED).values_list("kind", flat=True))
+    steps = [s.name for s in available_steps() if s.name not in pending]
+    if not steps:
+        return None
+    return pipeline_start(organization=organization, steps=steps, user=user, reason="after import")

@@ -1,0 +1,1 @@
+"""Segmentation services: one module per capability (segments, personas, predictions)."""
