@@ -13,7 +13,7 @@ tenant row is visible and none can be written.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
@@ -24,6 +24,15 @@ BYPASS_SETTING = "segmenta.rls_bypass"
 _SET_SQL = f"SELECT set_config('{ORG_SETTING}', %s, true), set_config('{BYPASS_SETTING}', %s, true)"
 
 
+_NO_TRANSACTION = (
+    "CREATE DATABASE",
+    "DROP DATABASE",
+    "VACUUM",
+    "CREATE INDEX CONC",
+    "DROP INDEX CONC",
+)
+
+
 def _scope_values() -> tuple[str, str]:
     org_id = tenancy.current_organization_id()
     return ("" if org_id is None else str(org_id), "on" if tenancy.bypass_active() else "off")
@@ -32,7 +41,13 @@ def _scope_values() -> tuple[str, str]:
 def _wrapper(execute, sql, params, many, context):
     connection = context["connection"]
     raw_cursor = context["cursor"]
-    if getattr(connection, "_segmenta_in_wrapper", False):
+    if (
+        getattr(connection, "_segmenta_in_wrapper", False)
+        or connection.alias not in connections.settings
+        or (isinstance(sql, str) and sql.lstrip()[:16].upper().startswith(_NO_TRANSACTION))
+    ):
+        # Nested, on a maintenance connection, or a statement that cannot run
+        # inside a transaction block (none of them touch tenant rows).
         return execute(sql, params, many, context)
     connection._segmenta_in_wrapper = True
     try:

@@ -47,8 +47,9 @@ def apply_row_level_security(sender, using="default", **kwargs):
     if sender.name != "accounts" or connection.vendor != "postgresql":
         return
     role = _app_role()
+    existing = set(connection.introspection.table_names())
     with connection.cursor() as cursor:
-        for table in tenant_tables():
+        for table in (t for t in tenant_tables() if t in existing):
             for statement in enable_sql(table):
                 cursor.execute(statement)
         if role:

@@ -1,0 +1,60 @@
+# Segmenta — the two commands a new user needs are `make run` and `make test`.
+# Everything installs from PyPI into .venv with only Python 3.11 on the machine.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+# Services mode (make test-services): local PostgreSQL roles and Redis.
+PG_HOST ?= 127.0.0.1
+PG_PORT ?= 5432
+PG_SUPERUSER ?= postgres
+SERVICES_DB ?= segmenta
+SERVICES_ENV := DATABASE_URL=postgres://segmenta_app:segmenta_app@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
+	DATABASE_OWNER_URL=postgres://segmenta_owner:segmenta_owner@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
+	REDIS_URL=redis://127.0.0.1:6379/15 SEGMENTA_VAR_DIR=$(CURDIR)/var/services
+
+.PHONY: install run worker test lint test-services test-browser services-setup bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) manage.py migrate --no-input -v 0
+	$(PY) manage.py createcachetable
+	$(PY) manage.py collectstatic --no-input -v 0
+	$(PY) manage.py seed_demo
+	@PORT=$(PORT) bash scripts/run.sh
+
+worker: $(STAMP)
+	$(VENV)/bin/celery -A config worker --beat --loglevel INFO --concurrency 1
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) lint
+	$(PY) -m pytest --create-db
+
+services-setup: $(STAMP)
+	@bash scripts/services.sh
+
+test-services: services-setup
+	$(SERVICES_ENV) $(PY) -m pytest --create-db
+
+test-browser: $(STAMP)
+	@bash scripts/browser-deps.sh
+	$(PY) -m pytest tests/browser --create-db -p no:randomly
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var staticfiles
