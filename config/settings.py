@@ -100,7 +100,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 's
 # Migrations run as the role that owns the tables; the site and the workers
 # connect as the application role, which row-level security binds.
 _OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
-if _OWNER_URL and len(sys.argv) > 1 and sys.argv[1] in {"migrate", "dbshell"}:
+if _OWNER_URL and len(sys.argv) > 1 and sys.argv[1] in {"migrate", "createcachetable", "dbshell"}:
     DATABASES["default"] = env.db_url_config(_OWNER_URL)
 DB_VENDOR = "sqlite" if DATABASES["default"]["ENGINE"].endswith("sqlite3") else "postgresql"
 if DB_VENDOR == "sqlite":

@@ -111,6 +111,11 @@ class FeatureSet:
         default_factory=lambda: np.empty(0, dtype=np.int64)
     )
     skipped_columns: dict[str, str] = field(default_factory=dict)
+    # one row per purchase order: row (position in raw), weekday (0 = Monday)
+    # and hour in the business's time zone; profiles use it to find when each
+    # segment orders (a mode of per-customer favourites would favour early
+    # hours, since ties go to the first)
+    order_times: pd.DataFrame | None = None
 
     @property
     def customer_ids(self) -> np.ndarray:
@@ -617,6 +622,13 @@ def build_features(
         scale=scale,
         weights=weights,
         customers_without_orders=without,
+        order_times=pd.DataFrame(
+            {
+                "row": pcc.astype(np.int64),
+                "weekday": weekday.astype(np.int8),
+                "hour": hour.astype(np.int8),
+            }
+        ),
         skipped_columns=skipped,
     )
 
