@@ -1,0 +1,428 @@
+"""Personas written from segment profiles.
+
+The default writer is deterministic and data-driven: every word comes from the
+profile's numbers through fixed rules, so the same profile always gives the
+same persona and nothing leaves the machine. Another writer (for example one
+backed by a language model, behind a setting) can be plugged in through the
+:class:`TextGenerator` protocol; the service layer stores what it returns, and
+human edits are kept by the service, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from segmentation.ml.profiles import ProfileSet, SegmentProfile
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+
+
+@dataclass
+class Persona:
+    segment_key: str
+    name: str
+    portrait: str
+    key_traits: list[str]
+    motivations: list[str]
+    preferred_channel: str | None
+    preferred_time: str | None
+    favourite_categories: list[str]
+    favourite_products: list[str]
+    value: str  # e.g. "High: 38% of revenue from 12% of customers"
+    value_level: str  # high | medium | low
+    risk: str  # e.g. "Low: most ordered in the last month"
+    risk_level: str  # high | medium | low
+    suggested_actions: list[str]
+    generator: str = "deterministic"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segment_key": self.segment_key,
+            "name": self.name,
+            "portrait": self.portrait,
+            "key_traits": list(self.key_traits),
+            "motivations": list(self.motivations),
+            "preferred_channel": self.preferred_channel,
+            "preferred_time": self.preferred_time,
+            "favourite_categories": list(self.favourite_categories),
+            "favourite_products": list(self.favourite_products),
+            "value": self.value,
+            "value_level": self.value_level,
+            "risk": self.risk,
+            "risk_level": self.risk_level,
+            "suggested_actions": list(self.suggested_actions),
+            "generator": self.generator,
+            "facts": dict(self.facts),
+        }
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """Writes one persona from a profile.
+
+    ``taken_names`` holds the names already given to other segments of the
+    same run; a generator should return a name not among them (the caller
+    enforces it anyway).
+    """
+
+    name: str
+
+    def write(
+        self, *, profile: SegmentProfile, base: SegmentProfile, taken_names: set[str]
+    ) -> Persona: ...
+
+
+def write_personas(
+    *, profiles: ProfileSet, generator: TextGenerator | None = None
+) -> list[Persona]:
+    """One persona per segment, in profile order, with unique names.
+
+    Segments are written in decreasing order of revenue so the most valuable
+    segment gets first pick of its natural name; the result keeps profile order.
+    """
+    generator = generator or DeterministicTextGenerator()
+    taken: set[str] = set()
+    written: dict[str, Persona] = {}
+    by_value = sorted(profiles.profiles, key=lambda p: (-p.revenue, p.key))
+    for profile in by_value:
+        persona = generator.write(profile=profile, base=profiles.base, taken_names=set(taken))
+        if persona.name in taken:
+            persona.name = _unique(persona.name, taken)
+        taken.add(persona.name)
+        written[profile.key] = persona
+    return [written[p.key] for p in profiles.profiles]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    i = 2
+    while f"{name} {i}" in taken:
+        i += 1
+    return f"{name} {i}"
+
+
+def _ratio(profile: SegmentProfile, feature: str) -> float | None:
+    comp = profile.feature(feature)
+    return None if comp is None else comp.ratio
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _hour_phrase(hour: int) -> str:
+    if 5 <= hour < 9:
+        band = "early in the morning"
+    elif 9 <= hour < 12:
+        band = "in the morning"
+    elif 12 <= hour < 17:
+        band = "in the afternoon"
+    elif 17 <= hour < 22:
+        band = "in the evening"
+    else:
+        band = "late at night"
+    return f"{band} (around {hour:02d}:00)"
+
+
+def _title(text: str) -> str:
+    return " ".join(w[:1].upper() + w[1:] for w in str(text).replace("_", " ").split())
+
+
+class DeterministicTextGenerator:
+    """Rule-based persona writer (the default)."""
+
+    name = "deterministic"
+
+    def write(
+        self, *, profile: SegmentProfile, base: SegmentProfile, taken_names: set[str]
+    ) -> Persona:
+        t = _Traits.read(profile)
+        value_level, value = self._value(profile)
+        risk_level, risk = self._risk(profile, t)
+        name = self._name(profile, t, taken_names)
+        channel = self._channel(profile)
+        when = self._time(profile)
+        categories = [c["name"] for c in profile.top_categories[:3]]
+        products = [p["name"] for p in profile.top_products[:5]]
+        traits = [s[:1].upper() + s[1:] for s in profile.sentences]
+        return Persona(
+            segment_key=profile.key,
+            name=name,
+            portrait=self._portrait(profile, name, t, channel, when, risk_level),
+            key_traits=traits,
+            motivations=self._motivations(profile, t),
+            preferred_channel=channel,
+            preferred_time=when,
+            favourite_categories=categories,
+            favourite_products=products,
+            value=value,
+            value_level=value_level,
+            risk=risk,
+            risk_level=risk_level,
+            suggested_actions=self._actions(profile, t, value_level, risk_level, channel),
+            generator=self.name,
+            facts=t.as_dict(),
+        )
+
+    # --- value and risk ------------------------------------------------
+    @staticmethod
+    def _value(p: SegmentProfile) -> tuple[str, str]:
+        idx = p.value_index or 0.0
+        level = HIGH if idx >= 1.5 else MEDIUM if idx >= 0.75 else LOW
+        text = (
+            f"{_pct(p.share_of_revenue)} of revenue from {_pct(p.share_of_customers)} of customers"
+        )
+        return level, f"{level.capitalize()}: {text}"
+
+    @staticmethod
+    def _risk(p: SegmentProfile, t: _Traits) -> tuple[str, str]:
+        if p.ordered_last_30_days >= 0.5:
+            return LOW, f"Low: most ordered in the last month ({_pct(p.ordered_last_30_days)})"
+        if p.silent_over_180_days >= 0.5:
+            return HIGH, (
+                f"High: {_pct(p.silent_over_180_days)} have not ordered for more than six months"
+            )
+        if t.repeat_share >= 0.3 and p.overdue_share >= 0.5:
+            return HIGH, (
+                f"High: {_pct(p.overdue_share)} of repeat buyers are well past their usual "
+                "time to reorder"
+            )
+        if p.ordered_last_90_days >= 0.5:
+            return (
+                LOW,
+                f"Low: most ordered in the last three months ({_pct(p.ordered_last_90_days)})",
+            )
+        return MEDIUM, f"Medium: {_pct(p.ordered_last_90_days)} ordered in the last three months"
+
+    # --- naming --------------------------------------------------------
+    @staticmethod
+    def _name(p: SegmentProfile, t: _Traits, taken: set[str]) -> str:
+        if t.is_new:
+            status, noun = "", "Newcomers"
+        elif t.is_regular and t.is_lapsing:
+            status, noun = "Drifting", "Regulars"
+        elif t.is_regular:
+            status, noun = "Loyal", "Regulars"
+        elif t.mostly_one_order and t.is_lapsed:
+            status, noun = "Lapsed", "One-Timers"
+        elif t.mostly_one_order:
+            status, noun = "", "One-Time Buyers"
+        elif t.is_lapsed:
+            status, noun = "Lapsed", "Shoppers"
+        elif t.is_lapsing:
+            status, noun = "Fading", "Shoppers"
+        else:
+            status, noun = "Occasional", "Shoppers"
+        # descriptive words, most telling first: a big spender is the headline,
+        # then what they buy, then a small basket, then how they order
+        words = []
+        if t.basket_value >= 1.4 or t.basket_size >= 1.4:
+            words.append("Big-Basket")
+        elif t.monetary >= 2.0:
+            words.append("High-Spending")
+        if t.category:
+            words.append(t.category)
+        if t.basket_value <= 0.7:
+            words.append("Small-Basket")
+        if t.channel_word:
+            words.append(t.channel_word)
+        # the plainest name first, one more word each time it is taken
+        for used in range(1, max(len(words), 1) + 1):
+            name = " ".join(w for w in (status, *words[:used], noun) if w)
+            if name not in taken:
+                return name
+        return _unique(" ".join(w for w in (status, *words, noun) if w), taken)
+
+    # --- text ----------------------------------------------------------
+    @staticmethod
+    def _channel(p: SegmentProfile) -> str | None:
+        if not p.channels:
+            return None
+        top = p.channels[0]
+        return f"{top['name']} ({_pct(top['share_of_orders'] or 0.0)} of orders)"
+
+    @staticmethod
+    def _time(p: SegmentProfile) -> str | None:
+        # only a real preference is worth stating: the favourite day must take
+        # clearly more than its 1-in-7 share, the favourite hour more than
+        # twice its 1-in-24 share
+        day = p.favourite_weekday if (p.favourite_weekday_share or 0) >= 0.2 else None
+        hour = p.favourite_hour if (p.favourite_hour_share or 0) >= 2 / 24 else None
+        if day and hour is not None:
+            return f"{day}s, {_hour_phrase(hour)}"
+        if day:
+            return f"{day}s"
+        if hour is not None:
+            return _hour_phrase(hour)
+        return None
+
+    @staticmethod
+    def _portrait(
+        p: SegmentProfile,
+        name: str,
+        t: _Traits,
+        channel: str | None,
+        when: str | None,
+        risk_level: str,
+    ) -> str:
+        parts = [
+            f"{name} are {_pct(p.share_of_customers)} of customers ({p.size:,}) and bring in "
+            f"{_pct(p.share_of_revenue)} of revenue."
+        ]
+        verbs = [
+            c.sentence
+            for c in p.features
+            if c.feature
+            in {
+                "frequency",
+                "monetary",
+                "recency_days",
+                "avg_basket_value",
+                "avg_basket_size",
+                "tenure_days",
+            }
+        ][:3]
+        if verbs:
+            joined = verbs[0] if len(verbs) == 1 else ", ".join(verbs[:-1]) + " and " + verbs[-1]
+            parts.append(f"A typical member {joined}.")
+        if t.mostly_one_order:
+            parts.append(f"{_pct(p.one_order_share)} have ordered only once.")
+        if p.top_categories:
+            cats = [c["name"] for c in p.top_categories[:2]]
+            share = sum(c["share_of_spend"] or 0.0 for c in p.top_categories[:2])
+            parts.append(f"{_pct(share)} of their spend goes on {' and '.join(cats)}.")
+        how = []
+        if channel:
+            how.append(f"mostly order via {channel}")
+        if when:
+            how.append(f"most often on {when}")
+        if how:
+            parts.append(f"They {' and '.join(how)}.")
+        if risk_level == HIGH:
+            parts.append("Many have gone quiet, so they need a reason to come back.")
+        elif risk_level == LOW and p.ordered_last_30_days >= 0.5:
+            parts.append("Most of them bought within the last month.")
+        return " ".join(parts)
+
+    @staticmethod
+    def _motivations(p: SegmentProfile, t: _Traits) -> list[str]:
+        out = []
+        if t.is_regular:
+            out.append("Habit and convenience: they reorder on a steady rhythm")
+        if t.basket_value >= 1.4 or t.basket_size >= 1.4:
+            out.append("Range and quality: they buy several things at once")
+        if t.category:
+            out.append(f"A clear interest in {t.category.lower()}")
+        if t.basket_value <= 0.7:
+            out.append("Price: small baskets suggest they look for deals")
+        if t.is_new:
+            out.append("Discovery: still finding out what the shop offers")
+        if t.returns >= 1.5:
+            out.append(
+                "Certainty: they return more than most, so fit and quality information matter"
+            )
+        if t.engagement >= 1.5:
+            out.append("Staying in touch: they engage with messages more than most")
+        if t.is_lapsed or t.is_lapsing:
+            out.append("A reason to come back: a relevant offer or something new")
+        if not out:
+            out.append("Everyday needs, met at a fair price")
+        return out[:4]
+
+    @staticmethod
+    def _actions(
+        p: SegmentProfile,
+        t: _Traits,
+        value_level: str,
+        risk_level: str,
+        channel: str | None,
+    ) -> list[str]:
+        out = []
+        if value_level == HIGH and risk_level == LOW:
+            out.append("Reward with early access to new arrivals and a loyalty perk")
+            out.append("Ask for reviews and referrals")
+        elif value_level in {HIGH, MEDIUM} and risk_level != LOW:
+            out.append(
+                f"Win back with a personal offer before they lapse (they bring in "
+                f"{_pct(p.share_of_revenue)} of revenue)"
+            )
+        elif risk_level == HIGH:
+            out.append("Send a low-cost reactivation email; stop paid spend if nobody responds")
+        if t.is_new or (t.mostly_one_order and risk_level == LOW):
+            out.append("Welcome series that leads to a second order within 30 days")
+        if t.basket_value <= 0.7 and risk_level != HIGH:
+            out.append("Raise basket size with bundles or a free-delivery threshold")
+        if t.category:
+            out.append(f"Feature new {t.category.lower()} products in their messages")
+        if channel and p.channels and (p.channels[0]["share_of_orders"] or 0) >= 0.6:
+            out.append(f"Reach them through their usual channel: {p.channels[0]['name']}")
+        when = DeterministicTextGenerator._time(p)
+        if when and risk_level != HIGH:
+            out.append(f"Time messages for {when}")
+        return out[:5] or ["Keep in touch with the regular newsletter"]
+
+
+@dataclass
+class _Traits:
+    """Ratios against the base and flags that the rules above read."""
+
+    frequency: float
+    monetary: float
+    basket_value: float
+    basket_size: float
+    recency: float
+    tenure: float
+    returns: float
+    engagement: float
+    repeat_share: float
+    mostly_one_order: bool
+    is_new: bool
+    is_regular: bool
+    is_lapsing: bool
+    is_lapsed: bool
+    category: str
+    channel_word: str
+
+    @classmethod
+    def read(cls, p: SegmentProfile) -> _Traits:
+        def r(feature: str) -> float:
+            value = _ratio(p, feature)
+            return 1.0 if value is None else value
+
+        frequency, recency, tenure = r("frequency"), r("recency_days"), r("tenure_days")
+        engagement = max(
+            (c.ratio or 0.0 for c in p.features if c.kind == "events" and c.ratio is not None),
+            default=1.0,
+        )
+        category = ""
+        if p.top_categories:
+            top = p.top_categories[0]
+            if (top["share_of_spend"] or 0) >= 0.4 and (top["index"] or 0) >= 150:
+                category = _title(top["name"])
+        channel_word = ""
+        if p.channels:
+            top = p.channels[0]
+            if (top["share_of_orders"] or 0) >= 0.7 and (top["base_share_of_orders"] or 1) < 0.6:
+                channel_word = f"{_title(top['name'])}-First"
+        return cls(
+            frequency=frequency,
+            monetary=r("monetary"),
+            basket_value=r("avg_basket_value"),
+            basket_size=r("avg_basket_size"),
+            recency=recency,
+            tenure=tenure,
+            returns=r("return_share"),
+            engagement=engagement,
+            repeat_share=1.0 - p.one_order_share,
+            mostly_one_order=p.one_order_share >= 0.6,
+            is_new=tenure <= 0.5 and p.ordered_last_90_days >= 0.6 and frequency <= 1.0,
+            is_regular=frequency >= 1.5,
+            is_lapsing=recency >= 1.3 and p.silent_over_180_days < 0.5,
+            is_lapsed=p.silent_over_180_days >= 0.5,
+            category=category,
+            channel_word=channel_word,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
