@@ -1,14 +1,18 @@
 """Clustering recovers planted groups, respects bounds and the minimum size, and
-is reproducible."""
+is reproducible; the 2-D map of the clusters."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from segmentation.ml.clustering import ClusteringError, cluster_customers
 from segmentation.ml.features import build_features
+from segmentation.ml.projection import project_2d
 from segmentation.tests.ml.test_features import AS_OF, planted_data
 
 
@@ -103,3 +107,33 @@ def test_too_few_customers_is_a_clear_error():
     X, _ = blobs([10, 9], [(0, 0), (5, 5)])
     with pytest.raises(ClusteringError, match="too few"):
         cluster_customers(matrix=X, min_count=10)
+
+
+# --- 2-D map (projection.py) --------------------------------------------------
+def test_map_axes_follow_the_directions_of_largest_spread():
+    rng = np.random.default_rng(0)
+    # spread 3 along (1, 1)/sqrt(2), spread 1 across it, plus a constant column
+    u, v = rng.normal(0, 3, 5000), rng.normal(0, 1, 5000)
+    X = np.column_stack([(u - v) / np.sqrt(2), (u + v) / np.sqrt(2), np.zeros(5000)])
+    frame = pd.DataFrame(X, columns=["a", "b", "c"], index=np.arange(100, 5100))
+    proj = project_2d(matrix=frame, labels=np.zeros(5000, dtype=int), max_points=5000)
+    assert proj.explained_variance_ratio[0] == pytest.approx(0.9, abs=0.01)
+    assert proj.explained_variance_ratio[1] == pytest.approx(0.1, abs=0.01)
+    # the first coordinate is the position along (1, 1)/sqrt(2)
+    assert np.corrcoef(proj.x, u)[0, 1] > 0.999
+    assert {a["feature"] for a in proj.axes[0][:2]} == {"a", "b"}
+    assert proj.customer_id[0] == 100
+
+
+def test_map_sample_is_bounded_seeded_and_keeps_small_segments_visible():
+    X, labels = blobs([9000, 900, 30], [(0, 0), (5, 0), (0, 5)], seed=4)
+    proj = project_2d(matrix=X, labels=labels, max_points=2000, seed=1)
+    assert len(proj.x) <= 2000
+    counts = np.bincount(proj.label, minlength=3)
+    assert counts[2] == 20  # 30 members would get 6 points in proportion
+    assert abs(counts[0] / counts.sum() - 9000 / 9930) < 0.02
+    again = project_2d(matrix=X, labels=labels, max_points=2000, seed=1)
+    assert np.array_equal(proj.row, again.row) and np.allclose(proj.x, again.x)
+    data = proj.to_dict()
+    assert len(data["x"]) == len(data["label"]) == len(proj.x)
+    json.dumps(data)
