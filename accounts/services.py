@@ -128,6 +128,10 @@ def organization_create(
     if not name:
         raise ApplicationError("An organisation needs a name.", {"fields": {"name": "Required."}})
     _validate_time_zone(time_zone)
+    if slug and Organization.objects.filter(slug=slug).exists():
+        raise ApplicationError(
+            f"The slug '{slug}' is taken.", {"fields": {"slug": "Already in use."}}
+        )
     org = Organization.objects.create(
         name=name,
         slug=slug or _unique_slug(name),
@@ -199,7 +203,10 @@ def user_sign_up(
     organization_name: str = "",
     time_zone: str = "UTC",
     currency: str = "USD",
+    email_verified: bool = False,
 ) -> User:
+    """`email_verified=True` when the address is already proven (an invitation
+    link reached it), so no confirmation email is sent."""
     email = (email or "").strip().lower()
     if User.objects.filter(email=email).exists():
         raise ApplicationError(
@@ -207,7 +214,12 @@ def user_sign_up(
             {"fields": {"email": "Already registered."}},
         )
     try:
-        user = User.objects.create_user(email=email, password=password, full_name=full_name.strip())
+        user = User.objects.create_user(
+            email=email,
+            password=password,
+            full_name=full_name.strip(),
+            email_verified=email_verified,
+        )
     except IntegrityError as exc:
         raise ApplicationError("An account with this email already exists.") from exc
     if organization_name:
@@ -215,7 +227,8 @@ def user_sign_up(
             name=organization_name, owner=user, time_zone=time_zone, currency=currency
         )
         audit_log(organization=org, action="sign_up", actor=user, target=email)
-    transaction.on_commit(lambda: email_verification_send(user=user))
+    if not email_verified:
+        transaction.on_commit(lambda: email_verification_send(user=user))
     return user
 
 
@@ -319,8 +332,13 @@ def invitation_get_by_token(*, token: str) -> Invitation:
     if invitation is None:
         raise ApplicationError("This invitation link is not valid.", code="not_found", status=404)
     if invitation.status != "pending":
+        reason = {
+            "accepted": "has already been used",
+            "revoked": "was withdrawn",
+            "expired": "has expired",
+        }[invitation.status]
         raise ApplicationError(
-            f"This invitation has {invitation.status}. Ask for a new one.", code="gone", status=410
+            f"This invitation {reason}. Ask for a new one.", code="gone", status=410
         )
     return invitation
 

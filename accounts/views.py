@@ -3,12 +3,16 @@ members, invitations, API keys and the audit log."""
 
 from __future__ import annotations
 
+import base64
+
 import segno
 from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model, login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -188,12 +192,15 @@ def invitation_accept(request, token: str):
             )
             if form.is_valid():
                 try:
-                    user = services.user_sign_up(
-                        email=invitation.email,
-                        password=form.cleaned_data["password"],
-                        full_name=form.cleaned_data["full_name"],
-                    )
-                    services.invitation_accept(token=token, user=user, request=request)
+                    # One transaction: no account is left behind if accepting fails.
+                    with transaction.atomic():
+                        user = services.user_sign_up(
+                            email=invitation.email,
+                            password=form.cleaned_data["password"],
+                            full_name=form.cleaned_data["full_name"],
+                            email_verified=True,  # the emailed invitation link proves it
+                        )
+                        services.invitation_accept(token=token, user=user, request=request)
                 except ApplicationError as exc:
                     form.add_error(None, exc.message)
                 else:
@@ -230,6 +237,16 @@ def invitation_accept(request, token: str):
 @login_required
 def profile(request):
     return render(request, "accounts/profile.html", {"device": _confirmed_device(request.user)})
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        user = form.user
+        # The sign-in throttle tells people to reset their password: a reset lifts it.
+        services.login_failures_clear(email=user.email)
+        services.audit_for_user(user=user, action="password_reset", request=self.request)
+        return response
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
@@ -269,7 +286,7 @@ def two_factor_setup(request):
     qr_svg = segno.make(device.config_url, error="m").svg_inline(
         scale=4, title="QR code for your authenticator app"
     )
-    secret = __import__("base64").b32encode(device.bin_key).decode()
+    secret = base64.b32encode(device.bin_key).decode()
     return render(
         request,
         "accounts/two_factor_setup.html",
@@ -280,10 +297,14 @@ def two_factor_setup(request):
 @login_required
 @require_POST
 def two_factor_disable(request):
-    org = getattr(request, "organization", None)
-    if org is not None and org.require_two_factor:
+    # Any of the user's organisations, not only the current one: switching first
+    # must not be a way round the requirement.
+    requiring = Organization.objects.filter(
+        memberships__user=request.user, require_two_factor=True
+    ).first()
+    if requiring is not None:
         messages.error(
-            request, f"{org.name} requires two-factor sign-in, so it cannot be turned off."
+            request, f"{requiring.name} requires two-factor sign-in, so it cannot be turned off."
         )
         return redirect("accounts:profile")
     TOTPDevice.objects.filter(user=request.user).delete()
@@ -310,8 +331,7 @@ def settings_view(request):
     org = request.organization
     if request.method == "POST":
         if not request.membership.can_manage:
-            messages.error(request, "Only owners and admins can change settings.")
-            return redirect("accounts:settings")
+            raise PermissionDenied("Only owners and admins can change settings.")
         fields = {
             "name": request.POST.get("name", org.name).strip(),
             "time_zone": request.POST.get("time_zone", org.time_zone).strip(),
