@@ -386,3 +386,21 @@ def test_reasons_read_naturally():
         "No order for 142 days, usually orders every 35 days",
         "Last order 3 days ago, usually orders every 35 days",
     ]
+
+
+def test_no_dropout_data_gives_the_nbd_limit():
+    # Customers who never leave: the fit runs to the no-dropout edge and the
+    # forecasts become the NBD ones, (r + x) / (alpha + T) per unit of time.
+    rng = np.random.default_rng(4)
+    n = 5000
+    big_t = rng.uniform(20.0, 60.0, n)
+    x = rng.poisson(rng.gamma(0.8, 1.0 / 10.0, n) * big_t)
+    tx = np.where(x > 0, big_t * rng.beta(np.maximum(x, 1), 1), 0.0)
+    p = clv.fit_bgnbd(x, tx, big_t)
+    assert p.converged
+    alive = clv.probability_alive(p, x, tx, big_t)
+    assert np.quantile(alive, 0.05) > 0.95
+    nbd = (p.r + x) / (p.alpha + big_t) * 10.0
+    got = clv.expected_purchases(p, 10.0, x, tx, big_t)
+    assert got.sum() == pytest.approx(nbd.sum(), rel=0.02)
+    assert p.r == pytest.approx(0.8, rel=0.1) and p.alpha == pytest.approx(10.0, rel=0.15)
