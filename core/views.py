@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import org_required
@@ -154,14 +155,22 @@ def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
 
 
-def _error(request, status: int, title: str, text: str):
+# The same codes DRF's exception handler gives (core/api/exceptions.py).
+_ERROR_CODES = {400: "bad_request", 403: "permission_denied", 404: "not_found", 500: "server_error"}
+
+
+def _error(request, status: int, title: str, text: str, *, plain: bool = False):
     if request.path.startswith("/api/"):
         return JsonResponse(
-            {"error": {"code": str(status), "message": title, "fields": {}}}, status=status
+            {"error": {"code": _ERROR_CODES[status], "message": title, "fields": {}}},
+            status=status,
         )
-    return render(
-        request, "error.html", {"status": status, "title": title, "text": text}, status=status
-    )
+    context = {"status": status, "title": title, "text": text}
+    if plain:
+        # No request: the context processors query the database, which may be
+        # what just failed, and a failing error page hides the friendly one.
+        return HttpResponse(render_to_string("error.html", context), status=status)
+    return render(request, "error.html", context, status=status)
 
 
 def error_400(request, exception=None):
@@ -194,4 +203,5 @@ def error_500(request):
         500,
         "Something went wrong on our side",
         "We've logged the problem. Please try again in a moment.",
+        plain=True,
     )
