@@ -1,0 +1,57 @@
+"""Back office for segments and personas (platform staff; the middleware runs
+/admin/ inside the escape hatch, and the default managers are the plain ones)."""
+
+from django.contrib import admin
+
+from .models import Persona, Segment, SegmentationRun, SegmentationSettings, SegmentMembership
+
+# Celery's worker imports each app's `tasks` module only; admin modules are
+# imported at start-up by every process (django.setup), so this registers the
+# segmentation job with the worker too. Better home: `segmentation/tasks.py`.
+from . import tasks_segments  # noqa: F401, E402  isort: skip
+
+
+@admin.register(SegmentationSettings)
+class SegmentationSettingsAdmin(admin.ModelAdmin):
+    list_display = ["organization", "k_min", "k_max", "min_segment_size", "min_segment_share"]
+    list_filter = ["organization"]
+
+
+@admin.register(SegmentationRun)
+class SegmentationRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id", "organization", "as_of", "status", "chosen_k", "n_customers", "is_live",
+        "seconds", "created_at",
+    ]  # fmt: skip
+    list_filter = ["organization", "is_live", "status"]
+    readonly_fields = [f.name for f in SegmentationRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "organization", "kind", "name", "key", "size", "is_active", "updated_at"]
+    list_filter = ["organization", "kind", "is_active"]
+    search_fields = ["name", "key", "organization__name"]
+    readonly_fields = ["first_run", "last_run", "created_by"]
+
+
+@admin.register(SegmentMembership)
+class SegmentMembershipAdmin(admin.ModelAdmin):
+    list_display = ["id", "organization", "run", "segment", "customer"]
+    list_filter = ["organization"]
+    raw_id_fields = ["run", "segment", "customer"]
+    readonly_fields = ["run", "segment", "customer"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    list_display = ["id", "organization", "name", "segment", "updated_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "organization__name"]
+    raw_id_fields = ["segment", "updated_by"]

@@ -1,0 +1,154 @@
+"""Segments and personas API (CONTRACT.md): `segments/`, `segments/{id}/members/`,
+`personas/`. Querysets come from the scoped managers, so another organisation's
+ids answer 404."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from core.api.base import TenantViewSetMixin
+
+from ..models import Persona, Segment, SegmentKind
+from ..selectors import segment_members
+from ..services.personas import persona_update
+from ..services.rules import rule_preview, rule_segment_create
+from .serializers_segments import (
+    MemberSerializer,
+    PersonaSerializer,
+    PersonaUpdateSerializer,
+    RuleSerializer,
+    SegmentListSerializer,
+    SegmentSerializer,
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Segments of the live run and rule segments",
+        parameters=[
+            OpenApiParameter(
+                "kind", str, enum=["cluster", "rfm", "rule"], description="Only this kind."
+            )
+        ],
+    ),
+    retrieve=extend_schema(summary="One segment (also a retired one, for history)"),
+)
+class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """Segments found by machine learning (`cluster`), RFM groups (`rfm`) and the
+    organisation's own rule segments (`rule`). A segment keeps its id across runs
+    while it is the same group of customers."""
+
+    model = Segment
+    serializer_class = SegmentSerializer
+
+    def get_base_queryset(self):
+        qs = (
+            super()
+            .get_base_queryset()
+            .prefetch_related(Prefetch("personas", queryset=Persona.objects.all()))
+        )
+        if self.action == "list":
+            qs = qs.filter(
+                Q(kind__in=[SegmentKind.CLUSTER, SegmentKind.RFM], is_active=True)
+                | Q(kind=SegmentKind.RULE)
+            )
+            kind = self.request.query_params.get("kind")
+            if kind:
+                qs = qs.filter(kind=kind)
+        return qs.order_by("kind", "-size", "id")
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return SegmentListSerializer
+        return super().get_serializer_class()
+
+    @extend_schema(
+        summary="Customers in the segment (paginated)", responses=MemberSerializer(many=True)
+    )
+    @action(detail=True, methods=["get"])
+    def members(self, request, pk=None):
+        segment = self.get_object()
+        qs = segment_members(segment=segment).only(
+            "pk", "external_id", "email", "first_name", "last_name"
+        )
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(MemberSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create a rule segment",
+        request=RuleSerializer,
+        responses={201: SegmentSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="rules")
+    def rules(self, request):
+        data = RuleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        segment = rule_segment_create(
+            organization=request.organization,
+            name=data.validated_data["name"],
+            rule=data.validated_data["rule"],
+            description=data.validated_data.get("description", ""),
+            user=request.user,
+        )
+        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Size of a rule before saving it",
+        request={"application/json": {"type": "object"}},
+        responses={200: {"type": "object"}},
+    )
+    @action(detail=False, methods=["post"], url_path="rules/preview")
+    def rules_preview(self, request):
+        rule = request.data.get("rule", request.data)
+        return Response(rule_preview(rule=rule))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Personas of the live segments"),
+    retrieve=extend_schema(summary="One persona"),
+    partial_update=extend_schema(
+        summary="Edit a persona: edited fields are marked human and survive re-runs",
+        request=PersonaUpdateSerializer,
+        responses=PersonaSerializer,
+    ),
+)
+class PersonaViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    model = Persona
+    serializer_class = PersonaSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_base_queryset(self):
+        qs = super().get_base_queryset().select_related("segment")
+        if self.action == "list":
+            qs = qs.filter(segment__is_active=True)
+        return qs.order_by("segment__kind", "-segment__size", "id")
+
+    def partial_update(self, request, *args, **kwargs):
+        persona = self.get_object()
+        data = PersonaUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        reset = fields.pop("reset_fields", None)
+        persona = persona_update(
+            persona=persona, data=fields, user=request.user, reset_fields=reset
+        )
+        return Response(PersonaSerializer(persona).data)
+
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("segments", SegmentViewSet, basename="segment")
+router.register("personas", PersonaViewSet, basename="persona")
+
+urlpatterns = router.urls

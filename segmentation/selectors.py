@@ -1,0 +1,242 @@
+"""Reads for segments, memberships, personas and their history.
+
+Every query goes through the scoped managers (current organisation only).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from .models import Persona, Segment, SegmentationRun, SegmentationSettings, SegmentKind
+from .models import SegmentMembership as Membership
+
+LIVE_KINDS = (SegmentKind.CLUSTER, SegmentKind.RFM)
+
+
+def live_run() -> SegmentationRun | None:
+    return SegmentationRun.objects.filter(is_live=True).first()
+
+
+def segmentation_settings_get() -> SegmentationSettings:
+    """The organisation's settings, or unsaved defaults."""
+    found = SegmentationSettings.objects.first()
+    return found if found is not None else SegmentationSettings()
+
+
+def segments_current(*, kind: str | None = None) -> QuerySet[Segment]:
+    """Segments of the live run (cluster and RFM) and every rule segment."""
+    qs = Segment.objects.filter(
+        Q(kind__in=LIVE_KINDS, is_active=True) | Q(kind=SegmentKind.RULE)
+    ).prefetch_related(Prefetch("personas", queryset=Persona.objects.all()))
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("kind", "-size", "id")
+
+
+def personas_current() -> QuerySet[Persona]:
+    return (
+        Persona.objects.filter(segment__is_active=True)
+        .select_related("segment", "updated_by")
+        .order_by("segment__kind", "-segment__size", "id")
+    )
+
+
+def segment_members(*, segment: Segment) -> QuerySet:
+    """The segment's customers now: members in the live run (or, for a retired
+    segment, in its last run); a rule segment is evaluated on the current data."""
+    from customers.models import Customer
+
+    if segment.kind == SegmentKind.RULE:
+        from .services.rules import rule_customers
+
+        return rule_customers(segment.rule).order_by("pk")
+    run_id = None
+    if segment.is_active:
+        run_id = SegmentationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()
+    if run_id is None:
+        run_id = segment.last_run_id
+    if run_id is None:
+        return Customer.objects.none()
+    member_ids = Membership.objects.filter(run_id=run_id, segment=segment).values("customer_id")
+    # a customer erased since the run is no longer shown anywhere
+    return Customer.objects.filter(pk__in=member_ids, erased_at__isnull=True).order_by("pk")
+
+
+def segment_history(*, segment: Segment, limit: int = 30) -> list[dict[str, Any]]:
+    """Size of the segment in each of the last runs (oldest first), from run summaries,
+    so it survives pruning of old membership rows."""
+    runs = SegmentationRun.objects.order_by("-created_at", "-id").values(
+        "pk", "as_of", "created_at", "summary", "is_live"
+    )[:limit]
+    out = []
+    for run in reversed(list(runs)):
+        entry = (run["summary"] or {}).get("segments", {}).get(str(segment.pk))
+        out.append(
+            {
+                "run_id": run["pk"],
+                "as_of": run["as_of"],
+                "created_at": run["created_at"],
+                "is_live": run["is_live"],
+                "size": entry["size"] if entry else 0,
+                "revenue_share": entry.get("revenue_share") if entry else None,
+            }
+        )
+    return out
+
+
+def previous_run(*, run: SegmentationRun) -> SegmentationRun | None:
+    return (
+        SegmentationRun.objects.filter(
+            Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk)
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
+    """Where the segment's members came from and went to between the last two runs.
+
+    Returns {"run", "previous", "inflow": [{segment, name, count}], "outflow": [...],
+    "stayed"} with segments of the same kind, or None without two runs.
+    """
+    if segment.kind == SegmentKind.RULE:
+        return None
+    run = live_run()
+    if run is None:
+        return None
+    prev = previous_run(run=run)
+    if prev is None:
+        return None
+    kind = segment.kind
+    current = Membership.objects.filter(run=run, segment=segment).values("customer_id")
+    before = Membership.objects.filter(run=prev, segment=segment).values("customer_id")
+    names = dict(Segment.objects.filter(kind=kind).values_list("pk", "name"))
+
+    inflow_rows = (
+        Membership.objects.filter(run=prev, segment__kind=kind, customer_id__in=current)
+        .values("segment_id")
+        .annotate(n=Count("id"))
+    )
+    inflow = {r["segment_id"]: r["n"] for r in inflow_rows}
+    outflow_rows = (
+        Membership.objects.filter(run=run, segment__kind=kind, customer_id__in=before)
+        .values("segment_id")
+        .annotate(n=Count("id"))
+    )
+    outflow = {r["segment_id"]: r["n"] for r in outflow_rows}
+    size_now = Membership.objects.filter(run=run, segment=segment).count()
+    size_before = Membership.objects.filter(run=prev, segment=segment).count()
+    stayed = inflow.pop(segment.pk, 0)
+    outflow.pop(segment.pk, None)
+    new = size_now - stayed - sum(inflow.values())
+    gone = size_before - stayed - sum(outflow.values())
+
+    def rows(counts: dict[int, int]) -> list[dict[str, Any]]:
+        return [
+            {"segment_id": sid, "name": names.get(sid, f"Segment {sid}"), "count": n}
+            for sid, n in sorted(counts.items(), key=lambda kv: -kv[1])
+        ]
+
+    return {
+        "run": run,
+        "previous": prev,
+        "size_now": size_now,
+        "size_before": size_before,
+        "stayed": stayed,
+        "inflow": rows(inflow),
+        "outflow": rows(outflow),
+        # customers with no segment of this kind in the other run (new customers,
+        # or customers without orders before)
+        "new": max(new, 0),
+        "gone": max(gone, 0),
+    }
+
+
+def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | None:
+    """From→to counts between the previous and the live run, for segments of `kind`."""
+    run = live_run()
+    if run is None:
+        return None
+    prev = previous_run(run=run)
+    if prev is None:
+        return None
+    before = {
+        cid: sid
+        for cid, sid in Membership.objects.filter(run=prev, segment__kind=kind).values_list(
+            "customer_id", "segment_id"
+        )
+    }
+    counts: dict[tuple[int | None, int | None], int] = defaultdict(int)
+    seen = set()
+    for cid, sid in Membership.objects.filter(run=run, segment__kind=kind).values_list(
+        "customer_id", "segment_id"
+    ):
+        counts[(before.get(cid), sid)] += 1
+        seen.add(cid)
+    for cid, sid in before.items():
+        if cid not in seen:
+            counts[(sid, None)] += 1
+    names = dict(Segment.objects.filter(kind=kind).values_list("pk", "name"))
+    sources = sorted({a for a, _ in counts}, key=lambda s: (s is None, s or 0))
+    targets = sorted({b for _, b in counts}, key=lambda s: (s is None, s or 0))
+    return {
+        "run": run,
+        "previous": prev,
+        "sources": [(s, names.get(s, "No segment") if s else "Not segmented") for s in sources],
+        "targets": [(t, names.get(t, "No segment") if t else "Not segmented") for t in targets],
+        "rows": [[counts.get((s, t), 0) for t in targets] for s in sources],
+        "source_rows": [
+            (
+                (s, names.get(s, "No segment") if s else "Not segmented"),
+                [counts.get((s, t), 0) for t in targets],
+            )
+            for s in sources
+        ],
+    }
+
+
+def customer_segments(*, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """For each customer: `segment` ({id, name} of the live cluster segment or None)
+    and `segments` (every membership in the live run: {id, name, kind})."""
+    out: dict[int, dict[str, Any]] = {
+        cid: {"segment": None, "segments": []} for cid in customer_ids
+    }
+    run_id = SegmentationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()
+    if run_id is None or not customer_ids:
+        return out
+    rows = (
+        Membership.objects.filter(run_id=run_id, customer_id__in=customer_ids)
+        .values_list("customer_id", "segment_id", "segment__name", "segment__kind")
+        .order_by("segment__kind", "segment_id")
+    )
+    for cid, sid, name, kind in rows:
+        entry = {"id": sid, "name": name, "kind": kind}
+        out[cid]["segments"].append(entry)
+        if kind == SegmentKind.CLUSTER and out[cid]["segment"] is None:
+            out[cid]["segment"] = {"id": sid, "name": name}
+    return out
+
+
+def customer_segment_history(*, customer_id: int, limit: int = 24) -> list[dict[str, Any]]:
+    """The customer's cluster and RFM segment in each of the last runs, newest first."""
+    rows = (
+        Membership.objects.filter(customer_id=customer_id, segment__kind__in=LIVE_KINDS)
+        .values_list(
+            "run_id", "run__as_of", "run__is_live", "segment_id", "segment__name", "segment__kind"
+        )
+        .order_by("-run__created_at", "-run_id")
+    )
+    by_run: dict[int, dict[str, Any]] = {}
+    for run_id, as_of, is_live, sid, name, kind in rows:
+        entry = by_run.setdefault(
+            run_id,
+            {"run_id": run_id, "as_of": as_of, "is_live": is_live, "cluster": None, "rfm": None},
+        )
+        entry[kind] = {"id": sid, "name": name}
+        if len(by_run) > limit:
+            break
+    return list(by_run.values())[:limit]

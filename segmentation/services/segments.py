@@ -1,0 +1,861 @@
+"""The segmentation step: load → features → clusters, RFM groups, profiles,
+personas → match to the live run → write, atomically.
+
+`segmentation_run()` reads the organisation's data straight from the database
+(raw SQL, organisation filtered explicitly, timestamps and amounts converted in
+SQL so nothing is built row by row in Python), hands data frames to the pure
+numerical code in `segmentation/ml/`, and then replaces the live run in one
+transaction: a failure anywhere before the commit changes nothing.
+
+A segment keeps its id across runs while it is the same group of customers:
+each new cluster is matched to a segment of the previous live run by member
+overlap (centroid distance when overlap cannot decide), and a matched segment
+keeps its row, its persona and the persona's human edits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.text import slugify
+
+from core.exceptions import ApplicationError
+from core.jobs import NULL_JOB, JobHandle
+from segmentation.pipeline import register_step
+
+from ..models import (
+    Persona,
+    Segment,
+    SegmentationRun,
+    SegmentationSettings,
+    SegmentKind,
+    SegmentMembership,
+)
+from .personas import persona_apply_generated, persona_fields_from_ml
+from .rules import RuleContext, rule_segments_refresh_all, write_memberships
+
+log = logging.getLogger("segmenta.segments")
+
+register_step(
+    name="segments",
+    task_name="segmentation.tasks_segments.segments_run",
+    order=20,
+    title="Segmentation",
+)
+
+# Gender and birth date are never modelled unless the owner allows it.
+DEFAULT_SENSITIVE = ("gender", "birth_date")
+PROJECTION_SAMPLE = 2_000
+# Memberships of older runs are pruned; each run keeps its per-segment summary,
+# so size-over-time charts go back further than the member lists.
+MEMBERSHIP_HISTORY_RUNS = 24
+FETCH_CHUNK = 100_000
+MAX_ATTRIBUTE_COLUMNS = 20
+
+
+def _db_table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _epoch_sql(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
+    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
+
+
+def _float_sql(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"CAST({column} AS DOUBLE PRECISION)"
+    return f"CAST({column} AS REAL)"
+
+
+def _dt_param(value: dt.datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+# --- what the data says --------------------------------------------------------------
+def latest_data_date() -> dt.date | None:
+    """The day of the organisation's newest order or event (UTC), or None."""
+    from customers.models import Event, Order
+
+    newest = [
+        Order.objects.aggregate(m=Max("ordered_at"))["m"],
+        Event.objects.aggregate(m=Max("occurred_at"))["m"],
+    ]
+    newest = [v for v in newest if v is not None]
+    if not newest:
+        return None
+    return max(newest).astimezone(dt.UTC).date()
+
+
+def _cutoff(as_of: dt.date) -> dt.datetime:
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
+
+
+@dataclass
+class LoadedData:
+    lines: pd.DataFrame
+    customers: pd.DataFrame
+    events: pd.DataFrame | None
+    product_lines: pd.DataFrame | None
+    erased: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _fetch_chunks(sql: str, params: list, *, job: JobHandle, start: float, span: float, total: int):
+    """Rows of a query in chunks, reporting progress between them."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        done = 0
+        while True:
+            rows = cursor.fetchmany(FETCH_CHUNK)
+            if not rows:
+                break
+            done += len(rows)
+            if total:
+                job.progress(
+                    start + span * min(done / total, 1.0),
+                    f"Reading orders: {done:,} of {total:,} lines",
+                )
+            yield rows
+
+
+def _columns(chunks, names: list[str], dtypes: dict[str, Any]) -> pd.DataFrame:
+    parts: dict[str, list] = {n: [] for n in names}
+    for rows in chunks:
+        cols = list(zip(*rows, strict=True))
+        for name, values in zip(names, cols, strict=True):
+            dtype = dtypes.get(name, object)
+            parts[name].append(np.asarray(values, dtype=dtype))
+    return pd.DataFrame(
+        {
+            n: (np.concatenate(v) if v else np.empty(0, dtype=dtypes.get(n, object)))
+            for n, v in parts.items()
+        }
+    )
+
+
+def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB) -> LoadedData:
+    """Order lines, customers, recent events and product names up to `as_of`, as frames.
+
+    Raw SQL for speed; every statement filters `organization_id` itself. Only
+    table names (from model metadata) and fixed SQL snippets are formatted into
+    the statements; every value is a parameter.
+    """
+    from customers.models import Customer, Event, Order, OrderLine, Product
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    cutoff = _dt_param(_cutoff(as_of))
+    cust_t, order_t, line_t = _db_table(Customer), _db_table(Order), _db_table(OrderLine)
+    event_t, product_t = _db_table(Event), _db_table(Product)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {cust_t} WHERE organization_id = %s AND erased_at IS NOT NULL",  # noqa: S608 - tables from model metadata
+            [organization_id],
+        )
+        erased = np.array([r[0] for r in cursor.fetchall()], dtype=np.int64)
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "  # noqa: S608 - tables from model metadata
+            "WHERE l.organization_id = %s AND o.organization_id = %s "
+            "AND o.customer_id IS NOT NULL AND o.ordered_at < %s",
+            [organization_id, organization_id, cutoff],
+        )
+        total_lines = int(cursor.fetchone()[0])
+
+    # returns: a line of a return order counts against revenue whatever its sign
+    sql = (
+        f"SELECT o.customer_id, l.order_id, {_epoch_sql('o.ordered_at')}, l.quantity, "  # noqa: S608 - tables from model metadata
+        f"{_float_sql('l.amount')}, l.category, o.channel, o.is_return, l.product_id "
+        f"FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "
+        "WHERE l.organization_id = %s AND o.organization_id = %s "
+        "AND o.customer_id IS NOT NULL AND o.ordered_at < %s"
+    )
+    names = [
+        "customer_id",
+        "order_id",
+        "epoch",
+        "quantity",
+        "amount",
+        "category",
+        "channel",
+        "is_return",
+        "product_id",
+    ]
+    frame = _columns(
+        _fetch_chunks(
+            sql,
+            [organization_id, organization_id, cutoff],
+            job=job,
+            start=5,
+            span=30,
+            total=total_lines,
+        ),
+        names,
+        {
+            "customer_id": np.int64,
+            "order_id": np.int64,
+            "epoch": np.int64,
+            "quantity": np.float64,
+            "amount": np.float64,
+            "is_return": bool,
+        },
+    )
+    timings["read_lines"] = time.monotonic() - started
+    job.progress(36, f"Read {len(frame):,} order lines; preparing features")
+
+    if len(erased):
+        frame = frame[~np.isin(frame["customer_id"].to_numpy(), erased)]
+    is_return = frame["is_return"].to_numpy(dtype=bool)
+    quantity = frame["quantity"].to_numpy(dtype=np.float64)
+    amount = np.nan_to_num(frame["amount"].to_numpy(dtype=np.float64))
+    quantity = np.where(is_return, -np.abs(quantity), quantity)
+    amount = np.where(is_return | (quantity < 0), -np.abs(amount), amount)
+    category = _blank_to_none(frame["category"])
+    channel = _blank_to_none(frame["channel"])
+    ordered_at = pd.to_datetime(frame["epoch"].to_numpy(), unit="s", utc=True)
+    lines = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "order_id": frame["order_id"].to_numpy(),
+            "ordered_at": ordered_at,
+            "quantity": quantity,
+            "amount": amount,
+            "category": category,
+            "channel": channel,
+        }
+    )
+
+    product_lines = None
+    product_ids = pd.to_numeric(frame["product_id"], errors="coerce")
+    if product_ids.notna().any():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, name, sku FROM {product_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
+                [organization_id],
+            )
+            names_by_id = {pid: (name or sku) for pid, name, sku in cursor.fetchall()}
+        # a category-like code for each product keeps the frame small; names are
+        # attached to the few distinct ids only
+        has_product = product_ids.notna().to_numpy()
+        codes, uniques = pd.factorize(product_ids[has_product].astype(np.int64).to_numpy())
+        # two products may share a name: categories are the distinct names
+        name_codes, names = pd.factorize(
+            pd.Index([names_by_id.get(int(u)) or f"#{int(u)}" for u in uniques], dtype=object)
+        )
+        product_lines = pd.DataFrame(
+            {
+                "customer_id": lines["customer_id"].to_numpy()[has_product],
+                "product": pd.Categorical.from_codes(name_codes[codes], categories=names),
+                "amount": amount[has_product],
+                "ordered_at": ordered_at[has_product],
+            }
+        )
+
+    t0 = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, {_epoch_sql('signup_at')}, birth_date, gender, country, attributes "  # noqa: S608 - tables from model metadata
+            f"FROM {cust_t} WHERE organization_id = %s AND erased_at IS NULL",
+            [organization_id],
+        )
+        rows = cursor.fetchall()
+    customers = _customers_frame(rows)
+    timings["read_customers"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    # only the engagement window of the features is read (90 days)
+    window_start = _dt_param(_cutoff(as_of) - dt.timedelta(days=91))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT customer_id, type, {_epoch_sql('occurred_at')} FROM {event_t} "  # noqa: S608 - tables from model metadata
+            "WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
+            [organization_id, window_start, cutoff],
+        )
+        ev_rows = cursor.fetchall()
+    events = None
+    if ev_rows:
+        ev = pd.DataFrame(ev_rows, columns=["customer_id", "type", "epoch"])
+        if len(erased):
+            ev = ev[~ev["customer_id"].isin(erased)]
+        events = pd.DataFrame(
+            {
+                "customer_id": ev["customer_id"].to_numpy(dtype=np.int64),
+                "type": ev["type"].astype(object).to_numpy(),
+                "occurred_at": pd.to_datetime(
+                    ev["epoch"].to_numpy(dtype=np.int64), unit="s", utc=True
+                ),
+            }
+        )
+    timings["read_events"] = time.monotonic() - t0
+    return LoadedData(
+        lines=lines,
+        customers=customers,
+        events=events,
+        product_lines=product_lines,
+        erased=erased,
+        seconds=timings,
+    )
+
+
+def _blank_to_none(values: pd.Series) -> pd.Categorical:
+    """Text as a categorical; blank and missing values become missing."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    keep = [i for i, u in enumerate(uniques) if isinstance(u, str) and u.strip()]
+    remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # remap[-1] is -1 (missing)
+    remap[keep] = np.arange(len(keep))
+    return pd.Categorical.from_codes(remap[codes], categories=[uniques[i] for i in keep])
+
+
+def _customers_frame(rows: list[tuple]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({"customer_id": np.empty(0, dtype=np.int64)})
+    ids, signup, birth, gender, country, attributes = zip(*rows, strict=True)
+    signup_arr = pd.array(signup, dtype="Int64")
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.asarray(ids, dtype=np.int64),
+            "signup_at": pd.to_datetime(
+                signup_arr.to_numpy(dtype="float64", na_value=np.nan), unit="s", utc=True
+            ),
+            "birth_date": pd.to_datetime(pd.Series(birth, dtype=object), errors="coerce"),
+            "gender": pd.Series(gender, dtype=object).replace("", None),
+            "country": pd.Series(country, dtype=object).replace("", None),
+        }
+    )
+    extra = _attribute_columns(attributes)
+    if extra is not None:
+        frame = pd.concat([frame, extra], axis=1)
+    return frame
+
+
+def _attribute_columns(values) -> pd.DataFrame | None:
+    """Custom attributes (JSON) as columns: the most filled-in keys only."""
+    parsed = []
+    counts: dict[str, int] = {}
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value not in ("", "{}") else {}
+            except ValueError:
+                value = {}
+        if not isinstance(value, dict):
+            value = {}
+        parsed.append(value)
+        for key in value:
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    keys = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_ATTRIBUTE_COLUMNS]
+    reserved = {"customer_id", "signup_at", "birth_date", "gender", "country"}
+    out = {}
+    for key in keys:
+        if key in reserved:
+            continue
+        column = [p.get(key) for p in parsed]
+        series = pd.Series(column, dtype=object)
+        numeric = pd.to_numeric(series, errors="coerce")
+        if numeric.notna().sum() >= 0.9 * series.notna().sum() and series.notna().any():
+            out[f"attr:{key}"] = numeric.astype("float64")
+        else:
+            out[f"attr:{key}"] = series.where(series.notna(), None).map(
+                lambda v: v if v is None else str(v)
+            )
+    return pd.DataFrame(out) if out else None
+
+
+# --- the run -------------------------------------------------------------------------
+@dataclass
+class Computed:
+    """Everything a run found, before it is written."""
+
+    as_of: dt.date
+    params: dict[str, Any]
+    customer_ids: np.ndarray
+    labels: np.ndarray
+    centroids: np.ndarray
+    model_columns: list[str]
+    excluded: dict[str, str]
+    quality: dict[str, Any]
+    cluster_profiles: list[dict[str, Any]]
+    cluster_personas: list[dict[str, Any]]
+    rfm_groups: np.ndarray  # group name per customer
+    rfm_profiles: dict[str, dict[str, Any]]
+    rfm_summary: list[dict[str, Any]]
+    projection: dict[str, Any]
+    n_without_orders: int
+    timings: dict[str, float]
+
+
+def _settings_params(organization) -> dict[str, Any]:
+    settings_row = SegmentationSettings.objects.first() or SegmentationSettings()
+    sensitive = sorted(
+        {str(s).strip() for s in (organization.sensitive_attributes or []) if str(s).strip()}
+        | set(DEFAULT_SENSITIVE)
+    )
+    return {**settings_row.as_params(), "sensitive": sensitive}
+
+
+def segmentation_compute(
+    *, organization, as_of: dt.date, job: JobHandle = NULL_JOB, params: dict[str, Any]
+) -> Computed:
+    """Read and model; writes nothing."""
+    from segmentation.ml.clustering import ClusteringError, cluster_customers
+    from segmentation.ml.features import build_features
+    from segmentation.ml.personas import write_personas
+    from segmentation.ml.profiles import build_profiles
+    from segmentation.ml.rfm import rfm_scores
+
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    job.progress(2, "Reading customers and orders")
+    data = load_data(organization_id=organization.pk, as_of=as_of, job=job)
+    timings.update(data.seconds)
+    timings["load"] = time.monotonic() - t0
+    if len(data.lines) == 0:
+        raise ApplicationError(
+            f"There are no orders up to {as_of:%d %b %Y}: import orders before running a "
+            "segmentation."
+        )
+
+    t0 = time.monotonic()
+    job.progress(38, "Computing customer features")
+    # attribute columns are prefixed "attr:"; the owner names them without it
+    sensitive = set(params["sensitive"]) | {f"attr:{s}" for s in params["sensitive"]}
+    try:
+        features = build_features(
+            lines=data.lines,
+            customers=data.customers,
+            events=data.events,
+            as_of=as_of,
+            sensitive=sensitive,
+            timezone=organization.time_zone or "UTC",
+        )
+    except ValueError as exc:
+        raise ApplicationError(f"The customer features could not be computed: {exc}.") from exc
+    timings["features"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    job.progress(45, f"Finding segments among {len(features.raw):,} customers")
+    try:
+        clustering = cluster_customers(
+            matrix=features.matrix,
+            k_min=params["k_min"],
+            k_max=params["k_max"],
+            min_share=params["min_share"],
+            min_count=params["min_count"],
+            seed=params["seed"],
+        )
+    except ClusteringError as exc:
+        raise ApplicationError(f"Segments could not be found: {exc}.") from exc
+    timings["clustering"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    job.progress(72, f"Describing {clustering.k} segments and writing personas")
+    currency = _currency_symbol(organization.currency)
+    profiles = build_profiles(
+        features=features,
+        labels=clustering.labels,
+        product_lines=data.product_lines,
+        currency=currency,
+    )
+    personas = write_personas(profiles=profiles)
+    rfm = rfm_scores(features=features.raw)
+    rfm_groups = rfm.scores["group"].astype(str).to_numpy()
+    rfm_profile_set = build_profiles(
+        features=features, labels=rfm_groups, product_lines=data.product_lines, currency=currency
+    )
+    timings["profiles"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    job.progress(80, "Drawing the customer map")
+    projection = _projection(features, clustering.labels, seed=params["seed"])
+    timings["projection"] = time.monotonic() - t0
+
+    quality = clustering.to_dict()
+    quality.pop("centroids", None)
+    quality["n_features"] = len(features.model_columns)
+    return Computed(
+        as_of=as_of,
+        params=params,
+        customer_ids=features.customer_ids.astype(np.int64),
+        labels=np.asarray(clustering.labels, dtype=np.int64),
+        centroids=np.asarray(clustering.centroids, dtype=np.float64),
+        model_columns=list(features.model_columns),
+        excluded=dict(features.exclusion_reasons),
+        quality=quality,
+        cluster_profiles=[p.to_dict() for p in profiles.profiles],
+        cluster_personas=[p.to_dict() for p in personas],
+        rfm_groups=rfm_groups,
+        rfm_profiles={p.key: p.to_dict() for p in rfm_profile_set.profiles},
+        rfm_summary=rfm.summary(),
+        projection=projection,
+        n_without_orders=int(len(features.customers_without_orders)),
+        timings=timings,
+    )
+
+
+def _currency_symbol(code: str) -> str:
+    return {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥"}.get((code or "").upper(), "")
+
+
+def _projection(features, labels: np.ndarray, *, seed: int) -> dict[str, Any]:
+    """A 2-D linear map (PCA) of a seeded sample of customers, for the segments page."""
+    from segmentation.ml.projection import project_2d
+
+    result = project_2d(
+        matrix=features.matrix, labels=labels, max_points=PROJECTION_SAMPLE, seed=seed
+    )
+    describe = {name: info.description for name, info in features.info.items()}
+    return {
+        "method": "pca",
+        "explained": [round(v, 4) for v in result.explained_variance_ratio],
+        "n_total": int(len(labels)),
+        "x": [round(float(v), 3) for v in result.x],
+        "y": [round(float(v), 3) for v in result.y],
+        "labels": [int(v) for v in result.label],
+        "axes": [
+            [{**a, "description": describe.get(a["feature"], a["feature"])} for a in axis]
+            for axis in result.axes
+        ],
+    }
+
+
+# --- matching ------------------------------------------------------------------------
+def _match_clusters(
+    *,
+    customer_ids: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    columns: list[str],
+    previous: pd.Series,
+    previous_centroids: dict[int, dict],
+) -> dict[int, int]:
+    """{new label: previous segment id} for the clusters that are the same group
+    (member overlap first, then centroid distance in the model space)."""
+    from segmentation.ml.matching import match_segments
+
+    if previous.empty:
+        return {}
+    old_centroids = pd.DataFrame(
+        {
+            sid: pd.Series(c.get("values", []), index=c.get("columns", []), dtype=np.float64)
+            for sid, c in previous_centroids.items()
+            if c and c.get("columns")
+        }
+    ).T
+    result = match_segments(
+        old=previous,
+        new=pd.Series(labels, index=customer_ids),
+        old_centroids=old_centroids if len(old_centroids) else None,
+        new_centroids=pd.DataFrame(centroids, columns=columns),
+    )
+    return {int(k): int(v) for k, v in result.mapping.items() if v is not None}
+
+
+# --- writing -------------------------------------------------------------------------
+def _next_cluster_number() -> int:
+    keys = Segment.objects.filter(kind=SegmentKind.CLUSTER).values_list("key", flat=True)
+    numbers = [int(k.split("-", 1)[1]) for k in keys if k.split("-", 1)[-1].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def segmentation_write(
+    *, organization, computed: Computed, job_id: int | None = None, seconds: float = 0.0
+) -> SegmentationRun:
+    """Write a computed run and make it live, in one transaction."""
+    org_id = organization.pk
+    with transaction.atomic():
+        previous = SegmentationRun.objects.select_for_update().filter(is_live=True).first()
+        prev_members = pd.Series(dtype=np.int64)
+        prev_centroids: dict[int, dict] = {}
+        if previous is not None:
+            rows = np.array(
+                list(
+                    SegmentMembership.objects.filter(
+                        run=previous, segment__kind=SegmentKind.CLUSTER
+                    ).values_list("customer_id", "segment_id")
+                ),
+                dtype=np.int64,
+            ).reshape(-1, 2)
+            prev_members = pd.Series(rows[:, 1], index=rows[:, 0])
+            prev_centroids = dict(
+                Segment.objects.filter(pk__in=np.unique(rows[:, 1]).tolist()).values_list(
+                    "pk", "centroid"
+                )
+            )
+        mapping = _match_clusters(
+            customer_ids=computed.customer_ids,
+            labels=computed.labels,
+            centroids=computed.centroids,
+            columns=computed.model_columns,
+            previous=prev_members,
+            previous_centroids=prev_centroids,
+        )
+
+        run = SegmentationRun.objects.create(
+            organization_id=org_id,
+            as_of=computed.as_of,
+            params=computed.params,
+            chosen_k=int(computed.centroids.shape[0]),
+            quality={**computed.quality, "timings": _round(computed.timings)},
+            feature_columns=computed.model_columns,
+            excluded_columns=computed.excluded,
+            n_customers=int(len(computed.customer_ids)),
+            n_without_orders=computed.n_without_orders,
+            seconds=round(seconds, 3),
+            job_id=job_id,
+            is_live=False,
+        )
+
+        # cluster segments: matched ones keep their row (and persona)
+        existing = {s.pk: s for s in Segment.objects.filter(pk__in=list(mapping.values()))}
+        personas = {p.segment_id: p for p in Persona.objects.filter(segment_id__in=list(existing))}
+        next_number = _next_cluster_number()
+        label_segment: dict[int, Segment] = {}
+        for label, (profile, persona_ml) in enumerate(
+            zip(computed.cluster_profiles, computed.cluster_personas, strict=True)
+        ):
+            segment = existing.get(mapping.get(label, -1))
+            if segment is None:
+                segment = Segment(
+                    organization_id=org_id,
+                    kind=SegmentKind.CLUSTER,
+                    key=f"cluster-{next_number}",
+                    first_run=run,
+                )
+                next_number += 1
+            segment.size = int(profile["size"])
+            segment.revenue_share = float(profile["share_of_revenue"] or 0.0)
+            segment.profile = profile
+            segment.centroid = {
+                "columns": computed.model_columns,
+                "values": [round(float(v), 6) for v in computed.centroids[label]],
+            }
+            segment.is_active = True
+            segment.last_run = run
+            segment.name = (segment.name or persona_ml["name"])[:120]
+            segment.save()
+            persona = persona_apply_generated(
+                segment=segment,
+                generated=persona_fields_from_ml(persona_ml),
+                levels={
+                    "value_level": persona_ml.get("value_level", ""),
+                    "risk_level": persona_ml.get("risk_level", ""),
+                },
+                persona=personas.get(segment.pk),
+            )
+            if segment.name != persona.name:
+                segment.name = persona.name
+                Segment.objects.filter(pk=segment.pk).update(name=persona.name)
+            label_segment[label] = segment
+        live_cluster_ids = {s.pk for s in label_segment.values()}
+        Segment.objects.filter(kind=SegmentKind.CLUSTER, is_active=True).exclude(
+            pk__in=live_cluster_ids
+        ).update(is_active=False)
+
+        # RFM groups: one segment per named group, keyed by the group
+        rfm_segments: dict[str, Segment] = {
+            s.key: s for s in Segment.objects.filter(kind=SegmentKind.RFM)
+        }
+        rfm_by_group: dict[str, Segment] = {}
+        for row in computed.rfm_summary:
+            group = row["group"]
+            key = f"rfm-{slugify(group)}"
+            segment = rfm_segments.get(key) or Segment(
+                organization_id=org_id, kind=SegmentKind.RFM, key=key, first_run=run
+            )
+            segment.name = group
+            segment.description = row["description"]
+            segment.size = int(row["size"])
+            segment.revenue_share = float(row["share_of_revenue"] or 0.0)
+            segment.profile = {**computed.rfm_profiles.get(group, {}), "rfm": row}
+            segment.is_active = row["size"] > 0
+            if segment.is_active:
+                segment.last_run = run
+            segment.save()
+            rfm_by_group[group] = segment
+
+        # memberships: the history
+        labels_to_id = np.array(
+            [label_segment[i].pk for i in range(len(label_segment))], dtype=np.int64
+        )
+        cluster_rows = zip(
+            labels_to_id[computed.labels].tolist(), computed.customer_ids.tolist(), strict=True
+        )
+        group_ids = {g: s.pk for g, s in rfm_by_group.items()}
+        rfm_rows = (
+            (group_ids[g], cid)
+            for g, cid in zip(
+                computed.rfm_groups.tolist(), computed.customer_ids.tolist(), strict=True
+            )
+        )
+        n_written = write_memberships(organization_id=org_id, run_id=run.pk, rows=cluster_rows)
+        n_written += write_memberships(organization_id=org_id, run_id=run.pk, rows=rfm_rows)
+
+        # rules see the new run (a rule may test segment membership)
+        rule_members = rule_segments_refresh_all(
+            context=RuleContext(reference_date=computed.as_of, live_run_id=run.pk)
+        )
+        for sid, members in rule_members.items():
+            n_written += write_memberships(
+                organization_id=org_id, run_id=run.pk, rows=((sid, cid) for cid in members)
+            )
+            Segment.objects.filter(pk=sid).update(size=len(members), last_run=run)
+
+        summary_segments = {
+            str(s.pk): {
+                "size": s.size,
+                "revenue_share": round(s.revenue_share, 6),
+                "kind": s.kind,
+                "name": s.name,
+            }
+            for s in [*label_segment.values(), *rfm_by_group.values()]
+        }
+        for sid, members in rule_members.items():
+            summary_segments[str(sid)] = {"size": len(members), "kind": SegmentKind.RULE}
+        projection = dict(computed.projection)
+        projection["segments"] = [
+            {"id": label_segment[i].pk, "name": label_segment[i].name}
+            for i in range(len(label_segment))
+        ]
+        projection["segment_ids"] = [int(labels_to_id[v]) for v in projection.pop("labels", [])]
+        run.projection = projection
+        run.summary = {
+            "segments": summary_segments,
+            "memberships": n_written,
+            "matched": {str(k): v for k, v in mapping.items()},
+            "rfm": computed.rfm_summary,
+        }
+        if previous is not None:
+            SegmentationRun.objects.filter(pk=previous.pk).update(is_live=False)
+        run.is_live = True
+        run.save(update_fields=["projection", "summary", "is_live"])
+    return run
+
+
+def _round(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 3) for k, v in values.items()}
+
+
+def segmentation_prune_history(*, keep_runs: int = MEMBERSHIP_HISTORY_RUNS) -> int:
+    """Delete membership rows of runs older than the newest `keep_runs`."""
+    old = list(
+        SegmentationRun.objects.filter(is_live=False)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)[keep_runs - 1 :]
+    )
+    if not old:
+        return 0
+    deleted, _ = SegmentMembership.objects.filter(run_id__in=old).delete()
+    return deleted
+
+
+def segmentation_run(
+    *, organization, as_of: dt.date | None = None, job: JobHandle = NULL_JOB
+) -> SegmentationRun:
+    """Segment the organisation's customers as of `as_of` (default: its latest data
+    date) and make the result live. Raises ApplicationError with a readable reason."""
+    started = time.monotonic()
+    if as_of is None:
+        as_of = latest_data_date()
+        if as_of is None:
+            raise ApplicationError(
+                "There is no data yet: import customers and orders, then run the segmentation."
+            )
+    params = _settings_params(organization)
+    computed = segmentation_compute(organization=organization, as_of=as_of, job=job, params=params)
+    job.progress(88, "Saving segments, personas and memberships", force=True)
+    run = segmentation_write(
+        organization=organization,
+        computed=computed,
+        job_id=job.job_id,
+        seconds=time.monotonic() - started,
+    )
+    try:
+        segmentation_prune_history()
+    except Exception:  # pruning is housekeeping; the run itself is committed
+        log.exception("segments.prune_failed org_id=%s", organization.pk)
+    seconds = time.monotonic() - started
+    SegmentationRun.objects.filter(pk=run.pk).update(seconds=round(seconds, 3))
+    log.info(
+        "segments.run_done org_id=%s run_id=%s k=%s customers=%s seconds=%.2f",
+        organization.pk,
+        run.pk,
+        run.chosen_k,
+        run.n_customers,
+        seconds,
+    )
+    return run
+
+
+def segmentation_run_start(*, organization, user=None, as_of: dt.date | None = None):
+    """Start a segmentation job, or return the one already waiting or running."""
+    from core.models import Job, JobStatus
+
+    waiting = (
+        Job.objects.filter(kind="segments", status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .order_by("-created_at")
+        .first()
+    )
+    if waiting is not None and not waiting.is_stale:
+        return waiting
+    from segmentation.pipeline import pipeline_start
+
+    result = pipeline_start(
+        organization=organization, steps=["segments"], as_of=as_of, user=user, reason="on demand"
+    )
+    return Job.objects.get(pk=result["jobs"]["segments"])
+
+
+def segmentation_settings_update(*, organization, data: dict[str, Any], user=None):
+    """Save the owner's clustering bounds (validated)."""
+    row = SegmentationSettings.objects.first() or SegmentationSettings(organization=organization)
+    errors: dict[str, str] = {}
+
+    def number(name: str, cast, low, high):
+        raw = data.get(name, getattr(row, name))
+        try:
+            value = cast(raw)
+        except (TypeError, ValueError):
+            errors[name] = "Enter a number."
+            return getattr(row, name)
+        if not (low <= value <= high):
+            errors[name] = f"Must be between {low} and {high}."
+        return value
+
+    k_min = number("k_min", int, 2, 20)
+    k_max = number("k_max", int, 2, 20)
+    min_size = number("min_segment_size", int, 1, 1_000_000)
+    min_share = number("min_segment_share", float, 0.0, 0.5)
+    if not errors and k_max < k_min:
+        errors["k_max"] = "Must be at least the fewest segments."
+    if errors:
+        raise ApplicationError(
+            "Please correct the settings: "
+            + "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in errors.items()),
+            {"fields": errors},
+        )
+    row.k_min, row.k_max = k_min, k_max
+    row.min_segment_size, row.min_segment_share = min_size, min_share
+    if getattr(user, "is_authenticated", False) and getattr(user, "pk", None):
+        row.updated_by = user
+    row.save()
+    return row
+
+
+def segmentation_status_now() -> dict[str, Any]:
+    """Small facts for the page header."""
+    run = SegmentationRun.objects.filter(is_live=True).first()
+    return {"run": run, "as_of": run.as_of if run else None, "now": timezone.now()}

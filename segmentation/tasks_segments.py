@@ -1,0 +1,31 @@
+"""Segmentation jobs: a thin Celery wrapper around `services.segments.segmentation_run`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+
+from core.jobs import TenantTask
+
+
+@shared_task(base=TenantTask, bind=True, name="segmentation.tasks_segments.segments_run")
+def segments_run(self, *, organization_id: int, job_id: int | None, as_of: str | None = None):
+    from accounts.models import Organization
+
+    from .services.segments import segmentation_run
+
+    organization = Organization.objects.get(pk=organization_id)
+    run = segmentation_run(
+        organization=organization,
+        as_of=dt.date.fromisoformat(as_of) if as_of else None,
+        job=self.job,
+    )
+    return {
+        "message": (
+            f"Found {run.chosen_k} segments among {run.n_customers:,} customers "
+            f"(data up to {run.as_of:%d %b %Y})."
+        ),
+        "run_id": run.pk,
+        "url": "/segments/",
+    }
