@@ -278,7 +278,7 @@ class BGNBDParams:
     b: float
     log_likelihood: float
     n: float
-    time_unit: str = "week"
+    time_unit: str = "day"
     converged: bool = True
     message: str = ""
 
@@ -407,7 +407,7 @@ def fit_bgnbd(
     T,
     weights=None,
     *,
-    time_unit: TimeUnit = "week",
+    time_unit: TimeUnit = "day",
     start: Sequence[float] | None = None,
 ) -> BGNBDParams:
     """Maximum-likelihood BG/NBD parameters (r, alpha, a, b).
@@ -753,18 +753,17 @@ def churn_reasons(
         if xi == 0:
             when = "today" if round(last) == 0 else f"{_fmt_days(last)} ago"
             text = f"Only one order so far, {when}"
-            if band == "high":
-                text += "; most one-time customers do not come back"
         else:
-            usual_text = f"usually orders every {_fmt_days(max(gap, 1.0))}"
-            if band == "low":
-                text = f"Last order {_fmt_days(last)} ago, {usual_text}"
-                if round(last) == 0:
-                    text = f"Ordered today, {usual_text}"
-            elif last > 1.5 * gap:
-                text = f"No order for {_fmt_days(last)}, {usual_text}"
+            gap_text = _fmt_days(max(gap, 1.0))
+            if last > 1.5 * gap:
+                text = f"No order for {_fmt_days(last)}, usually orders every {gap_text}"
+            elif round(last) == 0:
+                text = f"Ordered today, usually orders every {gap_text}"
+            elif band == "low":
+                text = f"Last order {_fmt_days(last)} ago, usually orders every {gap_text}"
             else:
-                text = f"Last order {_fmt_days(last)} ago, {usual_text}, but orders rarely"
+                # Not overdue, yet at risk: the customer simply orders seldom.
+                text = f"Last order {_fmt_days(last)} ago; orders only about every {gap_text}"
         out.append(text)
     return out
 

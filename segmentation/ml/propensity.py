@@ -26,6 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from segmentation.ml.clv import to_day, to_day_numbers
 
@@ -240,6 +241,7 @@ def fit_propensity(
     random_state: int = 0,
     min_train_rows: int = MIN_TRAIN_ROWS,
     min_class_count: int = MIN_CLASS_COUNT,
+    n_threads: int | None = 1,
 ) -> PropensityResult:
     """Train on past features and labels, score the current features.
 
@@ -247,7 +249,36 @@ def fit_propensity(
     numeric columns (others are ignored); ``train_labels`` is indexed like
     ``train_features``. Never raises on small data: returns a result flagged
     heuristic with ``missing`` saying what is short.
+
+    ``n_threads`` caps the OpenMP threads of the gradient boosting (None: all
+    cores). One by default: jobs share a small machine with other workers, and
+    OpenMP threads spinning against busy cores made a 4,000-customer fit take
+    17 s instead of 1.3 s.
     """
+    with threadpool_limits(limits=n_threads, user_api="openmp"):
+        return _fit_propensity(
+            train_features=train_features,
+            train_labels=train_labels,
+            current_features=current_features,
+            horizon_days=horizon_days,
+            descriptions=descriptions,
+            random_state=random_state,
+            min_train_rows=min_train_rows,
+            min_class_count=min_class_count,
+        )
+
+
+def _fit_propensity(
+    *,
+    train_features: pd.DataFrame,
+    train_labels: pd.Series,
+    current_features: pd.DataFrame,
+    horizon_days: int,
+    descriptions: Mapping[str, str] | None,
+    random_state: int,
+    min_train_rows: int,
+    min_class_count: int,
+) -> PropensityResult:
     train = _numeric(train_features)
     labels = train_labels.reindex(train.index)
     known = labels.notna()

@@ -329,9 +329,13 @@ def test_predict_customers_on_cdnow(cdnow_summary):
     assert set(pred.risk_band) <= {"low", "medium", "high"}
     assert len(pred.reasons) == n
     # Customer 1 of the sample (x=2, last order 8 weeks before the end).
-    assert pred.reasons[0] == "No order for 59 days, usually orders every 106 days" or (
-        pred.reasons[0].startswith("Last order 59 days ago")
-    )
+    # Customer 1 of the sample: x=2, t_x=213 days, T=272 days.
+    assert pred.risk_band[0] == "medium"
+    assert pred.reasons[0] == "Last order 59 days ago; orders only about every 106 days"
+    # Customer 2: one repeat 12 days after the first order, then 260 days of silence.
+    assert pred.risk_band[1] == "high" and pred.p_alive[1] < 0.25
+    assert pred.reasons[1] == "No order for 260 days, usually orders every 12 days"
+    assert np.isnat(pred.next_order_date[1])
     model = pred.model_dict()
     assert model["time_unit"] == "week" and set(model["params"]) == {"r", "alpha", "a", "b"}
     assert set(model["spend_params"]) == {"p", "q", "gamma"}
@@ -382,7 +386,7 @@ def test_reasons_read_naturally():
         bands=np.array(["high", "high", "low"], dtype=object),
     )
     assert reasons == [
-        "Only one order so far, 142 days ago; most one-time customers do not come back",
+        "Only one order so far, 142 days ago",
         "No order for 142 days, usually orders every 35 days",
         "Last order 3 days ago, usually orders every 35 days",
     ]
