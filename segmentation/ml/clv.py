@@ -865,7 +865,11 @@ def predict_customers(
 
     warnings: list[str] = []
     x, tx, big_t = summary.frequency, summary.recency, summary.T
-    params = fit_bgnbd(x, tx, big_t, time_unit=summary.time_unit)  # type: ignore[arg-type]
+    try:
+        params = fit_bgnbd(x, tx, big_t, time_unit=summary.time_unit)  # type: ignore[arg-type]
+    except ValueError as exc:
+        check = check.with_problem(f"The purchase model could not be fitted: {exc}.")
+        return heuristic_predictions(summary, data_check=check, **common)
     if not params.converged:
         check = check.with_problem(
             "The purchase model did not settle on stable values "

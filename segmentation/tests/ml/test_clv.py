@@ -408,3 +408,13 @@ def test_no_dropout_data_gives_the_nbd_limit():
     got = clv.expected_purchases(p, 10.0, x, tx, big_t)
     assert got.sum() == pytest.approx(nbd.sum(), rel=0.02)
     assert p.r == pytest.approx(0.8, rel=0.1) and p.alpha == pytest.approx(10.0, rel=0.15)
+
+
+def test_no_orders_at_all_gives_an_empty_labelled_result():
+    s = clv.summary_from_transactions(
+        np.array([], dtype=str), np.array([], dtype="datetime64[D]"), [], as_of="2026-01-01"
+    )
+    pred = clv.predict_customers(s)
+    assert pred.method == "heuristic"
+    assert pred.data_check.missing == ["There are no orders yet."]
+    assert pred.customer_ids.size == 0 and pred.reasons == []
