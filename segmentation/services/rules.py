@@ -522,7 +522,7 @@ def _describe_group(group: dict, fields: dict, *, top: bool = False) -> str:
 
 
 def _describe_condition(rule_field: RuleField, operator: str, value: Any) -> str:
-    label = rule_field.label.lower() if rule_field.group != "Customer" else rule_field.label
+    label = rule_field.label[:1].lower() + rule_field.label[1:]
     if rule_field.type == "days_ago":
         if operator == "never":
             return f"{label}: never"
@@ -571,7 +571,8 @@ def rule_segment_create(*, organization, name: str, rule: Any, user=None, descri
             key=_unique_rule_key(name),
             description=description,
             rule=cleaned,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            # an API key acts without a user account
+            created_by=user if getattr(user, "pk", None) is not None else None,
         )
         rule_segment_refresh(segment=segment)
     log.info("segments.rule_created segment_id=%s", segment.pk)

@@ -322,3 +322,26 @@ def write_generated_data(
                 event_rows,
             )  # fmt: skip
     return pk_of
+
+
+def planted_customers(organization, *, n_customers: int = 400, seed: int = 7) -> pd.Series:
+    """Customers of four planted groups written to the database; returns the true
+    group per Customer pk."""
+    from segmentation.tests.ml.test_features import planted_data
+
+    lines, customers, events, truth = planted_data(n_customers=n_customers, seed=seed)
+    with tenant_context(organization):
+        pk_of = write_generated_data(
+            organization=organization, lines=lines, customers=customers, events=events
+        )
+    return pd.Series({pk_of[int(cid)]: group for cid, group in truth.items()})
+
+
+def planted_run(organization, *, n_customers: int = 400, seed: int = 7):
+    """Planted customers plus a live segmentation run of them."""
+    from segmentation.services.segments import segmentation_run
+
+    truth = planted_customers(organization, n_customers=n_customers, seed=seed)
+    with tenant_context(organization):
+        run = segmentation_run(organization=organization)
+    return run, truth
