@@ -95,6 +95,7 @@ def cluster_customers(
     fit_sample: int = 20_000,
     minibatch_above: int = 50_000,
     n_init: int = 4,
+    n_threads: int = 1,
 ) -> ClusteringResult:
     """Cluster standardised rows (one per customer) into k_min..k_max segments.
 
@@ -104,10 +105,11 @@ def cluster_customers(
     (outliers), the best candidate's small segments are merged into their nearest
     neighbours and a warning says so.
     """
-    # k-means runs on OpenMP threads; OpenBLAS threads left spinning after each
-    # distance product starve them (measured 3-5x slower on 2 cores), so BLAS
-    # stays single-threaded for the duration of the call.
-    with threadpool_limits(limits=1, user_api="blas"):
+    # k-means runs on OpenMP threads and distances on OpenBLAS threads; on a
+    # small or busy machine threads of one pool spin while the other works
+    # (measured 3-5x slower on 2 cores shared with another job). One thread per
+    # job is predictable; a worker runs several jobs side by side instead.
+    with threadpool_limits(limits=n_threads):
         return _cluster(
             matrix=matrix,
             k_min=k_min,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segmentation.ml.features import WEEKDAY_NAMES, FeatureInfo, FeatureSet
+from segmentation.ml.features import WEEKDAY_NAMES, FeatureInfo, FeatureSet, text_codes
 
 # ratios within this band read as "about average"
 _SAME_LOW, _SAME_HIGH = 0.87, 1.15
@@ -426,7 +426,7 @@ def _products(
     top_n: int,
 ) -> dict[str, list[dict[str, Any]]]:
     """Favourite products per segment: bought by the largest share of members,
-    with the index against the base share of buyers."""
+    with the index against the share of all customers who bought it."""
     if product_lines is None or len(product_lines) == 0:
         return {}
     missing = [c for c in ("customer_id", "product", "amount") if c not in product_lines.columns]
@@ -434,52 +434,47 @@ def _products(
         raise ValueError(f"product_lines is missing column(s): {', '.join(missing)}")
     frame = product_lines
     if "ordered_at" in frame.columns:
-        frame = frame[frame["ordered_at"] <= pd.Timestamp(features.as_of)]
-    frame = frame[(frame["amount"] > 0) & frame["product"].notna()]
-    segment = frame["customer_id"].map(keys)
-    frame = frame.assign(segment=segment)[segment.notna()]
-    if len(frame) == 0:
+        frame = frame[frame["ordered_at"] < pd.Timestamp(features.as_of)]
+    pcode, pnames = text_codes(frame["product"])
+    rows = features.raw.index.get_indexer(frame["customer_id"])
+    amount = frame["amount"].to_numpy(dtype=np.float64, na_value=0.0)
+    ok = (rows >= 0) & (pcode >= 0) & (amount > 0)
+    rows, pcode, amount = rows[ok], pcode[ok], amount[ok]
+    if len(rows) == 0:
         return {}
-    buyers = (
-        frame.groupby(["segment", "product"], sort=False, observed=True)["customer_id"]
-        .nunique()
-        .rename("buyers")
-    )
-    spend = frame.groupby(["segment", "product"], sort=False, observed=True)["amount"].sum()
-    table = pd.concat([buyers, spend], axis=1).reset_index()
-    sizes = keys.value_counts()
-    base_buyers = frame.groupby("product", observed=True)["customer_id"].nunique()
-    n = len(keys)
-    out: dict[str, list[dict[str, Any]]] = {}
-    table["share"] = table["buyers"] / table["segment"].map(sizes)
-    table["base_share"] = table["product"].map(base_buyers) / n
-    table = table.sort_values(
-        ["segment", "share", "amount", "product"], ascending=[True, False, False, True]
-    )
-    for key, rows in table.groupby("segment", sort=False):
-        out[str(key)] = [
+    seg_code, seg_names = pd.factorize(keys.to_numpy())
+    n_seg, n_prod, n = len(seg_names), len(pnames), len(keys)
+    # one (customer, product) pair per buyer, however many times they bought it
+    pairs = np.sort(rows.astype(np.int64) * n_prod + pcode)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    buyer_rows, buyer_prods = pairs // n_prod, pairs % n_prod
+    buyers = np.bincount(
+        seg_code[buyer_rows] * n_prod + buyer_prods, minlength=n_seg * n_prod
+    ).reshape(n_seg, n_prod)
+    spend = np.bincount(
+        seg_code[rows] * n_prod + pcode, weights=amount, minlength=n_seg * n_prod
+    ).reshape(n_seg, n_prod)
+    base_buyers = buyers.sum(axis=0)
+    base_share = base_buyers / n
+    sizes = np.bincount(seg_code, minlength=n_seg)
+
+    def listing(share: np.ndarray, amounts: np.ndarray, base: np.ndarray) -> list[dict[str, Any]]:
+        # by share of buyers, then spend, then name, so ties come out the same
+        order = sorted(np.flatnonzero(share > 0), key=lambda j: (-share[j], -amounts[j], pnames[j]))
+        return [
             {
-                "name": str(r.product),
-                "buyers_share": _f(r.share),
-                "base_buyers_share": _f(r.base_share),
-                "index": _f(100 * r.share / r.base_share) if r.base_share > 0 else None,
-                "amount": _f(r.amount),
+                "name": pnames[j],
+                "buyers_share": _f(share[j]),
+                "base_buyers_share": _f(base[j]),
+                "index": _f(100 * share[j] / base[j]) if base[j] > 0 else None,
+                "amount": _f(amounts[j]),
             }
-            for r in rows.head(top_n).itertuples(index=False)
+            for j in order[:top_n]
         ]
-    all_rows = (
-        pd.concat([base_buyers.rename("buyers"), frame.groupby("product")["amount"].sum()], axis=1)
-        .reset_index()
-        .sort_values(["buyers", "amount", "product"], ascending=[False, False, True])
-    )
-    out["all"] = [
-        {
-            "name": str(r.product),
-            "buyers_share": _f(r.buyers / n),
-            "base_buyers_share": _f(r.buyers / n),
-            "index": 100.0,
-            "amount": _f(r.amount),
-        }
-        for r in all_rows.head(top_n).itertuples(index=False)
-    ]
+
+    out = {
+        str(seg_names[s]): listing(buyers[s] / max(sizes[s], 1), spend[s], base_share)
+        for s in range(n_seg)
+    }
+    out["all"] = listing(base_share, spend.sum(axis=0), base_share)
     return out
