@@ -116,13 +116,20 @@ def _hour_phrase(hour: int) -> str:
         band = "early in the morning"
     elif 9 <= hour < 12:
         band = "in the morning"
-    elif 12 <= hour < 17:
+    elif 12 <= hour < 14:
+        band = "at lunchtime"
+    elif 14 <= hour < 17:
         band = "in the afternoon"
     elif 17 <= hour < 22:
         band = "in the evening"
     else:
         band = "late at night"
     return f"{band} (around {hour:02d}:00)"
+
+
+def _return_share(p: SegmentProfile) -> float:
+    comp = p.feature("return_share")
+    return 0.0 if comp is None else comp.segment_mean
 
 
 def _title(text: str) -> str:
@@ -144,7 +151,12 @@ class DeterministicTextGenerator:
         channel = self._channel(profile)
         when = self._time(profile)
         categories = [c["name"] for c in profile.top_categories[:3]]
-        products = [p["name"] for p in profile.top_products[:5]]
+        # what sets them apart first, then what they simply buy most
+        products = []
+        for item in [*profile.distinctive_products[:3], *profile.top_products]:
+            if item["name"] not in products:
+                products.append(item["name"])
+        products = products[:5]
         traits = [s[:1].upper() + s[1:] for s in profile.sentences]
         return Persona(
             segment_key=profile.key,
@@ -225,6 +237,8 @@ class DeterministicTextGenerator:
             words.append(t.category)
         if t.basket_value <= 0.7:
             words.append("Small-Basket")
+        if t.high_returns:
+            words.append("High-Return")
         if t.channel_word:
             words.append(t.channel_word)
         # the plainest name first, one more word each time it is taken
@@ -296,7 +310,8 @@ class DeterministicTextGenerator:
         if channel:
             how.append(f"mostly order via {channel}")
         if when:
-            how.append(f"most often on {when}")
+            on = "on " if p.favourite_weekday and when.startswith(p.favourite_weekday) else ""
+            how.append(f"order most often {on}{when}")
         if how:
             parts.append(f"They {' and '.join(how)}.")
         if risk_level == HIGH:
@@ -349,6 +364,15 @@ class DeterministicTextGenerator:
             )
         elif risk_level == HIGH:
             out.append("Send a low-cost reactivation email; stop paid spend if nobody responds")
+        elif risk_level == MEDIUM:
+            out.append("Nudge with news and a small incentive before they lapse")
+        if t.high_returns:
+            out.append(
+                "Look into what they send back; improve size and quality information "
+                "before sending offers"
+            )
+        if (t.basket_value >= 1.4 or t.basket_size >= 1.4) and value_level != HIGH:
+            out.append("Offer volume pricing or bundles to keep their large orders coming")
         if t.is_new or (t.mostly_one_order and risk_level == LOW):
             out.append("Welcome series that leads to a second order within 30 days")
         if t.basket_value <= 0.7 and risk_level != HIGH:
@@ -383,6 +407,7 @@ class _Traits:
     is_lapsed: bool
     category: str
     channel_word: str
+    high_returns: bool
 
     @classmethod
     def read(cls, p: SegmentProfile) -> _Traits:
@@ -422,6 +447,7 @@ class _Traits:
             is_lapsed=p.silent_over_180_days >= 0.5,
             category=category,
             channel_word=channel_word,
+            high_returns=r("return_share") >= 3.0 and _return_share(p) >= 0.2,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class SegmentProfile:
     weekday_shares: list[float] = field(default_factory=list)  # Monday first
     hour_shares: list[float] = field(default_factory=list)  # 0:00 first
     top_products: list[dict[str, Any]] = field(default_factory=list)
+    # bought by a notable share of members and far more than by the base
+    distinctive_products: list[dict[str, Any]] = field(default_factory=list)
     # recency and loyalty facts for value and risk statements
     ordered_last_30_days: float = 0.0
     ordered_last_90_days: float = 0.0
@@ -148,6 +150,7 @@ class SegmentProfile:
             "weekday_shares": [_f(x) for x in self.weekday_shares],
             "hour_shares": [_f(x) for x in self.hour_shares],
             "top_products": self.top_products,
+            "distinctive_products": self.distinctive_products,
             "ordered_last_30_days": _f(self.ordered_last_30_days),
             "ordered_last_90_days": _f(self.ordered_last_90_days),
             "silent_over_180_days": _f(self.silent_over_180_days),
@@ -332,7 +335,7 @@ def build_profiles(
         _mixes(profile, members, raw, features, top_n=top_n)
         _timing(profile, mask, features)
         _loyalty(profile, members)
-        profile.top_products = products.get(profile.key, [])
+        profile.top_products, profile.distinctive_products = products.get(profile.key, ([], []))
         return profile
 
     key_arr = keys.to_numpy()
@@ -424,7 +427,7 @@ def _products(
     keys: pd.Series,
     *,
     top_n: int,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Favourite products per segment: bought by the largest share of members,
     with the index against the share of all customers who bought it."""
     if product_lines is None or len(product_lines) == 0:
@@ -457,10 +460,25 @@ def _products(
     base_buyers = buyers.sum(axis=0)
     base_share = base_buyers / n
     sizes = np.bincount(seg_code, minlength=n_seg)
+    name_rank = np.empty(n_prod, dtype=np.int64)
+    name_rank[np.argsort(np.array(pnames, dtype=object))] = np.arange(n_prod)
 
-    def listing(share: np.ndarray, amounts: np.ndarray, base: np.ndarray) -> list[dict[str, Any]]:
+    def listing(
+        share: np.ndarray, amounts: np.ndarray, base: np.ndarray, *, size: int = 0
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         # by share of buyers, then spend, then name, so ties come out the same
-        order = sorted(np.flatnonzero(share > 0), key=lambda j: (-share[j], -amounts[j], pnames[j]))
+        order = np.lexsort((name_rank, -amounts, -share))
+        order = order[share[order] > 0]
+        # distinctive: at least 5% of members (and two people) bought it, ranked
+        # by how much more often than the base
+        with np.errstate(divide="ignore", invalid="ignore"):
+            index = np.where(base > 0, share / base, 0.0)
+        floor = max(0.05, 2 / size) if size else np.inf
+        notable = np.flatnonzero((share >= floor) & (index >= 1.2))
+        special = notable[np.lexsort((name_rank[notable], -share[notable], -index[notable]))]
+        return item_list(order, share, amounts, base), item_list(special, share, amounts, base)
+
+    def item_list(picked, share, amounts, base) -> list[dict[str, Any]]:
         return [
             {
                 "name": pnames[j],
@@ -469,11 +487,13 @@ def _products(
                 "index": _f(100 * share[j] / base[j]) if base[j] > 0 else None,
                 "amount": _f(amounts[j]),
             }
-            for j in order[:top_n]
+            for j in picked[:top_n]
         ]
 
     out = {
-        str(seg_names[s]): listing(buyers[s] / max(sizes[s], 1), spend[s], base_share)
+        str(seg_names[s]): listing(
+            buyers[s] / max(sizes[s], 1), spend[s], base_share, size=sizes[s]
+        )
         for s in range(n_seg)
     }
     out["all"] = listing(base_share, spend.sum(axis=0), base_share)

@@ -112,6 +112,10 @@ def test_categories_channels_time_and_products(two_segments):
     assert regulars.top_products[0]["name"] == "rake"
     assert regulars.top_products[0]["buyers_share"] == 1.0
     assert regulars.top_products[0]["index"] == pytest.approx(200.0)
+    # bought by every regular and by half the base: index 200, distinctive
+    assert [p["name"] for p in regulars.distinctive_products] == ["rake"]
+    assert [p["name"] for p in profiles.get("once").distinctive_products] == ["atlas"]
+    assert profiles.base.distinctive_products == []
 
 
 def test_sensitive_attributes_stay_out_of_profiles(two_segments):
