@@ -307,7 +307,11 @@ def build_features(
     valid = line_ns != np.iinfo(np.int64).min
     valid &= (line_ns < cutoff_ns) if is_date else (line_ns <= cutoff_ns)
     cust = lines["customer_id"].to_numpy()[valid].astype(np.int64)
-    order = lines["order_id"].to_numpy()[valid].astype(np.int64)
+    order_col = lines["order_id"]
+    if not pd.api.types.is_integer_dtype(order_col.dtype):
+        # text order numbers (e.g. "C536379") only need to be told apart
+        order_col = pd.Series(pd.factorize(order_col)[0], index=lines.index)
+    order = order_col.to_numpy()[valid].astype(np.int64)
     qty = lines["quantity"].to_numpy(dtype=np.float64, na_value=0.0)[valid]
     amt = lines["amount"].to_numpy(dtype=np.float64, na_value=0.0)[valid]
     line_ns = line_ns[valid]

@@ -303,3 +303,19 @@ def test_skew_is_tamed_in_the_model_matrix():
     assert fs.matrix.mean().abs().max() < 1e-9
     assert {"gender:female", "age"} <= set(fs.excluded)
     assert len(fs.raw) == 3000
+
+
+def test_text_order_numbers_are_accepted():
+    lines = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "order_id": ["536365", "C536379", "536366"],  # a cancellation invoice
+            "ordered_at": [ts("2024-01-01"), ts("2024-01-05"), ts("2024-01-03")],
+            "quantity": [2, -1, 1],
+            "amount": [20.0, -10.0, 5.0],
+        }
+    )
+    fs = build_features(lines=lines, customers=None, events=None, as_of=AS_OF, sensitive=set())
+    assert fs.raw["frequency"].tolist() == [1, 1]
+    assert fs.raw["monetary"].tolist() == [10.0, 5.0]
+    assert fs.raw.loc[1, "return_share"] == pytest.approx(0.5)
