@@ -263,6 +263,19 @@ class AuditLogEntry(TenantModel):
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.actor_label}"
 
+    @property
+    def details_text(self) -> str:
+        """The details for people: `role: viewer → marketer`, not a dict."""
+        d = dict(self.details or {})
+        parts = []
+        if "from" in d and "to" in d:
+            parts.append(f"{d.pop('from')} → {d.pop('to')}")
+        for key, value in d.items():
+            if isinstance(value, list | tuple):
+                value = ", ".join(str(v) for v in value)
+            parts.append(f"{key.replace('_', ' ')}: {value}")
+        return "; ".join(parts)
+
 
 class FailedLogin(models.Model):
     """Failed sign-ins of an email with no organisation to file them under; also

@@ -287,6 +287,7 @@ def two_factor_setup(request):
         scale=4, title="QR code for your authenticator app"
     )
     secret = base64.b32encode(device.bin_key).decode()
+    secret = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))  # easier to type
     return render(
         request,
         "accounts/two_factor_setup.html",
@@ -315,15 +316,18 @@ def two_factor_disable(request):
 
 # --- Organisation settings ------------------------------------------------------------------------
 
+# Customer attributes an owner may mark as sensitive: (field, label).
 SENSITIVE_CHOICES = [
-    "gender",
-    "birth_date",
-    "city",
-    "postal_code",
-    "latitude",
-    "longitude",
-    "country",
+    ("gender", "Gender"),
+    ("birth_date", "Birth date (age)"),
+    ("city", "City"),
+    ("postal_code", "Postal code"),
+    ("latitude", "Latitude"),
+    ("longitude", "Longitude"),
+    ("country", "Country"),
 ]
+# Never modelled, whatever the settings say (segmentation adds them too).
+ALWAYS_SENSITIVE = ("gender", "birth_date")
 
 
 @org_required
@@ -338,6 +342,7 @@ def settings_view(request):
             "currency": request.POST.get("currency", org.currency).strip(),
             "sensitive_attributes": sorted(
                 set(request.POST.getlist("sensitive"))
+                | set(ALWAYS_SENSITIVE)
                 | {
                     a.strip()
                     for a in request.POST.get("sensitive_extra", "").split(",")
@@ -356,11 +361,17 @@ def settings_view(request):
         else:
             messages.success(request, "Settings saved.")
         return redirect("accounts:settings")
-    extra = [a for a in org.sensitive_attributes if a not in SENSITIVE_CHOICES]
+    known = {value for value, _ in SENSITIVE_CHOICES}
+    extra = [a for a in org.sensitive_attributes if a not in known]
+    chosen = set(org.sensitive_attributes) | set(ALWAYS_SENSITIVE)
+    choices = [
+        {"value": v, "label": label, "checked": v in chosen, "always": v in ALWAYS_SENSITIVE}
+        for v, label in SENSITIVE_CHOICES
+    ]
     return render(
         request,
         "accounts/settings.html",
-        {"tab": "general", "choices": SENSITIVE_CHOICES, "extra": ", ".join(extra)},
+        {"tab": "general", "choices": choices, "extra": ", ".join(extra)},
     )
 
 

@@ -405,6 +405,15 @@ class TestSettings:
         assert 'value="income, religion"' in page
         assert "settings_changed" in _actions(org)
 
+    def test_gender_and_birth_date_are_always_sensitive(self, owner_client, org):
+        owner_client.post(
+            reverse("accounts:settings"), {"name": org.name, "time_zone": "UTC", "currency": "USD"}
+        )
+        org.refresh_from_db()
+        assert org.sensitive_attributes == ["birth_date", "gender"]
+        page = owner_client.get(reverse("accounts:settings")).content.decode()
+        assert 'value="gender" checked disabled' in page
+
     def test_bad_time_zone_is_explained(self, owner_client, org):
         response = _settings_post(owner_client, time_zone="Atlantis/Lost")
         page = owner_client.get(response.url).content.decode()
@@ -775,6 +784,18 @@ class TestAuditLogPage:
             "key_created",
             "key_revoked",
         }
+
+    def test_details_are_readable(self, owner_client, org, owner):
+        services.audit_log(
+            organization=org, action="role_changed", details={"from": "viewer", "to": "admin"}
+        )
+        services.audit_log(
+            organization=org, action="settings_changed", details={"changed": ["currency", "name"]}
+        )
+        page = owner_client.get(reverse("accounts:audit")).content.decode()
+        assert "viewer → admin" in page
+        assert "changed: currency, name" in page
+        assert "{" not in page.split("<tbody>")[1].split("</tbody>")[0]
 
     def test_audit_shows_only_this_organisation(self, owner_client, other_org):
         services.audit_log(organization=other_org, action="sign_in", actor_label="rival@x.test")

@@ -47,7 +47,7 @@ def test_sign_up_invite_and_switch_organisation(site, new_context, mailoutbox, l
     owner.get_by_label("Role").select_option("marketer")
     owner.get_by_role("button", name="Send invitation").click()
     expect(owner.get_by_text("Invitation sent to colin@example.com")).to_be_visible()
-    expect(owner.get_by_role("cell", name="colin@example.com")).to_be_visible()
+    expect(owner.get_by_role("cell", name="colin@example.com", exact=True)).to_be_visible()
 
     invitation = mailoutbox[-1]
     assert invitation.to == ["colin@example.com"]
