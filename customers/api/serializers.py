@@ -1,0 +1,347 @@
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Customer, Event, Import, ImportKind, Order, OrderLine, Product
+
+CUSTOMER_READ_ONLY = [
+    "id",
+    "external_id",
+    "email_consent_at",
+    "email_consent_source",
+    "sms_consent_at",
+    "sms_consent_source",
+    "first_order_at",
+    "last_order_at",
+    "orders_count",
+    "total_spent",
+    "created_at",
+    "updated_at",
+]
+NULLABLE_TEXT = [
+    "phone",
+    "first_name",
+    "last_name",
+    "gender",
+    "city",
+    "region",
+    "country",
+    "postal_code",
+]
+
+
+class SegmentRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class PredictionsSerializer(serializers.Serializer):
+    p_alive = serializers.FloatField(allow_null=True)
+    expected_orders_90d = serializers.FloatField(allow_null=True)
+    predicted_clv_365d = serializers.FloatField(allow_null=True)
+    expected_next_order_at = serializers.DateTimeField(allow_null=True)
+    churn_risk = serializers.ChoiceField(choices=["low", "medium", "high"], allow_null=True)
+    churn_probability = serializers.FloatField(allow_null=True)
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    """A customer. `segment`, `segments` and `predictions` come from segmentation
+    (null / empty until its first run)."""
+
+    email = serializers.EmailField(
+        required=False, allow_blank=True, allow_null=True, max_length=254
+    )
+    attributes = serializers.JSONField(required=False, allow_null=True)
+    segment = serializers.SerializerMethodField()
+    segments = serializers.SerializerMethodField()
+    predictions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "external_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "birth_date",
+            "gender",
+            "city",
+            "region",
+            "country",
+            "postal_code",
+            "latitude",
+            "longitude",
+            "signup_at",
+            "accepts_email",
+            "accepts_sms",
+            "email_consent_at",
+            "email_consent_source",
+            "sms_consent_at",
+            "sms_consent_source",
+            "attributes",
+            "first_order_at",
+            "last_order_at",
+            "orders_count",
+            "total_spent",
+            "created_at",
+            "updated_at",
+            "segment",
+            "segments",
+            "predictions",
+        ]
+        read_only_fields = CUSTOMER_READ_ONLY
+        extra_kwargs = {
+            **{name: {"allow_null": True, "required": False} for name in NULLABLE_TEXT},
+            "accepts_email": {"allow_null": True, "required": False},
+            "accepts_sms": {"allow_null": True, "required": False},
+            "latitude": {"min_value": -90, "max_value": 90},
+            "longitude": {"min_value": -180, "max_value": 180},
+        }
+
+    def _info(self, obj) -> dict:
+        return (self.context.get("enrichment") or {}).get(obj.pk, {})
+
+    @extend_schema_field(SegmentRefSerializer(allow_null=True))
+    def get_segment(self, obj):
+        return self._info(obj).get("segment")
+
+    @extend_schema_field(SegmentRefSerializer(many=True))
+    def get_segments(self, obj):
+        return self._info(obj).get("segments", [])
+
+    @extend_schema_field(PredictionsSerializer(allow_null=True))
+    def get_predictions(self, obj):
+        return self._info(obj).get("predictions")
+
+    def validate_attributes(self, value):
+        if value is not None and not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object of names and values.")
+        return value
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    attributes = serializers.JSONField(required=False)
+
+    class Meta:
+        model = Product
+        fields = [
+            "id",
+            "sku",
+            "name",
+            "category",
+            "price",
+            "url",
+            "image_url",
+            "in_stock",
+            "attributes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"sku": {"validators": []}}
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = [
+            "sku",
+            "product_name",
+            "category",
+            "quantity",
+            "unit_price",
+            "amount",
+            "position",
+            "product",
+        ]
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    customer_id = serializers.CharField(source="customer.external_id", default=None, read_only=True)
+    lines = OrderLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "external_id",
+            "customer",
+            "customer_id",
+            "ordered_at",
+            "currency",
+            "channel",
+            "location",
+            "total",
+            "is_return",
+            "properties",
+            "lines",
+        ]
+        read_only_fields = fields
+
+
+class EventSerializer(serializers.ModelSerializer):
+    customer_id = serializers.CharField(source="customer.external_id", read_only=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "external_id",
+            "customer",
+            "customer_id",
+            "type",
+            "occurred_at",
+            "properties",
+        ]
+        read_only_fields = fields
+
+
+class ImportSerializer(serializers.ModelSerializer):
+    errors = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Import
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "original_filename",
+            "size_bytes",
+            "source",
+            "mapping",
+            "options",
+            "detected",
+            "rows",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "errors",
+            "message",
+            "job",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_errors(self, obj):
+        return [
+            {k: e[k] for k in ("row", "field", "message", "value") if k in e} for e in obj.errors
+        ]
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=ImportKind.choices)
+    map = serializers.JSONField(
+        required=False, help_text='A JSON object {"Source column": "field"}; "" ignores a column.'
+    )
+    date_format = serializers.CharField(
+        required=False, allow_blank=True, help_text="As in strptime, e.g. %d/%m/%Y %H:%M"
+    )
+    delimiter = serializers.CharField(required=False, allow_blank=True, max_length=9)
+    encoding = serializers.CharField(required=False, allow_blank=True, max_length=40)
+
+    def validate_map(self, value):
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise serializers.ValidationError("Must be a JSON object.") from exc
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise serializers.ValidationError(
+                'Must be a JSON object such as {"InvoiceNo": "order_id"}.'
+            )
+        return value
+
+
+class ImportStartedSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    import_id = serializers.IntegerField(source="import")
+
+
+class BulkErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = BulkErrorSerializer(many=True)
+
+
+class CustomerRecordSerializer(serializers.Serializer):
+    """One record of `customers/bulk/` (CSV column names; `external_id` works for `customer_id`)."""
+
+    customer_id = serializers.CharField()
+    email = serializers.CharField(required=False)
+    phone = serializers.CharField(required=False)
+    first_name = serializers.CharField(required=False)
+    last_name = serializers.CharField(required=False)
+    birth_date = serializers.DateField(required=False)
+    gender = serializers.CharField(required=False)
+    city = serializers.CharField(required=False)
+    region = serializers.CharField(required=False)
+    country = serializers.CharField(required=False)
+    postal_code = serializers.CharField(required=False)
+    latitude = serializers.FloatField(required=False)
+    longitude = serializers.FloatField(required=False)
+    signup_at = serializers.DateTimeField(required=False)
+    accepts_email = serializers.BooleanField(required=False)
+    accepts_sms = serializers.BooleanField(required=False)
+    attributes = serializers.DictField(required=False)
+
+
+class ProductRecordSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField(required=False)
+    category = serializers.CharField(required=False)
+    price = serializers.DecimalField(max_digits=18, decimal_places=4, required=False)
+    url = serializers.CharField(required=False)
+    image_url = serializers.CharField(required=False)
+    in_stock = serializers.BooleanField(required=False)
+    attributes = serializers.DictField(required=False)
+
+
+class OrderLineRecordSerializer(serializers.Serializer):
+    """One order line of `orders/bulk/`; records with the same order_id are one order."""
+
+    order_id = serializers.CharField(required=False)
+    customer_id = serializers.CharField(required=False)
+    ordered_at = serializers.DateTimeField()
+    sku = serializers.CharField(required=False)
+    product_name = serializers.CharField(required=False)
+    category = serializers.CharField(required=False)
+    quantity = serializers.IntegerField(required=False)
+    unit_price = serializers.DecimalField(max_digits=18, decimal_places=4, required=False)
+    amount = serializers.DecimalField(max_digits=18, decimal_places=4, required=False)
+    currency = serializers.CharField(required=False)
+    channel = serializers.CharField(required=False)
+    location = serializers.CharField(required=False)
+    properties = serializers.DictField(required=False)
+
+
+class EventRecordSerializer(serializers.Serializer):
+    event_id = serializers.CharField(required=False)
+    customer_id = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    type = serializers.CharField()
+    properties = serializers.DictField(required=False)
+
+
+class ErasedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    erased_at = serializers.DateTimeField()

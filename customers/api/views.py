@@ -1,0 +1,390 @@
+"""The customer-data API: thin views over the selectors and services."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import mixins, parsers, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from core.api.base import TenantViewSetMixin
+from core.exceptions import ApplicationError
+
+from .. import selectors, services
+from ..models import Customer, Event, Import, Order, Product
+from ..services.imports import run_records
+from .serializers import (
+    BulkResultSerializer,
+    CustomerRecordSerializer,
+    CustomerSerializer,
+    ErasedSerializer,
+    EventRecordSerializer,
+    EventSerializer,
+    ImportCreateSerializer,
+    ImportSerializer,
+    OrderLineRecordSerializer,
+    OrderSerializer,
+    ProductRecordSerializer,
+    ProductSerializer,
+)
+
+BULK_LIMIT = 1000
+ImportStarted = inline_serializer(
+    name="ImportStarted",
+    fields={"job": serializers.IntegerField(), "import": serializers.IntegerField()},
+)
+
+
+class ScopedMixin(TenantViewSetMixin):
+    """The shared tenant scope; schema generation (no organisation) sees an empty set."""
+
+    def get_base_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.model.all_objects.none()
+        return super().get_base_queryset()
+
+
+def _bulk(request, kind: str) -> Response:
+    records = request.data
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ApplicationError(
+            "The body must be a JSON list of objects (records with the CSV column names).",
+            {"fields": {"body": "Not a list of objects."}},
+        )
+    if len(records) > BULK_LIMIT:
+        raise ApplicationError(
+            f"At most {BULK_LIMIT:,} records per call (got {len(records):,}); split the list.",
+            {"fields": {"body": "Too many records."}},
+        )
+    outcome = run_records(organization=request.organization, kind=kind, records=records)
+    c = outcome.counts
+    if outcome.changed_anything:
+        from segmentation.pipeline import pipeline_after_data_change
+
+        try:
+            pipeline_after_data_change(organization=request.organization, user=None)
+        except ApplicationError:
+            pass
+    return Response(
+        {
+            "created": c.created,
+            "updated": c.updated,
+            "unchanged": c.unchanged,
+            "rejected": c.rejected,
+            "errors": [
+                {k: e[k] for k in ("index", "field", "message") if k in e} for e in outcome.errors
+            ],
+        }
+    )
+
+
+def _bulk_schema(record_serializer, what: str):
+    return extend_schema(
+        request=record_serializer(many=True),
+        responses={
+            200: BulkResultSerializer,
+            400: OpenApiResponse(description="Not a list of objects, or more than 1,000."),
+        },
+        description=(
+            f"Upsert up to 1,000 {what} keyed by your own ids. Valid records are stored even when "
+            "others are rejected; each rejection names the record's index (0-based), field and "
+            "reason. Sending the same records again changes nothing."
+        ),
+    )
+
+
+CUSTOMER_PARAMS = [
+    OpenApiParameter("external_id", str, description="Your id for the customer (exact)."),
+    OpenApiParameter("search", str, description="Name, email or id (starts with)."),
+    OpenApiParameter("country", str),
+    OpenApiParameter("accepts_email", bool),
+    OpenApiParameter("accepts_sms", bool),
+    OpenApiParameter("has_ordered", bool, description="Has at least one purchase."),
+    OpenApiParameter(
+        "ordering",
+        str,
+        enum=list(selectors.API_ORDERING),
+        description="Sort order (default: newest id first).",
+    ),
+    OpenApiParameter("page_size", int, description="Up to 1000."),
+]
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=CUSTOMER_PARAMS),
+    destroy=extend_schema(
+        description="Erases the person (same as `erase/`): personal data removed, orders kept "
+        "without identity, the id refused by later imports."
+    ),
+)
+class CustomerViewSet(
+    ScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    GenericViewSet,
+):
+    """Customers of the organisation (erased people are not listed)."""
+
+    model = Customer
+    serializer_class = CustomerSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_base_queryset(self):
+        return super().get_base_queryset().filter(erased_at__isnull=True)
+
+    def get_queryset(self):
+        qs = self.get_base_queryset()
+        if self.action == "list":
+            qs = selectors.customer_filter(self.request.query_params) & qs
+            field, desc = selectors.API_ORDERING.get(
+                self.request.query_params.get("ordering", ""), ("id", True)
+            )
+            qs = qs.order_by(f"-{field}" if desc else field, "-pk" if desc else "pk")
+        return qs
+
+    def _enriched(self, customers):
+        ids = [c.pk for c in customers]
+        return {"enrichment": selectors.customer_segment_info(ids), **self.get_serializer_context()}
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        data = CustomerSerializer(page, many=True, context=self._enriched(page)).data
+        return self.get_paginated_response(data)
+
+    def retrieve(self, request, *args, **kwargs):
+        customer = self.get_object()
+        return Response(CustomerSerializer(customer, context=self._enriched([customer])).data)
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        customer = self.get_object()
+        serializer = CustomerSerializer(customer, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        customer = services.customer_update(
+            customer=customer, data=serializer.validated_data, source=_source(request)
+        )
+        return Response(CustomerSerializer(customer, context=self._enriched([customer])).data)
+
+    def destroy(self, request, *args, **kwargs):
+        services.customer_erase(customer=self.get_object(), actor=request.user, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @_bulk_schema(CustomerRecordSerializer, "customers")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        return _bulk(request, "customers")
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT}, description="Everything held on this person."
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        customer = self.get_object()
+        return Response(
+            services.customer_export_record(customer=customer, actor=request.user, request=request)
+        )
+
+    @extend_schema(request=None, responses=ErasedSerializer)
+    @action(detail=True, methods=["post"])
+    def erase(self, request, pk=None):
+        customer = services.customer_erase(
+            customer=self.get_object(), actor=request.user, request=request
+        )
+        return Response({"id": customer.pk, "erased_at": customer.erased_at})
+
+
+def _source(request) -> str:
+    api_key = getattr(request, "api_key", None)
+    if api_key is not None:
+        return f"API key {api_key.prefix}"
+    return f"edited by {getattr(request.user, 'email', 'a user')}"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("search", str, description="Name or sku."),
+            OpenApiParameter("category", str),
+            OpenApiParameter("sku", str),
+        ]
+    )
+)
+class ProductViewSet(
+    ScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    GenericViewSet,
+):
+    """The product catalogue (unknown skus in order files create products too)."""
+
+    model = Product
+    serializer_class = ProductSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        qs = self.get_base_queryset()
+        if self.action == "list":
+            qs = selectors.product_filter(self.request.query_params) & qs
+            sku = self.request.query_params.get("sku")
+            if sku:
+                qs = qs.filter(sku=sku)
+            qs = qs.order_by("sku", "pk")
+        return qs
+
+    def create(self, request, *args, **kwargs):
+        serializer = ProductSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = services.product_create(data=serializer.validated_data)
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        product = self.get_object()
+        serializer = ProductSerializer(product, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = {k: v for k, v in serializer.validated_data.items() if k != "sku"}
+        return Response(ProductSerializer(services.product_update(product=product, data=data)).data)
+
+    @_bulk_schema(ProductRecordSerializer, "products")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        return _bulk(request, "products")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("customer", int, description="Customer id (the API's `id`)."),
+            OpenApiParameter("customer_id", str, description="Your id for the customer."),
+            OpenApiParameter("external_id", str, description="Order id."),
+            OpenApiParameter("since", OpenApiTypes.DATETIME),
+            OpenApiParameter("until", OpenApiTypes.DATETIME),
+        ]
+    )
+)
+class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """Orders with their lines (returns have negative lines; guest orders no customer)."""
+
+    model = Order
+    serializer_class = OrderSerializer
+
+    def get_queryset(self):
+        qs = self.get_base_queryset().select_related("customer").prefetch_related("lines")
+        p = self.request.query_params
+        if self.action == "list":
+            if p.get("customer"):
+                qs = qs.filter(customer_id=_int(p["customer"], "customer"))
+            if p.get("customer_id"):
+                qs = qs.filter(customer__external_id=p["customer_id"])
+            if p.get("external_id"):
+                qs = qs.filter(external_id=p["external_id"])
+            if p.get("since"):
+                qs = qs.filter(ordered_at__gte=_when(p["since"], "since"))
+            if p.get("until"):
+                qs = qs.filter(ordered_at__lt=_when(p["until"], "until"))
+            qs = qs.order_by("-ordered_at", "-pk")
+        return qs
+
+    @_bulk_schema(OrderLineRecordSerializer, "order lines")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        return _bulk(request, "orders")
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ApplicationError(
+            f"'{name}' must be a number.", {"fields": {name: "Not a number."}}
+        ) from None
+
+
+def _when(value: str, name: str):
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    parsed = parse_datetime(value) or parse_date(value)
+    if parsed is None:
+        raise ApplicationError(
+            f"'{name}' must be an ISO 8601 date or time.", {"fields": {name: "Not a date."}}
+        )
+    return parsed
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("customer", int, description="Customer id (the API's `id`)."),
+            OpenApiParameter("type", str),
+        ]
+    )
+)
+class EventViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """Activity events of customers."""
+
+    model = Event
+    serializer_class = EventSerializer
+
+    def get_queryset(self):
+        qs = self.get_base_queryset().select_related("customer")
+        p = self.request.query_params
+        if self.action == "list":
+            if p.get("customer"):
+                qs = qs.filter(customer_id=_int(p["customer"], "customer"))
+            if p.get("type"):
+                qs = qs.filter(type=p["type"])
+            qs = qs.order_by("-occurred_at", "-pk")
+        return qs
+
+    @_bulk_schema(EventRecordSerializer, "events")
+    @action(detail=False, methods=["post"])
+    def bulk(self, request):
+        return _bulk(request, "events")
+
+
+class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """File imports and their reports."""
+
+    model = Import
+    serializer_class = ImportSerializer
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
+
+    def get_queryset(self):
+        return self.get_base_queryset().order_by("-created_at", "-pk")
+
+    @extend_schema(
+        request={"multipart/form-data": ImportCreateSerializer},
+        responses={202: ImportStarted},
+        description="Upload a CSV (or .csv.gz) file; it is imported as a background job. "
+        "Follow the job at jobs/{id}/ and read the report at imports/{id}/.",
+    )
+    def create(self, request, *args, **kwargs):
+        serializer = ImportCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        imp = services.import_create(
+            organization=request.organization,
+            kind=data["kind"],
+            uploaded_file=data["file"],
+            user=request.user,
+            mapping=data.get("map") or None,
+            options={k: data.get(k) for k in ("date_format", "delimiter", "encoding")},
+            source="api",
+        )
+        job = services.import_start(imp=imp, user=request.user)
+        return Response({"job": job.pk, "import": imp.pk}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from .models import Customer, ImportKind
+
+DELIMITER_CHOICES = [
+    ("", "Detect"),
+    (",", "Comma ( , )"),
+    (";", "Semicolon ( ; )"),
+    ("tab", "Tab"),
+    ("|", "Pipe ( | )"),
+]
+ENCODING_CHOICES = [
+    ("", "Detect"),
+    ("utf-8", "UTF-8"),
+    ("cp1252", "Windows-1252 (Western Europe)"),
+    ("latin-1", "ISO-8859-1 (Latin-1)"),
+    ("utf-16", "UTF-16"),
+]
+DATE_FORMAT_CHOICES = [
+    ("", "Detect (ISO 8601 and unambiguous dates)"),
+    ("%d/%m/%Y %H:%M", "Day first: 31/12/2024 18:30"),
+    ("%d/%m/%Y", "Day first: 31/12/2024"),
+    ("%m/%d/%Y %H:%M", "Month first: 12/31/2024 18:30"),
+    ("%m/%d/%Y", "Month first: 12/31/2024"),
+    ("%d.%m.%Y %H:%M", "Day first with dots: 31.12.2024 18:30"),
+    ("%d.%m.%Y", "Day first with dots: 31.12.2024"),
+    ("%d-%m-%Y", "Day first with dashes: 31-12-2024"),
+    ("%m-%d-%Y", "Month first with dashes: 12-31-2024"),
+]
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=ImportKind.choices,
+        label="What the file holds",
+        help_text="Orders: one row per order line. Customers: one row per customer.",
+    )
+    file = forms.FileField(
+        label="CSV file (.csv or .csv.gz)",
+        help_text="Comma, semicolon or tab separated; any common encoding.",
+    )
+
+    def clean_file(self):
+        f = self.cleaned_data["file"]
+        if f.size > settings.UPLOAD_MAX_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than the limit of {settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB. "
+                "Compress it as .csv.gz or split it."
+            )
+        return f
+
+
+class ImportOptionsForm(forms.Form):
+    date_format = forms.ChoiceField(
+        choices=DATE_FORMAT_CHOICES, required=False, label="Date format"
+    )
+    delimiter = forms.ChoiceField(choices=DELIMITER_CHOICES, required=False, label="Delimiter")
+    encoding = forms.ChoiceField(choices=ENCODING_CHOICES, required=False, label="Encoding")
+
+    def options(self) -> dict:
+        data = self.cleaned_data
+        delimiter = data.get("delimiter") or ""
+        return {
+            "date_format": data.get("date_format") or "",
+            "delimiter": "\t" if delimiter == "tab" else delimiter,
+            "encoding": data.get("encoding") or "",
+        }
+
+
+class CustomerForm(forms.ModelForm):
+    email = forms.EmailField(required=False)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "birth_date",
+            "gender",
+            "city",
+            "region",
+            "country",
+            "postal_code",
+            "accepts_email",
+            "accepts_sms",
+        ]
+        widgets = {"birth_date": forms.DateInput(attrs={"type": "date"})}
+        labels = {
+            "accepts_email": "Agrees to receive email marketing",
+            "accepts_sms": "Agrees to receive SMS marketing",
+        }
+
+
+class ConfirmNameForm(forms.Form):
+    confirm_name = forms.CharField(
+        label="Type the organisation's name to confirm", max_length=200, strip=True
+    )

@@ -1,0 +1,380 @@
+"""Reads for customer data: lists that stay fast at a million customers, the
+customer page, product sales, the dashboard's figures, and the hooks through which
+segmentation adds its results (see `customers.registry`)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncMonth
+
+from . import registry
+from .models import Customer, Event, Feedback, Import, Order, OrderLine, Product
+from .registry import (  # re-exported: segmentation registers through these names too
+    register_customer_enricher,
+    register_customer_filter,
+    register_customer_panel,
+    register_erasure_handler,
+)
+
+__all__ = [
+    "customer_segment_info",
+    "dashboard_summary",
+    "register_customer_enricher",
+    "register_customer_filter",
+    "register_customer_panel",
+    "register_erasure_handler",
+]
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off"}
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    v = value.lower()
+    if v in TRUE_VALUES:
+        return True
+    if v in FALSE_VALUES:
+        return False
+    return None
+
+
+# --- enrichment from segmentation -------------------------------------------------------------
+
+
+def customer_segment_info(customer_ids: list[int]) -> dict[int, dict]:
+    """{id: {"segment", "segments", "predictions"}} from every registered enricher
+    (None / [] until segmentation registers one)."""
+    info: dict[int, dict] = {
+        cid: {"segment": None, "segments": [], "predictions": None} for cid in customer_ids
+    }
+    if not customer_ids:
+        return info
+    for enricher in registry.customer_enrichers():
+        for cid, extra in (enricher(list(customer_ids)) or {}).items():
+            if cid in info and extra:
+                info[cid].update(extra)
+    return info
+
+
+# --- the customer list -----------------------------------------------------------------
+
+
+def customers_active() -> QuerySet[Customer]:
+    return Customer.objects.filter(erased_at__isnull=True)
+
+
+def customer_filter(params) -> QuerySet[Customer]:
+    """The organisation's (not erased) customers narrowed by list parameters."""
+    qs = customers_active()
+    external_id = (params.get("external_id") or "").strip()
+    if external_id:
+        qs = qs.filter(external_id=external_id)
+    q = (params.get("search") or params.get("q") or "").strip()
+    if q:
+        cond = Q(external_id=q) | Q(email__istartswith=q) | Q(last_name__istartswith=q)
+        cond |= Q(first_name__istartswith=q)
+        parts = q.split()
+        if len(parts) == 2:
+            cond |= Q(first_name__istartswith=parts[0], last_name__istartswith=parts[1])
+        if "@" in q:
+            cond |= Q(email=q.lower())
+        qs = qs.filter(cond)
+    country = (params.get("country") or "").strip()
+    if country:
+        qs = qs.filter(country=country)
+    for name in ("accepts_email", "accepts_sms"):
+        flag = _flag(params.get(name))
+        if flag is not None:
+            qs = qs.filter(**{name: flag})
+    has_ordered = _flag(params.get("has_ordered"))
+    if has_ordered is True:
+        qs = qs.filter(orders_count__gt=0)
+    elif has_ordered is False:
+        qs = qs.filter(orders_count=0)
+    for extra in registry.customer_filters():
+        value = params.get(extra.param)
+        if value:
+            qs = extra.func(qs, value)
+    return qs
+
+
+# sort key -> (field, descending, nullable, label)
+CUSTOMER_SORTS = {
+    "recent": ("last_order_at", True, True, "Most recent order"),
+    "spent": ("total_spent", True, False, "Most spent"),
+    "orders": ("orders_count", True, False, "Most orders"),
+    "name": ("last_name", False, False, "Last name"),
+    "id": ("external_id", False, False, "Customer id"),
+    "newest": ("created_at", True, False, "Newest first"),
+}
+API_ORDERING = {
+    "external_id": ("external_id", False),
+    "-external_id": ("external_id", True),
+    "last_order_at": ("last_order_at", False),
+    "-last_order_at": ("last_order_at", True),
+    "total_spent": ("total_spent", False),
+    "-total_spent": ("total_spent", True),
+    "orders_count": ("orders_count", False),
+    "-orders_count": ("orders_count", True),
+    "created_at": ("created_at", False),
+    "-created_at": ("created_at", True),
+    "last_name": ("last_name", False),
+}
+
+
+def _encode_cursor(value: Any, pk: int) -> str:
+    if isinstance(value, dt.datetime):
+        value = {"t": value.isoformat()}
+    elif isinstance(value, Decimal):
+        value = {"d": str(value)}
+    raw = json.dumps([value, pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value, pk = json.loads(raw)
+        if isinstance(value, dict) and "t" in value:
+            value = dt.datetime.fromisoformat(value["t"])
+        elif isinstance(value, dict) and "d" in value:
+            value = Decimal(value["d"])
+        return value, int(pk)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def customer_page(
+    qs: QuerySet[Customer], *, sort: str = "recent", after: str = "", size: int = 50
+) -> tuple[list[Customer], str | None]:
+    """One page by keyset ("after this row"), so page 1,000 costs what page 1 does."""
+    field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
+    order_field = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
+    qs = qs.order_by(order_field, "-pk" if desc else "pk")
+    position = _decode_cursor(after) if after else None
+    if position is not None:
+        value, pk = position
+        before = "lt" if desc else "gt"
+        if value is None:
+            qs = qs.filter(**{f"{field}__isnull": True, f"pk__{before}": pk})
+        else:
+            cond = Q(**{f"{field}__{before}": value}) | Q(**{field: value, f"pk__{before}": pk})
+            if nullable:
+                cond |= Q(**{f"{field}__isnull": True})
+            qs = qs.filter(cond)
+    rows = list(qs[: size + 1])
+    next_cursor = None
+    if len(rows) > size:
+        rows = rows[:size]
+        last = rows[-1]
+        next_cursor = _encode_cursor(getattr(last, field), last.pk)
+    return rows, next_cursor
+
+
+def count_capped(qs: QuerySet, cap: int = 10_000) -> tuple[int, bool]:
+    """How many, counting at most `cap` rows (True when there are more)."""
+    n = qs.order_by().values("pk")[: cap + 1].count()
+    return min(n, cap), n > cap
+
+
+def customer_countries() -> list[str]:
+    return list(
+        customers_active()
+        .exclude(country="")
+        .order_by("country")
+        .values_list("country", flat=True)
+        .distinct()[:300]
+    )
+
+
+# --- one customer ----------------------------------------------------------------------
+
+
+def customer_orders(customer: Customer, limit: int = 50) -> list[Order]:
+    return list(
+        Order.objects.filter(customer=customer)
+        .prefetch_related("lines")
+        .order_by("-ordered_at", "-pk")[:limit]
+    )
+
+
+def customer_events(customer: Customer, limit: int = 50) -> list[Event]:
+    return list(Event.objects.filter(customer=customer).order_by("-occurred_at", "-pk")[:limit])
+
+
+def customer_feedback(customer: Customer, limit: int = 20) -> list[Feedback]:
+    return list(Feedback.objects.filter(customer=customer).order_by("-created_at", "-pk")[:limit])
+
+
+def customer_panels(*, request, customer: Customer) -> list[dict]:
+    """The customer page's reserved places, filled by whoever registered them."""
+    panels = []
+    for panel in registry.customer_panels():
+        content = panel.func(request=request, customer=customer)
+        panels.append(
+            {
+                "slot": panel.slot,
+                "title": panel.title,
+                "empty_text": panel.empty_text,
+                "template": (content or {}).get("template"),
+                "context": (content or {}).get("context", {}),
+            }
+        )
+    return panels
+
+
+# --- products --------------------------------------------------------------------------
+
+PRODUCT_SORTS = {"name": "name", "sku": "sku", "category": "category", "newest": "-created_at"}
+
+
+def product_filter(params) -> QuerySet[Product]:
+    qs = Product.objects.all()
+    q = (params.get("search") or params.get("q") or "").strip()
+    if q:
+        qs = qs.filter(Q(sku=q) | Q(name__icontains=q) | Q(sku__istartswith=q))
+    category = (params.get("category") or "").strip()
+    if category:
+        qs = qs.filter(category=category)
+    return qs
+
+
+def product_categories() -> list[str]:
+    return list(
+        Product.objects.exclude(category="")
+        .order_by("category")
+        .values_list("category", flat=True)
+        .distinct()[:300]
+    )
+
+
+def _tz(organization) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(organization.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def product_sales(*, product: Product, organization) -> dict:
+    """Units and revenue per month (returns netted), for the product page's chart."""
+    rows = (
+        OrderLine.objects.filter(product=product)
+        .annotate(month=TruncMonth("order__ordered_at", tzinfo=_tz(organization)))
+        .values("month")
+        .annotate(
+            units=Sum("quantity"), revenue=Sum("amount"), orders=Count("order", distinct=True)
+        )
+        .order_by("month")
+    )
+    months, units, revenue = [], [], []
+    total_units, total_revenue, total_orders = 0, Decimal(0), 0
+    for r in rows:
+        months.append(r["month"].strftime("%Y-%m"))
+        units.append(int(r["units"] or 0))
+        revenue.append(float(r["revenue"] or 0))
+        total_units += int(r["units"] or 0)
+        total_revenue += Decimal(r["revenue"] or 0)
+        total_orders += r["orders"]
+    buyers = (
+        Order.objects.filter(lines__product=product, customer__isnull=False)
+        .values("customer")
+        .distinct()
+        .count()
+    )
+    return {
+        "months": months,
+        "units": units,
+        "revenue": revenue,
+        "rows": [
+            {"month": m, "units": u, "revenue": r}
+            for m, u, r in zip(months, units, revenue, strict=True)
+        ],
+        "total_units": total_units,
+        "total_revenue": total_revenue,
+        "buyers": buyers,
+    }
+
+
+def product_recent_lines(product: Product, limit: int = 20) -> list[OrderLine]:
+    return list(
+        OrderLine.objects.filter(product=product)
+        .select_related("order", "order__customer")
+        .order_by("-order__ordered_at", "-pk")[:limit]
+    )
+
+
+# --- imports ---------------------------------------------------------------------------
+
+
+def imports_recent(limit: int = 100) -> list[Import]:
+    return list(
+        Import.objects.select_related("job", "created_by").order_by("-created_at", "-pk")[:limit]
+    )
+
+
+# --- dashboard -------------------------------------------------------------------------
+
+
+def latest_data_date(organization=None) -> dt.datetime | None:
+    """The newest order or event: 'now' for the organisation's data."""
+    newest_order = Order.objects.aggregate(m=Max("ordered_at"))["m"]
+    newest_event = Event.objects.aggregate(m=Max("occurred_at"))["m"]
+    dates = [d for d in (newest_order, newest_event) if d]
+    return max(dates) if dates else None
+
+
+def dashboard_summary(*, organization) -> dict:
+    """The dashboard's figures: customers, orders, revenue, active customers (ordered
+    in the 90 days up to the latest data date), repeat rate, revenue by month."""
+    customers = customers_active()
+    n_customers = customers.count()
+    orders = Order.objects.aggregate(
+        purchases=Count("pk", filter=Q(is_return=False)),
+        returns=Count("pk", filter=Q(is_return=True)),
+        revenue=Sum("total"),
+    )
+    latest = latest_data_date()
+    has_data = bool(n_customers or orders["purchases"] or orders["returns"])
+    summary: dict[str, Any] = {
+        "has_data": has_data,
+        "currency": organization.currency,
+        "customers_count": n_customers,
+        "orders_count": orders["purchases"],
+        "returns_count": orders["returns"],
+        "revenue": orders["revenue"] or Decimal(0),
+        "latest_data_date": latest,
+        "active_customers": 0,
+        "repeat_rate": None,
+        "chart": {"months": [], "revenue": [], "orders": []},
+        "imports_count": Import.objects.count(),
+    }
+    if not has_data:
+        return summary
+    if latest is not None:
+        summary["active_customers"] = customers.filter(
+            last_order_at__gt=latest - dt.timedelta(days=90)
+        ).count()
+    buyers = customers.filter(orders_count__gte=1).count()
+    repeaters = customers.filter(orders_count__gte=2).count()
+    summary["buyers"] = buyers
+    summary["repeat_rate"] = round(100 * repeaters / buyers, 1) if buyers else None
+    by_month = (
+        Order.objects.annotate(month=TruncMonth("ordered_at", tzinfo=_tz(organization)))
+        .values("month")
+        .annotate(revenue=Sum("total"), orders=Count("pk", filter=Q(is_return=False)))
+        .order_by("month")
+    )
+    for row in by_month:
+        summary["chart"]["months"].append(row["month"].strftime("%Y-%m"))
+        summary["chart"]["revenue"].append(round(float(row["revenue"] or 0), 2))
+        summary["chart"]["orders"].append(row["orders"])
+    return summary

@@ -1,0 +1,102 @@
+"""Writes to single customers and products (the site's forms and the API's PATCH)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.exceptions import ApplicationError
+
+from ..models import ConsentChange, Customer, Product
+
+CUSTOMER_EDITABLE = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "gender",
+    "city",
+    "region",
+    "country",
+    "postal_code",
+    "latitude",
+    "longitude",
+    "signup_at",
+    "accepts_email",
+    "accepts_sms",
+    "attributes",
+)
+PRODUCT_EDITABLE = ("name", "category", "price", "url", "image_url", "in_stock", "attributes")
+
+
+def _cleared(model, name: str):
+    f = model._meta.get_field(name)
+    if f.null:
+        return None
+    return f.get_default()
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, data: dict, source: str = "edited") -> Customer:
+    """Set the given fields; `None` clears a field. Consent changes keep history."""
+    if customer.erased_at is not None:
+        raise ApplicationError("This customer's data was erased; it cannot be changed.")
+    now = timezone.now()
+    changed = []
+    for name, value in data.items():
+        if name not in CUSTOMER_EDITABLE:
+            raise ApplicationError(f"'{name}' cannot be changed.")
+        if value is None:
+            value = _cleared(Customer, name)
+        if name == "email" and value:
+            value = value.strip().lower()
+        if getattr(customer, name) == value:
+            continue
+        setattr(customer, name, value)
+        changed.append(name)
+        if name in ("accepts_email", "accepts_sms"):
+            channel = "email" if name == "accepts_email" else "sms"
+            setattr(customer, f"{channel}_consent_at", now)
+            setattr(customer, f"{channel}_consent_source", source[:200])
+            changed += [f"{channel}_consent_at", f"{channel}_consent_source"]
+            ConsentChange.objects.create(
+                customer=customer,
+                channel=channel,
+                granted=bool(value),
+                changed_at=now,
+                source=source[:200],
+            )
+    if changed:
+        customer.updated_at = now
+        customer.save(update_fields=[*changed, "updated_at"])
+    return customer
+
+
+def product_create(*, data: dict) -> Product:
+    sku = (data.get("sku") or "").strip()
+    if not sku:
+        raise ApplicationError("A product needs a sku.", {"fields": {"sku": "Required."}})
+    if Product.objects.filter(sku=sku).exists():
+        raise ApplicationError(
+            f"A product with sku '{sku}' already exists; change it with PATCH or products/bulk/.",
+            {"fields": {"sku": "Already exists."}},
+        )
+    values = {k: v for k, v in data.items() if k in PRODUCT_EDITABLE and v is not None}
+    return Product.objects.create(sku=sku, **values)
+
+
+def product_update(*, product: Product, data: dict) -> Product:
+    changed = []
+    for name, value in data.items():
+        if name not in PRODUCT_EDITABLE:
+            raise ApplicationError(f"'{name}' cannot be changed.")
+        if value is None:
+            value = _cleared(Product, name)
+        if getattr(product, name) != value:
+            setattr(product, name, value)
+            changed.append(name)
+    if changed:
+        product.updated_at = timezone.now()
+        product.save(update_fields=[*changed, "updated_at"])
+    return product

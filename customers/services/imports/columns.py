@@ -1,0 +1,526 @@
+"""Canonical columns per kind, header auto-mapping and shop-system formats.
+
+A mapping is `{source column: target}` where the target is a canonical field
+name, `""` (ignore the column) or any other name (keep the column as a custom
+attribute / property under that name). Unmapped columns are kept under their
+own header name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.exceptions import ApplicationError
+
+KINDS = ("customers", "products", "orders", "events", "feedback")
+
+# field -> type, in the order the import form lists them
+FIELDS: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "id",
+        "email": "email",
+        "phone": "str",
+        "first_name": "str",
+        "last_name": "str",
+        "birth_date": "date",
+        "gender": "str",
+        "city": "str",
+        "region": "str",
+        "country": "str",
+        "postal_code": "str",
+        "latitude": "latitude",
+        "longitude": "longitude",
+        "signup_at": "datetime",
+        "accepts_email": "bool",
+        "accepts_sms": "bool",
+    },
+    "products": {
+        "sku": "id",
+        "name": "str",
+        "category": "str",
+        "price": "money",
+        "url": "str",
+        "image_url": "str",
+        "in_stock": "bool",
+    },
+    "orders": {
+        "order_id": "id",
+        "customer_id": "id",
+        "email": "email",
+        "ordered_at": "datetime",
+        "sku": "str",
+        "product_name": "str",
+        "category": "str",
+        "quantity": "int",
+        "unit_price": "money",
+        "amount": "money",
+        "currency": "str",
+        "channel": "str",
+        "location": "str",
+    },
+    "events": {
+        "event_id": "id",
+        "customer_id": "id",
+        "email": "email",
+        "occurred_at": "datetime",
+        "type": "str",
+    },
+    "feedback": {
+        "feedback_id": "id",
+        "customer_id": "id",
+        "email": "email",
+        "created_at": "datetime",
+        "source": "str",
+        "rating": "float",
+        "text": "text",
+    },
+}
+DATE_FIELDS = {
+    kind: [f for f, t in fields.items() if t in ("date", "datetime")]
+    for kind, fields in FIELDS.items()
+}
+FIELD_HELP = {
+    "customer_id": "Your id for the customer (required)",
+    "email": "Email address",
+    "ordered_at": "When the order was placed (required)",
+    "order_id": "Order or invoice number; rows with the same number are one order",
+    "quantity": "Units (negative for returns); default 1",
+    "unit_price": "Price of one unit",
+    "amount": "Line total (quantity × unit price)",
+    "sku": "Product code",
+    "occurred_at": "When it happened (required)",
+    "type": "What happened, e.g. page_view (required)",
+    "created_at": "When the feedback was given (required)",
+}
+
+# Normalised header names that mean a field, best first. Headers are normalised by
+# lower-casing and turning every run of other characters into "_".
+SYNONYMS: dict[str, dict[str, list[str]]] = {
+    "customers": {
+        "customer_id": [
+            "customer_id",
+            "customerid",
+            "external_id",
+            "customer_number",
+            "customer_no",
+            "customer_code",
+            "cust_id",
+            "client_id",
+            "contact_id",
+            "user_id",
+            "member_id",
+            "id",
+            "customer",
+        ],
+        "email": ["email", "e_mail", "email_address", "mail", "emailaddress"],
+        "phone": [
+            "phone",
+            "phone_number",
+            "mobile",
+            "mobile_phone",
+            "telephone",
+            "tel",
+            "default_address_phone",
+        ],
+        "first_name": ["first_name", "firstname", "given_name", "forename", "first"],
+        "last_name": ["last_name", "lastname", "surname", "family_name", "last"],
+        "birth_date": ["birth_date", "birthdate", "date_of_birth", "dob", "birthday"],
+        "gender": ["gender", "sex"],
+        "city": ["city", "town", "default_address_city"],
+        "region": [
+            "region",
+            "province",
+            "state",
+            "county",
+            "province_code",
+            "default_address_province_code",
+            "state_code",
+        ],
+        "country": [
+            "country",
+            "country_code",
+            "default_address_country_code",
+            "default_address_country",
+        ],
+        "postal_code": [
+            "postal_code",
+            "postcode",
+            "post_code",
+            "zip",
+            "zip_code",
+            "zipcode",
+            "default_address_zip",
+        ],
+        "latitude": ["latitude", "lat"],
+        "longitude": ["longitude", "lng", "lon", "long"],
+        "signup_at": [
+            "signup_at",
+            "signup_date",
+            "signed_up_at",
+            "created_at",
+            "registered_at",
+            "registration_date",
+            "date_joined",
+            "customer_since",
+            "created",
+        ],
+        "accepts_email": [
+            "accepts_email",
+            "accepts_email_marketing",
+            "accepts_marketing",
+            "email_opt_in",
+            "email_optin",
+            "email_consent",
+            "newsletter",
+            "marketing_opt_in",
+            "email_marketing",
+        ],
+        "accepts_sms": [
+            "accepts_sms",
+            "accepts_sms_marketing",
+            "sms_opt_in",
+            "sms_optin",
+            "sms_consent",
+            "sms_marketing",
+        ],
+    },
+    "products": {
+        "sku": [
+            "sku",
+            "variant_sku",
+            "stockcode",
+            "stock_code",
+            "product_id",
+            "product_code",
+            "item_id",
+            "article",
+            "article_number",
+            "id",
+            "handle",
+        ],
+        "name": ["name", "title", "product_name", "product", "description", "item_name"],
+        "category": [
+            "category",
+            "product_category",
+            "product_type",
+            "type",
+            "department",
+            "collection",
+        ],
+        "price": ["price", "variant_price", "unit_price", "unitprice", "list_price"],
+        "url": ["url", "product_url", "link", "web_url"],
+        "image_url": ["image_url", "image", "image_src", "picture", "photo"],
+        "in_stock": ["in_stock", "instock", "available", "availability", "stock_status"],
+    },
+    "orders": {
+        "order_id": [
+            "order_id",
+            "invoiceno",
+            "invoice_no",
+            "invoice",
+            "invoice_id",
+            "invoice_number",
+            "order_number",
+            "order_no",
+            "orderid",
+            "transaction_id",
+            "receipt_id",
+            "order",
+        ],
+        "customer_id": [
+            "customer_id",
+            "customerid",
+            "customer_number",
+            "customer_no",
+            "cust_id",
+            "client_id",
+            "user_id",
+            "member_id",
+            "customer",
+        ],
+        "email": ["email", "customer_email", "e_mail", "email_address"],
+        "ordered_at": [
+            "ordered_at",
+            "invoicedate",
+            "invoice_date",
+            "order_date",
+            "orderdate",
+            "created_at",
+            "purchase_date",
+            "transaction_date",
+            "date",
+            "datetime",
+            "timestamp",
+            "time",
+        ],
+        "sku": [
+            "sku",
+            "lineitem_sku",
+            "stockcode",
+            "stock_code",
+            "product_id",
+            "product_code",
+            "item_id",
+            "article",
+        ],
+        "product_name": [
+            "product_name",
+            "lineitem_name",
+            "description",
+            "product",
+            "item",
+            "item_name",
+            "product_title",
+            "title",
+        ],
+        "category": ["category", "product_category", "product_type", "department"],
+        "quantity": ["quantity", "lineitem_quantity", "qty", "units", "quantity_ordered"],
+        "unit_price": [
+            "unit_price",
+            "unitprice",
+            "lineitem_price",
+            "price",
+            "item_price",
+            "price_each",
+        ],
+        "amount": [
+            "amount",
+            "line_total",
+            "line_amount",
+            "total",
+            "revenue",
+            "sales",
+            "total_price",
+            "order_total",
+            "value",
+        ],
+        "currency": ["currency", "currency_code"],
+        "channel": ["channel", "sales_channel", "source_name", "source"],
+        "location": ["location", "store", "shop", "store_id", "branch"],
+    },
+    "events": {
+        "event_id": ["event_id", "eventid", "id"],
+        "customer_id": ["customer_id", "customerid", "user_id", "client_id", "customer"],
+        "email": ["email", "customer_email"],
+        "occurred_at": [
+            "occurred_at",
+            "timestamp",
+            "event_time",
+            "event_date",
+            "time",
+            "date",
+            "created_at",
+            "datetime",
+        ],
+        "type": ["type", "event_type", "event", "event_name", "action", "name"],
+    },
+    "feedback": {
+        "feedback_id": ["feedback_id", "review_id", "response_id", "ticket_id", "id"],
+        "customer_id": ["customer_id", "customerid", "user_id", "client_id", "customer"],
+        "email": ["email", "customer_email"],
+        "created_at": [
+            "created_at",
+            "date",
+            "submitted_at",
+            "timestamp",
+            "review_date",
+            "time",
+            "datetime",
+        ],
+        "source": ["source", "channel", "feedback_source", "origin"],
+        "rating": ["rating", "stars", "score", "rate", "nps"],
+        "text": [
+            "text",
+            "comment",
+            "comments",
+            "review",
+            "verified_reviews",
+            "review_text",
+            "feedback",
+            "body",
+            "message",
+            "answer",
+        ],
+    },
+}
+
+# Shopify exports, recognised by their columns and mapped without any question.
+SHOPIFY_ORDERS = {
+    "name": "order_id",
+    "email": "email",
+    "created_at": "ordered_at",
+    "lineitem_quantity": "quantity",
+    "lineitem_name": "product_name",
+    "lineitem_price": "unit_price",
+    "lineitem_sku": "sku",
+    "currency": "currency",
+    "source": "channel",
+    "location": "location",
+}
+SHOPIFY_CUSTOMERS = {
+    "customer_id": "customer_id",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "accepts_email_marketing": "accepts_email",
+    "accepts_marketing": "accepts_email",
+    "accepts_sms_marketing": "accepts_sms",
+    "phone": "phone",
+    "city": "city",
+    "default_address_city": "city",
+    "province": "region",
+    "default_address_province_code": "region",
+    "country": "country",
+    "default_address_country_code": "country",
+    "zip": "postal_code",
+    "default_address_zip": "postal_code",
+}
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def detect_format(kind: str, header: list[str]) -> str:
+    names = {normalise(h) for h in header}
+    if kind == "orders" and {"name", "lineitem_quantity", "lineitem_name"} <= names:
+        return "shopify_orders"
+    if (
+        kind == "customers"
+        and {"first_name", "last_name", "email"} <= names
+        and names & {"accepts_email_marketing", "accepts_marketing"}
+        and names & {"total_spent", "total_orders"}
+    ):
+        return "shopify_customers"
+    return "generic"
+
+
+def auto_map(kind: str, header: list[str]) -> tuple[dict[str, str], str]:
+    """Suggested mapping for a header, and the recognised format's name."""
+    if kind not in FIELDS:
+        raise ApplicationError(f"Unknown kind '{kind}'. Use one of: {', '.join(KINDS)}.")
+    fmt = detect_format(kind, header)
+    mapping: dict[str, str] = {h: h for h in header}  # keep everything by default
+    taken: set[str] = set()
+    normalised = [(h, normalise(h)) for h in header]
+    if fmt != "generic":
+        table = SHOPIFY_ORDERS if fmt == "shopify_orders" else SHOPIFY_CUSTOMERS
+        for h, n in normalised:
+            target = table.get(n)
+            if target and target not in taken:
+                mapping[h] = target
+                taken.add(target)
+        return mapping, fmt
+    for fld, names in SYNONYMS[kind].items():
+        for name in names:
+            match = next((h for h, n in normalised if n == name and mapping[h] == h), None)
+            if match is not None and fld not in taken:
+                mapping[match] = fld
+                taken.add(fld)
+                break
+    return mapping, fmt
+
+
+def apply_overrides(
+    kind: str, header: list[str], mapping: dict[str, str], overrides: dict[str, str] | None
+) -> dict[str, str]:
+    """`--map SRC=DST` and the import form's choices, on top of the suggestion."""
+    result = dict(mapping)
+    by_norm = {normalise(h): h for h in header}
+    for src, dst in (overrides or {}).items():
+        column = src if src in result else by_norm.get(normalise(src))
+        if column is None:
+            raise ApplicationError(
+                f"The mapping names a column that is not in the file: '{src}'. "
+                f"The file's columns are: {', '.join(header)}.",
+                {"fields": {"map": f"No column '{src}'."}},
+            )
+        dst = (dst or "").strip()
+        if dst == "-":
+            dst = ""
+        if dst in FIELDS[kind]:
+            for other, target in result.items():
+                if target == dst and other != column:
+                    result[other] = other  # the field moves; keep the old column as an attribute
+        result[column] = dst
+    return result
+
+
+@dataclass
+class Plan:
+    """How each column of a file is read for a kind."""
+
+    kind: str
+    header: list[str]
+    mapping: dict[str, str]
+    fmt: str = "generic"
+
+    def __post_init__(self):
+        self.fields: list[tuple[int, str]] = []
+        self.attributes: list[tuple[int, str]] = []
+        for i, h in enumerate(self.header):
+            target = self.mapping.get(h, h)
+            if not target:
+                continue
+            if target in FIELDS[self.kind]:
+                self.fields.append((i, target))
+            else:
+                self.attributes.append((i, target))
+        self.field_names = {f for _, f in self.fields}
+        self.column_of = {f: self.header[i] for i, f in self.fields}
+        # Without a customer id column, the email identifies the customer.
+        self.customer_key = (
+            "customer_id"
+            if "customer_id" in self.field_names
+            else ("email" if "email" in self.field_names else None)
+        )
+
+    def check(self) -> None:
+        kind, have = self.kind, self.field_names
+        missing = []
+        if kind == "customers" and self.customer_key is None:
+            missing.append("customer_id (or email)")
+        if kind == "products" and "sku" not in have:
+            missing.append("sku")
+        if kind == "orders":
+            if "ordered_at" not in have:
+                missing.append("ordered_at")
+            if not have & {"unit_price", "amount"}:
+                missing.append("unit_price or amount")
+        if kind == "events":
+            if self.customer_key is None:
+                missing.append("customer_id")
+            missing += [f for f in ("occurred_at", "type") if f not in have]
+        if kind == "feedback":
+            if "created_at" not in have:
+                missing.append("created_at")
+            if not have & {"text", "rating"}:
+                missing.append("text or rating")
+        if missing:
+            raise ApplicationError(
+                f"This file cannot be read as {kind}: no column for {', '.join(missing)}. "
+                f"The file's columns are: {', '.join(self.header)}. Map a column to "
+                + ("each of them" if len(missing) > 1 else "it")
+                + " (for example --map 'Your Column=field')."
+            )
+
+    def extract(self, cells: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        n = len(cells)
+        rec = {f: (cells[i].strip() if i < n else "") for i, f in self.fields}
+        attrs = {}
+        for i, name in self.attributes:
+            if i < n:
+                v = cells[i].strip()
+                if v:
+                    attrs[name] = v
+        return rec, attrs
+
+    def column(self, fld: str) -> str:
+        return self.column_of.get(fld, fld)
+
+
+def build_plan(kind: str, header: list[str], overrides: dict[str, str] | None = None) -> Plan:
+    suggested, fmt = auto_map(kind, header)
+    mapping = apply_overrides(kind, header, suggested, overrides)
+    return Plan(kind=kind, header=header, mapping=mapping, fmt=fmt)

@@ -1,0 +1,403 @@
+"""The one import engine behind the site wizard, `import_data` and the API.
+
+A file is read twice, streaming both times: a first pass reads the date columns
+whole (to detect their format, or refuse an ambiguous one) and finds orders whose
+rows are scattered through the file; the second pass parses rows and writes them
+in chunks, one transaction per chunk. A file that cannot be read is refused
+before anything is written; a file read again ends in the same state, since
+every write is an upsert keyed by the business's own ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import os
+import time
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from core.exceptions import ApplicationError
+
+from .columns import DATE_FIELDS, FIELDS, Plan, build_plan
+from .dates import DAY_FIRST, MONTH_FIRST, ColumnSniff, DateFormatError, DateParser
+from .kinds import Context, Counts, make_processor
+from .reader import RowStream, SourceInfo, Unreadable, inspect
+
+log = logging.getLogger("segmenta.imports")
+
+ERRORS_KEPT = 1000  # in memory and in the report; every error goes to the errors file
+REQUIRED_DATES = {"ordered_at", "occurred_at", "created_at"}
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+Progress = Callable[[float, str], None]
+
+
+class ErrorLog:
+    """Row errors: the first ones kept for the report, all written to a CSV file."""
+
+    def __init__(self, *, csv_path: str | None = None, key: str = "row", offset: int = 0):
+        self.kept: list[dict] = []
+        self.total = 0
+        self.key = key
+        self.offset = offset
+        self.csv_path = csv_path
+        self._file = None
+        self._writer = None
+
+    def add(self, row: int, fld: str, message: str, value: str = "", customer: str = "") -> None:
+        self.total += 1
+        row = row + self.offset
+        entry = {self.key: row, "field": fld, "message": message}
+        if value:
+            entry["value"] = value[:200]
+        if customer:
+            entry["customer_id"] = customer
+        if len(self.kept) < ERRORS_KEPT:
+            self.kept.append(entry)
+        if self.csv_path:
+            if self._writer is None:
+                os.makedirs(os.path.dirname(self.csv_path), exist_ok=True)
+                self._file = open(self.csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                self._writer = csv.writer(self._file)
+                self._writer.writerow([self.key, "field", "message", "value", "customer_id"])
+            self._writer.writerow([row, fld, message, value[:200], customer])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass
+class Outcome:
+    counts: Counts
+    errors: list[dict]
+    error_total: int
+    detected: dict = field(default_factory=dict)
+    mapping: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    changed_customer_ids: set[int] = field(default_factory=set)
+
+    @property
+    def changed_anything(self) -> bool:
+        c = self.counts
+        return bool(c.created or c.updated or c.customers_created or c.products_created)
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "rows": c.rows,
+            "created": c.created,
+            "updated": c.updated,
+            "unchanged": c.unchanged,
+            "rejected": c.rejected,
+            "errors": self.errors,
+            "customers_created": c.customers_created,
+            "products_created": c.products_created,
+        }
+
+
+@dataclass
+class Scan:
+    rows: int = 0
+    sniffs: dict[str, ColumnSniff] = field(default_factory=dict)
+    split_ids: set[str] = field(default_factory=set)
+
+
+def _order_of_format(fmt: str) -> str | None:
+    d, m = fmt.find("%d"), fmt.find("%m")
+    if d < 0 or m < 0:
+        return None
+    return DAY_FIRST if d < m else MONTH_FIRST
+
+
+def prescan(info: SourceInfo, plan: Plan, *, limit: int | None = None, dates: bool = True) -> Scan:
+    """The first pass: date columns and scattered orders."""
+    scan = Scan()
+    date_cols = []
+    if dates:
+        for i, f in plan.fields:
+            if f in DATE_FIELDS[plan.kind]:
+                scan.sniffs[f] = ColumnSniff(column=plan.header[i])
+                date_cols.append((i, scan.sniffs[f]))
+    order_col = next((i for i, f in plan.fields if f == "order_id"), None)
+    closed: set[str] = set()
+    current = None
+    with RowStream(info) as stream:
+        for _, cells in stream:
+            scan.rows += 1
+            n = len(cells)
+            for i, sniff in date_cols:
+                if i < n:
+                    value = cells[i].strip()
+                    if value:
+                        sniff.add(value)
+            if order_col is not None and order_col < n:
+                oid = cells[order_col].strip()
+                if oid and oid != current:
+                    if oid in closed:
+                        scan.split_ids.add(oid)
+                    if current is not None:
+                        closed.add(current)
+                    current = oid
+            if limit and scan.rows >= limit:
+                break
+    return scan
+
+
+def date_parsers(
+    *, kind: str, plan, scan: Scan | None, tz, date_format: str | None, shift_days: int = 0
+) -> dict[str, DateParser]:
+    parsers = {}
+    shift = dt.timedelta(days=shift_days) if shift_days else None
+    for f in DATE_FIELDS[kind]:
+        date_only = FIELDS[kind][f] == "date"
+        if date_format:
+            parsers[f] = DateParser(
+                tz=tz,
+                explicit_format=date_format,
+                order=_order_of_format(date_format),
+                shift=shift,
+                date_only=date_only,
+            )
+            continue
+        order = None
+        sniff = scan.sniffs.get(f) if scan else None
+        if sniff is not None:
+            try:
+                order = sniff.decide()
+            except DateFormatError as exc:
+                raise ApplicationError(str(exc), {"fields": {"date_format": str(exc)}}) from None
+            if f in REQUIRED_DATES and sniff.unreadable and not sniff.readable:
+                raise ApplicationError(
+                    f"Column '{sniff.column}' has no dates we can read (for example "
+                    f"'{sniff.unreadable_example}'). Give the format with --date-format, "
+                    "for example %d.%m.%Y %H:%M.",
+                    {"fields": {"date_format": "Needed for this file."}},
+                )
+        parsers[f] = DateParser(tz=tz, order=order, shift=shift, date_only=date_only)
+    return parsers
+
+
+def _tz(organization) -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo(organization.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def run_file(
+    *,
+    organization,
+    path: str,
+    kind: str,
+    mapping: dict[str, str] | None = None,
+    date_format: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    shift_days: int = 0,
+    progress: Progress | None = None,
+    errors_csv: str | None = None,
+    source_label: str = "import",
+    max_rows: int | None = None,
+    prescan_limit: int | None = None,
+    chunk_size: int = 5000,
+) -> Outcome:
+    """Import one file. Runs in the organisation's tenant context."""
+    started = time.monotonic()
+    if kind not in FIELDS:
+        raise ApplicationError(f"Unknown kind '{kind}'. Use one of: {', '.join(FIELDS)}.")
+    info = inspect(path, encoding=encoding, delimiter=delimiter)
+    plan = build_plan(kind, info.header, mapping)
+    plan.check()
+    report = progress or (lambda pct, msg: None)
+    report(1, "Reading the file…")
+    encodings = [info.encoding] + ([] if info.encoding_given else list(FALLBACK_ENCODINGS))
+    for i, enc in enumerate(encodings):
+        info.encoding = enc
+        try:
+            scan = prescan(info, plan, limit=prescan_limit, dates=not date_format)
+            break
+        except UnicodeDecodeError as exc:
+            if i == len(encodings) - 1:
+                raise Unreadable(
+                    f"The file cannot be read as {enc} text ({exc.reason} at byte {exc.start}). "
+                    "Save it as UTF-8, or give its encoding with --encoding."
+                ) from None
+            log.info("import.encoding_fallback from=%s", enc)
+    parsers = date_parsers(
+        kind=kind,
+        plan=plan,
+        scan=scan,
+        tz=_tz(organization),
+        date_format=date_format,
+        shift_days=shift_days,
+    )
+    errors = ErrorLog(csv_path=errors_csv)
+    ctx = Context(
+        organization_id=organization.pk,
+        kind=kind,
+        tz=_tz(organization),
+        plan=plan,
+        errors=errors,
+        dates=parsers,
+        source_label=source_label,
+        chunk_size=chunk_size,
+    )
+    processor = make_processor(ctx, scan.split_ids)
+    total_rows = scan.rows if not prescan_limit else None
+    detected = {**info.as_dict(), "format": plan.fmt, "rows_scanned": scan.rows}
+    if not date_format:
+        detected["date_order"] = {
+            plan.column(f): s.decide() for f, s in scan.sniffs.items() if s.numeric
+        }
+
+    def outcome() -> Outcome:
+        return Outcome(
+            counts=ctx.counts,
+            errors=errors.kept,
+            error_total=errors.total,
+            detected=detected,
+            mapping=plan.mapping,
+            seconds=round(time.monotonic() - started, 2),
+            changed_customer_ids=ctx.changed_customer_ids,
+        )
+
+    try:
+        with RowStream(info) as stream:
+            try:
+                for rownum, cells in stream:
+                    rec, attrs = plan.extract(cells)
+                    if not attrs and not any(rec.values()):
+                        continue  # an empty line is not a data row
+                    if max_rows and ctx.counts.rows >= max_rows:
+                        break
+                    ctx.counts.rows += 1
+                    if processor.feed(rownum, rec, attrs):
+                        c = ctx.counts
+                        of = f" of {total_rows:,}" if total_rows else ""
+                        report(
+                            5 + 94 * stream.fraction_read(),
+                            f"Imported {c.rows:,}{of} rows: {c.created:,} new, {c.updated:,} updated, "
+                            f"{c.unchanged:,} unchanged, {c.rejected:,} rejected.",
+                        )
+            except UnicodeDecodeError as exc:
+                raise Unreadable(
+                    f"The file cannot be read as {info.encoding} text after row {ctx.counts.rows:,} "
+                    f"({exc.reason}). Give its encoding with --encoding."
+                ) from None
+        processor.finish()
+    except BaseException as exc:
+        # Cancelled or failed part-way: what was written so far stays (each chunk
+        # is whole), and the caller can report it.
+        exc.partial_outcome = outcome()  # type: ignore[attr-defined]
+        raise
+    finally:
+        errors.close()
+    return outcome()
+
+
+class _Rollback(Exception):
+    pass
+
+
+def dry_run(*, organization, path: str, kind: str, sample_rows: int = 1000, **options) -> Outcome:
+    """Import the first rows and roll everything back: what a real run would say."""
+    result: list[Outcome] = []
+    try:
+        with transaction.atomic():
+            result.append(
+                run_file(
+                    organization=organization,
+                    path=path,
+                    kind=kind,
+                    max_rows=sample_rows,
+                    prescan_limit=200_000,
+                    **options,
+                )
+            )
+            raise _Rollback()
+    except _Rollback:
+        pass
+    return result[0]
+
+
+# --- records from the API -----------------------------------------------------------------
+
+ALIASES = {"external_id": "customer_id"}
+
+
+class RecordPlan:
+    """The API's records use the canonical names; other keys are kept as attributes."""
+
+    def __init__(self, kind: str, records: list[dict]):
+        self.kind = kind
+        self.field_names = set(FIELDS[kind])
+        self.customer_key = "customer_id" if "customer_id" in self.field_names else None
+        self.fmt = "api"
+
+    def column(self, fld: str) -> str:
+        return fld
+
+
+def _text_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def record_to_row(kind: str, record: dict) -> tuple[dict[str, str], dict[str, Any]]:
+    fields = FIELDS[kind]
+    rec: dict[str, str] = dict.fromkeys(fields, "")
+    attrs: dict[str, Any] = {}
+    for key, value in record.items():
+        name = ALIASES.get(key, key) if kind == "customers" else key
+        if name in fields:
+            rec[name] = _text_value(value)
+        elif key in ("attributes", "properties") and isinstance(value, dict):
+            attrs.update({k: v for k, v in value.items() if v is not None and v != ""})
+        elif value is not None and value != "":
+            attrs[key] = value
+    if kind == "customers" and not rec["customer_id"] and rec.get("email"):
+        rec["customer_id"] = rec["email"].lower()
+    return rec, attrs
+
+
+def run_records(
+    *, organization, kind: str, records: list[dict], source_label: str = "API"
+) -> Outcome:
+    """Bulk upsert of API records; errors are reported by index (0-based)."""
+    started = time.monotonic()
+    tz = _tz(organization)
+    plan = RecordPlan(kind, records)
+    errors = ErrorLog(key="index", offset=-1)
+    ctx = Context(
+        organization_id=organization.pk,
+        kind=kind,
+        tz=tz,
+        plan=plan,
+        errors=errors,
+        dates=date_parsers(kind=kind, plan=plan, scan=None, tz=tz, date_format=None),
+        source_label=source_label,
+        chunk_size=10_000,
+    )
+    processor = make_processor(ctx)
+    for index, record in enumerate(records, start=1):
+        rec, attrs = record_to_row(kind, record)
+        ctx.counts.rows += 1
+        processor.feed(index, rec, attrs)
+    processor.finish()
+    return Outcome(
+        counts=ctx.counts,
+        errors=errors.kept,
+        error_total=errors.total,
+        seconds=round(time.monotonic() - started, 2),
+        changed_customer_ids=ctx.changed_customer_ids,
+    )

@@ -1,0 +1,1147 @@
+"""What each kind of row means: parsing a row, and writing a chunk of rows.
+
+Every processor takes rows one at a time (`feed`), groups them into chunks and
+writes each chunk in one transaction (`flush`). Every data row ends up counted
+exactly once: created, updated, unchanged or rejected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from customers.models import Customer, Event, Feedback, Product
+
+from ..identity import erased_external_id
+from ..stats import customer_stats_refresh
+from .db import BulkDb
+from .values import (
+    parse_bool,
+    parse_decimal,
+    parse_email,
+    parse_float,
+    parse_int,
+    parse_latitude,
+    parse_longitude,
+)
+
+Q4 = Decimal("0.0001")
+MAX_MONEY = Decimal("99999999999999")
+CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "us$": "USD", "kr": "SEK"}
+
+
+class RowError(Exception):
+    def __init__(self, field: str, message: str, value: str = ""):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.value = value
+
+
+def content_hash(parts: Any) -> str:
+    data = json.dumps(parts, ensure_ascii=False, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha1(data.encode(), usedforsecurity=False).hexdigest()
+
+
+def _utc(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).isoformat() if value else ""
+
+
+def insert_columns(model: type[models.Model], values: dict[str, Any]) -> tuple[list[str], list]:
+    """Every column a raw INSERT must name (NOT NULL ones take their defaults)."""
+    columns, row = [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key or f.name == "organization":
+            continue
+        if f.name in values or f.attname in values:
+            value = values.get(f.name, values.get(f.attname))
+        elif f.null:
+            continue
+        else:
+            value = f.get_default()
+        columns.append(f.column)
+        row.append(value)
+    return columns, row
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    customers_created: int = 0
+    products_created: int = 0
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + n)
+
+
+@dataclass
+class Context:
+    organization_id: int
+    kind: str
+    tz: dt.tzinfo
+    plan: Any  # columns.Plan, or a records plan for API bulk writes
+    errors: Any  # engine.ErrorLog
+    dates: dict[str, Any]  # field -> DateParser
+    source_label: str = "import"
+    chunk_size: int = 5000
+    counts: Counts = field(default_factory=Counts)
+    db: BulkDb = None  # type: ignore[assignment]
+    changed_customer_ids: set[int] = field(default_factory=set)
+
+    def __post_init__(self):
+        self.db = BulkDb(self.organization_id)
+
+    def reject(self, rownums: list[int], fld: str, message: str, value: str = "", customer=""):
+        for n in rownums:
+            self.errors.add(n, self.plan.column(fld), message, value, customer)
+        self.counts.add("rejected", len(rownums))
+
+
+# --- shared field readers --------------------------------------------------------------
+
+
+def _text(rec: dict, name: str, max_len: int) -> str:
+    return (rec.get(name) or "")[:max_len]
+
+
+def _ident(rec: dict, name: str, max_len: int = 255) -> str:
+    value = rec.get(name) or ""
+    if len(value) > max_len:
+        raise RowError(name, f"is longer than {max_len} characters", value[:50])
+    return value
+
+
+def _parse(rec: dict, name: str, parser):
+    value = rec.get(name) or ""
+    if not value:
+        return None
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise RowError(name, str(exc), value) from None
+
+
+def _money(rec: dict, name: str) -> Decimal | None:
+    value = _parse(rec, name, parse_decimal)
+    if value is None:
+        return None
+    if abs(value) > MAX_MONEY:
+        raise RowError(name, "is too large", rec.get(name, ""))
+    return value.quantize(Q4)
+
+
+def _date(ctx: Context, rec: dict, name: str):
+    value = rec.get(name) or ""
+    if not value:
+        return None
+    try:
+        return ctx.dates[name](value)
+    except ValueError as exc:
+        raise RowError(name, str(exc), value) from None
+
+
+def _customer_key(ctx: Context, rec: dict) -> str:
+    key = ctx.plan.customer_key
+    if key == "customer_id":
+        return _ident(rec, "customer_id")
+    if key == "email":
+        value = rec.get("email") or ""
+        if not value:
+            return ""
+        try:
+            return parse_email(value)
+        except ValueError as exc:
+            raise RowError("email", str(exc), value) from None
+    return ""
+
+
+def _currency(rec: dict) -> str:
+    value = (rec.get("currency") or "").strip()
+    if not value:
+        return ""
+    code = CURRENCY_SYMBOLS.get(value.lower(), value.upper())
+    if len(code) != 3 or not code.isalpha():
+        raise RowError("currency", "is not a 3-letter currency code such as EUR", value)
+    return code
+
+
+# --- customers referenced by other kinds ------------------------------------------------------
+
+
+class CustomerResolver:
+    """Finds (or creates) the customers that orders, events and feedback name."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.erased: dict[str, dt.datetime] = dict(
+            Customer.objects.filter(erased_at__isnull=False).values_list("external_id", "erased_at")
+        )
+
+    def erased_on(self, external_id: str) -> dt.datetime | None:
+        if not self.erased or not external_id:
+            return None
+        return self.erased.get(erased_external_id(self.ctx.organization_id, external_id))
+
+    def erased_message(self, external_id: str) -> str | None:
+        when = self.erased_on(external_id)
+        if when is None:
+            return None
+        return f"customer was erased on {timezone.localtime(when, self.ctx.tz):%Y-%m-%d}"
+
+    def resolve(self, wanted: dict[str, str]) -> dict[str, int]:
+        """{customer key: email or ""} → {customer key: id}, creating the unknown ones."""
+        if not wanted:
+            return {}
+        db = self.ctx.db
+        ids = dict(db.select("customers_customer", "external_id", wanted, ["id"]))
+        missing = [k for k in wanted if k not in ids]
+        if missing and self.ctx.plan.customer_key == "email":
+            found = db.select(
+                "customers_customer", "email", missing, ["id"], where=" AND erased_at IS NULL"
+            )
+            for email, cid in sorted(found, key=lambda r: r[1], reverse=True):
+                ids[email] = cid  # the oldest customer with the address wins
+            missing = [k for k in missing if k not in ids]
+        if missing:
+            now = timezone.now()
+            rows, columns = [], None
+            for key in missing:
+                columns, row = insert_columns(
+                    Customer,
+                    {
+                        "external_id": key,
+                        "email": wanted[key],
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+                rows.append(row)
+            ids.update(
+                db.upsert("customers_customer", columns, rows, conflict="external_id", update=None)
+            )
+            self.ctx.counts.customers_created += len(missing)
+        return ids
+
+
+# --- base processor ------------------------------------------------------------------
+
+
+class Processor:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.pending: list = []
+        self.occurrences: Counter = Counter()
+
+    def feed(self, rownum: int, rec: dict, attrs: dict) -> bool:
+        """Take one row; True when a chunk was written."""
+        try:
+            item = self.parse(rownum, rec, attrs)
+        except RowError as exc:
+            self.ctx.errors.add(
+                rownum,
+                self.ctx.plan.column(exc.field),
+                exc.message,
+                exc.value,
+                _cust(self.ctx, rec),
+            )
+            self.ctx.counts.add("rejected")
+            return False
+        return self.add(item)
+
+    def add(self, item) -> bool:
+        self.pending.append(item)
+        if len(self.pending) >= self.ctx.chunk_size:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        items, self.pending = self.pending, []
+        with transaction.atomic():
+            self.write(items)
+
+    def finish(self) -> None:
+        self.flush()
+
+    def hashed_key(self, parts: list) -> str:
+        """Id for a row without one: its content plus how often that content came before."""
+        digest = content_hash(parts)[:24]
+        self.occurrences[digest] += 1
+        return f"h:{digest}:{self.occurrences[digest]}"
+
+    def parse(self, rownum: int, rec: dict, attrs: dict):
+        raise NotImplementedError
+
+    def write(self, items: list) -> None:
+        raise NotImplementedError
+
+
+def _cust(ctx: Context, rec: dict) -> str:
+    key = getattr(ctx.plan, "customer_key", None)
+    return (rec.get(key) or "") if key else ""
+
+
+# --- customers -----------------------------------------------------------------------
+
+CUSTOMER_FIELDS = [
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birth_date",
+    "gender",
+    "city",
+    "region",
+    "country",
+    "postal_code",
+    "latitude",
+    "longitude",
+    "signup_at",
+    "accepts_email",
+    "accepts_sms",
+]
+CUSTOMER_TEXT = {
+    "phone": 64,
+    "first_name": 150,
+    "last_name": 150,
+    "gender": 32,
+    "city": 120,
+    "region": 120,
+    "country": 120,
+    "postal_code": 32,
+}
+CUSTOMER_STORED = [
+    *CUSTOMER_FIELDS,
+    "email_consent_at",
+    "email_consent_source",
+    "sms_consent_at",
+    "sms_consent_source",
+    "attributes",
+]
+
+
+def new_customer_state(now: dt.datetime) -> dict:
+    state = {}
+    for name in CUSTOMER_STORED:
+        f = Customer._meta.get_field(name)
+        state[name] = None if f.null else f.get_default()
+    state["created_at"] = now
+    return state
+
+
+@dataclass
+class CustomerRow:
+    rownum: int
+    external_id: str
+    values: dict
+    attrs: dict
+
+
+class CustomersProcessor(Processor):
+    def parse(self, rownum, rec, attrs):
+        ctx = self.ctx
+        if ctx.plan.customer_key == "email":
+            external_id = _customer_key(ctx, rec)
+        else:
+            external_id = _ident(rec, "customer_id")
+        if not external_id:
+            raise RowError(ctx.plan.customer_key or "customer_id", "is required")
+        values: dict[str, Any] = {}
+        for name, max_len in CUSTOMER_TEXT.items():
+            if rec.get(name):
+                values[name] = rec[name][:max_len]
+        if rec.get("email"):
+            values["email"] = _parse(rec, "email", parse_email)
+        for name, parser in (
+            ("latitude", parse_latitude),
+            ("longitude", parse_longitude),
+            ("accepts_email", parse_bool),
+            ("accepts_sms", parse_bool),
+        ):
+            value = _parse(rec, name, parser)
+            if value is not None:
+                values[name] = value
+        for name in ("birth_date", "signup_at"):
+            value = _date(ctx, rec, name)
+            if value is not None:
+                values[name] = value
+        return CustomerRow(rownum, external_id, values, attrs)
+
+    def __init__(self, ctx: Context, split_ids=None):
+        super().__init__(ctx)
+        self.resolver = CustomerResolver(ctx)
+
+    def write(self, items: list[CustomerRow]) -> None:
+        ctx, db = self.ctx, self.ctx.db
+        key_field = ctx.plan.customer_key or "customer_id"
+        good = []
+        for item in items:
+            message = self.resolver.erased_message(item.external_id)
+            if message:
+                ctx.reject([item.rownum], key_field, message, "", item.external_id)
+            else:
+                good.append(item)
+        keys = list(dict.fromkeys(i.external_id for i in good))
+        existing = {}
+        if keys:
+            existing = {
+                row["external_id"]: row
+                for row in Customer.objects.filter(external_id__in=keys).values(
+                    "id", "external_id", "created_at", *CUSTOMER_STORED
+                )
+            }
+        self._adopt(good, existing)
+        now = timezone.now()
+        state: dict[str, dict] = {}
+        is_new: dict[str, bool] = {}
+        touched: set[str] = set()
+        consent: list[tuple[str, str, bool]] = []
+        for item in good:
+            key = item.external_id
+            first = key not in state
+            if first:
+                is_new[key] = key not in existing
+                state[key] = dict(existing[key]) if key in existing else new_customer_state(now)
+            current, changed = state[key], False
+            for name, value in item.values.items():
+                if current.get(name) != value:
+                    current[name], changed = value, True
+                    if name in ("accepts_email", "accepts_sms"):
+                        channel = "email" if name == "accepts_email" else "sms"
+                        current[f"{channel}_consent_at"] = now
+                        current[f"{channel}_consent_source"] = ctx.source_label[:200]
+                        consent.append((key, channel, value))
+            if item.attrs:
+                merged = {**(current.get("attributes") or {}), **item.attrs}
+                if merged != current.get("attributes"):
+                    current["attributes"], changed = merged, True
+            if is_new[key] and first:
+                ctx.counts.add("created")
+            else:
+                ctx.counts.add("updated" if changed else "unchanged")
+            if is_new[key] or changed:
+                touched.add(key)
+        if not touched:
+            return
+        rows, columns = [], []
+        for key in touched:
+            s = state[key]
+            values = {f: s[f] for f in CUSTOMER_STORED}
+            values.update(external_id=key, created_at=s["created_at"], updated_at=now)
+            columns, row = insert_columns(Customer, values)
+            rows.append(row)
+        # Only profile columns: the order statistics belong to the orders.
+        update = [c for c in columns if c in CUSTOMER_STORED or c == "updated_at"]
+        ids = db.upsert("customers_customer", columns, rows, conflict="external_id", update=update)
+        if consent:
+            db.insert(
+                "customers_consentchange",
+                ["customer_id", "channel", "granted", "changed_at", "source"],
+                [[ids[k], ch, granted, now, ctx.source_label[:200]] for k, ch, granted in consent],
+            )
+
+    def _adopt(self, items: list[CustomerRow], existing: dict) -> None:
+        """A customer first met in an orders file (known by email) gets its real id
+        when the customers file names both."""
+        by_email = {
+            i.values["email"]: i.external_id
+            for i in items
+            if i.external_id not in existing
+            and i.values.get("email")
+            and i.values["email"] != i.external_id
+        }
+        if not by_email:
+            return
+        for row in Customer.objects.filter(
+            external_id__in=list(by_email), erased_at__isnull=True
+        ).values("id", "external_id", "created_at", *CUSTOMER_STORED):
+            new_id = by_email[row["external_id"]]
+            if new_id in existing:
+                continue
+            Customer.objects.filter(pk=row["id"]).update(external_id=new_id)
+            row["external_id"] = new_id
+            existing[new_id] = row
+
+
+# --- products ------------------------------------------------------------------------
+
+PRODUCT_FIELDS = ["name", "category", "price", "url", "image_url", "in_stock"]
+PRODUCT_TEXT = {"name": 500, "category": 255, "url": 1000, "image_url": 1000}
+
+
+@dataclass
+class ProductRow:
+    rownum: int
+    sku: str
+    values: dict
+    attrs: dict
+
+
+class ProductsProcessor(Processor):
+    def parse(self, rownum, rec, attrs):
+        sku = _ident(rec, "sku")
+        if not sku:
+            raise RowError("sku", "is required")
+        values: dict[str, Any] = {}
+        for name, max_len in PRODUCT_TEXT.items():
+            if rec.get(name):
+                values[name] = rec[name][:max_len]
+        price = _money(rec, "price")
+        if price is not None:
+            if price < 0:
+                raise RowError("price", "cannot be negative", rec.get("price", ""))
+            values["price"] = price
+        in_stock = _parse(rec, "in_stock", parse_bool)
+        if in_stock is not None:
+            values["in_stock"] = in_stock
+        return ProductRow(rownum, sku, values, attrs)
+
+    def write(self, items: list[ProductRow]) -> None:
+        ctx, db = self.ctx, self.ctx.db
+        keys = list(dict.fromkeys(i.sku for i in items))
+        stored = [*PRODUCT_FIELDS, "attributes"]
+        existing = {
+            r["sku"]: r
+            for r in Product.objects.filter(sku__in=keys).values("id", "sku", "created_at", *stored)
+        }
+        now = timezone.now()
+        state, is_new, touched = {}, {}, set()
+        for item in items:
+            key = item.sku
+            first = key not in state
+            if first:
+                if key in existing:
+                    state[key], is_new[key] = dict(existing[key]), False
+                else:
+                    state[key] = {
+                        "name": "",
+                        "category": "",
+                        "price": None,
+                        "url": "",
+                        "image_url": "",
+                        "in_stock": None,
+                        "attributes": {},
+                        "created_at": now,
+                    }
+                    is_new[key] = True
+            current, changed = state[key], False
+            for name, value in item.values.items():
+                if current.get(name) != value:
+                    current[name], changed = value, True
+            if item.attrs:
+                merged = {**(current.get("attributes") or {}), **item.attrs}
+                if merged != current.get("attributes"):
+                    current["attributes"], changed = merged, True
+            outcome = (
+                "created" if is_new[key] and first else ("updated" if changed else "unchanged")
+            )
+            if is_new[key] or changed:
+                touched.add(key)
+            ctx.counts.add(outcome)
+        rows, columns = [], None
+        for key in touched:
+            s = state[key]
+            values = {f: s[f] for f in stored}
+            values.update(sku=key, created_at=s["created_at"], updated_at=now)
+            columns, row = insert_columns(Product, values)
+            rows.append(row)
+        if rows:
+            update = [c for c in columns if c not in ("created_at", "sku")]
+            db.upsert(
+                "customers_product", columns, rows, conflict="sku", update=update, returning=False
+            )
+
+
+def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """{sku: (name, category)} → {sku: id}; unknown skus become products."""
+    if not wanted:
+        return {}
+    db = ctx.db
+    found = db.select("customers_product", "sku", wanted, ["id", "name", "category"])
+    ids = {sku: pid for sku, pid, _, _ in found}
+    fill = [
+        (pid, wanted[sku][0] if not name else name, wanted[sku][1] if not category else category)
+        for sku, pid, name, category in found
+        if (not name and wanted[sku][0]) or (not category and wanted[sku][1])
+    ]
+    for pid, name, category in fill:
+        Product.objects.filter(pk=pid).update(name=name, category=category)
+    missing = [s for s in wanted if s not in ids]
+    if missing:
+        now = timezone.now()
+        rows, columns = [], None
+        for sku in missing:
+            name, category = wanted[sku]
+            columns, row = insert_columns(
+                Product,
+                {
+                    "sku": sku,
+                    "name": name,
+                    "category": category,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            rows.append(row)
+        ids.update(db.upsert("customers_product", columns, rows, conflict="sku", update=None))
+        ctx.counts.products_created += len(missing)
+    return ids
+
+
+# --- orders --------------------------------------------------------------------------
+
+
+@dataclass
+class LineRow:
+    rownum: int
+    order_id: str
+    customer: str
+    email: str
+    ordered_at: dt.datetime | None
+    currency: str
+    channel: str
+    location: str
+    sku: str
+    product_name: str
+    category: str
+    quantity: int
+    unit_price: Decimal | None
+    amount: Decimal
+    props: dict
+    own_order: bool = False  # a row without an order id is an order of its own
+
+
+@dataclass
+class AssembledOrder:
+    key: str
+    customer: str
+    email: str
+    ordered_at: dt.datetime
+    currency: str
+    channel: str
+    location: str
+    props: dict
+    lines: list[LineRow]
+    rownums: list[int]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((ln.amount for ln in self.lines), Decimal(0))
+
+    @property
+    def is_return(self) -> bool:
+        if all(ln.quantity < 0 or ln.amount < 0 for ln in self.lines):
+            return True
+        k = self.key
+        return len(k) > 1 and k[0] in "Cc" and k[1].isdigit() and self.total <= 0
+
+    def hash(self) -> str:
+        return content_hash(
+            [
+                self.customer,
+                _utc(self.ordered_at),
+                self.currency,
+                self.channel,
+                self.location,
+                self.props,
+                [
+                    [
+                        ln.sku,
+                        ln.product_name,
+                        ln.category,
+                        ln.quantity,
+                        str(ln.unit_price),
+                        str(ln.amount),
+                    ]
+                    for ln in self.lines
+                ],
+            ]
+        )
+
+
+class OrdersProcessor(Processor):
+    """Groups rows into orders. Rows of one order id are one order; an order whose
+    rows are scattered through the file (found by the engine's first pass) is set
+    aside in a temporary file and written whole at the end."""
+
+    def __init__(self, ctx: Context, split_ids: set[str] | None = None):
+        super().__init__(ctx)
+        self.orders: dict[str, list[LineRow]] = {}
+        self.pending_rows = 0
+        self.current = None
+        self.split_ids = split_ids or set()
+        self._spool = None
+        self.resolver = CustomerResolver(ctx)
+
+    def feed(self, rownum, rec, attrs) -> bool:
+        oid = rec.get("order_id") or ""
+        if oid and oid in self.split_ids:
+            self._spool_row(oid, rownum, rec, attrs)
+            return False
+        return super().feed(rownum, rec, attrs)
+
+    def parse(self, rownum, rec, attrs) -> LineRow:
+        ctx = self.ctx
+        order_id = _ident(rec, "order_id")
+        customer = _customer_key(ctx, rec)
+        email = ""
+        if ctx.plan.customer_key == "customer_id" and rec.get("email"):
+            email = _parse(rec, "email", parse_email) or ""
+        elif ctx.plan.customer_key == "email":
+            email = customer
+        ordered_at = _date(ctx, rec, "ordered_at")
+        quantity = _parse(rec, "quantity", parse_int)
+        if quantity is None:
+            quantity = 1
+        if abs(quantity) > 2_000_000_000:
+            raise RowError("quantity", "is too large", rec.get("quantity", ""))
+        unit_price = _money(rec, "unit_price")
+        amount = _money(rec, "amount")
+        if unit_price is None and amount is None:
+            fld = "unit_price" if "unit_price" in ctx.plan.field_names else "amount"
+            raise RowError(fld, "is required (give unit_price or amount)")
+        if amount is None:
+            amount = (unit_price * quantity).quantize(Q4)
+        elif unit_price is None:
+            unit_price = (amount / quantity).quantize(Q4) if quantity else None
+        else:
+            expected = (unit_price * quantity).quantize(Q4)
+            tolerance = max(Decimal("0.01"), abs(quantity) * Decimal("0.005"))
+            if abs(expected - amount) > tolerance:
+                raise RowError(
+                    "amount",
+                    f"{amount.normalize():f} does not match quantity × unit_price "
+                    f"({quantity} × {unit_price.normalize():f} = {expected.normalize():f})",
+                    rec.get("amount", ""),
+                )
+        line = LineRow(
+            rownum=rownum,
+            order_id=order_id,
+            customer=customer,
+            email=email,
+            ordered_at=ordered_at,
+            currency=_currency(rec),
+            channel=_text(rec, "channel", 64),
+            location=_text(rec, "location", 255),
+            sku=_ident(rec, "sku"),
+            product_name=_text(rec, "product_name", 500),
+            category=_text(rec, "category", 255),
+            quantity=quantity,
+            unit_price=unit_price,
+            amount=amount,
+            props=attrs,
+        )
+        if not order_id:
+            if ordered_at is None:
+                raise RowError("ordered_at", "is required")
+            line.order_id = self.hashed_key(
+                [
+                    customer,
+                    _utc(ordered_at),
+                    line.sku,
+                    line.product_name,
+                    line.category,
+                    quantity,
+                    str(unit_price),
+                    str(amount),
+                    line.currency,
+                    line.channel,
+                    line.location,
+                    attrs,
+                ]
+            )
+            line.own_order = True
+        return line
+
+    def add(self, line: LineRow) -> bool:
+        key = line.order_id
+        wrote = False
+        if not line.own_order and key != self.current:
+            # A new order id starts: every order held so far is complete.
+            if self.pending_rows >= self.ctx.chunk_size:
+                self.flush()
+                wrote = True
+            self.current = key
+        self.orders.setdefault(key, []).append(line)
+        self.pending_rows += 1
+        return wrote
+
+    def flush(self) -> None:
+        if not self.orders:
+            return
+        orders, self.orders, self.pending_rows = self.orders, {}, 0
+        assembled = [a for a in (self._assemble(k, rows) for k, rows in orders.items()) if a]
+        if assembled:
+            with transaction.atomic():
+                self.write(assembled)
+
+    def finish(self) -> None:
+        self.flush()
+        if self._spool is None:
+            return
+        conn, path = self._spool
+        try:
+            self.current = None
+            for rownum, rec, attrs in conn.execute(
+                "SELECT rownum, rec, attrs FROM rows ORDER BY order_id, rownum"
+            ):
+                super().feed(rownum, json.loads(rec), json.loads(attrs))
+            self.flush()
+        finally:
+            conn.close()
+            path.close()
+
+    def _spool_row(self, oid, rownum, rec, attrs) -> None:
+        if self._spool is None:
+            tmp = tempfile.NamedTemporaryFile(suffix=".sqlite3")  # noqa: SIM115 - closed in finish()
+            conn = sqlite3.connect(tmp.name)
+            conn.execute("CREATE TABLE rows (order_id TEXT, rownum INTEGER, rec TEXT, attrs TEXT)")
+            self._spool = (conn, tmp)
+        self._spool[0].execute(
+            "INSERT INTO rows VALUES (?, ?, ?, ?)",
+            (oid, rownum, json.dumps(rec), json.dumps(attrs)),
+        )
+
+    def _assemble(self, key: str, rows: list[LineRow]) -> AssembledOrder | None:
+        ctx = self.ctx
+        customer, good = "", []
+        for r in rows:
+            if r.customer and customer and r.customer != customer:
+                ctx.reject(
+                    [r.rownum],
+                    ctx.plan.customer_key or "customer_id",
+                    f"order {key} belongs to customer {customer} (an earlier row), but this row names {r.customer}",
+                    r.customer,
+                    r.customer,
+                )
+                continue
+            customer = customer or r.customer
+            good.append(r)
+        if not good:
+            return None
+        times = [r.ordered_at for r in good if r.ordered_at is not None]
+        if not times:
+            ctx.reject([r.rownum for r in good], "ordered_at", "is required", "", customer)
+            return None
+        props: dict = {}
+        for r in good:
+            for k, v in r.props.items():
+                props.setdefault(k, v)
+
+        def first(attr: str) -> str:
+            return next((getattr(r, attr) for r in good if getattr(r, attr)), "")
+
+        return AssembledOrder(
+            key=key,
+            customer=customer,
+            email=first("email"),
+            ordered_at=min(times),
+            currency=first("currency"),
+            channel=first("channel"),
+            location=first("location"),
+            props=props,
+            lines=good,
+            rownums=[r.rownum for r in good],
+        )
+
+    def write(self, orders: list[AssembledOrder]) -> None:
+        ctx, db = self.ctx, self.ctx.db
+        # Customers: erased ones refuse their orders; unknown ones are created.
+        wanted: dict[str, str] = {}
+        kept = []
+        for o in orders:
+            if o.customer:
+                message = self.resolver.erased_message(o.customer)
+                if message:
+                    ctx.reject(
+                        o.rownums, ctx.plan.customer_key or "customer_id", message, "", o.customer
+                    )
+                    continue
+                if not wanted.get(o.customer):
+                    wanted[o.customer] = o.email
+            kept.append(o)
+        orders = kept
+        if not orders:
+            return
+        customer_ids = self.resolver.resolve(wanted)
+        # Products: unknown skus are created.
+        skus: dict[str, tuple[str, str]] = {}
+        for o in orders:
+            for ln in o.lines:
+                if ln.sku and (ln.sku not in skus or not skus[ln.sku][0]):
+                    skus[ln.sku] = (ln.product_name, ln.category)
+        product_ids = ensure_products(ctx, skus)
+        # Orders: unchanged ones are left alone; the others are written whole.
+        existing = {
+            ext: (oid, digest, cust)
+            for ext, oid, digest, cust in db.select(
+                "customers_order",
+                "external_id",
+                [o.key for o in orders],
+                ["id", "content_hash", "customer_id"],
+            )
+        }
+        now = timezone.now()
+        changed, rows, columns, affected = [], [], None, set()
+        for o in orders:
+            digest = o.hash()
+            before = existing.get(o.key)
+            if before is not None and before[1] == digest:
+                ctx.counts.add("unchanged", len(o.rownums))
+                continue
+            ctx.counts.add("updated" if before else "created", len(o.rownums))
+            if before and before[2]:
+                affected.add(before[2])
+            cid = customer_ids.get(o.customer) if o.customer else None
+            if cid:
+                affected.add(cid)
+            changed.append(o)
+            columns = [
+                "external_id",
+                "customer_id",
+                "ordered_at",
+                "currency",
+                "channel",
+                "location",
+                "total",
+                "is_return",
+                "properties",
+                "content_hash",
+                "lines_count",
+                "created_at",
+                "updated_at",
+            ]
+            rows.append(
+                [
+                    o.key,
+                    cid,
+                    o.ordered_at,
+                    o.currency,
+                    o.channel,
+                    o.location,
+                    o.total,
+                    o.is_return,
+                    o.props,
+                    digest,
+                    len(o.lines),
+                    now,
+                    now,
+                ]
+            )
+        if not changed:
+            return
+        update = [c for c in columns if c not in ("external_id", "created_at")]
+        order_ids = db.upsert(
+            "customers_order", columns, rows, conflict="external_id", update=update
+        )
+        replaced = [existing[o.key][0] for o in changed if o.key in existing]
+        if replaced:
+            db.delete_in("customers_orderline", "order_id", replaced)
+        line_rows = []
+        for o in changed:
+            oid = order_ids[o.key]
+            for position, ln in enumerate(o.lines):
+                line_rows.append(
+                    [
+                        oid,
+                        product_ids.get(ln.sku) if ln.sku else None,
+                        ln.sku,
+                        ln.product_name,
+                        ln.category,
+                        ln.quantity,
+                        ln.unit_price,
+                        ln.amount,
+                        position,
+                    ]
+                )
+        db.insert(
+            "customers_orderline",
+            [
+                "order_id",
+                "product_id",
+                "sku",
+                "product_name",
+                "category",
+                "quantity",
+                "unit_price",
+                "amount",
+                "position",
+            ],
+            line_rows,
+        )
+        customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=affected)
+        ctx.changed_customer_ids.update(affected)
+
+
+# --- events and feedback ---------------------------------------------------------------
+
+
+@dataclass
+class KeyedRow:
+    rownum: int
+    key: str
+    customer: str
+    email: str
+    digest: str
+    values: dict
+
+
+class _KeyedProcessor(Processor):
+    """Rows keyed by their own id (or a content hash), upserted whole."""
+
+    table = ""
+    model: type[models.Model] = Event
+    customer_required = True
+
+    def __init__(self, ctx: Context, split_ids=None):
+        super().__init__(ctx)
+        self.resolver = CustomerResolver(ctx)
+
+    def write(self, items: list[KeyedRow]) -> None:
+        ctx, db = self.ctx, self.ctx.db
+        wanted, kept = {}, []
+        for item in items:
+            if item.customer:
+                message = self.resolver.erased_message(item.customer)
+                if message:
+                    ctx.reject(
+                        [item.rownum],
+                        ctx.plan.customer_key or "customer_id",
+                        message,
+                        "",
+                        item.customer,
+                    )
+                    continue
+                if not wanted.get(item.customer):
+                    wanted[item.customer] = item.email
+            kept.append(item)
+        if not kept:
+            return
+        customer_ids = self.resolver.resolve(wanted)
+        existing = dict(
+            db.select(self.table, "external_id", {i.key for i in kept}, ["content_hash"])
+        )
+        final: dict[str, KeyedRow] = {}
+        for item in kept:
+            before = final[item.key].digest if item.key in final else existing.get(item.key)
+            if before is None:
+                outcome = "created"
+            else:
+                outcome = "unchanged" if before == item.digest else "updated"
+            ctx.counts.add(outcome)
+            if before != item.digest:
+                final[item.key] = item
+        if not final:
+            return
+        now = timezone.now()
+        rows, columns = [], None
+        for item in final.values():
+            values = dict(item.values)
+            values.update(
+                external_id=item.key,
+                customer_id=customer_ids.get(item.customer) if item.customer else None,
+                content_hash=item.digest,
+            )
+            values[self.created_field] = now
+            columns, row = insert_columns(self.model, values)
+            rows.append(row)
+        update = [c for c in columns if c not in ("external_id", self.created_field)]
+        db.upsert(self.table, columns, rows, conflict="external_id", update=update, returning=False)
+
+    created_field = "created_at"
+
+
+class EventsProcessor(_KeyedProcessor):
+    table = "customers_event"
+    model = Event
+    created_field = "created_at"
+
+    def parse(self, rownum, rec, attrs):
+        customer = _customer_key(self.ctx, rec)
+        if not customer:
+            raise RowError(self.ctx.plan.customer_key or "customer_id", "is required")
+        occurred_at = _date(self.ctx, rec, "occurred_at")
+        if occurred_at is None:
+            raise RowError("occurred_at", "is required")
+        type_ = rec.get("type") or ""
+        if not type_:
+            raise RowError("type", "is required")
+        if len(type_) > 100:
+            raise RowError("type", "is longer than 100 characters", type_[:50])
+        parts = [customer, type_, _utc(occurred_at), attrs]
+        key = _ident(rec, "event_id") or self.hashed_key(parts)
+        email = customer if self.ctx.plan.customer_key == "email" else ""
+        return KeyedRow(
+            rownum,
+            key,
+            customer,
+            email,
+            content_hash(parts),
+            {"type": type_, "occurred_at": occurred_at, "properties": attrs},
+        )
+
+
+class FeedbackProcessor(_KeyedProcessor):
+    table = "customers_feedback"
+    model = Feedback
+    created_field = "imported_at"
+
+    def parse(self, rownum, rec, attrs):
+        customer = _customer_key(self.ctx, rec)
+        created_at = _date(self.ctx, rec, "created_at")
+        if created_at is None:
+            raise RowError("created_at", "is required")
+        rating = _parse(rec, "rating", parse_float)
+        text = rec.get("text") or ""
+        if rating is None and not text:
+            raise RowError("text", "is required (give text or a rating)")
+        source = _text(rec, "source", 64)
+        parts = [customer, _utc(created_at), source, rating, text, attrs]
+        key = _ident(rec, "feedback_id") or self.hashed_key(parts)
+        email = customer if self.ctx.plan.customer_key == "email" else ""
+        return KeyedRow(
+            rownum,
+            key,
+            customer,
+            email,
+            content_hash(parts),
+            {
+                "created_at": created_at,
+                "source": source,
+                "rating": rating,
+                "text": text,
+                "properties": attrs,
+            },
+        )
+
+
+PROCESSORS = {
+    "customers": CustomersProcessor,
+    "products": ProductsProcessor,
+    "orders": OrdersProcessor,
+    "events": EventsProcessor,
+    "feedback": FeedbackProcessor,
+}
+
+
+def make_processor(ctx: Context, split_ids: set[str] | None = None) -> Processor:
+    cls = PROCESSORS[ctx.kind]
+    if cls is ProductsProcessor:
+        return cls(ctx)
+    return cls(ctx, split_ids)

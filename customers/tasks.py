@@ -1,0 +1,45 @@
+"""Background jobs of customer data: thin wrappers around the services (STYLE rule 9)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from core.jobs import TenantTask
+
+
+@shared_task(base=TenantTask, bind=True, name="customers.tasks.import_run")
+def import_run(self, *, organization_id: int, job_id: int | None, import_id: int):
+    from .models import Import
+    from .services.importing import import_execute
+
+    imp = Import.objects.filter(pk=import_id).first()
+    if imp is None:
+        from core.exceptions import ApplicationError
+
+        raise ApplicationError("This import no longer exists.")
+    return import_execute(imp=imp, progress=self.job.progress, job_id=job_id)
+
+
+@shared_task(base=TenantTask, bind=True, name="customers.tasks.organization_export")
+def organization_export(
+    self, *, organization_id: int, job_id: int | None, user_id: int | None = None
+):
+    from .services.privacy import organization_export_run
+
+    return organization_export_run(job_id=job_id, user_id=user_id, progress=self.job.progress)
+
+
+@shared_task(base=TenantTask, bind=True, name="customers.tasks.erasure_scrub")
+def erasure_scrub(
+    self,
+    *,
+    organization_id: int,
+    job_id: int | None,
+    customer_id: int,
+    identifiers: dict | None = None,
+):
+    from .services.privacy import erasure_scrub_run
+
+    return erasure_scrub_run(
+        job_id=job_id, customer_id=customer_id, identifiers=identifiers, progress=self.job.progress
+    )

@@ -1,0 +1,411 @@
+"""Site pages for customer data: lists, the customer and product pages, the import
+wizard and reports, and privacy requests."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.decorators import org_required
+from accounts.models import Role
+from core.exceptions import ApplicationError
+from core.models import Job
+
+from . import selectors, services
+from .forms import (
+    DATE_FORMAT_CHOICES,
+    ConfirmNameForm,
+    CustomerForm,
+    ImportOptionsForm,
+    ImportUploadForm,
+)
+from .models import Customer, Import, ImportStatus, Product
+from .services.exports import customers_csv_rows
+from .services.importing import import_errors_path
+from .services.imports.columns import FIELD_HELP, FIELDS
+from .services.privacy import organization_export_path
+
+PAGE_SIZE = 50
+
+
+# --- customers -------------------------------------------------------------------------
+
+
+@org_required
+def customer_list(request):
+    qs = selectors.customer_filter(request.GET)
+    sort = request.GET.get("sort") or "recent"
+    if sort not in selectors.CUSTOMER_SORTS:
+        sort = "recent"
+    after = request.GET.get("after", "")
+    customers, next_cursor = selectors.customer_page(qs, sort=sort, after=after, size=PAGE_SIZE)
+    count, more = selectors.count_capped(qs) if not after else (None, False)
+    params = request.GET.copy()
+    params.pop("after", None)
+    next_params = params.copy()
+    if next_cursor:
+        next_params["after"] = next_cursor
+    filtered = any(
+        request.GET.get(k)
+        for k in ("search", "country", "accepts_email", "accepts_sms", "has_ordered")
+    )
+    return render(
+        request,
+        "customers/list.html",
+        {
+            "customers": customers,
+            "count": count,
+            "count_more": more,
+            "next_query": next_params.urlencode() if next_cursor else "",
+            "first_query": params.urlencode(),
+            "is_later_page": bool(after),
+            "sorts": [(k, v[3]) for k, v in selectors.CUSTOMER_SORTS.items()],
+            "sort": sort,
+            "countries": selectors.customer_countries(),
+            "extra_filters": [
+                (f, request.GET.get(f.param, "")) for f in selectors.registry.customer_filters()
+            ],
+            "q": request.GET,
+            "filtered": filtered,
+            "export_query": params.urlencode(),
+        },
+    )
+
+
+@org_required
+def customer_export_csv(request):
+    qs = selectors.customer_filter(request.GET).order_by("pk")
+    stamp = timezone.localdate().isoformat()
+    response = StreamingHttpResponse(customers_csv_rows(qs), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="customers-{stamp}.csv"'
+    return response
+
+
+def _customer(pk: int) -> Customer:
+    return get_object_or_404(Customer.objects.filter(erased_at__isnull=True), pk=pk)
+
+
+@org_required
+def customer_detail(request, pk: int):
+    customer = _customer(pk)
+    return render(
+        request,
+        "customers/detail.html",
+        {
+            "customer": customer,
+            "orders": selectors.customer_orders(customer),
+            "events": selectors.customer_events(customer),
+            "feedback": selectors.customer_feedback(customer),
+            "consent_history": customer.consent_changes.all()[:50],
+            "panels": selectors.customer_panels(request=request, customer=customer),
+            "attributes": sorted((customer.attributes or {}).items()),
+        },
+    )
+
+
+@org_required(write=True)
+def customer_edit(request, pk: int):
+    customer = _customer(pk)
+    form = CustomerForm(request.POST or None, instance=Customer.objects.get(pk=customer.pk))
+    if request.method == "POST" and form.is_valid():
+        data = {name: form.cleaned_data[name] for name in form.changed_data}
+        try:
+            services.customer_update(
+                customer=customer, data=data, source=f"edited by {request.user.email}"
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("customers:detail", pk=customer.pk)
+    return render(request, "customers/edit.html", {"customer": customer, "form": form})
+
+
+@org_required
+def customer_export_json(request, pk: int):
+    customer = _customer(pk)
+    data = services.customer_export_record(customer=customer, actor=request.user, request=request)
+    response = HttpResponse(
+        json.dumps(data, indent=2, ensure_ascii=False, default=str),
+        content_type="application/json; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="customer-{customer.pk}.json"'
+    return response
+
+
+@org_required(write=True)
+def customer_erase(request, pk: int):
+    customer = _customer(pk)
+    if request.method == "POST":
+        try:
+            services.customer_erase(customer=customer, actor=request.user, request=request)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("customers:detail", pk=customer.pk)
+        messages.success(
+            request,
+            "The person's data was erased. Their orders are kept without their identity, "
+            "and their id will be refused by later imports.",
+        )
+        return redirect("customers:list")
+    return render(request, "customers/erase.html", {"customer": customer})
+
+
+# --- products --------------------------------------------------------------------------
+
+
+@org_required
+def product_list(request):
+    qs = selectors.product_filter(request.GET)
+    sort = request.GET.get("sort") or "name"
+    order = selectors.PRODUCT_SORTS.get(sort, "name")
+    page = max(1, _int(request.GET.get("page"), 1))
+    start = (page - 1) * PAGE_SIZE
+    rows = list(qs.order_by(order, "pk")[start : start + PAGE_SIZE + 1])
+    count, more = selectors.count_capped(qs)
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(
+        request,
+        "customers/products.html",
+        {
+            "products": rows[:PAGE_SIZE],
+            "has_next": len(rows) > PAGE_SIZE,
+            "page": page,
+            "base_query": params.urlencode(),
+            "count": count,
+            "count_more": more,
+            "categories": selectors.product_categories(),
+            "q": request.GET,
+            "sort": sort,
+        },
+    )
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@org_required
+def product_detail(request, pk: int):
+    product = get_object_or_404(Product.objects.all(), pk=pk)
+    sales = selectors.product_sales(product=product, organization=request.organization)
+    return render(
+        request,
+        "customers/product.html",
+        {
+            "product": product,
+            "sales": sales,
+            "chart": {
+                "months": sales["months"],
+                "units": sales["units"],
+                "revenue": sales["revenue"],
+            },
+            "lines": selectors.product_recent_lines(product),
+            "attributes": sorted((product.attributes or {}).items()),
+        },
+    )
+
+
+# --- imports ---------------------------------------------------------------------------
+
+
+@org_required
+def import_list(request):
+    return render(request, "customers/imports.html", {"imports": selectors.imports_recent()})
+
+
+@org_required(write=True)
+def import_new(request):
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            imp = services.import_create(
+                organization=request.organization,
+                kind=form.cleaned_data["kind"],
+                uploaded_file=form.cleaned_data["file"],
+                user=request.user,
+            )
+        except ApplicationError as exc:
+            form.add_error("file", exc.message)
+        else:
+            return redirect("customers:import_detail", pk=imp.pk)
+    return render(
+        request,
+        "customers/import_new.html",
+        {"form": form, "max_mb": int(_max_bytes() / 1e6)},
+    )
+
+
+def _max_bytes() -> int:
+    from django.conf import settings
+
+    return settings.UPLOAD_MAX_BYTES
+
+
+def _mapping_rows(imp: Import, preview: dict) -> list[dict]:
+    fields = FIELDS[imp.kind]
+    rows = []
+    for i, column in enumerate(preview["header"]):
+        current = imp.mapping.get(column, column)
+        samples = [r[i] for r in preview["rows"] if i < len(r) and r[i].strip()][:3]
+        rows.append(
+            {
+                "index": i,
+                "column": column,
+                "current": current if current in fields else ("" if current == "" else "@"),
+                "suggested": preview["suggested"].get(column, column),
+                "samples": samples,
+            }
+        )
+    return rows
+
+
+def _import_context(imp: Import, **extra) -> dict:
+    context = {"imp": imp, **extra}
+    if imp.status == ImportStatus.DRAFT:
+        try:
+            preview = services.import_preview(imp=imp)
+        except ApplicationError as exc:
+            context["preview_error"] = exc.message
+            return context
+        context.update(
+            preview=preview,
+            mapping_rows=_mapping_rows(imp, preview),
+            field_choices=[(f, f.replace("_", " ")) for f in FIELDS[imp.kind]],
+            field_help=FIELD_HELP,
+            options_form=extra.get("options_form")
+            or ImportOptionsForm(
+                initial={
+                    "date_format": imp.options.get("date_format", ""),
+                    "delimiter": "tab"
+                    if imp.options.get("delimiter") == "\t"
+                    else imp.options.get("delimiter", ""),
+                    "encoding": imp.options.get("encoding", ""),
+                }
+            ),
+            date_formats=DATE_FORMAT_CHOICES,
+        )
+    return context
+
+
+@org_required
+def import_detail(request, pk: int):
+    imp = get_object_or_404(Import.objects.select_related("job"), pk=pk)
+    return render(request, "customers/import_detail.html", _import_context(imp))
+
+
+@org_required(write=True)
+@require_POST
+def import_map(request, pk: int):
+    """The wizard's mapping step: check a sample, or start the import."""
+    imp = get_object_or_404(Import.objects.all(), pk=pk)
+    if imp.status != ImportStatus.DRAFT:
+        messages.info(request, "This import has already started.")
+        return redirect("customers:import_detail", pk=imp.pk)
+    options_form = ImportOptionsForm(request.POST)
+    options = options_form.options() if options_form.is_valid() else {}
+    header = imp.detected.get("columns") or []
+    mapping = {}
+    for i, column in enumerate(header):
+        choice = request.POST.get(f"map_{i}", "@")
+        mapping[column] = column if choice == "@" else choice  # "@": keep as attribute
+    try:
+        imp = services.import_set_mapping(imp=imp, mapping=mapping, options=options)
+        if request.POST.get("action") == "start":
+            services.import_start(imp=imp, user=request.user)
+            return redirect("customers:import_detail", pk=imp.pk)
+        check = services.import_validate(imp=imp)
+    except ApplicationError as exc:
+        imp.refresh_from_db()
+        return render(
+            request,
+            "customers/import_detail.html",
+            _import_context(imp, error=exc.message, options_form=options_form),
+            status=400,
+        )
+    return render(
+        request,
+        "customers/import_detail.html",
+        _import_context(imp, check=check, options_form=options_form),
+    )
+
+
+@org_required
+def import_errors_csv(request, pk: int):
+    imp = get_object_or_404(Import.objects.all(), pk=pk)
+    path = import_errors_path(imp)
+    if path is None:
+        raise Http404("No rejected rows.")
+    return FileResponse(
+        open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=f"import-{imp.pk}-rejected-rows.csv",
+        content_type="text/csv",
+    )
+
+
+# --- privacy ------------------------------------------------------------------------------
+
+
+@org_required(role=Role.OWNER)
+def privacy(request):
+    exports = Job.objects.filter(kind="org_export").order_by("-created_at")[:10]
+    return render(
+        request,
+        "customers/privacy.html",
+        {"exports": exports, "delete_form": ConfirmNameForm()},
+    )
+
+
+@org_required(role=Role.OWNER)
+@require_POST
+def org_export(request):
+    job = services.organization_export_start(
+        organization=request.organization, user=request.user, request=request
+    )
+    messages.info(request, "Your export is being prepared; the download appears here when ready.")
+    return redirect("core:job_detail", pk=job.pk)
+
+
+@org_required(role=Role.OWNER)
+def org_export_download(request, pk: int):
+    job = get_object_or_404(Job.objects.filter(kind="org_export"), pk=pk)
+    path = organization_export_path(job)
+    if path is None:
+        raise Http404("This export is not ready or no longer exists.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
+
+
+@org_required(role=Role.OWNER)
+@require_POST
+def org_delete(request):
+    form = ConfirmNameForm(request.POST)
+    organization = request.organization
+    name = organization.name
+    if not form.is_valid():
+        messages.error(request, "Type the organisation's name to confirm.")
+        return redirect("customers:privacy")
+    try:
+        services.organization_delete(
+            organization=organization,
+            user=request.user,
+            confirm_name=form.cleaned_data["confirm_name"],
+            request=request,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("customers:privacy")
+    request.user.refresh_from_db()
+    messages.info(request, f"{name} and all its data were deleted.")
+    if request.user.current_organization_id is None:
+        return redirect("accounts:organization_new")
+    return redirect("core:dashboard")
