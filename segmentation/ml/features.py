@@ -211,6 +211,10 @@ def _order_codes(customer: np.ndarray, order: np.ndarray) -> np.ndarray:
         and order.max() < 2**32
     ):
         key = (customer.astype(np.int64) << 32) | order.astype(np.int64)
+        if len(key) > 1 and (key[1:] >= key[:-1]).all():
+            # lines already sorted by customer and order (as the service loads
+            # them): the code is a running count of key changes, no hashing
+            return np.cumsum(np.r_[False, key[1:] != key[:-1]], dtype=np.int64)
         codes, _ = pd.factorize(key)
         return codes
     frame = pd.DataFrame({"c": customer, "o": order})
@@ -306,15 +310,20 @@ def build_features(
     line_ns = _utc_ns(lines["ordered_at"], frame="lines", column="ordered_at")
     valid = line_ns != np.iinfo(np.int64).min
     valid &= (line_ns < cutoff_ns) if is_date else (line_ns <= cutoff_ns)
-    cust = lines["customer_id"].to_numpy()[valid].astype(np.int64)
+    everything = bool(valid.all())
+
+    def keep(values: np.ndarray) -> np.ndarray:
+        return values if everything else values[valid]
+
+    cust = keep(lines["customer_id"].to_numpy()).astype(np.int64, copy=False)
     order_col = lines["order_id"]
     if not pd.api.types.is_integer_dtype(order_col.dtype):
         # text order numbers (e.g. "C536379") only need to be told apart
         order_col = pd.Series(pd.factorize(order_col)[0], index=lines.index)
-    order = order_col.to_numpy()[valid].astype(np.int64)
-    qty = lines["quantity"].to_numpy(dtype=np.float64, na_value=0.0)[valid]
-    amt = lines["amount"].to_numpy(dtype=np.float64, na_value=0.0)[valid]
-    line_ns = line_ns[valid]
+    order = keep(order_col.to_numpy()).astype(np.int64, copy=False)
+    qty = keep(lines["quantity"].to_numpy(dtype=np.float64, na_value=0.0))
+    amt = keep(lines["amount"].to_numpy(dtype=np.float64, na_value=0.0))
+    line_ns = keep(line_ns)
     positive = qty > 0
 
     ocode = _order_codes(cust, order)
@@ -418,7 +427,7 @@ def build_features(
     line_known = known[ocode]
     if "category" in lines.columns:
         cat_codes, cat_names = text_codes(lines["category"])
-        cat_codes = cat_codes[valid]
+        cat_codes = keep(cat_codes)
         sel = positive & line_known & (cat_codes >= 0)
         spend = np.bincount(cat_codes[sel], weights=amt[sel], minlength=len(cat_names))
         top = _top_levels(spend, cat_names, top=top_categories)
@@ -460,7 +469,7 @@ def build_features(
     # --- channels (share of purchase orders) -----------------------------
     if "channel" in lines.columns:
         ch_codes, ch_names = text_codes(lines["channel"])
-        ch_codes = ch_codes[valid]
+        ch_codes = keep(ch_codes)
         if len(ch_names):
             # an order's channel is that of its lines (the highest code if mixed)
             order_channel = np.full(n_orders, -1, dtype=np.int64)

@@ -184,6 +184,23 @@ def _match_centroids(
             )
 
 
+def centroids_from_profiles(profiles: Any) -> tuple[pd.DataFrame, pd.Series]:
+    """Segment centroids (mean raw features) and per-feature scale from a
+    ``ProfileSet`` or its stored ``to_dict()``, for the centroid fallback of
+    :func:`match_segments`: old centroids from the previous run's stored
+    profiles, new centroids and the scale from the new run's."""
+    data = profiles.to_dict() if hasattr(profiles, "to_dict") else profiles
+    rows = {
+        segment["key"]: {f["feature"]: f["segment_mean"] for f in segment["features"]}
+        for segment in data["segments"]
+    }
+    centroids = pd.DataFrame.from_dict(rows, orient="index").astype(np.float64)
+    scale = pd.Series(
+        {f["feature"]: f.get("base_std") for f in data["base"]["features"]}, dtype=np.float64
+    )
+    return centroids, scale
+
+
 def migration_table(*, old: pd.Series, new: pd.Series) -> pd.DataFrame:
     """Counts of customers flowing from each old segment (rows, plus
     ``"new customers"``) to each new segment (columns, plus ``"left"``).

@@ -44,6 +44,7 @@ class FeatureComparison:
     # (segment mean - base mean) / base standard deviation: how distinctive
     difference: float
     sentence: str
+    base_std: float = float("nan")  # spread over all customers (matching scale)
 
     @property
     def index(self) -> float | None:
@@ -61,6 +62,7 @@ class FeatureComparison:
             "ratio": _f(self.ratio),
             "index": _f(self.index),
             "difference": _f(self.difference),
+            "base_std": _f(self.base_std),
             "sentence": self.sentence,
         }
 
@@ -319,6 +321,7 @@ def build_profiles(
                     ratio=seg / base if base > 0 and math.isfinite(seg) else None,
                     difference=diff,
                     sentence=_sentence(meta, seg, base, currency),
+                    base_std=std,
                 )
             )
         comps.sort(key=lambda c: -abs(c.difference))

@@ -14,10 +14,12 @@ from segmentation.ml.features import build_features
 from segmentation.ml.matching import (
     LEFT,
     NEW_CUSTOMERS,
+    centroids_from_profiles,
     match_segments,
     migration_flows,
     migration_table,
 )
+from segmentation.ml.profiles import build_profiles
 from segmentation.tests.ml.test_features import AS_OF, planted_data
 
 
@@ -106,3 +108,29 @@ def test_migration_table_by_hand():
     assert {"from": NEW_CUSTOMERS, "to": "A", "count": 1} in flows
     assert sum(f["count"] for f in flows) == 6
     json.dumps(flows)
+
+
+def test_same_groups_in_a_new_population_are_matched_by_centroid():
+    # two runs over entirely different customers drawn from the same planted
+    # groups: no member overlap, so identity must come from the profiles
+    runs = []
+    for seed, id_offset in ((31, 0), (32, 1_000_000)):
+        lines, customers, events, truth = planted_data(n_customers=2000, seed=seed)
+        for frame in (lines, customers, events):
+            frame["customer_id"] += id_offset
+        truth.index += id_offset
+        fs = build_features(
+            lines=lines, customers=customers, events=events, as_of=AS_OF, sensitive=set()
+        )
+        labels = truth.loc[fs.raw.index].to_numpy()
+        profiles = build_profiles(features=fs, labels=labels)
+        runs.append((pd.Series(labels, index=fs.raw.index), profiles))
+    (old, old_profiles), (new, new_profiles) = runs
+    old_c, _ = centroids_from_profiles(json.loads(json.dumps(old_profiles.to_dict())))
+    new_c, scale = centroids_from_profiles(new_profiles)
+    result = match_segments(
+        old=old.astype(str), new=new.astype(str), old_centroids=old_c, new_centroids=new_c,
+        scale=scale,
+    )  # fmt: skip
+    assert result.mapping == {"0": "0", "1": "1", "2": "2", "3": "3"}
+    assert all(m.method == "centroid" for m in result.matches)
