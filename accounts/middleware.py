@@ -9,8 +9,22 @@ from .selectors import membership_for_request
 from .tenancy import _Scope, _scope
 
 # Paths a signed-in user of an organisation that requires two-factor may still use
-# before setting it up.
-_TWO_FACTOR_EXEMPT = ("/accounts/", "/static/", "/api/", "/favicon")
+# before setting it up: signing in and out, setting it up, their own account, and
+# switching to another organisation. Not the organisation's settings, members or
+# API keys. The API enforces the requirement in its session authentication.
+_TWO_FACTOR_EXEMPT = (
+    "/accounts/login",
+    "/accounts/logout",
+    "/accounts/two-factor",
+    "/accounts/verify",
+    "/accounts/password",
+    "/accounts/profile",
+    "/accounts/invitations/",
+    "/accounts/organizations/",
+    "/static/",
+    "/api/",
+    "/favicon",
+)
 
 
 class TenantMiddleware:

@@ -336,8 +336,13 @@ class TestTwoFactor:
         assert response.url == reverse("accounts:two_factor_setup") + "?required=1"
         page = client.get(response.url)
         assert "requires two-factor sign-in" in page.content.decode()
-        # The API is no way round it.
+        # Neither the organisation's settings pages nor the API are a way round it.
+        for path in ("/accounts/settings/", "/accounts/settings/api-keys/", "/jobs/"):
+            assert client.get(path).url == response.url, path
         assert client.get("/api/v1/jobs/").status_code == 403
+        # Their own account and signing out still work.
+        assert client.get(reverse("accounts:profile")).status_code == 200
+        assert client.post(reverse("accounts:logout")).status_code == 302
 
     def test_member_with_two_factor_passes_when_required(self, client, org, viewer):
         org.require_two_factor = True
