@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -613,14 +613,14 @@ def build_features(
         elif meta.in_model:
             model_cols.append(name)
     for name in excluded:
-        info[name] = _replace(info[name], in_model=False)
+        info[name] = replace(info[name], in_model=False)
 
     matrix, center, scale, weights = _model_matrix(
         raw_frame, model_cols, info, winsor=winsor, block_weights=weights_by_block
     )
     for name in model_cols:
         if name not in matrix.columns:
-            info[name] = _replace(info[name], in_model=False)
+            info[name] = replace(info[name], in_model=False)
             skipped[name] = "same value for every customer"
 
     without = np.empty(0, dtype=np.int64)
@@ -648,12 +648,6 @@ def build_features(
         ),
         skipped_columns=skipped,
     )
-
-
-def _replace(meta: FeatureInfo, **changes: Any) -> FeatureInfo:
-    from dataclasses import replace
-
-    return replace(meta, **changes)
 
 
 def _one_hot(
