@@ -177,7 +177,7 @@ class CustomerViewSet(
         return Response(CustomerSerializer(customer, context=self._enriched([customer])).data)
 
     def destroy(self, request, *args, **kwargs):
-        services.customer_erase(customer=self.get_object(), actor=request.user, request=request)
+        services.customer_erase(customer=self.get_object(), actor=_person(request), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @_bulk_schema(CustomerRecordSerializer, "customers")
@@ -192,16 +192,26 @@ class CustomerViewSet(
     def export(self, request, pk=None):
         customer = self.get_object()
         return Response(
-            services.customer_export_record(customer=customer, actor=request.user, request=request)
+            services.customer_export_record(
+                customer=customer, actor=_person(request), request=request
+            )
         )
 
     @extend_schema(request=None, responses=ErasedSerializer)
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
         customer = services.customer_erase(
-            customer=self.get_object(), actor=request.user, request=request
+            customer=self.get_object(), actor=_person(request), request=request
         )
         return Response({"id": customer.pk, "erased_at": customer.erased_at})
+
+
+def _person(request):
+    """The signed-in user, or None for an API key (which is not a user)."""
+    from django.contrib.auth import get_user_model
+
+    user = getattr(request, "user", None)
+    return user if isinstance(user, get_user_model()) else None
 
 
 def _source(request) -> str:
@@ -294,9 +304,9 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
             if p.get("external_id"):
                 qs = qs.filter(external_id=p["external_id"])
             if p.get("since"):
-                qs = qs.filter(ordered_at__gte=_when(p["since"], "since"))
+                qs = qs.filter(ordered_at__gte=_when(self.request, "since"))
             if p.get("until"):
-                qs = qs.filter(ordered_at__lt=_when(p["until"], "until"))
+                qs = qs.filter(ordered_at__lt=_when(self.request, "until"))
             qs = qs.order_by("-ordered_at", "-pk")
         return qs
 
@@ -315,14 +325,26 @@ def _int(value: str, name: str) -> int:
         ) from None
 
 
-def _when(value: str, name: str):
+def _when(request, name: str):
+    """An ISO 8601 date or time; without a zone, in the organisation's time zone."""
+    import datetime as dt
+    import zoneinfo
+
     from django.utils.dateparse import parse_date, parse_datetime
 
-    parsed = parse_datetime(value) or parse_date(value)
+    value = request.query_params[name]
+    try:
+        parsed = parse_datetime(value) or parse_date(value)
+    except ValueError:
+        parsed = None
     if parsed is None:
         raise ApplicationError(
             f"'{name}' must be an ISO 8601 date or time.", {"fields": {name: "Not a date."}}
         )
+    if not isinstance(parsed, dt.datetime):
+        parsed = dt.datetime.combine(parsed, dt.time())
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(request.organization.time_zone or "UTC"))
     return parsed
 
 
@@ -381,10 +403,10 @@ class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
             organization=request.organization,
             kind=data["kind"],
             uploaded_file=data["file"],
-            user=request.user,
+            user=_person(request),
             mapping=data.get("map") or None,
             options={k: data.get(k) for k in ("date_format", "delimiter", "encoding")},
             source="api",
         )
-        job = services.import_start(imp=imp, user=request.user)
+        job = services.import_start(imp=imp, user=_person(request))
         return Response({"job": job.pk, "import": imp.pk}, status=status.HTTP_202_ACCEPTED)

@@ -199,7 +199,7 @@ def customer_export_record(*, customer: Customer, actor=None, request=None) -> d
         organization=customer.organization,
         action="data_exported",
         actor=actor,
-        actor_label=_label(actor),
+        actor_label=_label(actor, request),
         target=f"customer #{customer.pk}",
         details={"scope": "customer"},
         request=request,
@@ -207,11 +207,14 @@ def customer_export_record(*, customer: Customer, actor=None, request=None) -> d
     return data
 
 
-def _label(actor) -> str:
-    if actor is None:
-        return "command line"
-    email = getattr(actor, "email", "")
-    return email if isinstance(email, str) else ""
+def _label(actor, request=None) -> str:
+    if actor is not None:
+        email = getattr(actor, "email", "")
+        return email if isinstance(email, str) else ""
+    api_key = getattr(request, "api_key", None)
+    if api_key is not None:
+        return f"API key {api_key.name} ({api_key.prefix})"
+    return "command line"
 
 
 IDENTITY_KEYS = {"customer_id", "external_id", "customer", "email", "phone", "value"}
@@ -293,7 +296,7 @@ def customer_erase(
         organization=organization,
         action="data_erased",
         actor=actor,
-        actor_label=_label(actor),
+        actor_label=_label(actor, request),
         target=f"customer #{customer.pk}",
         details={"orders_kept_without_identity": orders_kept},
         request=request,

@@ -32,7 +32,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Customer
 
-    external_id = factory.Sequence(lambda n: f"C{n:05d}")
+    external_id = factory.Sequence(lambda n: f"factory-customer-{n}")
     email = factory.Sequence(lambda n: f"person{n}@example.com")
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
@@ -53,7 +53,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Order
 
-    external_id = factory.Sequence(lambda n: f"O{n}")
+    external_id = factory.Sequence(lambda n: f"factory-order-{n}")
     customer = factory.SubFactory(CustomerFactory)
     ordered_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=3))
     currency = "GBP"
@@ -77,7 +77,7 @@ class EventFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Event
 
-    external_id = factory.Sequence(lambda n: f"E{n}")
+    external_id = factory.Sequence(lambda n: f"factory-event-{n}")
     customer = factory.SubFactory(CustomerFactory)
     type = "page_view"
     occurred_at = factory.LazyFunction(timezone.now)
@@ -98,7 +98,7 @@ class FeedbackFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Feedback
 
-    external_id = factory.Sequence(lambda n: f"F{n}")
+    external_id = factory.Sequence(lambda n: f"factory-feedback-{n}")
     customer = factory.SubFactory(CustomerFactory)
     created_at = factory.LazyFunction(timezone.now)
     source = "review"
@@ -117,7 +117,8 @@ class ImportFactory(factory.django.DjangoModelFactory):
 
 def build_world(organization) -> None:
     """At least one row of every customers model for `organization`, reachable by
-    every customers URL that takes an id (the isolation sweep requests them all)."""
+    every customers URL that takes an id (the isolation sweep requests them all).
+    Safe to call more than once for the same organisation."""
     from core.jobs import job_start
     from customers.services import customer_update
     from customers.services.importing import import_from_path

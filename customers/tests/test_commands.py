@@ -1,0 +1,134 @@
+"""import_data and seed_demo as operators run them."""
+
+import datetime as dt
+import json
+import zoneinfo
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from accounts.tenancy import tenant_context
+from customers.models import ConsentChange, Customer, Import, Order
+
+from .factories import DATA
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    code = 0
+    try:
+        call_command("import_data", *args, stdout=out, stderr=err)
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_import_data_prints_one_json_object_last(org):
+    code, out, err = run("--org", "acme", "--kind", "orders", str(DATA / "orders_bad_rows.csv"))
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert {k: result[k] for k in ("rows", "created", "updated", "unchanged", "rejected")} == {
+        "rows": 6,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 4,
+    }
+    assert result["errors"][0] == {
+        "row": 2,
+        "field": "amount",
+        "message": "12 does not match quantity × unit_price (3 × 3.5 = 10.5)",
+        "value": "12.00",
+    }
+    code, out, _ = run("--org", "acme", "--kind", "orders", str(DATA / "orders_bad_rows.csv"))
+    again = json.loads(out.strip().splitlines()[-1])
+    assert (again["created"], again["unchanged"], again["rejected"]) == (0, 2, 4)
+
+
+def test_import_data_map_date_format_and_encoding(org):
+    code, out, _ = run(
+        "--org", "acme", "--kind", "orders", str(DATA / "orders_cp1252_semicolon.csv"),
+        "--map", "Rechnung=order_id", "--map", "Kunde=customer_id", "--map", "Datum=ordered_at",
+        "--map", "Artikel=sku", "--map", "Bezeichnung=product_name", "--map", "Menge=quantity",
+        "--map", "Einzelpreis=unit_price", "--date-format", "%m/%d/%Y %H:%M",
+        "--delimiter", ";", "--encoding", "cp1252",
+    )  # fmt: skip
+    result = json.loads(out.strip().splitlines()[-1])
+    assert (result["created"], result["rejected"]) == (2, 2)  # 13/04 and 25/12 are not month-first
+    with tenant_context(org):
+        assert Order.objects.get(external_id="1001").ordered_at.month == 3
+
+
+def test_import_data_refuses_an_unreadable_file(org, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,colour\nmug,blue\n")
+    code, out, err = run("--org", "acme", "--kind", "orders", str(bad))
+    assert code == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "no column for ordered_at" in err
+    code, _, err = run(
+        "--org", "acme", "--kind", "orders", str(DATA / "orders_ambiguous_dates.csv")
+    )
+    assert code == 1 and "--date-format" in err
+    code, _, err = run("--org", "nope", "--kind", "orders", str(bad))
+    assert code == 1 and "No organisation" in err
+    with tenant_context(org):
+        assert not Order.objects.exists()
+
+
+def test_import_data_feedback_kind(org):
+    code, out, _ = run("--org", "acme", "--kind", "feedback", str(DATA / "feedback_reviews.tsv"))
+    assert json.loads(out.strip().splitlines()[-1])["created"] == 2
+
+
+def test_seed_demo_is_idempotent(db):
+    out = StringIO()
+    call_command("seed_demo", stdout=out, stderr=StringIO())
+    assert json.loads(out.getvalue().strip().splitlines()[-1]) == {
+        "org": "demo",
+        "login": "demo@segmenta.local",
+        "password": "segmenta-demo",
+    }
+    org = Organization.objects.get(slug="demo")
+    assert (org.name, org.currency, org.time_zone) == ("Demo Gift Shop", "GBP", "Europe/London")
+    assert User.objects.get(email="demo@segmenta.local").check_password("segmenta-demo")
+    with tenant_context(org):
+        snapshot = (
+            Customer.objects.count(),
+            Order.objects.count(),
+            sorted(
+                Customer.objects.values_list("external_id", "email", "first_name", "accepts_email")
+            ),
+            ConsentChange.objects.count(),
+            Import.objects.count(),
+        )
+        assert snapshot[0] == 445 and snapshot[1] == 2011
+        named = Customer.objects.exclude(first_name="").exclude(email="").count()
+        assert named == 445
+        assert (
+            Customer.objects.filter(accepts_email=True).count()
+            == ConsentChange.objects.filter(channel="email").count()
+        )
+        london = zoneinfo.ZoneInfo("Europe/London")
+        newest = Order.objects.order_by("-ordered_at").first().ordered_at.astimezone(london)
+        today = timezone.now().astimezone(london).date()
+        assert newest.date() == today - dt.timedelta(days=1)
+    out2 = StringIO()
+    call_command("seed_demo", stdout=out2, stderr=StringIO())
+    assert json.loads(out2.getvalue().strip().splitlines()[-1])["org"] == "demo"
+    with tenant_context(org):
+        assert (
+            Customer.objects.count(),
+            Order.objects.count(),
+            sorted(
+                Customer.objects.values_list("external_id", "email", "first_name", "accepts_email")
+            ),
+            ConsentChange.objects.count(),
+            Import.objects.count(),
+        ) == snapshot
+    assert Organization.objects.filter(slug="demo").count() == 1
