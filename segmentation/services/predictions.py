@@ -65,6 +65,14 @@ PROPENSITY_HORIZON_DAYS = 30
 DEMAND_WEEKS = 4
 DEMAND_HISTORY_WEEKS = 26  # weeks of past sales kept per product for its chart
 DEMAND_MAX_WEEKS = ml_demand.MAX_WEEKS
+PROPENSITY_DESCRIPTIONS = {
+    "recency_days": "days since the last order",
+    "frequency": "number of days with an order",
+    "monetary": "total spend",
+    "avg_basket_value": "average spend per order day",
+    "tenure_days": "days since the first order",
+    "mean_days_between_orders": "usual gap between orders",
+}
 # Back-test horizons, longest first: the first one the history allows is used.
 BACKTEST_HORIZONS = (90, 60, 30)
 MAX_DISCOUNT_RATE = 0.5
@@ -371,6 +379,7 @@ def prediction_propensity(
         train_labels=labels,
         current_features=current,
         horizon_days=horizon_days,
+        descriptions=PROPENSITY_DESCRIPTIONS,
     )
     return result, ""
 
