@@ -112,8 +112,16 @@ class LoadedData:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _fetch_chunks(sql: str, params: list, *, job: JobHandle, start: float, span: float, total: int):
-    """Rows of a query in chunks, reporting progress between them."""
+def _fetch_frame(
+    sql: str,
+    params: list,
+    names: list[str],
+    *,
+    job: JobHandle = NULL_JOB,
+    progress: tuple[float, float, int, str] | None = None,
+) -> pd.DataFrame:
+    """A query's rows as a data frame, fetched in chunks (with progress between them)."""
+    parts = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         done = 0
@@ -121,28 +129,34 @@ def _fetch_chunks(sql: str, params: list, *, job: JobHandle, start: float, span:
             rows = cursor.fetchmany(FETCH_CHUNK)
             if not rows:
                 break
+            parts.append(pd.DataFrame.from_records(rows, columns=names, coerce_float=True))
             done += len(rows)
-            if total:
+            if progress is not None:
+                start, span, total, what = progress
                 job.progress(
-                    start + span * min(done / total, 1.0),
-                    f"Reading orders: {done:,} of {total:,} lines",
+                    start + span * min(done / max(total, 1), 1.0),
+                    f"Reading {what}: {done:,} of {total:,}",
                 )
-            yield rows
+    if not parts:
+        return pd.DataFrame({n: [] for n in names})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
-def _columns(chunks, names: list[str], dtypes: dict[str, Any]) -> pd.DataFrame:
-    parts: dict[str, list] = {n: [] for n in names}
-    for rows in chunks:
-        cols = list(zip(*rows, strict=True))
-        for name, values in zip(names, cols, strict=True):
-            dtype = dtypes.get(name, object)
-            parts[name].append(np.asarray(values, dtype=dtype))
-    return pd.DataFrame(
-        {
-            n: (np.concatenate(v) if v else np.empty(0, dtype=dtypes.get(n, object)))
-            for n, v in parts.items()
-        }
-    )
+def _timestamps(values: pd.Series) -> pd.DatetimeIndex:
+    """UTC timestamps from what the database returned: epoch seconds (PostgreSQL,
+    converted in SQL) or Django's SQLite text ("YYYY-MM-DD HH:MM:SS[.ffffff]")."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return pd.DatetimeIndex(
+            pd.to_datetime(values.to_numpy(dtype=np.float64), unit="s", utc=True)
+        )
+    return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=True))
+
+
+def _ts_sql(column: str) -> str:
+    # PostgreSQL converts in C. On SQLite, parsing the stored text in pandas beats
+    # both strftime() and the driver's per-row datetime converter (skipped by the
+    # cast, which drops the column's declared type).
+    return _epoch_sql(column) if connection.vendor == "postgresql" else f"CAST({column} AS TEXT)"
 
 
 def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB) -> LoadedData:
@@ -150,7 +164,8 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
 
     Raw SQL for speed; every statement filters `organization_id` itself. Only
     table names (from model metadata) and fixed SQL snippets are formatted into
-    the statements; every value is a parameter.
+    the statements; every value is a parameter. Orders and lines are read
+    separately and joined in memory (several times faster than a join in SQLite).
     """
     from customers.models import Customer, Event, Order, OrderLine, Product
 
@@ -167,78 +182,65 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
         )
         erased = np.array([r[0] for r in cursor.fetchall()], dtype=np.int64)
         cursor.execute(
-            f"SELECT COUNT(*) FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "  # noqa: S608 - tables from model metadata
-            "WHERE l.organization_id = %s AND o.organization_id = %s "
-            "AND o.customer_id IS NOT NULL AND o.ordered_at < %s",
-            [organization_id, organization_id, cutoff],
+            f"SELECT COUNT(*) FROM {line_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
+            [organization_id],
         )
         total_lines = int(cursor.fetchone()[0])
 
-    # returns: a line of a return order counts against revenue whatever its sign
-    sql = (
-        f"SELECT o.customer_id, l.order_id, {_epoch_sql('o.ordered_at')}, l.quantity, "  # noqa: S608 - tables from model metadata
-        f"{_float_sql('l.amount')}, l.category, o.channel, o.is_return, l.product_id "
-        f"FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "
-        "WHERE l.organization_id = %s AND o.organization_id = %s "
-        "AND o.customer_id IS NOT NULL AND o.ordered_at < %s"
+    orders = _fetch_frame(
+        f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return FROM {order_t} "  # noqa: S608 - tables from model metadata
+        "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s",
+        [organization_id, cutoff],
+        ["order_id", "customer_id", "ordered_at", "channel", "is_return"],
     )
-    names = [
-        "customer_id",
-        "order_id",
-        "epoch",
-        "quantity",
-        "amount",
-        "category",
-        "channel",
-        "is_return",
-        "product_id",
-    ]
-    frame = _columns(
-        _fetch_chunks(
-            sql,
-            [organization_id, organization_id, cutoff],
-            job=job,
-            start=5,
-            span=30,
-            total=total_lines,
-        ),
-        names,
-        {
-            "customer_id": np.int64,
-            "order_id": np.int64,
-            "epoch": np.int64,
-            "quantity": np.float64,
-            "amount": np.float64,
-            "is_return": bool,
-        },
+    if len(erased):
+        orders = orders[~orders["customer_id"].isin(erased)]
+    orders = orders.sort_values("order_id", kind="stable")
+    order_ids = orders["order_id"].to_numpy(dtype=np.int64)
+    job.progress(8, f"Read {len(orders):,} orders")
+
+    raw = _fetch_frame(
+        f"SELECT order_id, quantity, {_float_sql('amount')}, category, product_id FROM {line_t} "  # noqa: S608 - tables from model metadata
+        "WHERE organization_id = %s",
+        [organization_id],
+        ["order_id", "quantity", "amount", "category", "product_id"],
+        job=job,
+        progress=(8, 27, total_lines, "order lines"),
     )
     timings["read_lines"] = time.monotonic() - started
-    job.progress(36, f"Read {len(frame):,} order lines; preparing features")
+    job.progress(36, f"Read {len(raw):,} order lines; preparing features")
 
-    if len(erased):
-        frame = frame[~np.isin(frame["customer_id"].to_numpy(), erased)]
-    is_return = frame["is_return"].to_numpy(dtype=bool)
-    quantity = frame["quantity"].to_numpy(dtype=np.float64)
-    amount = np.nan_to_num(frame["amount"].to_numpy(dtype=np.float64))
+    # keep the lines of customers' orders up to the cut-off (guest orders, later
+    # orders and erased customers' orders are not in `orders`)
+    line_order = raw["order_id"].to_numpy(dtype=np.int64)
+    pos = np.searchsorted(order_ids, line_order)
+    pos[pos >= len(order_ids)] = 0
+    keep = (order_ids[pos] == line_order) if len(order_ids) else np.zeros(len(raw), dtype=bool)
+    raw = raw[keep]
+    pos = pos[keep]
+    ordered_at_all = _timestamps(orders["ordered_at"])
+    is_return = orders["is_return"].to_numpy(dtype=bool)[pos]
+    quantity = raw["quantity"].to_numpy(dtype=np.float64)
+    amount = np.nan_to_num(raw["amount"].to_numpy(dtype=np.float64))
+    # returns reduce revenue and are not purchases, whatever sign the file gave them
     quantity = np.where(is_return, -np.abs(quantity), quantity)
     amount = np.where(is_return | (quantity < 0), -np.abs(amount), amount)
-    category = _blank_to_none(frame["category"])
-    channel = _blank_to_none(frame["channel"])
-    ordered_at = pd.to_datetime(frame["epoch"].to_numpy(), unit="s", utc=True)
+    customer_ids = orders["customer_id"].to_numpy(dtype=np.int64)[pos]
+    ordered_at = ordered_at_all[pos]
     lines = pd.DataFrame(
         {
-            "customer_id": frame["customer_id"].to_numpy(),
-            "order_id": frame["order_id"].to_numpy(),
+            "customer_id": customer_ids,
+            "order_id": raw["order_id"].to_numpy(dtype=np.int64),
             "ordered_at": ordered_at,
             "quantity": quantity,
             "amount": amount,
-            "category": category,
-            "channel": channel,
+            "category": _blank_to_none(raw["category"]),
+            "channel": _blank_to_none(orders["channel"]).take(pos),
         }
     )
 
     product_lines = None
-    product_ids = pd.to_numeric(frame["product_id"], errors="coerce")
+    product_ids = pd.to_numeric(raw["product_id"], errors="coerce")
     if product_ids.notna().any():
         with connection.cursor() as cursor:
             cursor.execute(
@@ -246,8 +248,6 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
                 [organization_id],
             )
             names_by_id = {pid: (name or sku) for pid, name, sku in cursor.fetchall()}
-        # a category-like code for each product keeps the frame small; names are
-        # attached to the few distinct ids only
         has_product = product_ids.notna().to_numpy()
         codes, uniques = pd.factorize(product_ids[has_product].astype(np.int64).to_numpy())
         # two products may share a name: categories are the distinct names
@@ -256,7 +256,7 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
         )
         product_lines = pd.DataFrame(
             {
-                "customer_id": lines["customer_id"].to_numpy()[has_product],
+                "customer_id": customer_ids[has_product],
                 "product": pd.Categorical.from_codes(name_codes[codes], categories=names),
                 "amount": amount[has_product],
                 "ordered_at": ordered_at[has_product],
@@ -264,38 +264,34 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
         )
 
     t0 = time.monotonic()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, {_epoch_sql('signup_at')}, birth_date, gender, country, attributes "  # noqa: S608 - tables from model metadata
+    customers = _customers_frame(
+        _fetch_frame(
+            f"SELECT id, {_ts_sql('signup_at')}, birth_date, gender, country, attributes "  # noqa: S608 - tables from model metadata
             f"FROM {cust_t} WHERE organization_id = %s AND erased_at IS NULL",
             [organization_id],
+            ["customer_id", "signup_at", "birth_date", "gender", "country", "attributes"],
         )
-        rows = cursor.fetchall()
-    customers = _customers_frame(rows)
+    )
     timings["read_customers"] = time.monotonic() - t0
 
     t0 = time.monotonic()
     # only the engagement window of the features is read (90 days)
     window_start = _dt_param(_cutoff(as_of) - dt.timedelta(days=91))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT customer_id, type, {_epoch_sql('occurred_at')} FROM {event_t} "  # noqa: S608 - tables from model metadata
-            "WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
-            [organization_id, window_start, cutoff],
-        )
-        ev_rows = cursor.fetchall()
+    ev = _fetch_frame(
+        f"SELECT customer_id, type, {_ts_sql('occurred_at')} FROM {event_t} "  # noqa: S608 - tables from model metadata
+        "WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
+        [organization_id, window_start, cutoff],
+        ["customer_id", "type", "occurred_at"],
+    )
     events = None
-    if ev_rows:
-        ev = pd.DataFrame(ev_rows, columns=["customer_id", "type", "epoch"])
+    if len(ev):
         if len(erased):
             ev = ev[~ev["customer_id"].isin(erased)]
         events = pd.DataFrame(
             {
                 "customer_id": ev["customer_id"].to_numpy(dtype=np.int64),
-                "type": ev["type"].astype(object).to_numpy(),
-                "occurred_at": pd.to_datetime(
-                    ev["epoch"].to_numpy(dtype=np.int64), unit="s", utc=True
-                ),
+                "type": _blank_to_none(ev["type"]),
+                "occurred_at": _timestamps(ev["occurred_at"]),
             }
         )
     timings["read_events"] = time.monotonic() - t0
@@ -318,23 +314,19 @@ def _blank_to_none(values: pd.Series) -> pd.Categorical:
     return pd.Categorical.from_codes(remap[codes], categories=[uniques[i] for i in keep])
 
 
-def _customers_frame(rows: list[tuple]) -> pd.DataFrame:
-    if not rows:
+def _customers_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    if not len(rows):
         return pd.DataFrame({"customer_id": np.empty(0, dtype=np.int64)})
-    ids, signup, birth, gender, country, attributes = zip(*rows, strict=True)
-    signup_arr = pd.array(signup, dtype="Int64")
     frame = pd.DataFrame(
         {
-            "customer_id": np.asarray(ids, dtype=np.int64),
-            "signup_at": pd.to_datetime(
-                signup_arr.to_numpy(dtype="float64", na_value=np.nan), unit="s", utc=True
-            ),
-            "birth_date": pd.to_datetime(pd.Series(birth, dtype=object), errors="coerce"),
-            "gender": pd.Series(gender, dtype=object).replace("", None),
-            "country": pd.Series(country, dtype=object).replace("", None),
+            "customer_id": rows["customer_id"].to_numpy(dtype=np.int64),
+            "signup_at": _timestamps(rows["signup_at"]),
+            "birth_date": pd.to_datetime(rows["birth_date"].astype(object), errors="coerce"),
+            "gender": rows["gender"].astype(object).replace("", None),
+            "country": rows["country"].astype(object).replace("", None),
         }
     )
-    extra = _attribute_columns(attributes)
+    extra = _attribute_columns(rows["attributes"].tolist())
     if extra is not None:
         frame = pd.concat([frame, extra], axis=1)
     return frame

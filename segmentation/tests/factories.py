@@ -272,28 +272,31 @@ def write_generated_data(
         )
         qty = lines["quantity"].to_numpy()
         amount = lines["amount"].to_numpy()
-        line_rows = [
-            (
-                org_id,
-                line_order[i],
-                f"SKU-{categories[i]}-{i % 7}",
-                f"{str(categories[i]).title()} item {i % 7}",
-                str(categories[i] or ""),
-                int(qty[i]),
-                float(round(amount[i] / qty[i], 4)) if qty[i] else None,
-                float(amount[i]),
-                i,
+        columns = [
+            "organization_id", "order_id", "sku", "product_name", "category", "quantity",
+            "unit_price", "amount", "position",
+        ]  # fmt: skip
+        # in slices, so a million customers' lines never sit in memory as tuples
+        for start in range(0, len(lines), 200_000):
+            stop = min(start + 200_000, len(lines))
+            insert(
+                OrderLine,
+                columns,
+                [
+                    (
+                        org_id,
+                        line_order[i],
+                        f"SKU-{categories[i]}-{i % 7}",
+                        f"{str(categories[i]).title()} item {i % 7}",
+                        str(categories[i] or ""),
+                        int(qty[i]),
+                        float(round(amount[i] / qty[i], 4)) if qty[i] else None,
+                        float(amount[i]),
+                        i,
+                    )
+                    for i in range(start, stop)
+                ],
             )
-            for i in range(len(lines))
-        ]
-        insert(
-            OrderLine,
-            [
-                "organization_id", "order_id", "sku", "product_name", "category", "quantity",
-                "unit_price", "amount", "position",
-            ],
-            line_rows,
-        )  # fmt: skip
         if events is not None and len(events):
             event_rows = [
                 (
