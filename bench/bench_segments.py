@@ -37,6 +37,7 @@ if not os.environ.get("DATABASE_URL") and not os.environ.get("SEGMENTA_VAR_DIR")
     os.environ["SEGMENTA_VAR_DIR"] = tempfile.mkdtemp(prefix="segmenta-bench-")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("DEBUG", "false")  # no query log: it would hold every INSERT
 
 import django  # noqa: E402
 
@@ -150,7 +151,9 @@ def _create_missing_tables() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000", help="customers per run, comma-separated")
+    parser.add_argument(
+        "--sizes", default="10000,100000", help="customers per run, comma-separated"
+    )
     parser.add_argument("--write-doc", action="store_true", help=f"write the table into {DOC}")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
