@@ -240,3 +240,52 @@ def customer_segment_history(*, customer_id: int, limit: int = 24) -> list[dict[
         if len(by_run) > limit:
             break
     return list(by_run.values())[:limit]
+
+
+# --- what the customers app shows -----------------------------------------------------
+def customers_in_segment(queryset, value: str):
+    """Narrow a customer queryset to a segment's current members (`?segment=<id>`)."""
+    try:
+        segment = Segment.objects.filter(pk=int(value)).first()
+    except (TypeError, ValueError):
+        segment = None
+    if segment is None:
+        return queryset.none()
+    return queryset.filter(pk__in=segment_members(segment=segment).values("pk"))
+
+
+def customer_segment_panel(*, request, customer) -> dict | None:
+    """The customer page's "Segment" place: segments now and over time."""
+    current = customer_segments(customer_ids=[customer.pk])[customer.pk]
+    history = customer_segment_history(customer_id=customer.pk)
+    if not current["segments"] and not history:
+        return None
+    return {
+        "template": "segmentation/_customer_segments.html",
+        "context": {"current": current, "history": history},
+    }
+
+
+def segments_for_customers(customer_ids: list[int]) -> dict[int, dict[str, Any]]:
+    return customer_segments(customer_ids=customer_ids)
+
+
+def _erase_memberships(*, organization, customer_ids: list[int]) -> None:
+    # who was in which segment is personal history: it goes with the person
+    Membership.objects.filter(
+        organization_id=organization.pk, customer_id__in=customer_ids
+    ).delete()
+
+
+def _register_hooks() -> None:
+    try:
+        from customers import registry
+    except ImportError:  # the customers app without its registry: nothing to join
+        return
+    registry.register_customer_enricher(segments_for_customers)
+    registry.register_customer_panel("segment", customer_segment_panel, title="Segment")
+    registry.register_customer_filter("segment", customers_in_segment, label="Segment")
+    registry.register_erasure_handler(_erase_memberships)
+
+
+_register_hooks()

@@ -17,9 +17,4 @@ urlpatterns = [
     path("rules/preview/", views.rule_preview, name="rule_preview"),
     path("rules/<int:pk>/edit/", views.rule_edit, name="rule_edit"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
-    path(
-        "customers/<int:customer_pk>/",
-        views.customer_segments_panel,
-        name="customer_segments_panel",
-    ),
 ]

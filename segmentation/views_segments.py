@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -511,25 +511,3 @@ def rule_preview(request):
     except ApplicationError as exc:
         return render(request, "segmentation/_rule_preview.html", {"error": exc.message})
     return render(request, "segmentation/_rule_preview.html", {"preview": preview})
-
-
-@org_required
-@require_GET
-def customer_segments_panel(request, customer_pk: int):
-    """The customer's segments now and over time (a fragment for the customer page)."""
-    from customers.models import Customer
-
-    customer = get_object_or_404(Customer.objects.all(), pk=customer_pk)
-    return HttpResponse(render_customer_panel(request, customer))
-
-
-def render_customer_panel(request, customer) -> str:
-    from django.template.loader import render_to_string
-
-    current = selectors.customer_segments(customer_ids=[customer.pk])[customer.pk]
-    history = selectors.customer_segment_history(customer_id=customer.pk)
-    return render_to_string(
-        "segmentation/_customer_segments.html",
-        {"customer": customer, "current": current, "history": history},
-        request=request,
-    )
