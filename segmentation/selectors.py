@@ -50,9 +50,15 @@ def segment_members(*, segment: Segment) -> QuerySet:
     from customers.models import Customer
 
     if segment.kind == SegmentKind.RULE:
-        from .services.rules import rule_customers
+        from core.exceptions import ApplicationError
 
-        return rule_customers(segment.rule).order_by("pk")
+        from .services.rules import rule_clean, rule_customers
+
+        try:
+            rule = rule_clean(segment.rule)
+        except ApplicationError:  # a field that is no longer offered: nobody matches
+            return Customer.objects.none()
+        return rule_customers(rule).order_by("pk")
     run_id = None
     if segment.is_active:
         run_id = SegmentationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()

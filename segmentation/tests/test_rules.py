@@ -370,3 +370,23 @@ def test_deleting_a_rule_segment(people, in_org, owner_client):
     response = owner_client.post(f"/segments/rules/{segment.pk}/delete/")
     assert response.status_code == 302
     assert not Segment.objects.filter(pk=segment.pk).exists()
+
+
+def test_a_rule_whose_field_went_away_matches_nobody_and_breaks_nothing(
+    people, in_org, owner_client
+):
+    from segmentation.services.rules import rule_segments_refresh_all
+
+    segment = rule_segment_create(
+        organization=in_org,
+        name="Germans",
+        rule={"op": "and", "conditions": [cond("country", "eq", "DE")]},
+    )
+    Segment.objects.filter(pk=segment.pk).update(
+        rule={"op": "and", "conditions": [cond("retired_field", "eq", 1)]}
+    )
+    assert rule_segments_refresh_all(context=RuleContext(REF, None))[segment.pk] == []
+    page = owner_client.get(f"/segments/{segment.pk}/")
+    assert page.status_code == 200
+    assert b"no longer available" in page.content
+    assert b"No customers are in this segment" in page.content
