@@ -284,3 +284,30 @@ def test_an_encoding_error_late_in_the_file_falls_back_before_writing(in_org, tm
     out = run_file(organization=in_org, path=str(path), kind="orders")
     assert out.counts.rejected == 0 and out.counts.rows == 20001
     assert OrderLine.objects.get(sku="S9").product_name == "Café crème"
+
+
+def test_statistics_added_per_chunk_equal_a_full_recount(in_org, tmp_path):
+    rows = ["order_id,customer_id,ordered_at,sku,quantity,unit_price"]
+    for i in range(3000):
+        qty = -1 if i % 17 == 0 else 1 + i % 3
+        rows.append(
+            f"{'C' if qty < 0 else ''}{i},c{i * 7 % 23},2024-{1 + i % 12:02d}-{1 + i % 28:02d} 10:{i % 60:02d},S{i % 5},{qty},2.25"
+        )
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(rows) + "\n")
+    run_file(organization=in_org, path=str(path), kind="orders", chunk_size=100)
+    added = sorted(
+        Customer.objects.values_list(
+            "pk", "orders_count", "total_spent", "first_order_at", "last_order_at"
+        )
+    )
+    from customers.services.stats import customer_stats_refresh
+
+    customer_stats_refresh(organization_id=in_org.pk, customer_ids=[r[0] for r in added])
+    recounted = sorted(
+        Customer.objects.values_list(
+            "pk", "orders_count", "total_spent", "first_order_at", "last_order_at"
+        )
+    )
+    assert added == recounted
+    assert sum(r[1] for r in added) == sum(1 for i in range(3000) if i % 17)

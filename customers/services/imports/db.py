@@ -83,6 +83,18 @@ class BulkDb:
             cursor.execute(sql, params)
             return cursor.rowcount
 
+    @staticmethod
+    def sqlite_value(value):
+        return _sqlite_value(value)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        if not rows:
+            return
+        if not self.postgres:
+            rows = [[_sqlite_value(v) for v in row] for row in rows]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
     def delete_in(self, table: str, key: str, keys: Iterable) -> None:
         keys = list(keys)
         with connection.cursor() as cursor:
@@ -170,12 +182,12 @@ class BulkDb:
         stage = quote(f"_seg_stage_{table}_{digest}"[:63])
         cols = ", ".join(quote(c) for c in columns)
         with connection.cursor() as cursor:
-            # Lives as long as the connection (or until a rollback); emptied at commit.
+            # Lives as long as the connection (or until a rollback), emptied at every
+            # commit and before each use (one round trip for both).
             cursor.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT {cols} FROM {quote(table)} WITH NO DATA"
+                f"SELECT {cols} FROM {quote(table)} WITH NO DATA; TRUNCATE {stage}"
             )
-            cursor.execute(f"TRUNCATE {stage}")
             json_cols = [i for i, v in enumerate(rows[0]) if isinstance(v, dict | list)]
             with cursor.cursor.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
                 if json_cols:

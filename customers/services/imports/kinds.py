@@ -23,7 +23,7 @@ from django.utils import timezone
 from customers.models import Customer, Event, Feedback, Product
 
 from ..identity import erased_external_id
-from ..stats import customer_stats_refresh
+from ..stats import StatsDelta, customer_stats_add, customer_stats_refresh
 from .db import BulkDb
 from .values import (
     parse_bool,
@@ -36,6 +36,7 @@ from .values import (
 )
 
 Q4 = Decimal("0.0001")
+CACHE_LIMIT = 500_000  # ids remembered per import (bounded memory)
 MAX_MONEY = Decimal("99999999999999")
 CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "us$": "USD", "kr": "SEK"}
 
@@ -101,6 +102,7 @@ class Context:
     counts: Counts = field(default_factory=Counts)
     db: BulkDb = None  # type: ignore[assignment]
     changed_customer_ids: set[int] = field(default_factory=set)
+    products: dict[str, tuple[int, bool, bool]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.db = BulkDb(self.organization_id)
@@ -187,6 +189,8 @@ class CustomerResolver:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        # Ids already resolved in this import: later chunks need no query for them.
+        self.known: dict[str, int] = {}
         self.erased: dict[str, dt.datetime] = dict(
             Customer.objects.filter(erased_at__isnull=False).values_list("external_id", "erased_at")
         )
@@ -207,7 +211,11 @@ class CustomerResolver:
         if not wanted:
             return {}
         db = self.ctx.db
-        ids = dict(db.select("customers_customer", "external_id", wanted, ["id"]))
+        known = self.known
+        ids = {k: known[k] for k in wanted if k in known}
+        unknown = [k for k in wanted if k not in ids]
+        if unknown:
+            ids.update(db.select("customers_customer", "external_id", unknown, ["id"]))
         missing = [k for k in wanted if k not in ids]
         if missing and self.ctx.plan.customer_key == "email":
             found = db.select(
@@ -234,6 +242,9 @@ class CustomerResolver:
                 db.upsert("customers_customer", columns, rows, conflict="external_id", update=None)
             )
             self.ctx.counts.customers_created += len(missing)
+        if len(known) > CACHE_LIMIT:
+            known.clear()
+        known.update(ids)
         return ids
 
 
@@ -569,20 +580,31 @@ class ProductsProcessor(Processor):
 
 
 def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[str, int]:
-    """{sku: (name, category)} → {sku: id}; unknown skus become products."""
+    """{sku: (name, category)} → {sku: id}; unknown skus become products, and a
+    product without a name or category gets the line's."""
     if not wanted:
         return {}
     db = ctx.db
-    found = db.select("customers_product", "sku", wanted, ["id", "name", "category"])
-    ids = {sku: pid for sku, pid, _, _ in found}
-    fill = [
-        (pid, wanted[sku][0] if not name else name, wanted[sku][1] if not category else category)
-        for sku, pid, name, category in found
-        if (not name and wanted[sku][0]) or (not category and wanted[sku][1])
-    ]
-    for pid, name, category in fill:
-        Product.objects.filter(pk=pid).update(name=name, category=category)
-    missing = [s for s in wanted if s not in ids]
+    cache = ctx.products  # sku -> (id, has name, has category), for this import
+    ids: dict[str, int] = {}
+    ask = []
+    for sku, (name, category) in wanted.items():
+        hit = cache.get(sku)
+        if hit is not None and (hit[1] or not name) and (hit[2] or not category):
+            ids[sku] = hit[0]
+        else:
+            ask.append(sku)
+    if not ask:
+        return ids
+    found = db.select("customers_product", "sku", ask, ["id", "name", "category"])
+    for sku, pid, name, category in found:
+        new_name = name or wanted[sku][0]
+        new_category = category or wanted[sku][1]
+        if (new_name, new_category) != (name, category):
+            Product.objects.filter(pk=pid).update(name=new_name, category=new_category)
+        ids[sku] = pid
+        cache[sku] = (pid, bool(new_name), bool(new_category))
+    missing = [s for s in ask if s not in ids]
     if missing:
         now = timezone.now()
         rows, columns = [], None
@@ -599,8 +621,13 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
                 },
             )
             rows.append(row)
-        ids.update(db.upsert("customers_product", columns, rows, conflict="sku", update=None))
+        created = db.upsert("customers_product", columns, rows, conflict="sku", update=None)
+        for sku, pid in created.items():
+            ids[sku] = pid
+            cache[sku] = (pid, bool(wanted[sku][0]), bool(wanted[sku][1]))
         ctx.counts.products_created += len(missing)
+    if len(cache) > CACHE_LIMIT:
+        cache.clear()
     return ids
 
 
@@ -898,7 +925,9 @@ class OrdersProcessor(Processor):
             )
         }
         now = timezone.now()
-        changed, rows, columns, affected = [], [], None, set()
+        changed, rows, columns = [], [], None
+        recompute: set[int] = set()  # customers of replaced orders: read their orders again
+        deltas: dict[int, StatsDelta] = {}  # customers of new orders: add them
         for o in orders:
             digest = o.hash()
             before = existing.get(o.key)
@@ -906,11 +935,13 @@ class OrdersProcessor(Processor):
                 ctx.counts.add("unchanged", len(o.rownums))
                 continue
             ctx.counts.add("updated" if before else "created", len(o.rownums))
-            if before and before[2]:
-                affected.add(before[2])
             cid = customer_ids.get(o.customer) if o.customer else None
-            if cid:
-                affected.add(cid)
+            if before is not None:
+                recompute.update(c for c in (before[2], cid) if c)
+            elif cid:
+                deltas.setdefault(cid, StatsDelta()).add(
+                    ordered_at=o.ordered_at, total=o.total, is_return=o.is_return
+                )
             changed.append(o)
             columns = [
                 "external_id",
@@ -985,8 +1016,9 @@ class OrdersProcessor(Processor):
             ],
             line_rows,
         )
-        customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=affected)
-        ctx.changed_customer_ids.update(affected)
+        customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=recompute)
+        customer_stats_add(db=db, deltas={c: d for c, d in deltas.items() if c not in recompute})
+        ctx.changed_customer_ids.update(recompute, deltas)
 
 
 # --- events and feedback ---------------------------------------------------------------
