@@ -98,6 +98,7 @@ def segments(request):
     if run is not None and clusters:
         chart = {
             "projection": run.projection,
+            "explained_total": sum(run.projection.get("explained", [])),
             "segments": [{"id": s.pk, "name": s.name, "size": s.size} for s in clusters],
             "heatmap": _heatmap(clusters),
         }

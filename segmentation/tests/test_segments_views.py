@@ -91,6 +91,8 @@ def test_segments_page_shows_cards_map_and_rfm(owner_client, live):
     )
     assert len(data["projection"]["x"]) == len(truth)
     assert {s["id"] for s in data["segments"]} == {s.pk for s in clusters}
+    share = round(100 * sum(data["projection"]["explained"]))
+    assert share > 0 and f"together {share}% of the variation" in html
 
 
 def test_segment_page_lists_members_profile_and_persona(owner_client, live, org):
