@@ -186,13 +186,31 @@ def count_capped(qs: QuerySet, cap: int = 10_000) -> tuple[int, bool]:
     return min(n, cap), n > cap
 
 
+def _cached(name: str, compute, timeout: int = 120):
+    """A short-lived per-organisation cache for filter choices (a DISTINCT over a
+    million rows is not worth repeating on every page)."""
+    from django.core.cache import cache
+
+    from accounts.tenancy import require_organization_id
+
+    key = f"customers:{name}:org_{require_organization_id()}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, timeout)
+    return value
+
+
 def customer_countries() -> list[str]:
-    return list(
-        customers_active()
-        .exclude(country="")
-        .order_by("country")
-        .values_list("country", flat=True)
-        .distinct()[:300]
+    return _cached(
+        "countries",
+        lambda: list(
+            customers_active()
+            .exclude(country="")
+            .order_by("country")
+            .values_list("country", flat=True)
+            .distinct()[:300]
+        ),
     )
 
 
@@ -249,11 +267,14 @@ def product_filter(params) -> QuerySet[Product]:
 
 
 def product_categories() -> list[str]:
-    return list(
-        Product.objects.exclude(category="")
-        .order_by("category")
-        .values_list("category", flat=True)
-        .distinct()[:300]
+    return _cached(
+        "categories",
+        lambda: list(
+            Product.objects.exclude(category="")
+            .order_by("category")
+            .values_list("category", flat=True)
+            .distinct()[:300]
+        ),
     )
 
 

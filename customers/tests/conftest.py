@@ -20,3 +20,10 @@ def _no_pipeline(monkeypatch):
     import segmentation.pipeline
 
     monkeypatch.setattr(segmentation.pipeline, "pipeline_after_data_change", lambda **kw: None)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
