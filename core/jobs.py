@@ -195,7 +195,10 @@ def job_start(
         kind=kind,
         title=title or kind.replace("_", " ").capitalize(),
         params={**params, "_task": task.name},
-        created_by=user if getattr(user, "is_authenticated", False) else None,
+        # API-key principals are authenticated but are not users.
+        created_by=user
+        if getattr(user, "is_authenticated", False) and getattr(user, "pk", None)
+        else None,
     )
     kwargs = {"organization_id": organization.pk, "job_id": job.pk, **params}
     if sync:

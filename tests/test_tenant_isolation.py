@@ -32,6 +32,10 @@ TOKEN_ROUTES = {
     "accounts:verify_email",  # signed, expiring token
     "accounts:password_reset_confirm",  # Django's signed reset token
 }
+# Each module's build_world(organization) creates one of each of its tenant objects.
+WORLD_MODULES = [f"{app}.tests.factories" for app in LOCAL_APPS] + [
+    "segmentation.tests.factories_predictions",
+]
 ID_NAME = re.compile(r"^(pk|id|.*_pk|.*_id)$")
 WRITE_METHODS = ["post", "put", "patch", "delete"]
 
@@ -79,9 +83,9 @@ def id_routes() -> list[str]:
 
 
 def build_worlds(organization) -> None:
-    for app in LOCAL_APPS:
+    for name in WORLD_MODULES:
         try:
-            module = importlib.import_module(f"{app}.tests.factories")
+            module = importlib.import_module(name)
         except ModuleNotFoundError:
             continue
         builder = getattr(module, "build_world", None)
