@@ -13,6 +13,7 @@ tenant row is visible and none can be written.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
@@ -35,7 +36,16 @@ _NO_TRANSACTION = (
 
 def _scope_values() -> tuple[str, str]:
     org_id = tenancy.current_organization_id()
-    return ("" if org_id is None else str(org_id), "on" if tenancy.bypass_active() else "off")
+    bypass = tenancy.bypass_active() or (_TEST_CODE_IS_PLATFORM and tenancy.scope_never_set())
+    return ("" if org_id is None else str(org_id), "on" if bypass else "off")
+
+
+# In the test process only, the tests' own code (fixtures, assertions) plays the
+# platform, like the back office: statements made where no scope was ever set
+# bypass the policies. Every request, job and command sets a scope of its own
+# (an empty one included), so the code under test stays bound by them; the RLS
+# tests set an empty scope explicitly (`no_tenant_context`).
+_TEST_CODE_IS_PLATFORM = getattr(settings, "TESTING", False)
 
 
 def _wrapper(execute, sql, params, many, context):

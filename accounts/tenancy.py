@@ -38,7 +38,13 @@ class _Scope:
 
 
 # _Scope is a frozen dataclass, so sharing the default is safe.
-_scope: ContextVar[_Scope] = ContextVar("segmenta_tenant_scope", default=_Scope(None))  # noqa: B039
+_NEVER_SET = _Scope(None)
+_scope: ContextVar[_Scope] = ContextVar("segmenta_tenant_scope", default=_NEVER_SET)  # noqa: B039
+
+
+def scope_never_set() -> bool:
+    """True where nothing (request, job, command, test block) has set a scope."""
+    return _scope.get() is _NEVER_SET
 
 
 def current_organization_id() -> int | None:
@@ -104,7 +110,10 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
         raise TenantNotSet(f"{self.model.__name__}: no organisation set for this query.")
 
     def unscoped(self):
-        """Every organisation's rows. Deliberate: platform code only."""
+        """Every organisation's rows as far as this manager goes. Deliberate:
+        platform code only. On PostgreSQL, row-level security still binds the
+        statement to the current organisation unless it runs inside
+        `unscoped_context()`, which lifts both walls."""
         return super().get_queryset()
 
 

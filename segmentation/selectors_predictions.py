@@ -83,6 +83,24 @@ def prediction_for_customer(customer_id: int) -> CustomerPrediction | None:
     )
 
 
+_BACKTEST_CONTRACT_KEYS = (
+    "cutoff",
+    "horizon_days",
+    "predicted_orders",
+    "actual_orders",
+    "mae_per_customer",
+    "top_decile_revenue_share",
+)
+
+
+def _contract_keys_first(backtest: dict | None) -> dict | None:
+    # PostgreSQL's jsonb does not keep key order; readers expect the contract's keys first.
+    if not backtest:
+        return backtest
+    head = {k: backtest.get(k) for k in _BACKTEST_CONTRACT_KEYS}
+    return {**head, **{k: v for k, v in backtest.items() if k not in head}}
+
+
 def model_latest() -> dict[str, Any] | None:
     """`GET predictions/models/latest/` (CONTRACT.md): the live run's fitted models and
     back-test, or None before any run."""
@@ -99,7 +117,7 @@ def model_latest() -> dict[str, Any] | None:
         if run.spend_params
         else None,
         "as_of": run.as_of.isoformat(),
-        "backtest": run.backtest,
+        "backtest": _contract_keys_first(run.backtest),
         # extras
         "run_id": run.pk,
         "method": run.method,

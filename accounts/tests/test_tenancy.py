@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.http import HttpResponse
 from django.test import RequestFactory
 from rest_framework.test import APIClient
@@ -56,8 +57,11 @@ class TestScopedManager:
         org, other = two_orgs
         ids = {e.organization_id for e in AuditLogEntry.objects.unscoped()}
         assert ids == {org.pk, other.pk}
-        with tenant_context(org):  # unscoped() ignores the context on purpose
-            assert AuditLogEntry.objects.unscoped().count() == 2
+        with tenant_context(org):  # unscoped() ignores the context on purpose...
+            expected = 1 if connection.vendor == "postgresql" else 2
+            # ...but on PostgreSQL row-level security still binds the statement to
+            # the organisation: only unscoped_context() lifts both walls.
+            assert AuditLogEntry.objects.unscoped().count() == expected
 
     def test_unscoped_context_returns_every_organisation(self, two_orgs):
         with unscoped_context():
