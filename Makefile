@@ -54,7 +54,7 @@ test-browser: $(STAMP)
 	$(PY) -m pytest tests/browser --create-db -p no:randomly
 
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	@echo "Each benchmark has its own command: see docs/performance.md"
 
 clean:
 	rm -rf $(VENV) var staticfiles

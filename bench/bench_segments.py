@@ -58,7 +58,7 @@ from segmentation.services.segments import segmentation_run  # noqa: E402
 from segmentation.tests.factories import write_generated_data  # noqa: E402
 from segmentation.tests.ml.test_features import planted_data  # noqa: E402
 
-DOC = ROOT / "docs" / "performance-segments.md"
+DOC = ROOT / "docs" / "performance.md"
 
 
 def peak_rss_gb() -> float:
