@@ -5,11 +5,6 @@ from django.contrib import admin
 
 from .models import Persona, Segment, SegmentationRun, SegmentationSettings, SegmentMembership
 
-# Celery's worker imports each app's `tasks` module only; admin modules are
-# imported at start-up by every process (django.setup), so this registers the
-# segmentation job with the worker too. Better home: `segmentation/tasks.py`.
-from . import tasks_segments  # noqa: F401, E402  isort: skip
-
 
 @admin.register(SegmentationSettings)
 class SegmentationSettingsAdmin(admin.ModelAdmin):
