@@ -24,7 +24,15 @@ def _run(args: list[str], tmp_path, **env_overrides) -> subprocess.CompletedProc
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ENV", "SEGMENTA_TESTING", "DEBUG"}
+        if k
+        not in {
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DJANGO_ENV",
+            "SEGMENTA_TESTING",
+            "DEBUG",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
