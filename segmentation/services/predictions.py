@@ -48,6 +48,11 @@ from ..models import (
     Trend,
 )
 from . import rules
+from .sql import day_sql as _day_sql
+from .sql import epoch_sql as _epoch_sql
+from .sql import float_sql as _float_sql
+from .sql import latest_data_date
+from .sql import table_name as _table
 
 log = logging.getLogger("segmenta.predictions")
 
@@ -89,29 +94,6 @@ VALUE_BINS = 20
 
 
 # --- small SQL helpers ---------------------------------------------------------------
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _epoch_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
-    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
-
-
-def _day_sql(column: str) -> str:
-    """Days since 1970-01-01 (UTC) of a timestamp column."""
-    if connection.vendor == "postgresql":
-        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS BIGINT)"
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / 86400)"
-
-
-def _float_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST({column} AS DOUBLE PRECISION)"
-    return f"CAST({column} AS REAL)"
-
-
 def _cutoff(as_of: dt.date) -> Any:
     """The first instant after `as_of` (UTC), as a query parameter."""
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
@@ -120,15 +102,6 @@ def _cutoff(as_of: dt.date) -> Any:
 
 def _day_number(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
-
-
-# --- what the data says ----------------------------------------------------------------
-def latest_data_date() -> dt.date | None:
-    """The UTC day of the organisation's newest order or event (CONTRACT: not today)."""
-    from customers.selectors import latest_data_date as newest
-
-    moment = newest()
-    return None if moment is None else moment.astimezone(dt.UTC).date()
 
 
 @dataclass

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -43,6 +42,10 @@ from ..models import (
 )
 from .personas import persona_apply_generated, persona_fields_from_ml
 from .rules import RuleContext, rule_segments_refresh_all, write_memberships
+from .sql import epoch_sql as _epoch_sql
+from .sql import float_sql as _float_sql
+from .sql import latest_data_date
+from .sql import table_name as _db_table
 
 log = logging.getLogger("segmenta.segments")
 
@@ -63,41 +66,11 @@ FETCH_CHUNK = 100_000
 MAX_ATTRIBUTE_COLUMNS = 20
 
 
-def _db_table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _epoch_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
-    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
-
-
-def _float_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST({column} AS DOUBLE PRECISION)"
-    return f"CAST({column} AS REAL)"
-
-
 def _dt_param(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
 # --- what the data says --------------------------------------------------------------
-def latest_data_date() -> dt.date | None:
-    """The day of the organisation's newest order or event (UTC), or None."""
-    from customers.models import Event, Order
-
-    newest = [
-        Order.objects.aggregate(m=Max("ordered_at"))["m"],
-        Event.objects.aggregate(m=Max("occurred_at"))["m"],
-    ]
-    newest = [v for v in newest if v is not None]
-    if not newest:
-        return None
-    return max(newest).astimezone(dt.UTC).date()
-
-
 def _cutoff(as_of: dt.date) -> dt.datetime:
     return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
 
