@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
+from core.web import web_url_problem
 
 from ..models import ConsentChange, Customer, Product
 
@@ -28,6 +29,21 @@ CUSTOMER_EDITABLE = (
     "attributes",
 )
 PRODUCT_EDITABLE = ("name", "category", "price", "url", "image_url", "in_stock", "attributes")
+PRODUCT_URLS = ("url", "image_url")
+
+
+def _check_product_urls(data: dict) -> dict:
+    """Product links are shown as links: only http(s) addresses (no `javascript:`)."""
+    data = dict(data)
+    for name in PRODUCT_URLS:
+        if isinstance(data.get(name), str):
+            data[name] = data[name].strip()
+            problem = web_url_problem(data[name])
+            if problem:
+                raise ApplicationError(
+                    f"The product's {name} {problem}.", {"fields": {name: problem.capitalize()}}
+                )
+    return data
 
 
 def _cleared(model, name: str):
@@ -82,11 +98,13 @@ def product_create(*, data: dict) -> Product:
             f"A product with sku '{sku}' already exists; change it with PATCH or products/bulk/.",
             {"fields": {"sku": "Already exists."}},
         )
+    data = _check_product_urls(data)
     values = {k: v for k, v in data.items() if k in PRODUCT_EDITABLE and v is not None}
     return Product.objects.create(sku=sku, **values)
 
 
 def product_update(*, product: Product, data: dict) -> Product:
+    data = _check_product_urls(data)
     changed = []
     for name, value in data.items():
         if name not in PRODUCT_EDITABLE:

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from core.web import web_url_problem
 from customers.models import Customer, Event, Feedback, Product
 
 from ..identity import erased_external_id
@@ -494,6 +495,7 @@ class CustomersProcessor(Processor):
 
 PRODUCT_FIELDS = ["name", "category", "price", "url", "image_url", "in_stock"]
 PRODUCT_TEXT = {"name": 500, "category": 255, "url": 1000, "image_url": 1000}
+PRODUCT_URLS = ("url", "image_url")  # links on the product page: http(s) only
 
 
 @dataclass
@@ -513,6 +515,12 @@ class ProductsProcessor(Processor):
         for name, max_len in PRODUCT_TEXT.items():
             if rec.get(name):
                 values[name] = rec[name][:max_len]
+        for name in PRODUCT_URLS:
+            if name in values:
+                values[name] = values[name].strip()
+                problem = web_url_problem(values[name])
+                if problem:
+                    raise RowError(name, problem, rec[name])
         price = _money(rec, "price")
         if price is not None:
             if price < 0:
