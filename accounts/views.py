@@ -15,12 +15,12 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.exceptions import ApplicationError
+from core.web import safe_next_url
 
 from . import services
 from .decorators import org_required
@@ -29,15 +29,6 @@ from .models import ApiKey, AuditLogEntry, Invitation, Membership, Organization,
 
 User = get_user_model()
 _PENDING = "segmenta_2fa_pending_user"
-
-
-def _next_url(request, default: str) -> str:
-    nxt = request.POST.get("next") or request.GET.get("next") or ""
-    if nxt and url_has_allowed_host_and_scheme(
-        nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return nxt
-    return default
 
 
 def _confirmed_device(user) -> TOTPDevice | None:
@@ -65,12 +56,12 @@ def login_view(request):
                 services.login_failures_clear(email=email)
                 if _confirmed_device(user):
                     request.session[_PENDING] = user.pk
-                    request.session["segmenta_next"] = _next_url(request, reverse("core:dashboard"))
+                    request.session["segmenta_next"] = safe_next_url(request, default=reverse("core:dashboard"))
                     return redirect("accounts:login_verify")
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                return redirect(_next_url(request, reverse("core:dashboard")))
+                return redirect(safe_next_url(request, default=reverse("core:dashboard")))
     return render(
-        request, "accounts/login.html", {"form": form, "next": request.GET.get("next", "")}
+        request, "accounts/login.html", {"form": form, "next": safe_next_url(request, default="")}
     )
 
 

@@ -22,6 +22,7 @@ from accounts.decorators import org_required
 from accounts.models import Role
 from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
+from core.web import safe_next_url
 
 from . import selectors
 from .models import Persona, Segment, SegmentKind
@@ -275,7 +276,7 @@ def persona_edit(request, pk: int):
                     {"persona": persona, "link": True, "saved": True},
                 )
             messages.success(request, f"Persona “{persona.name}” saved.")
-            return redirect(request.POST.get("next") or reverse("segmentation:personas"))
+            return redirect(safe_next_url(request, default=reverse("segmentation:personas")))
     template = (
         "segmentation/_persona_form.html" if request.htmx else "segmentation/persona_edit.html"
     )
@@ -286,7 +287,7 @@ def persona_edit(request, pk: int):
             "persona": persona,
             "error": error,
             "fields": _persona_form_fields(persona, request.POST if error else None),
-            "next": request.GET.get("next", ""),
+            "next": safe_next_url(request, default=""),
         },
         status=400 if error else 200,
     )
