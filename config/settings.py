@@ -28,6 +28,12 @@ if PRODUCTION:
         raise ImproperlyConfigured("SECRET_KEY must be set when DJANGO_ENV=production.")
     if not env.list("ALLOWED_HOSTS", default=[]):
         raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_ENV=production.")
+    # Links in emails (confirmation, invitations, password resets) are built from it;
+    # the development default would point people at 127.0.0.1.
+    if not env.str("SITE_URL", default=""):
+        raise ImproperlyConfigured(
+            "SITE_URL must be set when DJANGO_ENV=production (e.g. https://segmenta.example.com)."
+        )
     SECRET_KEY = env.str("SECRET_KEY")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
     DEBUG = False
@@ -166,6 +172,14 @@ STATICFILES_FINDERS = [
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
+# What one import may hold, whatever its compressed size (read through
+# customers.services.imports.file_limits.import_limits, per organisation).
+IMPORT_MAX_DECOMPRESSED_BYTES = env.int("IMPORT_MAX_DECOMPRESSED_BYTES", default=1024**3)
+IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=1024**2)
+IMPORT_MAX_FIELD_BYTES = env.int("IMPORT_MAX_FIELD_BYTES", default=128 * 1024)
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=2_000_000)
+IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=500)
+IMPORT_MAX_ATTRIBUTES_BYTES = env.int("IMPORT_MAX_ATTRIBUTES_BYTES", default=64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # bulk API bodies of 1,000 records
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -219,6 +233,9 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 CELERY_TIMEZONE = "UTC"
 NIGHTLY_PIPELINE_HOUR = env.int("NIGHTLY_PIPELINE_HOUR", default=2)
+# Organisation export archives are deleted this many days after they were made
+# (customers.tasks.org_exports_expire, hourly).
+ORG_EXPORT_EXPIRE_DAYS = env.int("ORG_EXPORT_EXPIRE_DAYS", default=7)
 # A running job whose heartbeat is older than this is taken to have lost its worker.
 JOB_STALE_AFTER_SECONDS = env.int("JOB_STALE_AFTER_SECONDS", default=600)
 

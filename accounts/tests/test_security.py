@@ -28,6 +28,7 @@ def _run(args: list[str], tmp_path, **env_overrides) -> subprocess.CompletedProc
         not in {
             "SECRET_KEY",
             "ALLOWED_HOSTS",
+            "SITE_URL",
             "DJANGO_ENV",
             "SEGMENTA_TESTING",
             "DEBUG",
@@ -53,6 +54,7 @@ PRODUCTION = {
     "DJANGO_ENV": "production",
     "SECRET_KEY": "a-production-secret-that-is-long-and-random-enough-0123456789-abcdefghij",
     "ALLOWED_HOSTS": "segmenta.example.com",
+    "SITE_URL": "https://segmenta.example.com",
 }
 
 
@@ -73,12 +75,21 @@ def test_production_settings_are_secure(tmp_path):
     assert (debug, session_secure, csrf_secure, ssl_redirect) == ("False", "True", "True", "True")
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS", "SITE_URL"])
 def test_production_refuses_to_start_without(missing, tmp_path):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = _run(["-c", PROBE], tmp_path, **env)
     assert result.returncode != 0
     assert f"{missing} must be set" in result.stderr
+
+
+def test_production_site_url_is_what_emails_link_to(tmp_path):
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.SITE_URL)"
+    )
+    result = _run(["-c", probe], tmp_path, **{**PRODUCTION, "SITE_URL": "https://shop.example/"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "https://shop.example"
 
 
 def test_argon2_first_outside_tests(tmp_path):
