@@ -9,13 +9,15 @@ revoke, so cancelling is a flag the job reads).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
@@ -58,7 +60,7 @@ class JobHandle:
         fields: dict[str, Any] = {"progress": percent, "heartbeat_at": timezone.now()}
         if message:
             fields["message"] = message[:500]
-        Job.all_objects.filter(pk=self.job_id).update(**fields)
+        _write_progress(self.job_id, fields)
         self.check_cancel()
 
     def check_cancel(self) -> None:
@@ -69,6 +71,45 @@ class JobHandle:
 
 
 NULL_JOB = JobHandle(None)
+
+
+# --- progress outside the job's own reads -------------------------------------------------
+# A job reads large tables in chunks and reports progress between them. On SQLite the
+# read cursor holds a read snapshot until it is exhausted; an UPDATE on the same
+# connection turns that snapshot into a write transaction, which SQLite refuses at once
+# ("database is locked", the busy timeout does not apply) as soon as any other process
+# has committed since the read began — so with the site in use the job failed on every
+# retry. Progress therefore goes through a second connection of the same thread, as a
+# short transaction of its own. Inside an atomic block (a job's final write, or a test
+# wrapped in a transaction) the job already holds the write lock: it writes there.
+_side = threading.local()
+
+
+def _side_connection():
+    name = connection.settings_dict["NAME"]
+    side = getattr(_side, "conn", None)
+    if side is None or _side.pid != os.getpid() or side.settings_dict["NAME"] != name:
+        side = connection.copy()
+        _side.conn, _side.pid = side, os.getpid()
+    return side
+
+
+def _write_progress(job_id: int, fields: dict[str, Any]) -> None:
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        Job.all_objects.filter(pk=job_id).update(**fields)
+        return
+    side = _side_connection()
+    columns = list(fields)
+    values = [
+        side.ops.adapt_datetimefield_value(v) if k == "heartbeat_at" else v
+        for k, v in fields.items()
+    ]
+    assignments = ", ".join(f"{side.ops.quote_name(c)} = %s" for c in columns)
+    with side.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {side.ops.quote_name(Job._meta.db_table)} SET {assignments} WHERE id = %s",  # noqa: S608 - fixed column names
+            [*values, job_id],
+        )
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
