@@ -22,3 +22,10 @@ def _nightly_schedule(sender, **kwargs):
         sender.signature("segmentation.tasks.nightly_fanout"),
         name="nightly pipeline fan-out",
     )
+    # Organisation export archives past ORG_EXPORT_EXPIRE_DAYS (or made before an
+    # erasure) are deleted; the download already refuses them.
+    sender.add_periodic_task(
+        crontab(minute=17),
+        sender.signature("customers.tasks.org_exports_expire"),
+        name="expire organisation exports",
+    )

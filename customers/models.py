@@ -324,3 +324,23 @@ class Import(TenantModel):
     @property
     def error_count(self) -> int:
         return self.rejected
+
+
+class ErasedIdentifier(TenantModel):
+    """What erasure keeps of a person: a keyed hash (customers.services.identity) of
+    each identifier it removed, so later data naming any of them is refused and the
+    stored files can be cleaned, while nothing that names the person is kept."""
+
+    kind = models.CharField(max_length=8)  # id (case-insensitive), email, phone
+    digest = models.CharField(max_length=64)
+    erased_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "kind", "digest"], name="erased_identifier_org_kind_digest"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"erased {self.kind} {self.digest[:8]}…"

@@ -35,11 +35,20 @@ def erasure_scrub(
     *,
     organization_id: int,
     job_id: int | None,
-    customer_id: int,
+    customer_id: int | None = None,
     identifiers: dict | None = None,
 ):
+    # `customer_id` and `identifiers` only arrive from jobs queued before erasure
+    # stopped passing them (see erasure_scrub_run).
     from .services.privacy import erasure_scrub_run
 
-    return erasure_scrub_run(
-        job_id=job_id, customer_id=customer_id, identifiers=identifiers, progress=self.job.progress
-    )
+    return erasure_scrub_run(job_id=job_id, identifiers=identifiers, progress=self.job.progress)
+
+
+@shared_task(name="customers.tasks.org_exports_expire")
+def org_exports_expire() -> int:
+    """Hourly (Celery beat): delete organisation export archives that expired or
+    were made before an erasure. Returns how many files were deleted."""
+    from .services.privacy import organization_exports_expire_all
+
+    return organization_exports_expire_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,7 +29,7 @@ from .models import Customer, Import, ImportStatus, Product
 from .services.exports import customers_csv_rows
 from .services.importing import import_errors_path
 from .services.imports.columns import FIELD_HELP, FIELDS
-from .services.privacy import organization_export_path
+from .services.privacy import organization_export_state
 
 PAGE_SIZE = 50
 
@@ -358,11 +359,18 @@ def import_errors_csv(request, pk: int):
 
 @org_required(role=Role.OWNER)
 def privacy(request):
-    exports = Job.objects.filter(kind="org_export").order_by("-created_at")[:10]
+    exports = []
+    for job in Job.objects.filter(kind="org_export").order_by("-created_at")[:10]:
+        state, _, note = organization_export_state(job)
+        exports.append({"job": job, "state": state, "note": note})
     return render(
         request,
         "customers/privacy.html",
-        {"exports": exports, "delete_form": ConfirmNameForm()},
+        {
+            "exports": exports,
+            "delete_form": ConfirmNameForm(),
+            "expire_days": settings.ORG_EXPORT_EXPIRE_DAYS,
+        },
     )
 
 
@@ -379,9 +387,13 @@ def org_export(request):
 @org_required(role=Role.OWNER)
 def org_export_download(request, pk: int):
     job = get_object_or_404(Job.objects.filter(kind="org_export"), pk=pk)
-    path = organization_export_path(job)
+    state, path, note = organization_export_state(job)
+    if state in ("expired", "withdrawn"):
+        title = "This export expired" if state == "expired" else "This export was removed"
+        context = {"status": 410, "title": title, "text": note}
+        return render(request, "error.html", context, status=410)
     if path is None:
-        raise Http404("This export is not ready or no longer exists.")
+        raise Http404(note)
     return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
 
 

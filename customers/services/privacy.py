@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role
 from accounts.services import audit_log
-from accounts.tenancy import tenant_context
+from accounts.tenancy import require_organization_id, tenant_context
 from core.exceptions import ApplicationError, PermissionDenied
 from core.jobs import job_start
 from core.models import Job
@@ -29,6 +29,7 @@ from .. import registry
 from ..models import (
     ConsentChange,
     Customer,
+    ErasedIdentifier,
     Event,
     Feedback,
     Import,
@@ -37,7 +38,12 @@ from ..models import (
     Product,
 )
 from .exports import csv_safe
-from .identity import erased_external_id
+from .identity import (
+    erased_external_id,
+    erased_external_ids,
+    identifier_digest,
+    identifier_digests,
+)
 from .importing import org_media_dir, org_media_remove
 from .imports.columns import build_plan
 from .imports.reader import RowStream, SourceInfo
@@ -257,8 +263,10 @@ def _needles(identifiers: dict) -> set[str]:
 def customer_erase(
     *, customer: Customer, actor=None, request=None, sync_files: bool = False
 ) -> Customer:
-    """Erase a person: personal fields removed, orders kept without identity, the id
-    remembered only as a hash so later imports naming it are refused."""
+    """Erase a person: personal fields removed, orders kept without identity, the id,
+    email and phone remembered only as keyed hashes so later data naming any of them
+    is refused. Nothing written here names the person (the clean-up job finds their
+    rows in stored files through the same hashes)."""
     if customer.erased_at is not None:
         raise ApplicationError("This customer's data was already erased.")
     organization = customer.organization
@@ -282,6 +290,7 @@ def customer_erase(
         updated_at=now,
         **PERSONAL_BLANK,
     )
+    erasure_remember(organization_id=organization.pk, identifiers=identifiers, erased_at=now)
     # Reports and job results name rows by customer id; drop those entries.
     needles = _needles(identifiers)
     for imp in Import.objects.exclude(errors=[]).only("id", "errors"):
@@ -301,17 +310,21 @@ def customer_erase(
         details={"orders_kept_without_identity": orders_kept},
         request=request,
     )
+    # Export archives made so far hold the person: they go (the download refuses
+    # any archive begun before an erasure even if a file is left behind).
+    organization_exports_withdraw(erased_at=now)
     from ..tasks import erasure_scrub
 
-    # Stored upload files are rewritten in the background; the identifiers travel in
-    # the job's parameters only until it has run.
+    # Stored upload files are rewritten in the background. The job carries no
+    # parameters: it removes every erased person's rows, found by keyed hash, so a
+    # clean-up that never finished is made good by the next one.
     job_start(
         organization=organization,
-        kind="erasure",
+        kind=ERASURE_JOB_KIND,
         task=erasure_scrub,
-        params={"customer_id": customer.pk, "identifiers": identifiers},
+        params={},
         user=actor,
-        title="Remove an erased person from stored files",
+        title="Remove erased people from stored files",
         sync=sync_files,
     )
     customer.refresh_from_db()
@@ -323,6 +336,7 @@ def _rewrite_csv(path: Path, keep, *, info: SourceInfo | None = None) -> int:
     removed = 0
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
+    src = None
     try:
         if info is None:
             src = open(path, newline="", encoding="utf-8")  # noqa: SIM115
@@ -345,59 +359,161 @@ def _rewrite_csv(path: Path, keep, *, info: SourceInfo | None = None) -> int:
                     writer.writerow(cells)
                 else:
                     removed += 1
-        src.close()
         if removed:
             os.replace(tmp, path)
     finally:
+        if src is not None:
+            src.close()
         if os.path.exists(tmp):
             os.unlink(tmp)
     return removed
 
 
+ERASURE_JOB_KIND = "erasure"  # the clean-up job (core.jobs refuses to cancel it)
+
+_IDENTIFIER_KEYS = (("id", "external_id"), ("email", "email"), ("phone", "phone"))
+
+
+def erasure_remember(*, organization_id: int, identifiers: dict, erased_at) -> None:
+    """Store the keyed hash of each identifier erasure removed (never the value)."""
+    rows = []
+    for kind, key in _IDENTIFIER_KEYS:
+        digest = identifier_digest(organization_id, kind, identifiers.get(key))
+        if digest:
+            rows.append(
+                ErasedIdentifier(
+                    organization_id=organization_id, kind=kind, digest=digest, erased_at=erased_at
+                )
+            )
+    ErasedIdentifier.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+class ErasedMatcher:
+    """Recognises erased people's identifiers in stored files, by keyed hash only."""
+
+    def __init__(self, organization_id: int):
+        self.org_id = organization_id
+        # Exact ids through the tombstones (keyed and the older unkeyed form):
+        # another customer whose id differs only in letter case keeps their rows.
+        self.tombstones = set(
+            Customer.objects.filter(erased_at__isnull=False).values_list("external_id", flat=True)
+        )
+        self.digests: dict[str, set[str]] = {"email": set(), "phone": set()}
+        for kind, digest in ErasedIdentifier.objects.filter(kind__in=self.digests).values_list(
+            "kind", "digest"
+        ):
+            self.digests[kind].add(digest)
+        self._memo: dict[tuple[str, str], bool] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.tombstones and not any(self.digests.values())
+
+    def matches(self, kind: str, value: str) -> bool:
+        value = (value or "").strip()
+        if not value:
+            return False
+        key = (kind, value)
+        found = self._memo.get(key)
+        if found is None:
+            if kind == "id":
+                found = any(t in self.tombstones for t in erased_external_ids(self.org_id, value))
+            else:
+                found = any(
+                    d in self.digests[kind] for d in identifier_digests(self.org_id, kind, value)
+                )
+            if len(self._memo) > 200_000:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
+    def matches_any(self, value: str) -> bool:
+        return any(self.matches(kind, value) for kind in ("id", "email", "phone"))
+
+
 def erasure_scrub_run(
-    *, job_id: int | None, customer_id: int, identifiers: dict | None = None, progress=None
+    *, job_id: int | None, identifiers: dict | None = None, progress=None
 ) -> dict:
-    """Remove the erased person's rows from every stored upload and errors file."""
-    identifiers = identifiers or {}
-    ext = (identifiers.get("external_id") or "").strip()
-    email = (identifiers.get("email") or "").strip().lower()
+    """Remove every erased person's rows from the organisation's stored uploads and
+    rejected-rows files. A file that cannot be read is left as it is, logged and
+    listed in the result; the others are still cleaned."""
+    org_id = require_organization_id()
+    if identifiers:
+        # A job queued before erasure stopped passing identifiers: keep their keyed
+        # hashes instead, and drop the values from the job at once.
+        erasure_remember(organization_id=org_id, identifiers=identifiers, erased_at=timezone.now())
+        if job_id:
+            job = Job.objects.filter(pk=job_id).first()
+            if job is not None:
+                params = {
+                    k: v for k, v in job.params.items() if k not in ("identifiers", "customer_id")
+                }
+                Job.objects.filter(pk=job_id).update(params=params)
+        identifiers = None
+    matcher = ErasedMatcher(org_id)
     files = rows = 0
-    imports = list(Import.objects.all())
+    unreadable: list[dict] = []
+    withdrawn = organization_exports_expire()
+    imports = [] if matcher.empty else list(Import.objects.all())
     for n, imp in enumerate(imports, start=1):
         if progress:
             progress(100 * n / max(1, len(imports)), f"Checked {n} of {len(imports)} imports")
+        targets = []
         if imp.file and imp.kind != "products":
-            path = Path(settings.MEDIA_ROOT, imp.file)
-            if path.exists():
-                removed = _scrub_upload(imp, path, ext, email)
-                rows += removed
-                files += 1 if removed else 0
+            targets.append(("upload", imp.file, lambda p, imp=imp: _scrub_upload(imp, p, matcher)))
         if imp.errors_file:
-            path = Path(settings.MEDIA_ROOT, imp.errors_file)
-            if path.exists():
-                needles = _needles(identifiers)
-
-                def keep(cells, needles=needles):
-                    customer = cells[4].strip().lower() if len(cells) > 4 else ""
-                    value = cells[3].strip().lower() if len(cells) > 3 else ""
-                    return customer not in needles and not (email and email in value)
-
-                removed = _rewrite_csv(path, keep)
-                rows += removed
-                files += 1 if removed else 0
-    if job_id:
-        # The identifiers have done their work: keep no copy of them.
-        Job.objects.filter(pk=job_id).update(
-            params={"customer_id": customer_id, "_task": "customers.tasks.erasure_scrub"}
+            targets.append(("rejected rows", imp.errors_file, lambda p: _scrub_errors(p, matcher)))
+        for label, rel, scrub in targets:
+            path = Path(settings.MEDIA_ROOT, rel)
+            if not path.exists():
+                continue
+            try:
+                removed = scrub(path)
+            except Exception as exc:  # noqa: BLE001 - one damaged file must not stop the rest
+                log.warning(
+                    "erasure.file_unreadable import_id=%s file=%s error=%s",
+                    imp.pk,
+                    label,
+                    exc.__class__.__name__,
+                )
+                unreadable.append(
+                    {
+                        "import": imp.pk,
+                        "file": label,
+                        "reason": getattr(exc, "message", None) or exc.__class__.__name__,
+                    }
+                )
+                continue
+            rows += removed
+            files += 1 if removed else 0
+    message = f"Removed {rows} rows from {files} stored files."
+    if unreadable:
+        names = ", ".join(f"import #{u['import']} ({u['file']})" for u in unreadable)
+        message += (
+            f" {len(unreadable)} stored files could not be read and were left as they are: "
+            f"{names}. Delete those imports if they may name an erased person."
         )
     return {
-        "message": f"Removed {rows} rows from {files} stored files.",
+        "message": message,
         "files": files,
         "rows": rows,
+        "unreadable": unreadable,
+        "exports_removed": withdrawn,
     }
 
 
-def _scrub_upload(imp: Import, path: Path, ext: str, email: str) -> int:
+def _scrub_errors(path: Path, matcher: ErasedMatcher) -> int:
+    """Rejected-rows files: row, field, message, value, customer_id."""
+
+    def keep(cells):
+        customer = cells[4] if len(cells) > 4 else ""
+        value = cells[3] if len(cells) > 3 else ""
+        return not (matcher.matches("id", customer) or matcher.matches_any(value))
+
+    return _rewrite_csv(path, keep)
+
+
+def _scrub_upload(imp: Import, path: Path, matcher: ErasedMatcher) -> int:
     detected = imp.detected or {}
     info = SourceInfo(
         path=str(path),
@@ -409,17 +525,15 @@ def _scrub_upload(imp: Import, path: Path, ext: str, email: str) -> int:
     with RowStream(info) as stream:
         header = stream.header
     plan = build_plan(imp.kind, header, imp.mapping or None)
-    id_cols = [i for i, f in plan.fields if f == "customer_id"]
-    email_cols = [i for i, f in plan.fields if f == "email"]
+    columns = [
+        (i, kind)
+        for i, f in plan.fields
+        for kind in ({"customer_id": "id", "email": "email", "phone": "phone"}.get(f),)
+        if kind
+    ]
 
     def keep(cells):
-        for i in id_cols:
-            if ext and i < len(cells) and cells[i].strip() == ext:
-                return False
-        for i in email_cols:
-            if email and i < len(cells) and cells[i].strip().lower() == email:
-                return False
-        return True
+        return not any(i < len(cells) and matcher.matches(kind, cells[i]) for i, kind in columns)
 
     return _rewrite_csv(path, keep, info=info)
 
@@ -604,14 +718,123 @@ def organization_export_run(*, job_id: int | None, user_id: int | None, progress
 
 
 def organization_export_path(job: Job) -> Path | None:
-    rel = (job.result or {}).get("file")
-    if job.kind != "org_export" or not rel:
-        return None
+    """The archive of a finished export, while it may still be downloaded."""
+    state, path, _ = organization_export_state(job)
+    return path if state == "ready" else None
+
+
+def _export_expires_at(job: Job) -> dt.datetime | None:
+    done = job.finished_at or job.created_at
+    return done + dt.timedelta(days=settings.ORG_EXPORT_EXPIRE_DAYS) if done else None
+
+
+def organization_export_state(job: Job, *, now=None) -> tuple[str, Path | None, str]:
+    """("ready", path, "") or (why not: "expired" / "withdrawn" / "missing", None,
+    a sentence for the person asking)."""
+    now = now or timezone.now()
+    result = job.result or {}
+    rel = result.get("file")
+    if job.kind != "org_export" or job.status != "succeeded" or not rel:
+        return "missing", None, "This export is not ready or no longer exists."
+    withdrawn = (
+        "This export was removed because a customer's data was erased after it was "
+        "prepared. Prepare a new export."
+    )
+    expires_at = _export_expires_at(job)
+    if result.get("removed") == "erasure":
+        return "withdrawn", None, withdrawn
+    if result.get("removed") == "expired" or (expires_at and expires_at <= now):
+        days = settings.ORG_EXPORT_EXPIRE_DAYS
+        when = timezone.localtime(expires_at).strftime("%-d %b %Y %H:%M") if expires_at else ""
+        return (
+            "expired",
+            None,
+            f"This export expired on {when}: exports are kept for {days} days. "
+            "Prepare a new export.",
+        )
+    # Begun before an erasure, it may hold the person even if it finished later.
+    begun = job.started_at or job.created_at
+    if Customer.objects.filter(erased_at__gte=begun).exists():
+        return "withdrawn", None, withdrawn
     path = Path(settings.MEDIA_ROOT, rel)
     expected = org_media_dir(job.organization_id, "exports")
     if path.parent.resolve() != expected.resolve() or not path.exists():
-        return None
-    return path
+        return "missing", None, "This export is not ready or no longer exists."
+    return "ready", path, ""
+
+
+def _remove_export(job: Job, reason: str) -> int:
+    """Delete one export's archive and say why on the job; 1 if a file went."""
+    rel = (job.result or {}).get("file")
+    removed = 0
+    if rel:
+        path = Path(settings.MEDIA_ROOT, rel)
+        expected = org_media_dir(job.organization_id, "exports")
+        if path.parent.resolve() == expected.resolve() and path.exists():
+            path.unlink()
+            removed = 1
+    Job.objects.filter(pk=job.pk).update(result={**(job.result or {}), "removed": reason})
+    return removed
+
+
+def organization_exports_withdraw(*, erased_at) -> None:
+    """After an erasure: every export of the organisation made so far is withdrawn,
+    its archive deleted once the erasure is committed."""
+    jobs = [
+        j
+        for j in Job.objects.filter(kind="org_export", status="succeeded")
+        if (j.result or {}).get("file") and not (j.result or {}).get("removed")
+    ]
+    for job in jobs:
+        Job.objects.filter(pk=job.pk).update(result={**job.result, "removed": "erasure"})
+
+    def _delete():
+        for job in jobs:
+            path = Path(settings.MEDIA_ROOT, job.result["file"])
+            expected = org_media_dir(job.organization_id, "exports")
+            if path.parent.resolve() == expected.resolve():
+                path.unlink(missing_ok=True)
+
+    transaction.on_commit(_delete)
+
+
+def organization_exports_expire(*, now=None) -> int:
+    """Delete the current organisation's export archives that may no longer be
+    downloaded (expired, or begun before an erasure), and stray archives older than
+    the expiry. Returns how many files were deleted."""
+    now = now or timezone.now()
+    org_id = require_organization_id()
+    deleted = 0
+    for job in Job.objects.filter(kind="org_export", status="succeeded"):
+        result = job.result or {}
+        if not result.get("file"):
+            continue
+        state, _, _ = organization_export_state(job, now=now)
+        if state in ("expired", "withdrawn"):
+            deleted += _remove_export(job, "expired" if state == "expired" else "erasure")
+    # Archives no job points at any more (a job row deleted, a crash mid-write).
+    folder = org_media_dir(org_id, "exports")
+    cutoff = (now - dt.timedelta(days=settings.ORG_EXPORT_EXPIRE_DAYS)).timestamp()
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                deleted += 1
+    return deleted
+
+
+def organization_exports_expire_all() -> int:
+    """The periodic task's work: every organisation, each in its own scope."""
+    from accounts.models import Organization
+
+    deleted = 0
+    for org_id in Organization.objects.values_list("pk", flat=True):
+        with tenant_context(org_id):
+            try:
+                deleted += organization_exports_expire()
+            except Exception:
+                log.exception("exports.expire_failed org_id=%s", org_id)
+    return deleted
 
 
 # Delete order: children before parents; each statement names the organisation.

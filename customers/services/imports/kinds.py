@@ -21,9 +21,9 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from core.web import web_url_problem
-from customers.models import Customer, Event, Feedback, Product
+from customers.models import Customer, ErasedIdentifier, Event, Feedback, Product
 
-from ..identity import erased_external_id
+from ..identity import erased_external_ids, identifier_digests
 from ..stats import StatsDelta, customer_stats_add, customer_stats_refresh
 from .db import BulkDb
 from .values import (
@@ -192,20 +192,64 @@ class CustomerResolver:
         self.ctx = ctx
         # Ids already resolved in this import: later chunks need no query for them.
         self.known: dict[str, int] = {}
-        self.erased: dict[str, dt.datetime] = dict(
+        # Erased people, by what erasure kept: tombstone ids (exact id; keyed, or the
+        # unkeyed form of older erasures) and keyed hashes of the id in any letter
+        # case, the email and the phone number (customers.services.identity).
+        self.tombstones: dict[str, dt.datetime] = dict(
             Customer.objects.filter(erased_at__isnull=False).values_list("external_id", "erased_at")
         )
+        self.erased_digests: dict[tuple[str, str], dt.datetime] = {
+            (kind, digest): at
+            for kind, digest, at in ErasedIdentifier.objects.values_list(
+                "kind", "digest", "erased_at"
+            )
+        }
+        self._erased_memo: dict[tuple[str, str, str], dt.datetime | None] = {}
 
-    def erased_on(self, external_id: str) -> dt.datetime | None:
-        if not self.erased or not external_id:
+    def erased_on(self, external_id: str, email: str = "", phone: str = "") -> dt.datetime | None:
+        """When the person these identifiers name was erased (None if they were not)."""
+        if not (self.tombstones or self.erased_digests) or not (external_id or email or phone):
             return None
-        return self.erased.get(erased_external_id(self.ctx.organization_id, external_id))
+        key = (external_id, email, phone)
+        if key not in self._erased_memo:
+            if len(self._erased_memo) > CACHE_LIMIT:
+                self._erased_memo.clear()
+            self._erased_memo[key] = self._erased_on(external_id, email, phone)
+        return self._erased_memo[key]
 
-    def erased_message(self, external_id: str) -> str | None:
-        when = self.erased_on(external_id)
+    def _erased_on(self, external_id: str, email: str, phone: str) -> dt.datetime | None:
+        org_id = self.ctx.organization_id
+        if external_id:
+            for tombstone in erased_external_ids(org_id, external_id):
+                if tombstone in self.tombstones:
+                    return self.tombstones[tombstone]
+        checks = [("id", external_id), ("email", email), ("phone", phone)]
+        if self.ctx.plan.customer_key == "email":
+            checks.append(("email", external_id))
+        for kind, value in checks:
+            for digest in identifier_digests(org_id, kind, value):
+                when = self.erased_digests.get((kind, digest))
+                if when is None:
+                    continue
+                # A live customer whose id differs from the erased one only in letter
+                # case is somebody else.
+                if (
+                    kind == "id"
+                    and Customer.objects.filter(
+                        external_id=external_id.strip(), erased_at__isnull=True
+                    ).exists()
+                ):
+                    continue
+                return when
+        return None
+
+    def erased_message(self, external_id: str, email: str = "", phone: str = "") -> str | None:
+        """The reason a row naming an erased person is refused. It names neither the
+        person nor the identifier: the report must not keep what erasure removed."""
+        when = self.erased_on(external_id, email, phone)
         if when is None:
             return None
-        return f"customer was erased on {timezone.localtime(when, self.ctx.tz):%Y-%m-%d}"
+        return f"this customer was erased on {timezone.localtime(when, self.ctx.tz):%Y-%m-%d}"
 
     def resolve(self, wanted: dict[str, str]) -> dict[str, int]:
         """{customer key: email or ""} → {customer key: id}, creating the unknown ones."""
@@ -263,13 +307,22 @@ class Processor:
         try:
             item = self.parse(rownum, rec, attrs)
         except RowError as exc:
-            self.ctx.errors.add(
-                rownum,
-                self.ctx.plan.column(exc.field),
-                exc.message,
-                exc.value,
-                _cust(self.ctx, rec),
+            resolver = getattr(self, "resolver", None)
+            erased = resolver and resolver.erased_message(
+                _cust(self.ctx, rec), rec.get("email") or "", rec.get("phone") or ""
             )
+            if erased:
+                # Refused either way; the report must not name the erased person.
+                key = self.ctx.plan.customer_key or "customer_id"
+                self.ctx.errors.add(rownum, self.ctx.plan.column(key), erased, "", "")
+            else:
+                self.ctx.errors.add(
+                    rownum,
+                    self.ctx.plan.column(exc.field),
+                    exc.message,
+                    exc.value,
+                    _cust(self.ctx, rec),
+                )
             self.ctx.counts.add("rejected")
             return False
         return self.add(item)
@@ -404,9 +457,11 @@ class CustomersProcessor(Processor):
         key_field = ctx.plan.customer_key or "customer_id"
         good = []
         for item in items:
-            message = self.resolver.erased_message(item.external_id)
+            message = self.resolver.erased_message(
+                item.external_id, item.values.get("email") or "", item.values.get("phone") or ""
+            )
             if message:
-                ctx.reject([item.rownum], key_field, message, "", item.external_id)
+                ctx.reject([item.rownum], key_field, message)
             else:
                 good.append(item)
         keys = list(dict.fromkeys(i.external_id for i in good))
@@ -902,11 +957,9 @@ class OrdersProcessor(Processor):
         kept = []
         for o in orders:
             if o.customer:
-                message = self.resolver.erased_message(o.customer)
+                message = self.resolver.erased_message(o.customer, o.email)
                 if message:
-                    ctx.reject(
-                        o.rownums, ctx.plan.customer_key or "customer_id", message, "", o.customer
-                    )
+                    ctx.reject(o.rownums, ctx.plan.customer_key or "customer_id", message)
                     continue
                 if not wanted.get(o.customer):
                     wanted[o.customer] = o.email
@@ -1058,15 +1111,9 @@ class _KeyedProcessor(Processor):
         wanted, kept = {}, []
         for item in items:
             if item.customer:
-                message = self.resolver.erased_message(item.customer)
+                message = self.resolver.erased_message(item.customer, item.email)
                 if message:
-                    ctx.reject(
-                        [item.rownum],
-                        ctx.plan.customer_key or "customer_id",
-                        message,
-                        "",
-                        item.customer,
-                    )
+                    ctx.reject([item.rownum], ctx.plan.customer_key or "customer_id", message)
                     continue
                 if not wanted.get(item.customer):
                     wanted[item.customer] = item.email
