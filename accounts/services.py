@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.core import signing
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -33,8 +34,20 @@ _VERIFY_SALT = "segmenta.email-verification"
 
 
 def _client_ip(request) -> str | None:
+    """The address the request came from. Behind `TRUSTED_PROXY_COUNT` proxies it is
+    the one the outermost of them saw (the client cannot forge that entry); without
+    proxies `X-Forwarded-For` is ignored, as anyone can send it."""
     if request is None:
         return None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR") or None
 
 
@@ -95,17 +108,25 @@ def login_failure_record(*, email: str, request=None) -> None:
 
 
 def login_is_throttled(*, email: str, request=None) -> bool:
+    """Throttle by source, never by account alone: too many failures from one
+    address for this email, or for any email, slow that address down. Locking the
+    account itself would let anyone lock an owner out by guessing wrong on purpose."""
     since = timezone.now() - timedelta(minutes=15)
     email = (email or "").strip().lower()
-    recent = FailedLogin.objects.filter(created_at__gte=since)
-    by_email = recent.filter(email=email).count()
     ip = _client_ip(request)
-    by_ip = recent.filter(ip_address=ip).count() if ip else 0
-    return by_email >= settings.LOGIN_FAILURE_LIMIT or by_ip >= settings.LOGIN_FAILURE_LIMIT * 4
+    recent = FailedLogin.objects.filter(created_at__gte=since, ip_address=ip)
+    if recent.filter(email=email).count() >= settings.LOGIN_FAILURE_LIMIT:
+        return True
+    return ip is not None and recent.count() >= settings.LOGIN_FAILURE_LIMIT * 4
 
 
-def login_failures_clear(*, email: str) -> None:
-    FailedLogin.objects.filter(email=(email or "").strip().lower()).delete()
+def login_failures_clear(*, email: str, request=None) -> None:
+    """A successful sign-in clears its own source's failures for the email; a
+    password reset (no request given) clears them from every source."""
+    failures = FailedLogin.objects.filter(email=(email or "").strip().lower())
+    if request is not None:
+        failures = failures.filter(ip_address=_client_ip(request))
+    failures.delete()
 
 
 # --- Organisations ------------------------------------------------------------------
@@ -230,6 +251,35 @@ def user_sign_up(
     if not email_verified:
         transaction.on_commit(lambda: email_verification_send(user=user))
     return user
+
+
+def user_sign_up_request(*, email: str, password: str, **fields) -> User | None:
+    """Sign-up from the public form, answering the same whether or not the address
+    is taken (no account enumeration): a new address gets an account and a
+    confirmation link; a taken one gets an email telling its owner someone tried,
+    and None is returned. The caller shows one "check your inbox" page for both."""
+    email = (email or "").strip().lower()
+    existing = User.objects.filter(email=email).first()
+    if existing is None:
+        return user_sign_up(email=email, password=password, **fields)
+    make_password(password)  # the same work as creating an account, so timing tells nothing
+    transaction.on_commit(lambda: sign_up_attempt_notify(user=existing))
+    log.info("accounts.sign_up_existing_email user_id=%s", existing.pk)
+    return None
+
+
+def sign_up_attempt_notify(*, user) -> None:
+    site = settings.SITE_URL
+    send_mail(
+        "Someone tried to sign up to Segmenta with your address",
+        "Someone (perhaps you) tried to sign up to Segmenta with this email address, "
+        "which already has one. Nothing was changed.\n\n"
+        f"If it was you, sign in at {site}{reverse('accounts:login')}\n"
+        f"or, if you forgot your password, reset it at {site}{reverse('accounts:password_reset')}\n\n"
+        "If it was not you, you can ignore this email.",
+        None,
+        [user.email],
+    )
 
 
 def email_verification_token(*, user) -> str:

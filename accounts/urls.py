@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/verify/", views.login_verify, name="login_verify"),
     path("logout/", views.logout_view, name="logout"),
     path("signup/", views.signup, name="signup"),
+    path("signup/done/", views.signup_done, name="signup_done"),
     path("verify/<str:token>/", views.verify_email, name="verify_email"),
     path("verify-resend/", views.verify_resend, name="verify_resend"),
     path("organizations/new/", views.organization_new, name="organization_new"),

@@ -53,10 +53,12 @@ def login_view(request):
             if user is None:
                 form.add_error(None, "That email and password don't match an account.")
             else:
-                services.login_failures_clear(email=email)
+                services.login_failures_clear(email=email, request=request)
                 if _confirmed_device(user):
                     request.session[_PENDING] = user.pk
-                    request.session["segmenta_next"] = safe_next_url(request, default=reverse("core:dashboard"))
+                    request.session["segmenta_next"] = safe_next_url(
+                        request, default=reverse("core:dashboard")
+                    )
                     return redirect("accounts:login_verify")
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                 return redirect(safe_next_url(request, default=reverse("core:dashboard")))
@@ -100,14 +102,21 @@ def signup(request):
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.user_sign_up(**form.cleaned_data)
+            services.user_sign_up_request(**form.cleaned_data)
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome! We sent a confirmation link to {user.email}.")
-            return redirect("core:dashboard")
+            # The same page whether the address was new or taken (no enumeration).
+            request.session["segmenta_signup_email"] = form.cleaned_data["email"].strip().lower()
+            return redirect("accounts:signup_done")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+def signup_done(request):
+    email = request.session.get("segmenta_signup_email")
+    if not email:
+        return redirect("accounts:signup")
+    return render(request, "accounts/signup_done.html", {"email": email})
 
 
 def verify_email(request, token: str):

@@ -154,6 +154,9 @@ EMAIL_VERIFICATION_TTL_DAYS = 3
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per email and IP per 15 min
 
 # --- Internationalisation ---------------------------------------------------
+# Proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR);
+# the sign-in throttle counts failures per client address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True

@@ -33,8 +33,20 @@ def _actions(org) -> list[str]:
         return list(AuditLogEntry.objects.values_list("action", flat=True))
 
 
-def _login(client, email, password=PASSWORD, **extra):
-    return client.post(reverse("accounts:login"), {"email": email, "password": password, **extra})
+def _login(client, email, password=PASSWORD, *, REMOTE_ADDR="127.0.0.1", **extra):  # noqa: N803
+    return client.post(
+        reverse("accounts:login"),
+        {"email": email, "password": password, **extra},
+        REMOTE_ADDR=REMOTE_ADDR,
+    )
+
+
+SIGN_UP = {
+    "full_name": "Grace Hopper",
+    "email": "grace@example.com",
+    "organization_name": "Cobol Coffee",
+    "password": "a-long-enough-password",
+}
 
 
 def _code(device, drift=0) -> str:
@@ -45,29 +57,18 @@ def _code(device, drift=0) -> str:
 
 
 class TestSignUp:
-    def test_sign_up_creates_account_and_organisation_and_signs_in(
+    def test_sign_up_creates_account_and_organisation_and_asks_to_confirm(
         self, client, mailoutbox, django_capture_on_commit_callbacks, link_in
     ):
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(
-                reverse("accounts:signup"),
-                {
-                    "full_name": "Grace Hopper",
-                    "email": "grace@example.com",
-                    "organization_name": "Cobol Coffee",
-                    "password": "a-long-enough-password",
-                },
-            )
+            response = client.post(reverse("accounts:signup"), SIGN_UP)
         assert response.status_code == 302
-        assert response.url == reverse("core:dashboard")
+        assert response.url == reverse("accounts:signup_done")
+        page = client.get(response.url).content.decode()
+        assert "Check your inbox" in page and "grace@example.com" in page
         user = User.objects.get(email="grace@example.com")
         org = Organization.objects.get(name="Cobol Coffee")
         assert Membership.objects.get(user=user, organization=org).role == Role.OWNER
-
-        dashboard = client.get(response.url)
-        assert dashboard.status_code == 200
-        assert dashboard.wsgi_request.organization == org
-        assert "Cobol Coffee" in dashboard.content.decode()
 
         (message,) = mailoutbox
         assert message.to == ["grace@example.com"]
@@ -76,6 +77,12 @@ class TestSignUp:
         assert "is confirmed" in response.content.decode()
         user.refresh_from_db()
         assert user.email_verified
+
+        # Then signs in and lands in the new organisation.
+        response = _login(client, "grace@example.com", SIGN_UP["password"])
+        dashboard = client.get(response.url)
+        assert dashboard.wsgi_request.organization == org
+        assert "Cobol Coffee" in dashboard.content.decode()
 
     def test_weak_password_is_refused_with_a_reason(self, client):
         response = client.post(
@@ -91,17 +98,29 @@ class TestSignUp:
         assert "too short" in response.content.decode()
         assert not User.objects.filter(email="a@example.com").exists()
 
-    def test_taken_email_is_refused(self, client, owner):
-        response = client.post(
-            reverse("accounts:signup"),
-            {
-                "full_name": "A",
-                "email": owner.email,
-                "organization_name": "A",
-                "password": "a-long-enough-password",
-            },
-        )
-        assert "already exists" in response.content.decode()
+    def test_a_taken_email_gets_the_same_answer_as_a_new_one(
+        self, client, owner, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        """No account enumeration: the page cannot tell whether the address is
+        registered; the owner of the address is told by email instead."""
+        answers = []
+        for email in ("new-person@example.com", owner.email):
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post(reverse("accounts:signup"), {**SIGN_UP, "email": email})
+            page = client.get(response.url).content.decode()
+            main = page[page.index("<main") : page.index("</main>")]  # no per-request tokens
+            answers.append((response.status_code, response.url, main.replace(email, "EMAIL")))
+        assert answers[0] == answers[1]
+        assert "already" not in answers[1][2]
+        assert not Organization.objects.filter(
+            name="Cobol Coffee", memberships__user=owner
+        ).exists()
+        assert not User.objects.get(email=owner.email).check_password(SIGN_UP["password"])
+        warning = mailoutbox[-1]
+        assert warning.to == [owner.email]
+        assert "tried to sign up" in warning.body
+        assert "/accounts/password/reset/" in warning.body
+        assert "_auth_user_id" not in client.session
 
     @pytest.mark.parametrize("token", ["garbage", "MTox:1abc:def"])
     def test_bad_verification_link_gives_a_clear_message(self, client, token):
@@ -166,14 +185,29 @@ class TestSignIn:
         assert _actions(org) == ["sign_in_failed"]
         assert _actions(other_org) == ["sign_in_failed"]
 
-    def test_throttled_after_limit_even_with_the_right_password(self, client, owner, settings):
+    def test_throttled_per_source_not_per_account(self, client, owner, settings):
+        """Wrong passwords from one address slow that address down; the owner
+        signing in from elsewhere with the right password still gets in."""
         settings.LOGIN_FAILURE_LIMIT = 3
-        for _ in range(3):
-            _login(client, owner.email, "wrong-password")
-        response = _login(client, owner.email)
+        attacker = {"REMOTE_ADDR": "203.0.113.9"}
+        for _ in range(5):
+            _login(client, owner.email, "wrong-password", **attacker)
+        response = _login(client, owner.email, **attacker)
         assert response.status_code == 200
         assert "Too many failed attempts" in response.content.decode()
         assert "_auth_user_id" not in client.session
+
+        response = _login(client, owner.email, REMOTE_ADDR="198.51.100.7")
+        assert response.status_code == 302
+        assert client.session["_auth_user_id"] == str(owner.pk)
+
+    def test_one_source_guessing_many_accounts_is_throttled(self, client, owner, settings):
+        settings.LOGIN_FAILURE_LIMIT = 2
+        for i in range(8):
+            _login(client, f"guess{i}@example.com", "wrong-password", REMOTE_ADDR="203.0.113.9")
+        response = _login(client, owner.email, REMOTE_ADDR="203.0.113.9")
+        assert "Too many failed attempts" in response.content.decode()
+        assert _login(client, owner.email, REMOTE_ADDR="198.51.100.7").status_code == 302
 
     def test_successful_login_clears_the_failure_count(self, client, owner, settings):
         settings.LOGIN_FAILURE_LIMIT = 3
