@@ -151,7 +151,7 @@ def customer_erase(request, pk: int):
         messages.success(
             request,
             "The person's data was erased. Their orders are kept without their identity, "
-            "and their id will be refused by later imports.",
+            "and their id, email and phone will be refused by later imports.",
         )
         return redirect("customers:list")
     return render(request, "customers/erase.html", {"customer": customer})
