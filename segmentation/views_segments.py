@@ -8,6 +8,7 @@ another organisation's ids answer 404.
 from __future__ import annotations
 
 import csv
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -329,13 +330,26 @@ def _persona_form_fields(persona: Persona, posted=None) -> list[dict[str, Any]]:
 
 
 # --- rule segments -------------------------------------------------------------------
+def _form_count(post, name: str, default: int, problems: list[str]) -> int:
+    """A count the builder posts in a hidden field; a forged one is a form problem."""
+    raw = post.get(name, "") or str(default)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4):
+        problems.append(f"The form's '{name}' field ('{raw[:20]}') is not a count.")
+        return default
+    return int(raw)
+
+
 def _builder_state(post) -> dict[str, Any]:
-    """The builder's groups from a posted form, with add/remove actions applied."""
+    """The builder's groups from a posted form, with add/remove actions applied.
+
+    Malformed hidden fields (counts, actions) are listed in `problems`, so the page
+    shows a form error instead of failing."""
     groups = []
-    n_groups = int(post.get("groups", "1") or 1)
+    problems: list[str] = []
+    n_groups = _form_count(post, "groups", 1, problems)
     for gi in range(min(n_groups, rule_services.MAX_DEPTH * 10)):
         prefix = f"g{gi}"
-        n_conditions = int(post.get(f"{prefix}-n", "0") or 0)
+        n_conditions = _form_count(post, f"{prefix}-n", 0, problems)
         conditions = []
         for ci in range(min(n_conditions, rule_services.MAX_CONDITIONS)):
             cp = f"{prefix}-c{ci}"
@@ -351,15 +365,18 @@ def _builder_state(post) -> dict[str, Any]:
             )
         groups.append({"op": post.get(f"{prefix}-op", "and"), "conditions": conditions})
     action = post.get("action", "")
-    if action.startswith("add-condition-"):
-        gi = int(action.rsplit("-", 1)[1])
+    add_condition = re.fullmatch(r"add-condition-(\d{1,4})", action)
+    remove = re.fullmatch(r"remove-(\d{1,4})-(\d{1,4})", action)
+    if action.startswith(("add-condition-", "remove-")) and not (add_condition or remove):
+        problems.append(f"The form's action ('{action[:30]}') is not one the builder sends.")
+    if add_condition:
+        gi = int(add_condition.group(1))
         if 0 <= gi < len(groups):
             groups[gi]["conditions"].append({"field": "", "operator": "", "value": ""})
     elif action == "add-group":
         groups.append({"op": "and", "conditions": [{"field": "", "operator": "", "value": ""}]})
-    elif action.startswith("remove-"):
-        _, gi, ci = action.split("-")
-        gi, ci = int(gi), int(ci)
+    elif remove:
+        gi, ci = int(remove.group(1)), int(remove.group(2))
         if 0 <= gi < len(groups) and 0 <= ci < len(groups[gi]["conditions"]):
             groups[gi]["conditions"].pop(ci)
             if not groups[gi]["conditions"] and len(groups) > 1:
@@ -369,6 +386,7 @@ def _builder_state(post) -> dict[str, Any]:
         "description": post.get("description", ""),
         "op": post.get("op", "and"),
         "groups": groups or [{"op": "and", "conditions": []}],
+        "problems": problems,
     }
 
 
@@ -452,7 +470,10 @@ def _rule_form(request, *, segment: Segment | None):
             "groups": [{"op": "and", "conditions": [{"field": "", "operator": "", "value": ""}]}],
         }
     error = None
-    if request.method == "POST" and request.POST.get("action") == "save":
+    problems = state.get("problems")
+    if problems:
+        error = " ".join(problems) + " Reload the page and build the rule again."
+    elif request.method == "POST" and request.POST.get("action") == "save":
         try:
             if segment is None:
                 segment = rule_services.rule_segment_create(
@@ -508,6 +529,9 @@ def rule_delete(request, pk: int):
 def rule_preview(request):
     """The live size of the rule being built (htmx fragment). Reads only."""
     state = _builder_state(request.POST)
+    if state["problems"]:
+        error = " ".join(state["problems"]) + " Reload the page and build the rule again."
+        return render(request, "segmentation/_rule_preview.html", {"error": error})
     try:
         preview = rule_services.rule_preview(rule=_state_to_rule(state))
     except ApplicationError as exc:

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from core.api.base import TenantViewSetMixin
+from core.exceptions import ApplicationError
 
 from ..models import Persona, Segment, SegmentKind
 from ..selectors import segment_members
@@ -104,8 +105,13 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=False, methods=["post"], url_path="rules/preview")
     def rules_preview(self, request):
-        rule = request.data.get("rule", request.data)
-        return Response(rule_preview(rule=rule))
+        body = request.data
+        if not isinstance(body, dict):
+            raise ApplicationError(
+                'The body must be a JSON object: {"rule": {...}} or the rule itself.',
+                {"fields": {"body": "Not a JSON object."}},
+            )
+        return Response(rule_preview(rule=body.get("rule", body)))
 
 
 @extend_schema_view(

@@ -35,6 +35,13 @@ log = logging.getLogger("segmenta.segments")
 
 MAX_CONDITIONS = 30
 MAX_DEPTH = 3
+# "Days ago" conditions count back from the data's latest date; a hundred years
+# covers any real history, and keeps the boundary a date Python can hold.
+MAX_DAYS = 36_500
+# Numbers compared with stored amounts and counts: the stored columns hold less
+# (amounts are below 10^14), and a bound keeps '1e999999' from becoming an
+# integer of a million digits.
+MAX_NUMBER = Decimal(10) ** 15
 
 # Operators per value type, with the words the builder shows.
 OPERATORS: dict[str, dict[str, str]] = {
@@ -155,11 +162,12 @@ def days_ago_field(*, name: str, label: str, column: str, help: str = "") -> Rul
         if operator == "never":
             return Q(**{f"{column}__isnull": True})
         # the reference day counts fully: "within 30 days" of 30 June includes 31 May
-        boundary = dt.datetime.combine(
-            context.reference_date + dt.timedelta(days=1) - dt.timedelta(days=int(value)),
-            dt.time(0, 0),
-            tzinfo=dt.UTC,
-        )
+        try:
+            day = context.reference_date + dt.timedelta(days=1) - dt.timedelta(days=int(value))
+        except OverflowError:
+            # before year 1 (a reference date near it, or a rule stored before the bound)
+            day = dt.date.min
+        boundary = dt.datetime.combine(day, dt.time(0, 0), tzinfo=dt.UTC)
         if operator == "within":
             return Q(**{f"{column}__gte": boundary})
         return Q(**{f"{column}__lt": boundary})
@@ -277,13 +285,21 @@ def _fail(path: str, message: str) -> ApplicationError:
     )
 
 
-def _number(raw: Any, path: str) -> Decimal:
+def _shown(raw: Any, limit: int = 40) -> str:
+    text = str(raw)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _number(raw: Any, path: str, label: str = "", maximum: Decimal | None = MAX_NUMBER) -> Decimal:
     try:
         number = Decimal(str(raw).strip().replace(",", ""))
     except (InvalidOperation, ValueError):
-        raise _fail(path, f"'{raw}' is not a number.") from None
+        raise _fail(path, f"'{_shown(raw)}' is not a number.") from None
     if not number.is_finite():
-        raise _fail(path, f"'{raw}' is not a number.")
+        raise _fail(path, f"'{_shown(raw)}' is not a number.")
+    if maximum is not None and abs(number) >= maximum:
+        prefix = f"{label}: " if label else ""
+        raise _fail(path, f"{prefix}'{_shown(raw)}' is too large (below {maximum:,.0f}).")
     return number
 
 
@@ -297,16 +313,17 @@ def _as_list(raw: Any) -> list:
 
 def _clean_value(rule_field: RuleField, operator: str, raw: Any, path: str) -> Any:
     kind = rule_field.type
+    label = rule_field.label[:1].lower() + rule_field.label[1:]
     if kind == "number":
         if operator == "between":
             parts = _as_list(raw)
             if len(parts) != 2:
                 raise _fail(path, "'between' needs two numbers, the lowest first.")
-            low, high = (_number(p, path) for p in parts)
+            low, high = (_number(p, path, label) for p in parts)
             if low > high:
                 raise _fail(path, f"{low} is more than {high}; give the lowest first.")
             return [low, high]
-        return _number(raw, path)
+        return _number(raw, path, label)
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -319,9 +336,14 @@ def _clean_value(rule_field: RuleField, operator: str, raw: Any, path: str) -> A
     if kind == "days_ago":
         if operator == "never":
             return None
-        days = _number(raw, path)
+        days = _number(raw, path, label, maximum=None)
         if days < 0 or days != days.to_integral_value():
             raise _fail(path, "days must be a whole number, zero or more.")
+        if days > MAX_DAYS:
+            raise _fail(
+                path,
+                f"{label}: at most {MAX_DAYS:,} days (100 years); '{_shown(raw)}' is too many.",
+            )
         return int(days)
     if kind == "text":
         if operator in ("eq", "ne"):
@@ -352,6 +374,10 @@ def _clean_value(rule_field: RuleField, operator: str, raw: Any, path: str) -> A
             raise _fail(path, "segments are given by their ids.") from None
         if not ids:
             raise _fail(path, "choose at least one segment.")
+        # an id no database column can hold names no segment (and would overflow the query)
+        too_big = [str(i) for i in ids if not 0 < i < 2**63]
+        if too_big:
+            raise _fail(path, f"no segment with id {_shown(', '.join(too_big))}.")
         # the scoped manager: another organisation's ids are simply unknown
         found = set(
             Segment.objects.filter(

@@ -4,6 +4,7 @@ refreshing, and the builder page."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 from decimal import Decimal
 
 import pytest
@@ -390,3 +391,74 @@ def test_a_rule_whose_field_went_away_matches_nobody_and_breaks_nothing(
     assert page.status_code == 200
     assert b"no longer available" in page.content
     assert b"No customers are in this segment" in page.content
+
+
+# --- hostile input (issue 8, item 14) ------------------------------------------------
+@pytest.mark.parametrize("operator", ["within", "more_than"])
+@pytest.mark.parametrize("days", [10**9, 10**12, "1e400", 800_000])
+def test_days_beyond_any_date_are_refused_naming_the_field(in_org, operator, days):
+    rule = {"op": "and", "conditions": [cond("last_order", operator, days)]}
+    with pytest.raises(ApplicationError, match=r"Condition 1\.1: last order: at most 36,500 days"):
+        rule_preview(rule=rule)
+
+
+def test_a_hundred_years_is_still_a_rule(people):
+    rule = {"op": "and", "conditions": [cond("last_order", "within", 36_500)]}
+    assert match(rule) == {"uk-loyal", "uk-lapsed", "de-loyal", "de-new", "fr-lapsed"}
+    rule = {"op": "and", "conditions": [cond("last_order", "more_than", 36_500)]}
+    assert match(rule) == set()
+
+
+@pytest.mark.parametrize("value", ["1e400", "9" * 40, -(10**20)])
+def test_numbers_too_large_to_compare_are_refused(in_org, value):
+    rule = {"op": "and", "conditions": [cond("total_spent", "gt", value)]}
+    with pytest.raises(ApplicationError, match=r"Condition 1\.1: total spent: .* too large"):
+        rule_preview(rule=rule)
+
+
+def test_segment_ids_beyond_any_id_are_unknown_segments(in_org):
+    rule = {"op": "and", "conditions": [cond("segment", "in", [2**70])]}
+    with pytest.raises(ApplicationError, match="no segment"):
+        rule_preview(rule=rule)
+
+
+@pytest.mark.parametrize("body", [[1, 2], "x", 5, [None, None], True])
+def test_api_preview_with_a_body_that_is_not_an_object_is_a_400(api, in_org, body):
+    response = api.post("/api/v1/segments/rules/preview/", body, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "JSON object" in error["message"]
+    assert "body" in error["fields"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"groups": "many"}, "'groups' field ('many') is not a count"),
+        ({"groups": "99999999999999999999999"}, "'groups' field"),
+        ({"g0-n": "x"}, "'g0-n' field ('x') is not a count"),
+        ({"g0-n": "-5"}, "'g0-n' field"),
+        ({"action": "add-condition-x"}, "not one the builder sends"),
+        ({"action": "remove-0"}, "not one the builder sends"),
+        ({"action": "remove-a-b"}, "not one the builder sends"),
+        ({"action": "remove-0-0-0"}, "not one the builder sends"),
+        (
+            {"g0-c0-value": "99999999999", "g0-c0-field": "last_order", "g0-c0-operator": "within"},
+            "at most 36,500 days",
+        ),
+        (
+            {"g0-c0-value": "1e999999", "g0-c0-field": "orders_count", "g0-c0-operator": "gt"},
+            "is too large",
+        ),
+    ],
+)
+def test_malformed_builder_forms_get_a_form_error_not_a_crash(
+    people, owner_client, in_org, extra, message
+):
+    for url in ("/segments/rules/new/", "/segments/rules/preview/"):
+        data = builder_post(action="save")
+        data.update(extra)
+        response = owner_client.post(url, data)
+        assert response.status_code in (200, 400), (url, response.status_code)
+        assert message in html.unescape(response.content.decode()), url
+    assert not Segment.objects.filter(kind=SegmentKind.RULE).exists()
