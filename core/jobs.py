@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.tenancy import tenant_context
 
 from .exceptions import ApplicationError, NotFound
+from .jsonsafe import json_safe
 from .models import FINISHED, Job, JobStatus
 
 log = logging.getLogger("segmenta.jobs")
@@ -110,6 +111,7 @@ def _write_progress(job_id: int, fields: dict[str, Any]) -> None:
             f"UPDATE {side.ops.quote_name(Job._meta.db_table)} SET {assignments} WHERE id = %s",  # noqa: S608 - fixed column names
             [*values, job_id],
         )
+
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
@@ -212,7 +214,7 @@ def _finish(job_id: int, status: str, message: str, result: dict | None = None) 
     if status == JobStatus.SUCCEEDED:
         fields["progress"] = 100
     if result is not None:
-        fields["result"] = result
+        fields["result"] = json_safe(result)
     Job.all_objects.filter(pk=job_id).update(**fields)
 
 

@@ -58,7 +58,7 @@ def busy_writer(transactional_db):
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     env.pop("DATABASE_OWNER_URL", None)
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - this interpreter and a fixed script
         [sys.executable, "-c", WRITER, str(other.pk)],
         cwd=ROOT,
         env=env,

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
+from core.jsonsafe import json_safe
 from segmentation.ml import backtest as ml_backtest
 from segmentation.ml import clv as ml_clv
 from segmentation.ml import demand as ml_demand
@@ -687,8 +688,8 @@ def _forecast_objects(computed: Computed, *, org_id: int, run: PredictionRun) ->
                 product_id=pk,
                 sku=sku[:255],
                 name=(name or "")[:500],
-                weeks=by_sku.get(sku, []),
-                history=history.get(sku, []),
+                weeks=json_safe(by_sku.get(sku, [])),
+                history=json_safe(history.get(sku, [])),
                 total_4w=float(row.forecast),
                 lower_4w=float(row.lower),
                 upper_4w=float(row.upper),
@@ -714,23 +715,27 @@ def prediction_write(
     spend_threshold = _spend_threshold()
     with transaction.atomic():
         previous = PredictionRun.objects.select_for_update().filter(is_live=True).first()
+        # json_safe: an undefined figure (NaN, infinity) is stored as null, never
+        # refused by the JSON column with the whole run (issue 8, item 10).
         run = PredictionRun.objects.create(
             organization=organization,
             as_of=computed.as_of,
             method=p.method,
             time_unit=p.time_unit,
-            data_check=p.data_check.to_dict(),
-            params={**(model["params"] or {}), "log_likelihood": model["log_likelihood"]}
-            if model["params"]
-            else {},
-            spend_params=model["spend_params"] or {},
-            settings=computed.settings,
+            data_check=json_safe(p.data_check.to_dict()),
+            params=json_safe(
+                {**(model["params"] or {}), "log_likelihood": model["log_likelihood"]}
+                if model["params"]
+                else {}
+            ),
+            spend_params=json_safe(model["spend_params"] or {}),
+            settings=json_safe(computed.settings),
             warnings=list(p.warnings),
-            backtest=computed.backtest,
+            backtest=json_safe(computed.backtest),
             backtest_note=computed.backtest_note[:500],
-            propensity=computed.propensity.to_dict() if computed.propensity else None,
-            demand=_demand_summary(computed.forecast, computed.demand_note),
-            summary=_summary(computed, spend_threshold=spend_threshold),
+            propensity=json_safe(computed.propensity.to_dict()) if computed.propensity else None,
+            demand=json_safe(_demand_summary(computed.forecast, computed.demand_note)),
+            summary=json_safe(_summary(computed, spend_threshold=spend_threshold)),
             timings={},
             n_customers=int(p.customer_ids.size),
             n_products=0 if computed.forecast is None else int(len(computed.forecast.table)),
@@ -752,7 +757,7 @@ def prediction_write(
             PredictionRun.objects.filter(pk=previous.pk).update(is_live=False)
         run.is_live = True
         computed.timings["write"] = time.perf_counter() - t
-        run.timings = {k: round(v, 3) for k, v in computed.timings.items()}
+        run.timings = json_safe({k: round(v, 3) for k, v in computed.timings.items()})
         run.save(update_fields=["is_live", "timings"])
         # A cancel that arrives while writing still leaves everything as it was.
         job.check_cancel()

@@ -30,6 +30,7 @@ from django.utils.text import slugify
 
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
+from core.jsonsafe import json_safe
 from segmentation.pipeline import register_step
 
 from ..models import (
@@ -572,9 +573,9 @@ def segmentation_write(
         run = SegmentationRun.objects.create(
             organization_id=org_id,
             as_of=computed.as_of,
-            params=computed.params,
+            params=json_safe(computed.params),
             chosen_k=int(computed.centroids.shape[0]),
-            quality={**computed.quality, "timings": _round(computed.timings)},
+            quality=json_safe({**computed.quality, "timings": _round(computed.timings)}),
             feature_columns=computed.model_columns,
             excluded_columns=computed.excluded,
             n_customers=int(len(computed.customer_ids)),
@@ -603,11 +604,13 @@ def segmentation_write(
                 next_number += 1
             segment.size = int(profile["size"])
             segment.revenue_share = float(profile["share_of_revenue"] or 0.0)
-            segment.profile = profile
-            segment.centroid = {
-                "columns": computed.model_columns,
-                "values": [round(float(v), 6) for v in computed.centroids[label]],
-            }
+            segment.profile = json_safe(profile)
+            segment.centroid = json_safe(
+                {
+                    "columns": computed.model_columns,
+                    "values": [round(float(v), 6) for v in computed.centroids[label]],
+                }
+            )
             segment.is_active = True
             segment.last_run = run
             segment.name = (segment.name or persona_ml["name"])[:120]
@@ -645,7 +648,7 @@ def segmentation_write(
             segment.description = row["description"]
             segment.size = int(row["size"])
             segment.revenue_share = float(row["share_of_revenue"] or 0.0)
-            segment.profile = {**computed.rfm_profiles.get(group, {}), "rfm": row}
+            segment.profile = json_safe({**computed.rfm_profiles.get(group, {}), "rfm": row})
             segment.is_active = row["size"] > 0
             if segment.is_active:
                 segment.last_run = run
@@ -696,13 +699,15 @@ def segmentation_write(
             for i in range(len(label_segment))
         ]
         projection["segment_ids"] = [int(labels_to_id[v]) for v in projection.pop("labels", [])]
-        run.projection = projection
-        run.summary = {
-            "segments": summary_segments,
-            "memberships": n_written,
-            "matched": {str(k): v for k, v in mapping.items()},
-            "rfm": computed.rfm_summary,
-        }
+        run.projection = json_safe(projection)
+        run.summary = json_safe(
+            {
+                "segments": summary_segments,
+                "memberships": n_written,
+                "matched": {str(k): v for k, v in mapping.items()},
+                "rfm": computed.rfm_summary,
+            }
+        )
         if previous is not None:
             SegmentationRun.objects.filter(pk=previous.pk).update(is_live=False)
         run.is_live = True

@@ -7,6 +7,7 @@ run leaves the live run as it was."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -328,3 +329,35 @@ def test_erasure_removes_the_persons_predictions(in_org, loaded):
     assert CustomerPrediction.objects.filter(customer=customer).exists()
     customer_erase(customer=customer)
     assert not CustomerPrediction.objects.filter(customer=customer).exists()
+
+
+def test_customers_without_any_repeat_purchase_store_a_run_without_nan(in_org, monkeypatch):
+    # Every customer bought exactly once. On a large organisation like that the value
+    # model gave NaN for them (issue 8, item 10: `predicted_value_mean` NaN, and the
+    # JSON check constraint refused the run on every attempt); the model's output is
+    # forced to that here. No NaN or infinity may reach a JSON column.
+    world = simulate_world(n_customers=300, as_of=AS_OF, bgnbd={"r": 1e-9}, seed=5)
+    assert world.lines.groupby("customer")["order"].nunique().max() == 1
+    write_world(in_org, world)
+    score = services.prediction_score
+
+    def undefined_for_one_time_buyers(*args, **kwargs):
+        predictions = score(*args, **kwargs)
+        predictions.predicted_value[:] = np.nan
+        for horizon in predictions.expected_orders:
+            predictions.expected_orders[horizon][:] = np.inf
+        return predictions
+
+    monkeypatch.setattr(services, "prediction_score", undefined_for_one_time_buyers)
+    job = Job.objects.create(kind="predictions", status=JobStatus.RUNNING)
+
+    run = prediction_run(organization=in_org, job=JobHandle(job.pk))
+
+    run.refresh_from_db()
+    assert run.is_live
+    assert run.summary["n_repeat_customers"] == 0
+    assert run.summary["predicted_value_mean"] is None  # unknown, said as such
+    text = json.dumps(
+        [run.summary, run.backtest, run.propensity, run.demand, run.data_check], allow_nan=False
+    )
+    assert "NaN" not in text and "Infinity" not in text
