@@ -12,21 +12,98 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
 
-from .exceptions import ApplicationError, NotFound
+from .exceptions import ApplicationError, NotFound, PermissionDenied
 from .jsonsafe import json_safe
 from .models import FINISHED, Job, JobStatus
 
 log = logging.getLogger("segmenta.jobs")
+
+
+# --- job kinds: who may start one, whether people may cancel it -------------------------
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    task_name: str
+    role: str  # the least role that may start it, and so re-run it
+    cancellable: bool = True  # False: people cannot stop it (privacy clean-up)
+    api_keys: bool = True  # whether a write API key may start it
+
+
+_KINDS: dict[str, JobKind] = {}
+_discovered = False
+
+
+def register_job_kind(
+    *, name: str, task, role: str = "marketer", cancellable: bool = True, api_keys: bool = True
+) -> JobKind:
+    """Declare a kind of job next to its task. Starting and re-running a job of the
+    kind both check `role`; `cancellable=False` refuses every cancel request."""
+    kind = JobKind(
+        name=name,
+        task_name=task if isinstance(task, str) else task.name,
+        role=str(role),
+        cancellable=cancellable,
+        api_keys=api_keys,
+    )
+    _KINDS[name] = kind
+    return kind
+
+
+def _discover() -> None:
+    global _discovered
+    if not _discovered:
+        from django.utils.module_loading import autodiscover_modules
+
+        autodiscover_modules("tasks")  # each app declares its kinds beside its tasks
+        _discovered = True
+
+
+def job_kinds() -> dict[str, JobKind]:
+    _discover()
+    return dict(_KINDS)
+
+
+def job_kind(name: str) -> JobKind:
+    kind = _KINDS.get(name) or job_kinds().get(name)
+    if kind is None:
+        raise ImproperlyConfigured(
+            f"Job kind {name!r} is not registered: call core.jobs.register_job_kind() "
+            "beside its task."
+        )
+    return kind
+
+
+def job_kind_authorize(*, kind: JobKind, organization, user) -> None:
+    """Refuse `user` (a person, or an API key's principal) a job of `kind` their role
+    does not allow. No user means the platform itself (schedules, follow-up work)."""
+    from accounts.models import ROLE_RANK, Membership, Role
+
+    if user is None or not getattr(user, "is_authenticated", False):
+        return
+    needed = Role(kind.role)
+    if getattr(user, "api_key", None) is not None:  # an API key's principal
+        if not kind.api_keys or ROLE_RANK[needed] > ROLE_RANK[Role.MARKETER]:
+            raise PermissionDenied(
+                f"This needs the {needed.label.lower()} role; an API key cannot start it."
+            )
+        return
+    membership = Membership.objects.filter(organization=organization, user=user).first()
+    if membership is None or not membership.has_role(needed):
+        raise PermissionDenied(f"This needs the {needed.label.lower()} role or higher.")
 
 
 class JobCancelled(Exception):
@@ -233,6 +310,7 @@ def job_start(
     `sync=True` runs the task in this process (for `--sync` commands and tests).
     """
     params = dict(params or {})
+    job_kind_authorize(kind=job_kind(kind), organization=organization, user=user)
     job = Job.objects.create(
         organization=organization,
         kind=kind,
@@ -260,6 +338,12 @@ def job_start(
 def job_cancel(*, job: Job) -> Job:
     if job.is_finished:
         raise ApplicationError("This job has already finished.")
+    if not job_is_cancellable(job):
+        raise ApplicationError(
+            "This job cannot be cancelled: it removes personal data that must not be kept.",
+            code="not_cancellable",
+            status=409,
+        )
     if job.status == JobStatus.QUEUED:
         Job.objects.filter(pk=job.pk).update(
             cancel_requested=True,
@@ -273,20 +357,30 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
-def job_rerun(*, job: Job, user=None) -> Job:
+def job_is_cancellable(job: Job) -> bool:
+    kind = job_kinds().get(job.kind)
+    return kind is None or kind.cancellable
+
+
+def job_rerun(*, job: Job, user=None, request=None) -> Job:
     """Start a fresh job with the same task and parameters (after a failure, a
-    cancellation or a worker that died)."""
+    cancellation or a worker that died). Needs the role that starting it needs, and
+    is written to the audit log."""
     from celery import current_app
+
+    from accounts.services import audit_log
 
     if job.status in (JobStatus.QUEUED,) or (job.status == JobStatus.RUNNING and not job.is_stale):
         raise ApplicationError("This job is still in progress.")
-    params = {k: v for k, v in job.params.items() if not k.startswith("_")}
+    kind = job_kinds().get(job.kind)
     task_name = job.params.get("_task")
-    if not task_name or task_name not in current_app.tasks:
+    if kind is None or not task_name or task_name not in current_app.tasks:
         raise ApplicationError("This job cannot be run again.")
+    job_kind_authorize(kind=kind, organization=job.organization, user=user)
+    params = {k: v for k, v in job.params.items() if not k.startswith("_")}
     if job.status == JobStatus.RUNNING:
         _finish(job.pk, JobStatus.FAILED, "The worker stopped while running this job.")
-    return job_start(
+    new = job_start(
         organization=job.organization,
         kind=job.kind,
         task=current_app.tasks[task_name],
@@ -294,6 +388,15 @@ def job_rerun(*, job: Job, user=None) -> Job:
         user=user,
         title=job.title,
     )
+    audit_log(
+        organization=job.organization,
+        action="job_rerun",
+        actor=user,
+        target=f"job #{job.pk}",
+        details={"kind": job.kind, "job": new.pk, "rerun_of": job.pk},
+        request=request,
+    )
+    return new
 
 
 def job_get(*, job_id: int) -> Job:

@@ -54,6 +54,13 @@ class Job(TenantModel):
         return self.status in FINISHED
 
     @property
+    def is_cancellable(self) -> bool:
+        """Whether people may cancel it (its kind says; privacy clean-up may not)."""
+        from .jobs import job_is_cancellable
+
+        return job_is_cancellable(self)
+
+    @property
     def is_stale(self) -> bool:
         """Running, but its worker has not reported for a long time (killed?)."""
         if self.status != JobStatus.RUNNING:

@@ -4,7 +4,7 @@ import time
 
 from celery import shared_task
 
-from .jobs import TenantTask
+from .jobs import TenantTask, register_job_kind
 
 
 @shared_task(base=TenantTask, bind=True, name="core.tasks.demo_countdown")
@@ -16,3 +16,6 @@ def demo_countdown(
         self.job.progress(100 * i / steps, f"Step {i + 1} of {steps}")
         time.sleep(delay)
     return {"message": f"Counted {steps} steps.", "steps": steps}
+
+
+register_job_kind(name="demo", task=demo_countdown, role="marketer")

@@ -126,7 +126,7 @@ def job_cancel(request, pk: int):
 def job_rerun(request, pk: int):
     job = get_object_or_404(Job.objects.all(), pk=pk)
     try:
-        new = jobs.job_rerun(job=job, user=request.user)
+        new = jobs.job_rerun(job=job, user=request.user, request=request)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("core:job_detail", pk=job.pk)

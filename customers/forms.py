@@ -58,6 +58,11 @@ class ImportOptionsForm(forms.Form):
         choices=DATE_FORMAT_CHOICES, required=False, label="Date format"
     )
     delimiter = forms.ChoiceField(choices=DELIMITER_CHOICES, required=False, label="Delimiter")
+    allow_deleted = forms.BooleanField(
+        required=False,
+        label="Bring back deleted orders",
+        help_text="Orders someone deleted here are skipped by imports unless this is ticked.",
+    )
     encoding = forms.ChoiceField(choices=ENCODING_CHOICES, required=False, label="Encoding")
 
     def options(self) -> dict:
@@ -66,6 +71,7 @@ class ImportOptionsForm(forms.Form):
         return {
             "date_format": data.get("date_format") or "",
             "delimiter": "\t" if delimiter == "tab" else delimiter,
+            "allow_deleted": bool(data.get("allow_deleted")),
             "encoding": data.get("encoding") or "",
         }
 
@@ -99,4 +105,28 @@ class CustomerForm(forms.ModelForm):
 class ConfirmNameForm(forms.Form):
     confirm_name = forms.CharField(
         label="Type the organisation's name to confirm", max_length=200, strip=True
+
+
+class OrderForm(forms.Form):
+    """A person's correction of an order (the lines are an `OrderLineFormSet`)."""
+
+    ordered_at = forms.DateTimeField(
+        label="Ordered at",
+        help_text="In the organisation's time zone, e.g. 2024-05-01 14:30.",
+        input_formats=["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+    )
+    currency = forms.CharField(max_length=3, required=False)
+    channel = forms.CharField(max_length=64, required=False)
+    location = forms.CharField(max_length=255, required=False)
+
+
+class OrderLineForm(forms.Form):
+    sku = forms.CharField(max_length=255, required=False)
+    product_name = forms.CharField(max_length=500, required=False, label="Product")
+    category = forms.CharField(max_length=255, required=False)
+    quantity = forms.IntegerField(min_value=-2_000_000_000, max_value=2_000_000_000, initial=1)
+    unit_price = forms.DecimalField(max_digits=30, decimal_places=4, label="Unit price")
+
+
+OrderLineFormSet = forms.formset_factory(OrderLineForm, extra=0, can_delete=True)
     )

@@ -141,6 +141,8 @@ def _encode_cursor(value: Any, pk: int) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[Any, int] | None:
+    """The (value, pk) a cursor names, or None when it is not one this module wrote
+    (a forged or damaged `after=` starts from the first page)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, pk = json.loads(raw)
@@ -148,13 +150,41 @@ def _decode_cursor(cursor: str) -> tuple[Any, int] | None:
             value = dt.datetime.fromisoformat(value["t"])
         elif isinstance(value, dict) and "d" in value:
             value = Decimal(value["d"])
-        return value, int(pk)
-    except (ValueError, TypeError, json.JSONDecodeError):
+            if not value.is_finite() or abs(value) >= 10**20:
+                return None
+        elif isinstance(value, bool) or not (
+            value is None or isinstance(value, str) or isinstance(value, int)
+        ):
+            return None  # floats, bools, lists and other objects are never written
+        if isinstance(value, int) and not -(2**63) < value < 2**63:
+            return None
+        if type(pk) is not int or not 0 < pk < 2**63:
+            return None
+        return value, pk
+    except (ValueError, TypeError, ArithmeticError, json.JSONDecodeError):
         return None
 
 
 def customer_page(
     qs: QuerySet[Customer], *, sort: str = "recent", after: str = "", size: int = 50
+# the type a cursor's value must have for each sort's field (None: nulls last)
+_CURSOR_TYPES = {
+    "last_order_at": dt.datetime,
+    "total_spent": Decimal,
+    "orders_count": int,
+    "last_name": str,
+    "external_id": str,
+    "created_at": dt.datetime,
+}
+
+
+def _cursor_fits(value: Any, field: str, nullable: bool) -> bool:
+    if value is None:
+        return nullable
+    expected = _CURSOR_TYPES.get(field)
+    return expected is None or isinstance(value, expected)
+
+
 ) -> tuple[list[Customer], str | None]:
     """One page by keyset ("after this row"), so page 1,000 costs what page 1 does."""
     field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
@@ -163,6 +193,8 @@ def customer_page(
     position = _decode_cursor(after) if after else None
     if position is not None:
         value, pk = position
+    if position is not None and not _cursor_fits(position[0], field, nullable):
+        position = None
         before = "lt" if desc else "gt"
         if value is None:
             qs = qs.filter(**{f"{field}__isnull": True, f"pk__{before}": pk})
@@ -346,9 +378,14 @@ def imports_recent(limit: int = 100) -> list[Import]:
 
 
 def latest_data_date(organization=None) -> dt.datetime | None:
-    """The newest order or event: 'now' for the organisation's data."""
-    newest_order = Order.objects.aggregate(m=Max("ordered_at"))["m"]
-    newest_event = Event.objects.aggregate(m=Max("occurred_at"))["m"]
+    """The newest order or event: 'now' for the organisation's data. Anything more
+    than a day ahead of the real now is not plausible (imports refuse it; older data
+    may hold some) and must not make every real customer look lapsed."""
+    from .services.limits import latest_plausible
+
+    cap = latest_plausible()
+    newest_order = Order.objects.filter(ordered_at__lte=cap).aggregate(m=Max("ordered_at"))["m"]
+    newest_event = Event.objects.filter(occurred_at__lte=cap).aggregate(m=Max("occurred_at"))["m"]
     dates = [d for d in (newest_order, newest_event) if d]
     return max(dates) if dates else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from core.jobs import TenantTask
+from core.jobs import TenantTask, register_job_kind
 
 
 @shared_task(base=TenantTask, bind=True, name="customers.tasks.import_run")
@@ -52,3 +52,9 @@ def org_exports_expire() -> int:
     from .services.privacy import organization_exports_expire_all
 
     return organization_exports_expire_all()
+
+
+# Who may start (and re-run) each job; a privacy clean-up cannot be stopped by anyone.
+register_job_kind(name="import", task=import_run, role="marketer")
+register_job_kind(name="org_export", task=organization_export, role="owner", api_keys=False)
+register_job_kind(name="erasure", task=erasure_scrub, role="marketer", cancellable=False)

@@ -25,7 +25,9 @@ from .forms import (
     ImportOptionsForm,
     ImportUploadForm,
 )
-from .models import Customer, Import, ImportStatus, Product
+from .models import Customer, Import, ImportStatus, Order, Product
+    OrderForm,
+    OrderLineFormSet,
 from .services.exports import customers_csv_rows
 from .services.importing import import_errors_path
 from .services.imports.columns import FIELD_HELP, FIELDS
@@ -159,16 +161,94 @@ def customer_erase(request, pk: int):
 
 # --- products --------------------------------------------------------------------------
 
+# --- orders ----------------------------------------------------------------------------
+
+
+def _order(pk: int) -> Order:
+    return get_object_or_404(
+        Order.objects.select_related("customer").prefetch_related("lines"), pk=pk
+    )
+
+
+def _org_tz(organization):
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(organization.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+@org_required
+def order_detail(request, pk: int):
+    return render(request, "customers/order.html", {"order": _order(pk)})
+
+
+@org_required(write=True)
+def order_edit(request, pk: int):
+    order = _order(pk)
+    tz = _org_tz(request.organization)
+    initial = {
+        "ordered_at": timezone.localtime(order.ordered_at, tz).strftime("%Y-%m-%d %H:%M"),
+        "currency": order.currency,
+        "channel": order.channel,
+        "location": order.location,
+    }
+    lines = [
+        {k: getattr(ln, k) for k in ("sku", "product_name", "category", "quantity", "unit_price")}
+        for ln in order.lines.all()
+    ]
+    form = OrderForm(request.POST or None, initial=initial)
+    formset = OrderLineFormSet(request.POST or None, initial=lines, prefix="lines")
+    if request.method == "POST" and form.is_valid() and formset.is_valid():
+        kept = [
+            f.cleaned_data
+            for f in formset.forms
+            if f.cleaned_data and not f.cleaned_data.get("DELETE")
+        ]
+        data = {
+            **form.cleaned_data,
+            # The form reads the time in the site's zone; people type the organisation's.
+            "ordered_at": timezone.make_naive(form.cleaned_data["ordered_at"]).replace(tzinfo=tz),
+            "lines": [{k: v for k, v in ln.items() if k != "DELETE"} for ln in kept],
+        }
+        try:
+            services.order_update(order=order, data=data, actor=request.user, request=request)
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Order saved; the customer's figures were updated.")
+            return redirect("customers:order", pk=order.pk)
+    return render(
+        request, "customers/order_edit.html", {"order": order, "form": form, "formset": formset}
+    )
+
+
+@org_required(write=True)
+def order_delete(request, pk: int):
+    order = get_object_or_404(Order.objects.only("pk", "external_id", "customer_id"), pk=pk)
+    if request.method == "POST":
+        services.order_delete(order_id=order.pk, actor=request.user, request=request)
+        messages.success(request, f"Order {order.external_id} was deleted.")
+        if order.customer_id:
+            return redirect("customers:detail", pk=order.customer_id)
+        return redirect("customers:list")
+    return render(request, "customers/order_delete.html", {"order": order})
+
+
 
 @org_required
 def product_list(request):
     qs = selectors.product_filter(request.GET)
     sort = request.GET.get("sort") or "name"
     order = selectors.PRODUCT_SORTS.get(sort, "name")
-    page = max(1, _int(request.GET.get("page"), 1))
+    count, more = selectors.count_capped(qs)
+    # a page beyond the last shows the last one (as the site's other lists do); past
+    # the counting cap, a bound keeps the offset a number the database can take
+    last_page = max(1, -(-count // PAGE_SIZE)) if not more else 10**7
+    page = min(max(1, _int(request.GET.get("page"), 1)), last_page)
     start = (page - 1) * PAGE_SIZE
     rows = list(qs.order_by(order, "pk")[start : start + PAGE_SIZE + 1])
-    count, more = selectors.count_capped(qs)
     params = request.GET.copy()
     params.pop("page", None)
     return render(

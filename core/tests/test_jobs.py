@@ -102,7 +102,7 @@ def test_task_runs_in_its_organisation(in_org, other_org):
 
     with tenant_context(other_org):
         Job.objects.create(kind="other")
-    job = job_start(organization=in_org, kind="probe", task=current_org, sync=True)
+    job = job_start(organization=in_org, kind="demo", task=current_org, sync=True)
     assert job.result == {"seen": in_org.pk, "jobs": 1}
 
 

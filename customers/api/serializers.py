@@ -186,6 +186,36 @@ class OrderSerializer(serializers.ModelSerializer):
 
 class EventSerializer(serializers.ModelSerializer):
     customer_id = serializers.CharField(source="customer.external_id", read_only=True)
+class OrderLineInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    product_name = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    category = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    quantity = serializers.IntegerField(
+        required=False, min_value=-2_000_000_000, max_value=2_000_000_000
+    )
+    unit_price = serializers.DecimalField(
+        max_digits=30, decimal_places=4, required=False, allow_null=True
+    )
+    amount = serializers.DecimalField(
+        max_digits=30, decimal_places=4, required=False, allow_null=True
+    )
+
+
+class OrderUpdateSerializer(serializers.Serializer):
+    """A correction of one order: the fields given change; `lines`, when given,
+    replaces all the order's lines. Amounts and dates have the import's limits."""
+
+    ordered_at = serializers.DateTimeField(required=False)
+    customer_id = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="Your id; null: a guest."
+    )
+    currency = serializers.CharField(required=False, allow_blank=True, max_length=3)
+    channel = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    location = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    properties = serializers.DictField(required=False, allow_null=True)
+    lines = OrderLineInputSerializer(many=True, required=False)
+
+
 
     class Meta:
         model = Event
@@ -259,6 +289,11 @@ class ImportCreateSerializer(serializers.Serializer):
                 raise serializers.ValidationError("Must be a JSON object.") from exc
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise serializers.ValidationError(
+    allow_deleted = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Re-create orders a person deleted (skipped and reported otherwise).",
+    )
                 'Must be a JSON object such as {"InvoiceNo": "order_id"}.'
             )
         return value

@@ -33,6 +33,7 @@ from .serializers import (
     OrderLineRecordSerializer,
     OrderSerializer,
     ProductRecordSerializer,
+    OrderUpdateSerializer,
     ProductSerializer,
 )
 
@@ -64,7 +65,12 @@ def _bulk(request, kind: str) -> Response:
             f"At most {BULK_LIMIT:,} records per call (got {len(records):,}); split the list.",
             {"fields": {"body": "Too many records."}},
         )
-    outcome = run_records(organization=request.organization, kind=kind, records=records)
+    outcome = run_records(
+        organization=request.organization,
+        kind=kind,
+        records=records,
+        allow_deleted=request.query_params.get("allow_deleted", "").lower() in ("true", "1"),
+    )
     c = outcome.counts
     if outcome.changed_anything:
         from segmentation.pipeline import pipeline_after_data_change
@@ -86,9 +92,10 @@ def _bulk(request, kind: str) -> Response:
     )
 
 
-def _bulk_schema(record_serializer, what: str):
+def _bulk_schema(record_serializer, what: str, parameters=None):
     return extend_schema(
         request=record_serializer(many=True),
+        parameters=parameters,
         responses={
             200: BulkResultSerializer,
             400: OpenApiResponse(description="Not a list of objects, or more than 1,000."),
@@ -288,13 +295,19 @@ class ProductViewSet(
     )
 )
 class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
-    """Orders with their lines (returns have negative lines; guest orders no customer)."""
+    """Orders with their lines (returns have negative lines; guest orders no customer).
+    A person can correct (PATCH) or delete an order; a deleted order is not re-created
+    by re-importing its file unless the import is given `allow_deleted`."""
 
     model = Order
     serializer_class = OrderSerializer
 
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     def get_queryset(self):
         qs = self.get_base_queryset().select_related("customer").prefetch_related("lines")
+        if self.action == "destroy":
+            # Only the id: a stored order whose amounts cannot be read can still go.
+            return self.get_base_queryset().only("pk")
         p = self.request.query_params
         if self.action == "list":
             if p.get("customer"):
@@ -310,19 +323,48 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
             qs = qs.order_by("-ordered_at", "-pk")
         return qs
 
-    @_bulk_schema(OrderLineRecordSerializer, "order lines")
+    @extend_schema(request=OrderUpdateSerializer, responses=OrderSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        order = self.get_object()
+        serializer = OrderUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.order_update(
+            order=order, data=serializer.validated_data, actor=_person(request), request=request
+        )
+        return Response(OrderSerializer(self.get_queryset().get(pk=order.pk)).data)
+
+    @extend_schema(
+        responses={204: None},
+        description="Deletes the order and its lines; its customer's statistics are "
+        "recomputed. Re-importing the file it came from skips it (reported per row) "
+        "unless the import is given `allow_deleted`.",
+    )
+    def destroy(self, request, *args, **kwargs):
+        services.order_delete(
+            order_id=self.get_object().pk, actor=_person(request), request=request
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @_bulk_schema(
+        OrderLineRecordSerializer,
+        "order lines",
+        parameters=[
+            OpenApiParameter(
+                "allow_deleted",
+                bool,
+                description="Re-create orders a person deleted (skipped and reported otherwise).",
+            )
+        ],
+    )
     @action(detail=False, methods=["post"])
     def bulk(self, request):
         return _bulk(request, "orders")
 
 
 def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ApplicationError(
-            f"'{name}' must be a number.", {"fields": {name: "Not a number."}}
-        ) from None
+    from core.api.params import id_param
+
+    return id_param(value, name)
 
 
 def _when(request, name: str):
@@ -405,7 +447,9 @@ class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
             uploaded_file=data["file"],
             user=_person(request),
             mapping=data.get("map") or None,
-            options={k: data.get(k) for k in ("date_format", "delimiter", "encoding")},
+            options={
+                k: data.get(k) for k in ("date_format", "delimiter", "encoding", "allow_deleted")
+            },
             source="api",
         )
         job = services.import_start(imp=imp, user=_person(request))

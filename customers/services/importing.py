@@ -62,6 +62,9 @@ def clean_options(options: dict | None) -> dict:
 def import_create(
     *,
     organization,
+    # Orders a person deleted are re-created only when asked (see DeletedOrder).
+    if (options or {}).get("allow_deleted") in (True, "true", "on", "1", 1):
+        out["allow_deleted"] = True
     kind: str,
     uploaded_file,
     user=None,
@@ -180,6 +183,7 @@ def import_validate(*, imp: Import, sample_rows: int = 1000) -> Outcome:
         **_engine_options(imp),
     )
 
+        "allow_deleted": bool(imp.options.get("allow_deleted")),
 
 def import_start(*, imp: Import, user=None, sync: bool = False):
     """Queue the import as a background job (the site wizard and the API)."""

@@ -207,6 +207,7 @@ def run_file(
     max_rows: int | None = None,
     prescan_limit: int | None = None,
     chunk_size: int = 5000,
+    allow_deleted: bool = False,
 ) -> Outcome:
     """Import one file. Runs in the organisation's tenant context."""
     started = time.monotonic()
@@ -248,6 +249,7 @@ def run_file(
         dates=parsers,
         source_label=source_label,
         chunk_size=chunk_size,
+        allow_deleted=allow_deleted,
     )
     processor = make_processor(ctx, scan.split_ids)
     total_rows = scan.rows if not prescan_limit else None
@@ -371,7 +373,12 @@ def record_to_row(kind: str, record: dict) -> tuple[dict[str, str], dict[str, An
 
 
 def run_records(
-    *, organization, kind: str, records: list[dict], source_label: str = "API"
+    *,
+    organization,
+    kind: str,
+    records: list[dict],
+    source_label: str = "API",
+    allow_deleted: bool = False,
 ) -> Outcome:
     """Bulk upsert of API records; errors are reported by index (0-based)."""
     started = time.monotonic()
@@ -387,6 +394,7 @@ def run_records(
         dates=date_parsers(kind=kind, plan=plan, scan=None, tz=tz, date_format=None),
         source_label=source_label,
         chunk_size=10_000,
+        allow_deleted=allow_deleted,
     )
     processor = make_processor(ctx)
     for index, record in enumerate(records, start=1):
