@@ -185,16 +185,18 @@ def _cursor_fits(value: Any, field: str, nullable: bool) -> bool:
     return expected is None or isinstance(value, expected)
 
 
+def customer_page(
+    qs: QuerySet[Customer], *, sort: str = "recent", after: str = "", size: int = 50
 ) -> tuple[list[Customer], str | None]:
     """One page by keyset ("after this row"), so page 1,000 costs what page 1 does."""
     field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
     order_field = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
     qs = qs.order_by(order_field, "-pk" if desc else "pk")
     position = _decode_cursor(after) if after else None
-    if position is not None:
-        value, pk = position
     if position is not None and not _cursor_fits(position[0], field, nullable):
         position = None
+    if position is not None:
+        value, pk = position
         before = "lt" if desc else "gt"
         if value is None:
             qs = qs.filter(**{f"{field}__isnull": True, f"pk__{before}": pk})

@@ -13,6 +13,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from core.api.base import TenantViewSetMixin
+from core.api.params import id_param
 from core.exceptions import ApplicationError, NotFound
 
 from .. import selectors_predictions as selectors
@@ -135,11 +136,7 @@ class CustomerPredictionViewSet(TenantViewSetMixin, mixins.ListModelMixin, views
             qs = qs.filter(churn_risk__in=risks)
         customer = self.request.query_params.get("customer")
         if customer:
-            if not customer.isdigit():
-                raise ApplicationError(
-                    "customer must be a customer id.", {"fields": {"customer": "Not an id."}}
-                )
-            qs = qs.filter(customer_id=int(customer))
+            qs = qs.filter(customer_id=id_param(customer, "customer"))
         ordering = _ordering(
             self.request.query_params.get("ordering"), CUSTOMER_ORDERING, "-predicted_clv_365d"
         )
