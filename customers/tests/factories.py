@@ -140,3 +140,7 @@ def build_world(organization) -> None:
         )
         # A finished export of all data, so its download exists.
         job_start(organization=organization, kind="org_export", task=organization_export, sync=True)
+        # What an erasure keeps (keyed hashes only; no route shows them).
+        from customers.models import ErasedIdentifier
+
+        ErasedIdentifier.objects.get_or_create(kind="id", digest="world-erased-digest")
