@@ -79,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.TenantMiddleware",
+    # Before anything reads a body: refuses uploads over UPLOAD_MAX_BYTES unread.
+    "core.uploads.UploadLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -153,11 +155,11 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 EMAIL_VERIFICATION_TTL_DAYS = 3
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # per email and IP per 15 min
-
-# --- Internationalisation ---------------------------------------------------
 # Proxies in front of the site that append to X-Forwarded-For (0: use REMOTE_ADDR);
 # the sign-in throttle counts failures per client address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# --- Internationalisation ---------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -310,8 +312,6 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
-# --- Logging ----------------------------------------------------------------------
-LOGGING = {
 # Content-Security-Policy (django-csp) on every response: scripts only from this
 # site's own files, none inline and no eval, so injected markup cannot run. Page
 # scripts live in static/js/; Swagger UI loads its setup as a file
@@ -331,6 +331,8 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- Logging ----------------------------------------------------------------------
+LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from core.uploads import too_large_message
+
 from .models import Customer, ImportKind
 
 DELIMITER_CHOICES = [
@@ -46,10 +48,7 @@ class ImportUploadForm(forms.Form):
     def clean_file(self):
         f = self.cleaned_data["file"]
         if f.size > settings.UPLOAD_MAX_BYTES:
-            raise forms.ValidationError(
-                f"The file is larger than the limit of {settings.UPLOAD_MAX_BYTES / 1e6:.0f} MB. "
-                "Compress it as .csv.gz or split it."
-            )
+            raise forms.ValidationError(too_large_message())
         return f
 
 
@@ -58,12 +57,12 @@ class ImportOptionsForm(forms.Form):
         choices=DATE_FORMAT_CHOICES, required=False, label="Date format"
     )
     delimiter = forms.ChoiceField(choices=DELIMITER_CHOICES, required=False, label="Delimiter")
+    encoding = forms.ChoiceField(choices=ENCODING_CHOICES, required=False, label="Encoding")
     allow_deleted = forms.BooleanField(
         required=False,
         label="Bring back deleted orders",
         help_text="Orders someone deleted here are skipped by imports unless this is ticked.",
     )
-    encoding = forms.ChoiceField(choices=ENCODING_CHOICES, required=False, label="Encoding")
 
     def options(self) -> dict:
         data = self.cleaned_data
@@ -71,8 +70,8 @@ class ImportOptionsForm(forms.Form):
         return {
             "date_format": data.get("date_format") or "",
             "delimiter": "\t" if delimiter == "tab" else delimiter,
-            "allow_deleted": bool(data.get("allow_deleted")),
             "encoding": data.get("encoding") or "",
+            "allow_deleted": bool(data.get("allow_deleted")),
         }
 
 
@@ -105,6 +104,7 @@ class CustomerForm(forms.ModelForm):
 class ConfirmNameForm(forms.Form):
     confirm_name = forms.CharField(
         label="Type the organisation's name to confirm", max_length=200, strip=True
+    )
 
 
 class OrderForm(forms.Form):
@@ -129,4 +129,3 @@ class OrderLineForm(forms.Form):
 
 
 OrderLineFormSet = forms.formset_factory(OrderLineForm, extra=0, can_delete=True)
-    )

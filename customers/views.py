@@ -15,7 +15,9 @@ from django.views.decorators.http import require_POST
 from accounts.decorators import org_required
 from accounts.models import Role
 from core.exceptions import ApplicationError
+from core.formats import size_text
 from core.models import Job
+from core.uploads import upload_refused
 
 from . import selectors, services
 from .forms import (
@@ -24,10 +26,10 @@ from .forms import (
     CustomerForm,
     ImportOptionsForm,
     ImportUploadForm,
-)
-from .models import Customer, Import, ImportStatus, Order, Product
     OrderForm,
     OrderLineFormSet,
+)
+from .models import Customer, Import, ImportStatus, Order, Product
 from .services.exports import customers_csv_rows
 from .services.importing import import_errors_path
 from .services.imports.columns import FIELD_HELP, FIELDS
@@ -159,8 +161,6 @@ def customer_erase(request, pk: int):
     return render(request, "customers/erase.html", {"customer": customer})
 
 
-# --- products --------------------------------------------------------------------------
-
 # --- orders ----------------------------------------------------------------------------
 
 
@@ -236,6 +236,8 @@ def order_delete(request, pk: int):
     return render(request, "customers/order_delete.html", {"order": order})
 
 
+# --- products --------------------------------------------------------------------------
+
 
 @org_required
 def product_list(request):
@@ -307,6 +309,18 @@ def import_list(request):
 @org_required(write=True)
 def import_new(request):
     form = ImportUploadForm(request.POST or None, request.FILES or None)
+    refused = upload_refused(request)
+    if refused:
+        # The upload was stopped at the limit (core.uploads): say so, not "no file".
+        form = ImportUploadForm(request.POST)
+        form.is_valid()
+        form.add_error("file", refused)
+        return render(
+            request,
+            "customers/import_new.html",
+            {"form": form, "max_size": size_text(_max_bytes())},
+            status=413,
+        )
     if request.method == "POST" and form.is_valid():
         try:
             imp = services.import_create(
@@ -322,7 +336,7 @@ def import_new(request):
     return render(
         request,
         "customers/import_new.html",
-        {"form": form, "max_mb": int(_max_bytes() / 1e6)},
+        {"form": form, "max_size": size_text(_max_bytes())},
     )
 
 

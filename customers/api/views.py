@@ -17,6 +17,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from core.api.base import TenantViewSetMixin
 from core.exceptions import ApplicationError
+from core.uploads import upload_refused
 
 from .. import selectors, services
 from ..models import Customer, Event, Import, Order, Product
@@ -32,8 +33,8 @@ from .serializers import (
     ImportSerializer,
     OrderLineRecordSerializer,
     OrderSerializer,
-    ProductRecordSerializer,
     OrderUpdateSerializer,
+    ProductRecordSerializer,
     ProductSerializer,
 )
 
@@ -94,8 +95,8 @@ def _bulk(request, kind: str) -> Response:
 
 def _bulk_schema(record_serializer, what: str, parameters=None):
     return extend_schema(
-        request=record_serializer(many=True),
         parameters=parameters,
+        request=record_serializer(many=True),
         responses={
             200: BulkResultSerializer,
             400: OpenApiResponse(description="Not a list of objects, or more than 1,000."),
@@ -301,13 +302,13 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
 
     model = Order
     serializer_class = OrderSerializer
-
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
     def get_queryset(self):
-        qs = self.get_base_queryset().select_related("customer").prefetch_related("lines")
         if self.action == "destroy":
             # Only the id: a stored order whose amounts cannot be read can still go.
             return self.get_base_queryset().only("pk")
+        qs = self.get_base_queryset().select_related("customer").prefetch_related("lines")
         p = self.request.query_params
         if self.action == "list":
             if p.get("customer"):
@@ -438,7 +439,13 @@ class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
         "Follow the job at jobs/{id}/ and read the report at imports/{id}/.",
     )
     def create(self, request, *args, **kwargs):
-        serializer = ImportCreateSerializer(data=request.data)
+        data = request.data
+        refused = upload_refused(request)
+        if refused:  # stopped at the limit while streaming (core.uploads)
+            raise ApplicationError(
+                refused, {"fields": {"file": "Too large."}}, status=413, code="too_large"
+            )
+        serializer = ImportCreateSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         imp = services.import_create(

@@ -14,10 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
+from core.formats import size_text
 from core.jobs import JobCancelled, job_start
 
 from ..models import Import, ImportStatus
-from .imports import FIELDS, KINDS, build_plan, dry_run, inspect, preview, run_file
+from .imports import FIELDS, KINDS, build_plan, dry_run, file_limits, inspect, preview, run_file
 from .imports.engine import Outcome
 
 log = logging.getLogger("segmenta.imports")
@@ -33,6 +34,12 @@ def org_media_dir(organization_id: int, *parts: str) -> Path:
 def _safe_name(name: str) -> str:
     base = os.path.basename(name or "upload.csv")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base)[-120:] or "upload.csv"
+
+
+def _inspect(path: str, *, organization, encoding=None, delimiter=None):
+    """Read a stored file's header within the organisation's limits."""
+    limits = file_limits.import_limits(organization=organization)
+    return inspect(path, encoding=encoding, delimiter=delimiter, limits=limits)
 
 
 def import_file_path(imp: Import) -> str:
@@ -55,6 +62,9 @@ def clean_options(options: dict | None) -> dict:
         value = (options or {}).get(key)
         if value:
             out[key] = str(value) if key == "delimiter" else str(value).strip()
+    # Orders a person deleted are re-created only when asked (see DeletedOrder).
+    if (options or {}).get("allow_deleted") in (True, "true", "on", "1", 1):
+        out["allow_deleted"] = True
     return out
 
 
@@ -62,9 +72,6 @@ def clean_options(options: dict | None) -> dict:
 def import_create(
     *,
     organization,
-    # Orders a person deleted are re-created only when asked (see DeletedOrder).
-    if (options or {}).get("allow_deleted") in (True, "true", "on", "1", 1):
-        out["allow_deleted"] = True
     kind: str,
     uploaded_file,
     user=None,
@@ -78,7 +85,7 @@ def import_create(
     limit = settings.UPLOAD_MAX_BYTES
     if size > limit:
         raise ApplicationError(
-            f"The file is {size / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB. "
+            f"The file is {size_text(size)}; the limit is {size_text(limit)}. "
             "Compress it as .csv.gz or split it.",
             {"fields": {"file": "Too large."}},
             status=413,
@@ -106,8 +113,9 @@ def import_create(
             out.write(chunk)
     imp.file = str(relative)
     try:
-        info = inspect(
+        info = _inspect(
             str(target),
+            organization=organization,
             encoding=imp.options.get("encoding"),
             delimiter=imp.options.get("delimiter"),
         )
@@ -123,8 +131,11 @@ def import_create(
 
 def import_preview(*, imp: Import, rows: int = 8) -> dict:
     path = import_file_path(imp)
-    info = inspect(
-        path, encoding=imp.options.get("encoding"), delimiter=imp.options.get("delimiter")
+    info = _inspect(
+        path,
+        organization=imp.organization,
+        encoding=imp.options.get("encoding"),
+        delimiter=imp.options.get("delimiter"),
     )
     plan = build_plan(imp.kind, info.header, None)
     return {
@@ -143,8 +154,11 @@ def import_set_mapping(*, imp: Import, mapping: dict, options: dict | None = Non
         raise ApplicationError("This import has already started.")
     imp.options = clean_options(options) if options is not None else imp.options
     path = import_file_path(imp)
-    info = inspect(
-        path, encoding=imp.options.get("encoding"), delimiter=imp.options.get("delimiter")
+    info = _inspect(
+        path,
+        organization=imp.organization,
+        encoding=imp.options.get("encoding"),
+        delimiter=imp.options.get("delimiter"),
     )
     chosen = {}
     for column, target in mapping.items():
@@ -169,6 +183,7 @@ def _engine_options(imp: Import) -> dict:
         "date_format": imp.options.get("date_format"),
         "delimiter": imp.options.get("delimiter"),
         "encoding": imp.options.get("encoding"),
+        "allow_deleted": bool(imp.options.get("allow_deleted")),
     }
 
 
@@ -183,7 +198,6 @@ def import_validate(*, imp: Import, sample_rows: int = 1000) -> Outcome:
         **_engine_options(imp),
     )
 
-        "allow_deleted": bool(imp.options.get("allow_deleted")),
 
 def import_start(*, imp: Import, user=None, sync: bool = False):
     """Queue the import as a background job (the site wizard and the API)."""
@@ -192,8 +206,9 @@ def import_start(*, imp: Import, user=None, sync: bool = False):
     if imp.status not in (ImportStatus.DRAFT, ImportStatus.FAILED, ImportStatus.CANCELLED):
         raise ApplicationError("This import is already queued or running.")
     # Refuse what cannot work before queueing: a missing required column.
-    info = inspect(
+    info = _inspect(
         import_file_path(imp),
+        organization=imp.organization,
         encoding=imp.options.get("encoding"),
         delimiter=imp.options.get("delimiter"),
     )
@@ -345,8 +360,11 @@ def import_from_path(
     )
     if mapping:
         # The mapping given is overrides on top of the suggestion.
-        info = inspect(
-            path, encoding=imp.options.get("encoding"), delimiter=imp.options.get("delimiter")
+        info = _inspect(
+            path,
+            organization=organization,
+            encoding=imp.options.get("encoding"),
+            delimiter=imp.options.get("delimiter"),
         )
         imp.mapping = build_plan(kind, info.header, mapping).mapping
         imp.save(update_fields=["mapping"])

@@ -1,5 +1,6 @@
 """The import engine: reading messy CSV files and API records into customer data."""
 
+from . import file_limits
 from .columns import FIELDS, KINDS, auto_map, build_plan
 from .engine import Outcome, dry_run, run_file, run_records
 from .reader import Unreadable, inspect, preview
@@ -12,6 +13,7 @@ __all__ = [
     "auto_map",
     "build_plan",
     "dry_run",
+    "file_limits",
     "inspect",
     "preview",
     "run_file",

@@ -24,6 +24,8 @@ from django.db import transaction
 
 from core.exceptions import ApplicationError
 
+from ..exports import csv_safe
+from . import file_limits
 from .columns import DATE_FIELDS, FIELDS, Plan, build_plan
 from .dates import DAY_FIRST, MONTH_FIRST, ColumnSniff, DateFormatError, DateParser
 from .kinds import Context, Counts, make_processor
@@ -34,6 +36,8 @@ log = logging.getLogger("segmenta.imports")
 ERRORS_KEPT = 1000  # in memory and in the report; every error goes to the errors file
 REQUIRED_DATES = {"ordered_at", "occurred_at", "created_at"}
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+# A check (dry run) reads at most this much of the content: it runs in a web request.
+SAMPLE_READ_BYTES = 32 * 1024 * 1024
 Progress = Callable[[float, str], None]
 
 
@@ -65,7 +69,10 @@ class ErrorLog:
                 self._file = open(self.csv_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
                 self._writer = csv.writer(self._file)
                 self._writer.writerow([self.key, "field", "message", "value", "customer_id"])
-            self._writer.writerow([row, fld, message, value[:200], customer])
+            # People open this file in a spreadsheet: no cell may run as a formula.
+            self._writer.writerow(
+                [row, csv_safe(fld), csv_safe(message), csv_safe(value[:200]), csv_safe(customer)]
+            )
 
     def close(self) -> None:
         if self._file is not None:
@@ -116,8 +123,17 @@ def _order_of_format(fmt: str) -> str | None:
     return DAY_FIRST if d < m else MONTH_FIRST
 
 
-def prescan(info: SourceInfo, plan: Plan, *, limit: int | None = None, dates: bool = True) -> Scan:
-    """The first pass: date columns and scattered orders."""
+def prescan(
+    info: SourceInfo,
+    plan: Plan,
+    *,
+    limit: int | None = None,
+    dates: bool = True,
+    max_rows: int | None = None,
+    stop_after_bytes: int | None = None,
+) -> Scan:
+    """The first pass: date columns and scattered orders; refuses a file of more
+    than `max_rows` data rows before anything is written."""
     scan = Scan()
     date_cols = []
     if dates:
@@ -128,9 +144,18 @@ def prescan(info: SourceInfo, plan: Plan, *, limit: int | None = None, dates: bo
     order_col = next((i for i, f in plan.fields if f == "order_id"), None)
     closed: set[str] = set()
     current = None
-    with RowStream(info) as stream:
+    data_rows = 0
+    with RowStream(info, stop_after_bytes=stop_after_bytes) as stream:
         for _, cells in stream:
             scan.rows += 1
+            if max_rows and cells:
+                data_rows += 1
+                if data_rows > max_rows:
+                    raise Unreadable(
+                        f"The file has more than {max_rows:,} rows, the most your plan imports "
+                        "at once; nothing was imported. Split it into smaller files.",
+                        {"fields": {"file": "Too many rows."}},
+                    )
             n = len(cells)
             for i, sniff in date_cols:
                 if i < n:
@@ -208,12 +233,14 @@ def run_file(
     prescan_limit: int | None = None,
     chunk_size: int = 5000,
     allow_deleted: bool = False,
+    sample_bytes: int | None = None,
 ) -> Outcome:
     """Import one file. Runs in the organisation's tenant context."""
     started = time.monotonic()
     if kind not in FIELDS:
         raise ApplicationError(f"Unknown kind '{kind}'. Use one of: {', '.join(FIELDS)}.")
-    info = inspect(path, encoding=encoding, delimiter=delimiter)
+    limits = file_limits.import_limits(organization=organization)
+    info = inspect(path, encoding=encoding, delimiter=delimiter, limits=limits)
     plan = build_plan(kind, info.header, mapping)
     plan.check()
     report = progress or (lambda pct, msg: None)
@@ -222,7 +249,15 @@ def run_file(
     for i, enc in enumerate(encodings):
         info.encoding = enc
         try:
-            scan = prescan(info, plan, limit=prescan_limit, dates=not date_format)
+            scan = prescan(
+                info,
+                plan,
+                limit=prescan_limit,
+                dates=not date_format,
+                # A sample (a dry run) is not refused for the rows it did not read.
+                max_rows=None if prescan_limit else limits.rows,
+                stop_after_bytes=sample_bytes,
+            )
             break
         except UnicodeDecodeError as exc:
             if i == len(encodings) - 1:
@@ -271,7 +306,7 @@ def run_file(
         )
 
     try:
-        with RowStream(info) as stream:
+        with RowStream(info, stop_after_bytes=sample_bytes) as stream:
             try:
                 for rownum, cells in stream:
                     rec, attrs = plan.extract(cells)
@@ -280,6 +315,8 @@ def run_file(
                     if max_rows and ctx.counts.rows >= max_rows:
                         break
                     ctx.counts.rows += 1
+                    if _oversized(ctx, limits, rownum, cells, attrs):
+                        continue
                     if processor.feed(rownum, rec, attrs):
                         c = ctx.counts
                         of = f" of {total_rows:,}" if total_rows else ""
@@ -304,6 +341,26 @@ def run_file(
     return outcome()
 
 
+def _oversized(ctx: Context, limits, rownum: int, cells: list[str], attrs: dict) -> bool:
+    """Reject a row with a cell over the field limit, or extra columns (kept as
+    attributes) over the attributes limit; True when it was rejected."""
+    if cells and max(map(len, cells)) * 4 > limits.field_bytes:
+        header = ctx.plan.header
+        for i, cell in enumerate(cells):
+            problem = limits.field_problem(cell)
+            if problem:
+                column = header[i] if i < len(header) else f"column {i + 1}"
+                ctx.errors.add(rownum, column, problem)
+                ctx.counts.add("rejected")
+                return True
+    problem = limits.attributes_problem(attrs, what="the other columns' values")
+    if problem:
+        ctx.errors.add(rownum, "attributes", problem)
+        ctx.counts.add("rejected")
+        return True
+    return False
+
+
 class _Rollback(Exception):
     pass
 
@@ -320,6 +377,7 @@ def dry_run(*, organization, path: str, kind: str, sample_rows: int = 1000, **op
                     kind=kind,
                     max_rows=sample_rows,
                     prescan_limit=200_000,
+                    sample_bytes=SAMPLE_READ_BYTES,
                     **options,
                 )
             )
@@ -397,9 +455,15 @@ def run_records(
         allow_deleted=allow_deleted,
     )
     processor = make_processor(ctx)
+    limits = file_limits.import_limits(organization=organization)
     for index, record in enumerate(records, start=1):
         rec, attrs = record_to_row(kind, record)
         ctx.counts.rows += 1
+        problem = limits.attributes_problem(attrs)
+        if problem:
+            errors.add(index, "attributes", problem)
+            ctx.counts.add("rejected")
+            continue
         processor.feed(index, rec, attrs)
     processor.finish()
     return Outcome(

@@ -1,6 +1,8 @@
 """Opening a CSV file as real files come: gzip or not, any common encoding (with
 or without a byte-order mark), comma, semicolon, tab or pipe delimited, quoted
-newlines. Rows are streamed; the file is never held in memory.
+newlines. Rows are streamed; the file is never held in memory, and what is read
+is bounded (see file_limits): a row longer than the line limit or a .csv.gz that
+grows past the decompressed limit stops the reading with a clear reason.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from dataclasses import dataclass, field
 import charset_normalizer
 
 from core.exceptions import ApplicationError
+from core.formats import size_text
+
+from .file_limits import ImportLimits, import_limits
 
 SAMPLE_BYTES = 256 * 1024
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
-csv.field_size_limit(16 * 1024 * 1024)
+# Above any line limit in use: a row's length is bounded as it is read (RowStream).
+csv.field_size_limit(64 * 1024 * 1024)
 
 
 class Unreadable(ApplicationError):
@@ -38,6 +44,7 @@ class SourceInfo:
     delimiter: str
     header: list[str] = field(default_factory=list)
     encoding_given: bool = False
+    limits: ImportLimits = field(default_factory=import_limits)
 
     def as_dict(self) -> dict:
         return {
@@ -149,8 +156,52 @@ def _normalise_delimiter(value: str | None) -> str | None:
     return value
 
 
-def inspect(path: str, *, encoding: str | None = None, delimiter: str | None = None) -> SourceInfo:
+def text_encoding(name: str) -> str:
+    """The codec's own name, if `name` is a text encoding; refuses the others
+    (base64, rot13, zlib_codec… turn bytes into bytes or text into text)."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        raise ApplicationError(
+            f"Unknown encoding '{name}'.", {"fields": {"encoding": "Unknown encoding."}}
+        ) from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise ApplicationError(
+            f"'{name}' is not a text encoding. Use one such as utf-8, cp1252 or latin-1, "
+            "or leave it out to detect it.",
+            {"fields": {"encoding": "Not a text encoding."}},
+        )
+    return info.name
+
+
+_BOMS = {
+    "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+    "utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+}
+
+
+def _check_byte_order(codec: str, sample: bytes) -> None:
+    # Without a mark Python's "utf-16" reads the machine's own order, or fails
+    # part-way through: say which names fix it.
+    boms = _BOMS.get(codec)
+    if boms and not sample.startswith(boms):
+        name = codec.upper()
+        raise Unreadable(
+            f"The file does not start with a {name} byte-order mark, so its byte order is "
+            f"unknown. Choose {codec}-le or {codec}-be, or leave the encoding out to detect it.",
+            {"fields": {"encoding": "No byte-order mark."}},
+        )
+
+
+def inspect(
+    path: str,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    limits: ImportLimits | None = None,
+) -> SourceInfo:
     """Detect gzip, encoding and delimiter and read the header."""
+    limits = limits or import_limits()
     size = os.path.getsize(path)
     raw, binary, is_gzip = _open_binary(path)
     try:
@@ -164,12 +215,12 @@ def inspect(path: str, *, encoding: str | None = None, delimiter: str | None = N
         raise Unreadable("The file is empty.")
     _refuse_binary(sample)
     if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise ApplicationError(f"Unknown encoding '{encoding}'.") from None
+        _check_byte_order(text_encoding(encoding), sample)
     enc = encoding or detect_encoding(sample)
-    text = sample.decode(enc, errors="replace")
+    try:
+        text = sample.decode(enc, errors="replace")
+    except (UnicodeError, LookupError, ValueError):
+        raise Unreadable(f"The file cannot be read as {enc}.") from None
     if "\x00" in text and not enc.startswith("utf-16"):
         raise Unreadable("This is not a text file (it contains binary data).")
     delim = _normalise_delimiter(delimiter) or sniff_delimiter(text)
@@ -180,14 +231,21 @@ def inspect(path: str, *, encoding: str | None = None, delimiter: str | None = N
         encoding=enc,
         delimiter=delim,
         encoding_given=bool(encoding),
+        limits=limits,
     )
     with RowStream(info) as stream:
         try:
             info.header = stream.header
-        except UnicodeDecodeError:
+        except UnicodeError:
             raise Unreadable(f"The file's first line cannot be read as {enc}.") from None
     if not info.header:
         raise Unreadable("The file has no header row.")
+    if len(info.header) > limits.columns:
+        raise Unreadable(
+            f"The file has {len(info.header):,} columns; at most {limits.columns:,} are accepted. "
+            "Remove the columns you do not need.",
+            {"fields": {"file": "Too many columns."}},
+        )
     return info
 
 
@@ -206,15 +264,58 @@ def _clean_header(cells: list[str]) -> list[str]:
 
 
 class RowStream:
-    """Iterates (data row number, cells) after the header; knows how far it has read."""
+    """Iterates (data row number, cells) after the header; knows how far it has read.
 
-    def __init__(self, info: SourceInfo):
+    A row (with any quoted line breaks inside it) is read a bounded piece at a time,
+    so a file with one endless line costs no more memory than the line limit, and a
+    .csv.gz stops at the decompressed limit. `stop_after_bytes` ends the rows quietly
+    after that much of the content (a sample read in a web request)."""
+
+    def __init__(self, info: SourceInfo, *, stop_after_bytes: int | None = None):
         self.info = info
-        self._raw, binary, _ = _open_binary(info.path)
-        self._text = io.TextIOWrapper(binary, encoding=info.encoding, newline="")
-        lines = (line.replace("\x00", "") if "\x00" in line else line for line in self._text)
-        self._reader = csv.reader(lines, delimiter=info.delimiter, strict=False)
+        self.limits = info.limits
+        self.stop_after_bytes = stop_after_bytes
+        self._raw, self._binary, self._gzip = _open_binary(info.path)
+        self._text = io.TextIOWrapper(self._binary, encoding=info.encoding, newline="")
+        self._reader = csv.reader(self._lines(), delimiter=info.delimiter, strict=False)
         self._header: list[str] | None = None
+        self._rows = 0  # data rows read
+        self._record_chars = 0  # of the row being read
+
+    def _lines(self) -> Iterator[str]:
+        cap = self.limits.line_bytes
+        decompressed_cap = self.limits.decompressed_bytes if self._gzip else None
+        while True:
+            line = self._text.readline(cap - self._record_chars + 1)
+            if not line:
+                return
+            self._record_chars += len(line)
+            if self._record_chars > cap:
+                where = "The first line" if self._header is None else f"Row {self._rows + 1:,}"
+                raise Unreadable(
+                    f"{where} is longer than the limit of {size_text(cap)}; nothing was "
+                    "imported. Check that the file is a CSV file with one record a line.",
+                    {"fields": {"file": "A line is too long."}},
+                )
+            if decompressed_cap and self._binary.tell() > decompressed_cap:
+                raise Unreadable(
+                    "Once decompressed, the file is larger than the limit of "
+                    f"{size_text(decompressed_cap)}; nothing was imported. "
+                    "Split it into smaller files.",
+                    {"fields": {"file": "Too large once decompressed."}},
+                )
+            yield line.replace("\x00", "") if "\x00" in line else line
+
+    def _next_record(self) -> list[str] | None:
+        self._record_chars = 0
+        return next(self._reader, None)
+
+    def content_read(self) -> int:
+        """Bytes of the (decompressed) content read so far."""
+        try:
+            return self._binary.tell()
+        except (OSError, ValueError):
+            return 0
 
     def __enter__(self):
         return self
@@ -229,7 +330,7 @@ class RowStream:
     def header(self) -> list[str]:
         if self._header is None:
             first: list[str] = []
-            for cells in self._reader:
+            while (cells := self._next_record()) is not None:
                 if any(c.strip() for c in cells):
                     first = cells
                     break
@@ -245,7 +346,11 @@ class RowStream:
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         _ = self.header
         try:
-            yield from enumerate(self._reader, start=1)
+            while (cells := self._next_record()) is not None:
+                self._rows += 1
+                yield self._rows, cells
+                if self.stop_after_bytes and self.content_read() > self.stop_after_bytes:
+                    return
         except csv.Error as exc:
             raise Unreadable(
                 f"The file cannot be read as CSV after data row {self._reader.line_num - 1}: {exc}."
@@ -258,5 +363,5 @@ def preview(info: SourceInfo, rows: int = 10) -> list[list[str]]:
     with RowStream(info) as stream:
         try:
             return [cells for _, cells in itertools.islice(stream, rows)]
-        except UnicodeDecodeError:
+        except UnicodeError:
             return []
