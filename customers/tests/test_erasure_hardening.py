@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
@@ -77,6 +78,20 @@ def test_erasure_writes_no_identifier_anywhere_even_before_the_cleanup_runs(in_o
         assert not re.search(rf"(?<![0-9a-f]){re.escape(value)}(?![0-9a-f])", stored), value
     job = Job.objects.get(kind="erasure")
     assert job.status == "queued"
+
+
+def test_the_cleanup_an_erasure_starts_cannot_be_cancelled(api, client, org, owner, marketer):
+    with tenant_context(org):
+        customer_erase(customer=_person(), actor=owner)
+        job = Job.objects.get(kind="erasure")
+    r = api.post(f"/api/v1/jobs/{job.pk}/cancel/")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_cancellable"
+    client.force_login(marketer)
+    r = client.post(reverse("core:job_cancel", args=[job.pk]))
+    assert r.status_code in (302, 409)
+    with tenant_context(org):
+        job.refresh_from_db()
+    assert job.status == "queued" and not job.cancel_requested
 
 
 def test_one_unreadable_upload_does_not_stop_the_cleanup(in_org, owner, settings):
