@@ -143,6 +143,26 @@ def test_queued_cleanup_from_before_the_fix_is_run_without_keeping_identifiers(i
     assert outcome.counts.rejected == 1
 
 
+def test_migration_forgets_identifiers_left_in_old_cleanup_jobs(org, other_org):
+    import importlib
+
+    migration = importlib.import_module("customers.migrations.0002_erased_identifiers")
+    legacy = {"external_id": "AC0004", "email": EMAIL, "phone": PHONE}
+    with tenant_context(org):
+        job = Job.objects.create(
+            kind="erasure", status="cancelled", params={"customer_id": 7, "identifiers": legacy}
+        )
+    migration.forget_identifiers_in_cleanup_jobs(apps, None)
+    with tenant_context(org):
+        job.refresh_from_db()
+        assert job.params == {"customer_id": 7}
+        outcome = run_records(organization=org, kind="customers", records=[{"email": EMAIL}])
+        assert outcome.counts.rejected == 1
+    with tenant_context(other_org):
+        outcome = run_records(organization=other_org, kind="customers", records=[{"email": EMAIL}])
+        assert outcome.counts.rejected == 0
+
+
 # --- item 12: organisation exports made before an erasure, and expiry ----------------------
 
 
