@@ -146,9 +146,11 @@ def _decode_cursor(cursor: str) -> tuple[Any, int] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, pk = json.loads(raw)
-        if isinstance(value, dict) and "t" in value:
+        if isinstance(value, dict) and set(value) == {"t"}:
             value = dt.datetime.fromisoformat(value["t"])
-        elif isinstance(value, dict) and "d" in value:
+            if value.tzinfo is None:
+                return None
+        elif isinstance(value, dict) and set(value) == {"d"}:
             value = Decimal(value["d"])
             if not value.is_finite() or abs(value) >= 10**20:
                 return None
@@ -165,8 +167,6 @@ def _decode_cursor(cursor: str) -> tuple[Any, int] | None:
         return None
 
 
-def customer_page(
-    qs: QuerySet[Customer], *, sort: str = "recent", after: str = "", size: int = 50
 # the type a cursor's value must have for each sort's field (None: nulls last)
 _CURSOR_TYPES = {
     "last_order_at": dt.datetime,

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Customer, Event, Import, ImportKind, Order, OrderLine, Product
+from ..services.imports import file_limits
 
 CUSTOMER_READ_ONLY = [
     "id",
@@ -41,7 +41,7 @@ class PredictionsSerializer(serializers.Serializer):
     p_alive = serializers.FloatField(allow_null=True)
     expected_orders_90d = serializers.FloatField(allow_null=True)
     predicted_clv_365d = serializers.FloatField(allow_null=True)
-    expected_next_order_at = serializers.DateTimeField(allow_null=True)
+    expected_next_order_at = serializers.DateField(allow_null=True)
     churn_risk = serializers.ChoiceField(choices=["low", "medium", "high"], allow_null=True)
     churn_probability = serializers.FloatField(allow_null=True)
 
@@ -120,11 +120,24 @@ class CustomerSerializer(serializers.ModelSerializer):
     def validate_attributes(self, value):
         if value is not None and not isinstance(value, dict):
             raise serializers.ValidationError("Must be an object of names and values.")
-        return value
+        return _attributes_within_limit(self, value)
+
+
+def _attributes_within_limit(serializer, value):
+    """The same limit as a file's or a bulk record's attributes."""
+    if isinstance(value, dict):
+        limits = file_limits.import_limits(organization=serializer.context.get("organization"))
+        problem = limits.attributes_problem(value)
+        if problem:
+            raise serializers.ValidationError(f"{problem[0].upper()}{problem[1:]}.")
+    return value
 
 
 class ProductSerializer(serializers.ModelSerializer):
     attributes = serializers.JSONField(required=False)
+
+    def validate_attributes(self, value):
+        return _attributes_within_limit(self, value)
 
     class Meta:
         model = Product
@@ -162,7 +175,10 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    customer_id = serializers.CharField(source="customer.external_id", default=None, read_only=True)
+    # null for a guest order (no customer)
+    customer_id = serializers.CharField(
+        source="customer.external_id", default=None, read_only=True, allow_null=True
+    )
     lines = OrderLineSerializer(many=True, read_only=True)
 
     class Meta:
@@ -184,8 +200,6 @@ class OrderSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EventSerializer(serializers.ModelSerializer):
-    customer_id = serializers.CharField(source="customer.external_id", read_only=True)
 class OrderLineInputSerializer(serializers.Serializer):
     sku = serializers.CharField(required=False, allow_blank=True, max_length=255)
     product_name = serializers.CharField(required=False, allow_blank=True, max_length=500)
@@ -216,6 +230,8 @@ class OrderUpdateSerializer(serializers.Serializer):
     lines = OrderLineInputSerializer(many=True, required=False)
 
 
+class EventSerializer(serializers.ModelSerializer):
+    customer_id = serializers.CharField(source="customer.external_id", read_only=True)
 
     class Meta:
         model = Event
@@ -229,6 +245,15 @@ class OrderUpdateSerializer(serializers.Serializer):
             "properties",
         ]
         read_only_fields = fields
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    """One rejected row of an import (or a whole-file problem, without `row`)."""
+
+    row = serializers.IntegerField(required=False, allow_null=True)
+    field = serializers.CharField(required=False, allow_blank=True)
+    message = serializers.CharField()
+    value = serializers.CharField(required=False, allow_blank=True)
 
 
 class ImportSerializer(serializers.ModelSerializer):
@@ -260,7 +285,7 @@ class ImportSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(ImportErrorSerializer(many=True))
     def get_errors(self, obj):
         return [
             {k: e[k] for k in ("row", "field", "message", "value") if k in e} for e in obj.errors
@@ -278,6 +303,11 @@ class ImportCreateSerializer(serializers.Serializer):
     )
     delimiter = serializers.CharField(required=False, allow_blank=True, max_length=9)
     encoding = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    allow_deleted = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Re-create orders a person deleted (skipped and reported otherwise).",
+    )
 
     def validate_map(self, value):
         if isinstance(value, str):
@@ -289,11 +319,6 @@ class ImportCreateSerializer(serializers.Serializer):
                 raise serializers.ValidationError("Must be a JSON object.") from exc
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise serializers.ValidationError(
-    allow_deleted = serializers.BooleanField(
-        required=False,
-        default=False,
-        help_text="Re-create orders a person deleted (skipped and reported otherwise).",
-    )
                 'Must be a JSON object such as {"InvoiceNo": "order_id"}.'
             )
         return value
