@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -41,7 +42,7 @@ class PredictionsSerializer(serializers.Serializer):
     p_alive = serializers.FloatField(allow_null=True)
     expected_orders_90d = serializers.FloatField(allow_null=True)
     predicted_clv_365d = serializers.FloatField(allow_null=True)
-    expected_next_order_at = serializers.DateField(allow_null=True)
+    expected_next_order_at = serializers.DateTimeField(allow_null=True)
     churn_risk = serializers.ChoiceField(choices=["low", "medium", "high"], allow_null=True)
     churn_probability = serializers.FloatField(allow_null=True)
 
@@ -175,10 +176,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    # null for a guest order (no customer)
-    customer_id = serializers.CharField(
-        source="customer.external_id", default=None, read_only=True, allow_null=True
-    )
+    customer_id = serializers.CharField(source="customer.external_id", default=None, read_only=True)
     lines = OrderLineSerializer(many=True, read_only=True)
 
     class Meta:
@@ -247,15 +245,6 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ImportErrorSerializer(serializers.Serializer):
-    """One rejected row of an import (or a whole-file problem, without `row`)."""
-
-    row = serializers.IntegerField(required=False, allow_null=True)
-    field = serializers.CharField(required=False, allow_blank=True)
-    message = serializers.CharField()
-    value = serializers.CharField(required=False, allow_blank=True)
-
-
 class ImportSerializer(serializers.ModelSerializer):
     errors = serializers.SerializerMethodField()
 
@@ -285,7 +274,7 @@ class ImportSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(ImportErrorSerializer(many=True))
+    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_errors(self, obj):
         return [
             {k: e[k] for k in ("row", "field", "message", "value") if k in e} for e in obj.errors

@@ -54,6 +54,11 @@ class ScopedMixin(TenantViewSetMixin):
         return super().get_base_queryset()
 
 
+def _org(request) -> dict:
+    """Serializer context: whose limits apply."""
+    return {"organization": request.organization}
+
+
 def _bulk(request, kind: str) -> Response:
     records = request.data
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -177,7 +182,9 @@ class CustomerViewSet(
         if not kwargs.get("partial"):
             return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
         customer = self.get_object()
-        serializer = CustomerSerializer(customer, data=request.data, partial=True)
+        serializer = CustomerSerializer(
+            customer, data=request.data, partial=True, context=_org(request)
+        )
         serializer.is_valid(raise_exception=True)
         customer = services.customer_update(
             customer=customer, data=serializer.validated_data, source=_source(request)
@@ -264,7 +271,7 @@ class ProductViewSet(
         return qs
 
     def create(self, request, *args, **kwargs):
-        serializer = ProductSerializer(data=request.data)
+        serializer = ProductSerializer(data=request.data, context=_org(request))
         serializer.is_valid(raise_exception=True)
         product = services.product_create(data=serializer.validated_data)
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
@@ -273,7 +280,9 @@ class ProductViewSet(
         if not kwargs.get("partial"):
             return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
         product = self.get_object()
-        serializer = ProductSerializer(product, data=request.data, partial=True)
+        serializer = ProductSerializer(
+            product, data=request.data, partial=True, context=_org(request)
+        )
         serializer.is_valid(raise_exception=True)
         data = {k: v for k, v in serializer.validated_data.items() if k != "sku"}
         return Response(ProductSerializer(services.product_update(product=product, data=data)).data)

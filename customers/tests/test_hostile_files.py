@@ -464,3 +464,28 @@ def test_limits_are_documented():
         "IMPORT_MAX_ATTRIBUTES_BYTES",
     ):
         assert name in readme and name in guide, name
+
+
+def test_oversized_attributes_are_refused_on_customer_and_product_writes(api, org, settings):
+    from customers.tests.factories import CustomerFactory, ProductFactory
+
+    settings.IMPORT_MAX_ATTRIBUTES_BYTES = 2048
+    with tenant_context(org):
+        ada = CustomerFactory(external_id="C1")
+        mug = ProductFactory(sku="MUG")
+    big = {"note": "n" * 5000}
+    message = "The attributes take 4.9 KB, more than the limit of 2 KB for one record."
+    r = api.patch(f"/api/v1/customers/{ada.pk}/", {"attributes": big}, format="json")
+    assert r.status_code == 400
+    assert r.json()["error"]["fields"] == {"attributes": message}
+    r = api.patch(f"/api/v1/products/{mug.pk}/", {"attributes": big}, format="json")
+    assert r.status_code == 400
+    assert r.json()["error"]["fields"] == {"attributes": message}
+    r = api.post("/api/v1/products/", {"sku": "BIG", "attributes": big}, format="json")
+    assert r.status_code == 400
+    r = api.patch(f"/api/v1/customers/{ada.pk}/", {"attributes": {"note": "ok"}}, format="json")
+    assert r.status_code == 200
+    with tenant_context(org):
+        ada.refresh_from_db()
+        mug.refresh_from_db()
+    assert ada.attributes == {"note": "ok"} and "note" not in (mug.attributes or {})
