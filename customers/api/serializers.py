@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -42,7 +41,7 @@ class PredictionsSerializer(serializers.Serializer):
     p_alive = serializers.FloatField(allow_null=True)
     expected_orders_90d = serializers.FloatField(allow_null=True)
     predicted_clv_365d = serializers.FloatField(allow_null=True)
-    expected_next_order_at = serializers.DateTimeField(allow_null=True)
+    expected_next_order_at = serializers.DateField(allow_null=True)
     churn_risk = serializers.ChoiceField(choices=["low", "medium", "high"], allow_null=True)
     churn_probability = serializers.FloatField(allow_null=True)
 
@@ -176,7 +175,10 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    customer_id = serializers.CharField(source="customer.external_id", default=None, read_only=True)
+    # null for a guest order (no customer)
+    customer_id = serializers.CharField(
+        source="customer.external_id", default=None, read_only=True, allow_null=True
+    )
     lines = OrderLineSerializer(many=True, read_only=True)
 
     class Meta:
@@ -245,6 +247,15 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ImportErrorSerializer(serializers.Serializer):
+    """One rejected row of an import (or a whole-file problem, without `row`)."""
+
+    row = serializers.IntegerField(required=False, allow_null=True)
+    field = serializers.CharField(required=False, allow_blank=True)
+    message = serializers.CharField()
+    value = serializers.CharField(required=False, allow_blank=True)
+
+
 class ImportSerializer(serializers.ModelSerializer):
     errors = serializers.SerializerMethodField()
 
@@ -274,7 +285,7 @@ class ImportSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(ImportErrorSerializer(many=True))
     def get_errors(self, obj):
         return [
             {k: e[k] for k in ("row", "field", "message", "value") if k in e} for e in obj.errors
