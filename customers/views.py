@@ -33,7 +33,7 @@ from .models import Customer, Import, ImportStatus, Order, Product
 from .services.exports import customers_csv_rows
 from .services.importing import import_errors_path
 from .services.imports.columns import FIELD_HELP, FIELDS
-from .services.privacy import organization_export_state
+from .services.privacy import organization_export_expires_at, organization_export_state
 
 PAGE_SIZE = 50
 
@@ -456,7 +456,8 @@ def privacy(request):
     exports = []
     for job in Job.objects.filter(kind="org_export").order_by("-created_at")[:10]:
         state, _, note = organization_export_state(job)
-        exports.append({"job": job, "state": state, "note": note})
+        expires_at = organization_export_expires_at(job)
+        exports.append({"job": job, "state": state, "note": note, "expires_at": expires_at})
     return render(
         request,
         "customers/privacy.html",

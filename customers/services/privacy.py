@@ -723,7 +723,7 @@ def organization_export_path(job: Job) -> Path | None:
     return path if state == "ready" else None
 
 
-def _export_expires_at(job: Job) -> dt.datetime | None:
+def organization_export_expires_at(job: Job) -> dt.datetime | None:
     done = job.finished_at or job.created_at
     return done + dt.timedelta(days=settings.ORG_EXPORT_EXPIRE_DAYS) if done else None
 
@@ -740,12 +740,13 @@ def organization_export_state(job: Job, *, now=None) -> tuple[str, Path | None, 
         "This export was removed because a customer's data was erased after it was "
         "prepared. Prepare a new export."
     )
-    expires_at = _export_expires_at(job)
+    expires_at = organization_export_expires_at(job)
     if result.get("removed") == "erasure":
         return "withdrawn", None, withdrawn
     if result.get("removed") == "expired" or (expires_at and expires_at <= now):
         days = settings.ORG_EXPORT_EXPIRE_DAYS
-        when = timezone.localtime(expires_at).strftime("%-d %b %Y %H:%M") if expires_at else ""
+        local = timezone.localtime(expires_at) if expires_at else None
+        when = f"{local.day} {local:%b %Y %H:%M}" if local else ""
         return (
             "expired",
             None,

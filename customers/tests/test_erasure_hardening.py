@@ -229,7 +229,7 @@ def test_exports_expire_after_the_set_time(owner_client, org, settings):
     assert r.status_code == 410
     assert "expired" in r.content.decode()
     page = owner_client.get("/customers/privacy/").content.decode()
-    assert "Expired" in page and "kept for 7 days" in page
+    assert "Expired" in page and "kept for 7 days" in page and "(until " in page
 
     from customers.tasks import org_exports_expire
 
