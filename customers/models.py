@@ -170,6 +170,27 @@ class OrderLine(TenantModel):
         return f"{self.quantity} × {self.product_name or self.sku}"
 
 
+class DeletedOrder(TenantModel):
+    """An order a person deleted: a re-import of the file it came from skips it
+    (reported per row) unless the import is told to bring deleted orders back."""
+
+    external_id = models.CharField(max_length=255)
+    deleted_at = models.DateTimeField(default=timezone.now)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_id"], name="deletedorder_org_external_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deleted order {self.external_id}"
+
+
 class Event(TenantModel):
     # The business's event id; for rows without one, "h:<content hash>:<occurrence>".
     external_id = models.CharField(max_length=255, null=True, blank=True)

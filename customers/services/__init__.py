@@ -10,6 +10,7 @@ from .importing import (
     import_start,
     import_validate,
 )
+from .orders import order_delete, order_update
 from .privacy import (
     customer_erase,
     customer_export_data,
@@ -32,6 +33,8 @@ __all__ = [
     "import_set_mapping",
     "import_start",
     "import_validate",
+    "order_delete",
+    "order_update",
     "organization_delete",
     "organization_export_start",
     "product_create",

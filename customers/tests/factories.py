@@ -17,6 +17,7 @@ from accounts.tenancy import tenant_context
 from customers.models import (
     ConsentChange,
     Customer,
+    DeletedOrder,
     Event,
     Feedback,
     Import,
@@ -131,6 +132,7 @@ def build_world(organization) -> None:
         EventFactory(customer=customer)
         FeedbackFactory(customer=customer)
         ConsentChangeFactory(customer=customer, channel="sms")
+        DeletedOrder.objects.get_or_create(external_id="world-deleted-order")
         # An import with a rejected row, so its report and rejected-rows file exist.
         import_from_path(
             organization=organization,

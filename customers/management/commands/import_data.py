@@ -47,6 +47,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoding", default=None, help="e.g. utf-8, cp1252 (detected if not given)"
         )
+        parser.add_argument(
+            "--allow-deleted",
+            action="store_true",
+            help="Re-create orders a person deleted (they are skipped and reported otherwise).",
+        )
 
     def fail(self, message: str):
         self.stderr.write(" ".join(str(message).split()))
@@ -81,6 +86,7 @@ class Command(BaseCommand):
                         "date_format": options["date_format"],
                         "delimiter": options["delimiter"],
                         "encoding": options["encoding"],
+                        "allow_deleted": options["allow_deleted"],
                     },
                     progress=progress,
                 )

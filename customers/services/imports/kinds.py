@@ -7,9 +7,11 @@ exactly once: created, updated, unchanged or rejected.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import sqlite3
 import tempfile
 from collections import Counter
@@ -17,13 +19,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
 from core.web import web_url_problem
 from customers.models import Customer, ErasedIdentifier, Event, Feedback, Product
 
 from ..identity import erased_external_ids, identifier_digests
+from ..limits import moment_problem, money_problem
 from ..stats import StatsDelta, customer_stats_add, customer_stats_refresh
 from .db import BulkDb
 from .values import (
@@ -37,8 +40,8 @@ from .values import (
 )
 
 Q4 = Decimal("0.0001")
+log = logging.getLogger("segmenta.imports")
 CACHE_LIMIT = 500_000  # ids remembered per import (bounded memory)
-MAX_MONEY = Decimal("99999999999999")
 CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR", "¥": "JPY", "us$": "USD", "kr": "SEK"}
 
 
@@ -101,6 +104,10 @@ class Context:
     source_label: str = "import"
     chunk_size: int = 5000
     counts: Counts = field(default_factory=Counts)
+    # When the import started: timestamps more than a day later are refused.
+    now: dt.datetime = field(default_factory=timezone.now)
+    # Re-create orders a person deleted (they are skipped otherwise).
+    allow_deleted: bool = False
     db: BulkDb = None  # type: ignore[assignment]
     changed_customer_ids: set[int] = field(default_factory=set)
     products: dict[str, tuple[int, bool, bool]] = field(default_factory=dict)
@@ -142,9 +149,13 @@ def _money(rec: dict, name: str) -> Decimal | None:
     value = _parse(rec, name, parse_decimal)
     if value is None:
         return None
-    if abs(value) > MAX_MONEY:
-        raise RowError(name, "is too large", rec.get(name, ""))
-    return value.quantize(Q4)
+    problem = money_problem(value)
+    if problem is None:
+        value = value.quantize(Q4)
+        problem = money_problem(value)  # 99999999999999.99999 rounds up to 10^14
+    if problem:
+        raise RowError(name, problem, rec.get(name, ""))
+    return value
 
 
 def _date(ctx: Context, rec: dict, name: str):
@@ -152,9 +163,13 @@ def _date(ctx: Context, rec: dict, name: str):
     if not value:
         return None
     try:
-        return ctx.dates[name](value)
-    except ValueError as exc:
+        parsed = ctx.dates[name](value)
+    except (ValueError, OverflowError) as exc:
         raise RowError(name, str(exc), value) from None
+    problem = moment_problem(parsed, now=ctx.now)
+    if problem:
+        raise RowError(name, problem, value)
+    return parsed
 
 
 def _customer_key(ctx: Context, rec: dict) -> str:
@@ -338,11 +353,84 @@ class Processor:
         if not self.pending:
             return
         items, self.pending = self.pending, []
-        with transaction.atomic():
-            self.write(items)
+        self.write_chunk(items)
 
     def finish(self) -> None:
         self.flush()
+
+    # What one item (a row, or an order's rows) is called in a rejection.
+    key_field = "customer_id"
+
+    def item_rows(self, item) -> tuple[list[int], str]:
+        """(data rows, customer key) of one item of a chunk."""
+        return [item.rownum], getattr(item, "customer", "") or getattr(item, "external_id", "")
+
+    def write_chunk(self, items: list) -> None:
+        """Write a chunk in one transaction. If the database refuses it, write it item
+        by item, each in its own savepoint, so that only what cannot be stored is
+        rejected (with the reason) and the rest lands."""
+        try:
+            self._attempt(items)
+            return
+        except STORE_ERRORS as exc:
+            if len(items) == 1:
+                self._refused(items[0], exc)
+                return
+            log.warning(
+                "import.chunk_refused org=%s kind=%s items=%s error=%s",
+                self.ctx.organization_id,
+                self.ctx.kind,
+                len(items),
+                _first_line(exc),
+            )
+        for item in items:
+            try:
+                self._attempt([item])
+            except STORE_ERRORS as exc:
+                self._refused(item, exc)
+
+    def _attempt(self, items: list) -> None:
+        """`write` in a transaction whose counts, errors and remembered ids count only
+        if it commits: a report never shows rows that were not stored."""
+        ctx = self.ctx
+        counts = dataclasses.replace(ctx.counts)
+        changed = set(ctx.changed_customer_ids)
+        errors, held = ctx.errors, _HeldErrors()
+        ctx.errors = held
+        try:
+            with transaction.atomic():
+                self.write(items)
+        except BaseException:
+            for f in dataclasses.fields(Counts):
+                setattr(ctx.counts, f.name, getattr(counts, f.name))
+            ctx.changed_customer_ids.clear()
+            ctx.changed_customer_ids.update(changed)
+            # Ids created in the rolled-back transaction no longer exist.
+            ctx.products.clear()
+            resolver = getattr(self, "resolver", None)
+            if resolver is not None:
+                resolver.known.clear()
+            raise
+        finally:
+            ctx.errors = errors
+        held.replay(errors)
+
+    def _refused(self, item, exc: Exception) -> None:
+        rownums, customer = self.item_rows(item)
+        log.info(
+            "import.item_refused org=%s kind=%s rows=%s error=%s",
+            self.ctx.organization_id,
+            self.ctx.kind,
+            rownums[:5],
+            _first_line(exc),
+        )
+        self.ctx.reject(
+            rownums,
+            self.key_field,
+            f"could not be stored: the database refused a value ({_first_line(exc)})",
+            "",
+            customer,
+        )
 
     def hashed_key(self, parts: list) -> str:
         """Id for a row without one: its content plus how often that content came before."""
@@ -355,6 +443,29 @@ class Processor:
 
     def write(self, items: list) -> None:
         raise NotImplementedError
+
+
+# Errors that concern the values of a chunk (not the connection): retried item by item.
+STORE_ERRORS = (DataError, IntegrityError, ValueError, ArithmeticError)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+class _HeldErrors:
+    """Row errors of a chunk, kept back until the chunk's transaction commits."""
+
+    def __init__(self):
+        self.entries: list[tuple] = []
+
+    def add(self, *args, **kwargs) -> None:
+        self.entries.append((args, kwargs))
+
+    def replay(self, errors) -> None:
+        for args, kwargs in self.entries:
+            errors.add(*args, **kwargs)
 
 
 def _cust(ctx: Context, rec: dict) -> str:
@@ -562,6 +673,8 @@ class ProductRow:
 
 
 class ProductsProcessor(Processor):
+    key_field = "sku"
+
     def parse(self, rownum, rec, attrs):
         sku = _ident(rec, "sku")
         if not sku:
@@ -770,6 +883,11 @@ class OrdersProcessor(Processor):
     rows are scattered through the file (found by the engine's first pass) is set
     aside in a temporary file and written whole at the end."""
 
+    key_field = "order_id"
+
+    def item_rows(self, item: AssembledOrder) -> tuple[list[int], str]:
+        return item.rownums, item.customer
+
     def __init__(self, ctx: Context, split_ids: set[str] | None = None):
         super().__init__(ctx)
         self.orders: dict[str, list[LineRow]] = {}
@@ -807,11 +925,23 @@ class OrdersProcessor(Processor):
             fld = "unit_price" if "unit_price" in ctx.plan.field_names else "amount"
             raise RowError(fld, "is required (give unit_price or amount)")
         if amount is None:
-            amount = (unit_price * quantity).quantize(Q4)
+            amount = unit_price * quantity
+            problem = money_problem(amount)
+            if problem:
+                # The line amount is what is stored (and summed into totals).
+                raise RowError(
+                    "amount",
+                    f"the line amount quantity × unit_price ({quantity} × "
+                    f"{unit_price.normalize():f}) = {problem}",
+                    rec.get("unit_price", ""),
+                )
+            amount = amount.quantize(Q4)
         elif unit_price is None:
             unit_price = (amount / quantity).quantize(Q4) if quantity else None
         else:
-            expected = (unit_price * quantity).quantize(Q4)
+            expected = unit_price * quantity
+            if money_problem(expected) is None:
+                expected = expected.quantize(Q4)
             tolerance = max(Decimal("0.01"), abs(quantity) * Decimal("0.005"))
             if abs(expected - amount) > tolerance:
                 raise RowError(
@@ -878,8 +1008,7 @@ class OrdersProcessor(Processor):
         orders, self.orders, self.pending_rows = self.orders, {}, 0
         assembled = [a for a in (self._assemble(k, rows) for k, rows in orders.items()) if a]
         if assembled:
-            with transaction.atomic():
-                self.write(assembled)
+            self.write_chunk(assembled)
 
     def finish(self) -> None:
         self.flush()
@@ -929,6 +1058,12 @@ class OrdersProcessor(Processor):
         if not times:
             ctx.reject([r.rownum for r in good], "ordered_at", "is required", "", customer)
             return None
+        problem = money_problem(sum((r.amount for r in good), Decimal(0)))
+        if problem:
+            ctx.reject(
+                [r.rownum for r in good], "amount", f"the order total {problem}", "", customer
+            )
+            return None
         props: dict = {}
         for r in good:
             for k, v in r.props.items():
@@ -977,14 +1112,16 @@ class OrdersProcessor(Processor):
         product_ids = ensure_products(ctx, skus)
         # Orders: unchanged ones are left alone; the others are written whole.
         existing = {
-            ext: (oid, digest, cust)
-            for ext, oid, digest, cust in db.select(
+            ext: (oid, digest, cust, _decimal(total))
+            for ext, oid, digest, cust, total in db.select(
                 "customers_order",
                 "external_id",
                 [o.key for o in orders],
-                ["id", "content_hash", "customer_id"],
+                ["id", "content_hash", "customer_id", "total"],
             )
         }
+        deleted = {} if ctx.allow_deleted else deleted_orders(db, [o.key for o in orders])
+        totals = CustomerTotals(db, [*customer_ids.values(), *(e[2] for e in existing.values())])
         now = timezone.now()
         changed, rows, columns = [], [], None
         recompute: set[int] = set()  # customers of replaced orders: read their orders again
@@ -995,8 +1132,23 @@ class OrdersProcessor(Processor):
             if before is not None and before[1] == digest:
                 ctx.counts.add("unchanged", len(o.rownums))
                 continue
-            ctx.counts.add("updated" if before else "created", len(o.rownums))
+            if o.key in deleted:
+                ctx.reject(o.rownums, "order_id", deleted[o.key], o.key, o.customer)
+                continue
             cid = customer_ids.get(o.customer) if o.customer else None
+            problem = totals.move(
+                old=(before[2], before[3]) if before else None, new=(cid, o.total)
+            )
+            if problem:
+                ctx.reject(
+                    o.rownums,
+                    "amount",
+                    f"the customer {o.customer}'s total spent would become {problem}",
+                    "",
+                    o.customer,
+                )
+                continue
+            ctx.counts.add("updated" if before else "created", len(o.rownums))
             if before is not None:
                 recompute.update(c for c in (before[2], cid) if c)
             elif cid:
@@ -1077,9 +1229,63 @@ class OrdersProcessor(Processor):
             ],
             line_rows,
         )
+        if ctx.allow_deleted:
+            db.delete_in("customers_deletedorder", "external_id", [o.key for o in changed])
         customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=recompute)
         customer_stats_add(db=db, deltas={c: d for c, d in deltas.items() if c not in recompute})
         ctx.changed_customer_ids.update(recompute, deltas)
+
+
+def _decimal(value) -> Decimal:
+    """A money column as read by a raw cursor (SQLite may give a float or text)."""
+    if value is None:
+        return Decimal(0)
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class CustomerTotals:
+    """The customers' `total_spent` as the orders of a chunk would leave it, so an
+    order that would push a total past what the column holds is refused."""
+
+    def __init__(self, db: BulkDb, customer_ids):
+        ids = {c for c in customer_ids if c}
+        self.totals = {
+            cid: _decimal(total)
+            for cid, total in (
+                db.select("customers_customer", "id", ids, ["total_spent"]) if ids else []
+            )
+        }
+
+    def move(
+        self, *, old: tuple[int | None, Decimal] | None, new: tuple[int | None, Decimal]
+    ) -> str | None:
+        """Replace an order's `old` (customer, total) by `new`; the problem, or None
+        (and then the totals are updated)."""
+        trial: dict[int, Decimal] = {}
+        if old is not None and old[0]:
+            trial[old[0]] = self.totals.get(old[0], Decimal(0)) - old[1]
+        cid, total = new
+        if cid:
+            trial[cid] = trial.get(cid, self.totals.get(cid, Decimal(0))) + total
+        for value in trial.values():
+            problem = money_problem(value)
+            if problem:
+                return problem
+        self.totals.update(trial)
+        return None
+
+
+def deleted_orders(db: BulkDb, keys: list[str]) -> dict[str, str]:
+    """{order id: why it is skipped} for orders a person deleted."""
+    found = db.select("customers_deletedorder", "external_id", keys, ["deleted_at"])
+    return {
+        key: (
+            f"order {key} was deleted by a person on {str(when)[:10]}; it is not imported again "
+            "unless you ask for it (import option allow_deleted, or 'Bring back deleted "
+            "orders' in the import form)"
+        )
+        for key, when in found
+    }
 
 
 # --- events and feedback ---------------------------------------------------------------
@@ -1155,6 +1361,7 @@ class _KeyedProcessor(Processor):
 
 
 class EventsProcessor(_KeyedProcessor):
+    key_field = "event_id"
     table = "customers_event"
     model = Event
     created_field = "created_at"
@@ -1185,6 +1392,7 @@ class EventsProcessor(_KeyedProcessor):
 
 
 class FeedbackProcessor(_KeyedProcessor):
+    key_field = "feedback_id"
     table = "customers_feedback"
     model = Feedback
     created_field = "imported_at"
