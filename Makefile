@@ -14,6 +14,7 @@ PG_SUPERUSER ?= postgres
 SERVICES_DB ?= segmenta
 SERVICES_ENV := DATABASE_URL=postgres://segmenta_app:segmenta_app@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
 	DATABASE_OWNER_URL=postgres://segmenta_owner:segmenta_owner@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
+	DATABASE_PLATFORM_URL=postgres://segmenta_platform:segmenta_platform@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
 	REDIS_URL=redis://127.0.0.1:6379/15 SEGMENTA_VAR_DIR=$(CURDIR)/var/services
 
 .PHONY: install run worker test lint test-services test-browser services-setup bench clean

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.http import FileResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from .selectors import membership_for_request
-from .tenancy import _Scope, _scope
+from .tenancy import _Scope, _scope, carry_scope
 
 # Paths a signed-in user of an organisation that requires two-factor may still use
 # before setting it up: signing in and out, setting it up, their own account, and
@@ -52,7 +53,16 @@ class TenantMiddleware:
             redirect_to = self._two_factor_redirect(request)
             if redirect_to:
                 return redirect(redirect_to)
-            return self.get_response(request)
+            response = self.get_response(request)
+            if (
+                response.streaming
+                and not response.is_async
+                and not isinstance(response, FileResponse)
+            ):
+                # The server reads a streaming body after this returns: its
+                # queries must still run as the request's organisation.
+                response.streaming_content = carry_scope(response.streaming_content)
+            return response
         finally:
             _scope.reset(token)
 

@@ -1,19 +1,23 @@
 """PostgreSQL row-level security: the second wall behind the scoped managers.
 
 Every statement on a PostgreSQL connection is preceded, in the same transaction,
-by `set_config('segmenta.org_id', <current organisation>, true)` and
-`set_config('segmenta.rls_bypass', 'on'|'off', true)` (transaction-local, so a
-pooled connection never carries one tenant's setting into another's request).
-A statement outside a transaction is wrapped in one for that purpose.
+by `set_config('segmenta.org_id', <current organisation>, true)`
+(transaction-local, so a pooled connection never carries one tenant's setting
+into another's request). A statement outside a transaction is wrapped in one for
+that purpose.
 
-Policies on each tenant table admit a row when its `organization_id` equals the
-setting, or when the bypass is on (the escape hatch). With nothing set, no
-tenant row is visible and none can be written.
+Two policies on each tenant table: one admits a row when its `organization_id`
+equals the setting (with nothing set, no tenant row is visible and none can be
+written); the other admits every row, but only to the platform role. Nothing the
+application role can set lifts the first: an injected
+`set_config('segmenta.rls_bypass', 'on')` changes nothing any more. Platform code
+(`unscoped_context()`) reaches every organisation by connecting as the platform
+role: `PlatformRouter` sends its queries to `settings.PLATFORM_DATABASE_ALIAS`.
 """
 
 from __future__ import annotations
 
-from django.conf import settings
+import psycopg
 from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
@@ -21,8 +25,10 @@ from django.dispatch import receiver
 from . import tenancy
 
 ORG_SETTING = "segmenta.org_id"
-BYPASS_SETTING = "segmenta.rls_bypass"
-_SET_SQL = f"SELECT set_config('{ORG_SETTING}', %s, true), set_config('{BYPASS_SETTING}', %s, true)"
+_SET_SQL = f"SELECT set_config('{ORG_SETTING}', %s, true)"
+# Test process only (see `SCOPED_ROLE` in config/settings.py): the connection logs
+# in as the platform and steps down to the application role for scoped work.
+_STEP_DOWN_SQL = f"SELECT set_config('role', %s, true), set_config('{ORG_SETTING}', %s, true)"
 
 
 _NO_TRANSACTION = (
@@ -34,18 +40,18 @@ _NO_TRANSACTION = (
 )
 
 
-def _scope_values() -> tuple[str, str]:
+def _scope_statement(connection) -> tuple[str, list[str]]:
     org_id = tenancy.current_organization_id()
-    bypass = tenancy.bypass_active() or (_TEST_CODE_IS_PLATFORM and tenancy.scope_never_set())
-    return ("" if org_id is None else str(org_id), "on" if bypass else "off")
-
-
-# In the test process only, the tests' own code (fixtures, assertions) plays the
-# platform, like the back office: statements made where no scope was ever set
-# bypass the policies. Every request, job and command sets a scope of its own
-# (an empty one included), so the code under test stays bound by them; the RLS
-# tests set an empty scope explicitly (`no_tenant_context`).
-_TEST_CODE_IS_PLATFORM = getattr(settings, "TESTING", False)
+    org = "" if org_id is None else str(org_id)
+    scoped_role = connection.settings_dict.get("SCOPED_ROLE")
+    if not scoped_role:
+        return _SET_SQL, [org]
+    # The tests' own code (where no scope was ever set) and unscoped_context play
+    # the platform, which this connection logs in as ('none' resets to it); every
+    # request, job and command sets a scope of its own (an empty one included),
+    # so the code under test runs as the application role, bound by the policies.
+    platform = tenancy.bypass_active() or tenancy.scope_never_set()
+    return _STEP_DOWN_SQL, ["none" if platform else scoped_role, org]
 
 
 def _wrapper(execute, sql, params, many, context):
@@ -63,12 +69,26 @@ def _wrapper(execute, sql, params, many, context):
     try:
         if connection.get_autocommit():
             with transaction.atomic(using=connection.alias):
-                raw_cursor.execute(_SET_SQL, _scope_values())
+                _set_scope(connection, raw_cursor)
                 return execute(sql, params, many, context)
-        raw_cursor.execute(_SET_SQL, _scope_values())
+        _set_scope(connection, raw_cursor)
         return execute(sql, params, many, context)
     finally:
         connection._segmenta_in_wrapper = False
+
+
+def _set_scope(connection, raw_cursor) -> None:
+    statement, values = _scope_statement(connection)
+    if isinstance(raw_cursor, psycopg.ServerCursor):
+        # `.iterator()` reads through a server-side cursor, whose execute() only
+        # DECLAREs: the settings would never be applied. A plain cursor of the same
+        # connection runs them in the same transaction, before the DECLARE. In
+        # autocommit the cursor is WITH HOLD and its rows are computed at the
+        # commit, while the transaction-local settings still hold.
+        with connection.connection.cursor() as plain:
+            plain.execute(statement, values)
+    else:
+        raw_cursor.execute(statement, values)
 
 
 @receiver(connection_created)
@@ -77,16 +97,49 @@ def _install(sender, connection, **kwargs):
         connection.execute_wrappers.append(_wrapper)
 
 
-def enable_sql(table: str) -> list[str]:
-    """Statements that put `table` under row-level security."""
+def enable_sql(table: str, *, platform_role: str = "") -> list[str]:
+    """Statements that put `table` under row-level security (and let
+    `platform_role`, when given, see and write every row)."""
     policy = f"{table}_tenant_isolation"
-    check = (
-        f"current_setting('{BYPASS_SETTING}', true) = 'on' OR organization_id = "
-        f"NULLIF(current_setting('{ORG_SETTING}', true), '')::bigint"
-    )
-    return [
+    platform = f"{table}_platform"
+    check = f"organization_id = NULLIF(current_setting('{ORG_SETTING}', true), '')::bigint"
+    statements = [
         f'ALTER TABLE "{table}" ENABLE ROW LEVEL SECURITY',
         f'ALTER TABLE "{table}" FORCE ROW LEVEL SECURITY',
         f'DROP POLICY IF EXISTS {policy} ON "{table}"',
         f'CREATE POLICY {policy} ON "{table}" USING ({check}) WITH CHECK ({check})',
+        f'DROP POLICY IF EXISTS {platform} ON "{table}"',
     ]
+    if platform_role:
+        statements.append(
+            f'CREATE POLICY {platform} ON "{table}" TO "{platform_role}" '
+            "USING (true) WITH CHECK (true)"
+        )
+    return statements
+
+
+class PlatformRouter:
+    """Inside `unscoped_context()` every ORM query goes to the platform
+    connection (`settings.PLATFORM_DATABASE_ALIAS`); everything else to "default".
+
+    Raw SQL is not routed: platform code that needs it uses
+    `connections[tenancy.platform_alias()]`, and so does a transaction around
+    platform writes (`transaction.atomic(using=tenancy.platform_alias())`).
+    """
+
+    def _alias(self) -> str:
+        if not tenancy.bypass_active():
+            return "default"
+        return tenancy.platform_alias()
+
+    def db_for_read(self, model, **hints):
+        return self._alias()
+
+    def db_for_write(self, model, **hints):
+        return self._alias()
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True  # every alias is the same database
+
+    def allow_migrate(self, db, app_label, **hints):
+        return None if db == "default" else False

@@ -30,29 +30,31 @@ def tenant_tables() -> list[str]:
     )
 
 
-def _app_role() -> str:
-    if settings.DATABASE_APP_ROLE:
-        return settings.DATABASE_APP_ROLE
+def _role_of(url: str) -> str:
+    return (urlparse(url).username or "") if url else ""
+
+
+def _roles(connection) -> tuple[str, str]:
+    """(application role, platform role) other than the one migrating, if any."""
     import os
 
-    url = os.environ.get("DATABASE_URL", "")
-    owner = os.environ.get("DATABASE_OWNER_URL", "")
-    if url and owner:
-        return urlparse(url).username or ""
-    return ""
+    migrating = connection.settings_dict.get("USER") or ""
+    app = settings.DATABASE_APP_ROLE or _role_of(os.environ.get("DATABASE_URL", ""))
+    platform = settings.DATABASES.get("platform", {}).get("USER") or ""
+    return (app if app != migrating else ""), (platform if platform != app else "")
 
 
 @receiver(post_migrate)
 def apply_row_level_security(sender, using="default", **kwargs):
     if sender.name != "accounts" or connection.vendor != "postgresql":
         return
-    role = _app_role()
+    app_role, platform_role = _roles(connection)
     existing = set(connection.introspection.table_names())
     with connection.cursor() as cursor:
         for table in (t for t in tenant_tables() if t in existing):
-            for statement in enable_sql(table):
+            for statement in enable_sql(table, platform_role=platform_role):
                 cursor.execute(statement)
-        if role:
+        for role in {app_role, platform_role} - {"", connection.settings_dict.get("USER")}:
             quoted = connection.ops.quote_name(role)
             cursor.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
             cursor.execute(
@@ -61,7 +63,12 @@ def apply_row_level_security(sender, using="default", **kwargs):
             cursor.execute(
                 f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}"
             )
-    log.info("rls.applied tables=%s role=%s", len(tenant_tables()), role or "(connection role)")
+    log.info(
+        "rls.applied tables=%s app_role=%s platform_role=%s",
+        len(tenant_tables()),
+        app_role or "(connection role)",
+        platform_role or "(none)",
+    )
 
 
 @receiver(user_logged_in)

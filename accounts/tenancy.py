@@ -13,8 +13,10 @@ names to review every crossing.
 
 On PostgreSQL the same value reaches the database as the transaction-local
 setting `segmenta.org_id` before every statement, and row-level security
-policies (see `accounts/rls.py`) admit only that organisation's rows, or every
-row when the escape hatch sets `segmenta.rls_bypass`.
+policies (see `accounts/rls.py`) admit only that organisation's rows. Nothing
+the application role can set lifts them: inside `unscoped_context()` the ORM's
+queries go to a separate connection that logs in as the platform role, which the
+policies admit to every row (`platform_alias()`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 
@@ -75,12 +79,59 @@ def tenant_context(organization) -> Iterator[None]:
 
 @contextlib.contextmanager
 def unscoped_context() -> Iterator[None]:
-    """The escape hatch: every organisation's rows, for platform code only."""
+    """The escape hatch: every organisation's rows, for platform code only.
+
+    On PostgreSQL the ORM's queries in the block go to the platform connection
+    (`platform_alias()`); raw SQL and `transaction.atomic()` must name that alias
+    themselves, or they run as the application role and see no tenant row."""
     token = _scope.set(_Scope(None, bypass=True))
     try:
         yield
     finally:
         _scope.reset(token)
+
+
+def platform_alias() -> str:
+    """The database alias platform code reads and writes every organisation through."""
+    alias = settings.PLATFORM_DATABASE_ALIAS
+    if not alias:
+        raise ImproperlyConfigured(
+            "Work across organisations needs the platform database role on PostgreSQL: "
+            "set DATABASE_PLATFORM_URL (or at least DATABASE_OWNER_URL)."
+        )
+    return alias
+
+
+def carry_scope(iterable) -> Iterator:
+    """Iterate `iterable` later in the scope that is current now.
+
+    A streaming response is read by the server after the view and the middleware
+    have returned (and reset the scope): without this, its queries would run with
+    no organisation and, on PostgreSQL, see no rows."""
+    scope = _scope.get()
+    iterator = iter(iterable)
+
+    def steps():
+        try:
+            while True:
+                token = _scope.set(scope)
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    _scope.reset(token)
+                yield item
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                token = _scope.set(scope)
+                try:
+                    close()
+                finally:
+                    _scope.reset(token)
+
+    return steps()
 
 
 @contextlib.contextmanager
@@ -113,7 +164,8 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
         """Every organisation's rows as far as this manager goes. Deliberate:
         platform code only. On PostgreSQL, row-level security still binds the
         statement to the current organisation unless it runs inside
-        `unscoped_context()`, which lifts both walls."""
+        `unscoped_context()`, which lifts both walls (by connecting as the
+        platform role)."""
         return super().get_queryset()
 
 

@@ -164,6 +164,7 @@ def setup_database(db: str, work: Path) -> dict[str, str]:
     """A fresh, migrated database; returns the environment the workers use."""
     env = {**os.environ, "SEGMENTA_VAR_DIR": str(work / f"var-{db}"), "LOG_LEVEL": "WARNING"}
     env.pop("DATABASE_OWNER_URL", None)
+    env.pop("DATABASE_PLATFORM_URL", None)  # the throwaway database has no platform role
     if db == "sqlite":
         env["DATABASE_URL"] = f"sqlite:///{work / 'bench.sqlite3'}"
         migrate_env = env

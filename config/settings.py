@@ -128,6 +128,42 @@ if DB_VENDOR == "sqlite":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Platform code that must see every organisation (the admin back office, work that
+# crosses organisations: whatever runs inside `unscoped_context()`) connects as a
+# third role, which the policies admit to every row. The application role has no
+# setting of its own that lifts row-level security (accounts/rls.py). Without
+# DATABASE_PLATFORM_URL the owner role plays the platform (it owns the tables
+# anyway); with neither, unscoped work refuses to run on PostgreSQL
+# (PLATFORM_DATABASE_ALIAS empty). SQLite has no row-level security: one connection.
+PLATFORM_DATABASE_ALIAS = "default"
+_PLATFORM_URL = env.str("DATABASE_PLATFORM_URL", default="") or _OWNER_URL
+if DB_VENDOR == "postgresql":
+    PLATFORM_DATABASE_ALIAS = ""
+    if _PLATFORM_URL:
+        DATABASES["platform"] = {
+            **env.db_url_config(_PLATFORM_URL),
+            "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+            "CONN_HEALTH_CHECKS": True,
+            "TEST": {"MIRROR": "default"},
+        }
+        PLATFORM_DATABASE_ALIAS = "platform"
+    if TESTING and _PLATFORM_URL and DATABASES["platform"]["USER"] != DATABASES["default"]["USER"]:
+        # The test suite's own code (fixtures, assertions) plays the platform and
+        # must see the rows of the test's open transaction, so the test process's
+        # connection logs in as the platform role and steps down to the
+        # application role (`SCOPED_ROLE`, through `set_config('role', …)`) for
+        # every statement made in a scope: requests, jobs, `tenant_context()`,
+        # `no_tenant_context()`. The policies are the production ones. The aliases
+        # "app" and "platform" are real logins of each role to the same test
+        # database, for the tests that prove the split.
+        DATABASES["app"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}
+        DATABASES["default"] = {
+            **DATABASES["platform"],
+            "TEST": {},
+            "SCOPED_ROLE": DATABASES["app"]["USER"],
+        }
+        PLATFORM_DATABASE_ALIAS = "default"
+DATABASE_ROUTERS = ["accounts.rls.PlatformRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Row-level security: name of the application role granted access to tenant tables.
 DATABASE_APP_ROLE = env.str("DATABASE_APP_ROLE", default="")

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Make sure local PostgreSQL and Redis run, and create the two database roles:
-#   segmenta_owner — runs migrations and owns the tables;
-#   segmenta_app   — what the site and workers connect as: not superuser, no BYPASSRLS
-#                    (CREATEDB only so the test runner can create its test database).
+# Make sure local PostgreSQL and Redis run, and create the three database roles:
+#   segmenta_owner    — runs migrations and owns the tables;
+#   segmenta_app      — what the site and workers connect as: not superuser, no BYPASSRLS
+#                       (CREATEDB only so the test runner can create its test database);
+#                       row-level security binds it to one organisation and nothing it
+#                       can set lifts that;
+#   segmenta_platform — used only by platform code that must see every organisation
+#                       (the admin back office, cross-organisation jobs): the policies
+#                       admit it to every row. It is a member of segmenta_app (never the
+#                       reverse), so the test suite can log in as the platform and step
+#                       down to the app role for each statement made in a tenant scope
+#                       (segmenta_owner too, for when the owner plays the platform).
+# Idempotent: running it again changes nothing.
 set -euo pipefail
 PG_HOST="${PG_HOST:-127.0.0.1}"; PG_PORT="${PG_PORT:-5432}"; PG_SUPERUSER="${PG_SUPERUSER:-postgres}"
 DB="${SERVICES_DB:-segmenta}"
@@ -36,10 +45,17 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'segmenta_app') THEN
     CREATE ROLE segmenta_app LOGIN PASSWORD 'segmenta_app' NOSUPERUSER NOBYPASSRLS CREATEDB;
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'segmenta_platform') THEN
+    CREATE ROLE segmenta_platform LOGIN PASSWORD 'segmenta_platform' NOSUPERUSER NOBYPASSRLS CREATEDB;
+  END IF;
 END \$\$;
 ALTER ROLE segmenta_app NOSUPERUSER NOBYPASSRLS;
+ALTER ROLE segmenta_platform NOSUPERUSER NOBYPASSRLS;
+GRANT segmenta_app TO segmenta_platform;
+-- Without DATABASE_PLATFORM_URL the owner plays the platform (the test suite steps down from it too).
+GRANT segmenta_app TO segmenta_owner;
 SQL
 if ! psql_su -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
   psql_su -d postgres -c "CREATE DATABASE $DB OWNER segmenta_owner"
 fi
-echo "PostgreSQL roles segmenta_owner / segmenta_app and database $DB are ready; Redis answers." >&2
+echo "PostgreSQL roles segmenta_owner / segmenta_app / segmenta_platform and database $DB are ready; Redis answers." >&2

@@ -2,8 +2,10 @@
 
 import os
 
+import psycopg
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.signals import tenant_tables
 from accounts.tenancy import no_tenant_context, tenant_context, unscoped_context
@@ -38,9 +40,13 @@ def two_orgs():
 def test_application_role_is_bound_by_rls():
     if not os.environ.get("DATABASE_OWNER_URL"):
         pytest.skip("services mode only: the app role is separate from the owner role")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-        superuser, bypass = cursor.fetchone()
+    # In a scope, as requests and jobs run (the test process's own code plays the platform).
+    with no_tenant_context(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
+        role, superuser, bypass = cursor.fetchone()
+    assert role == os.environ["DATABASE_URL"].split("//")[1].split(":")[0]
     assert not superuser and not bypass
 
 
@@ -80,3 +86,83 @@ def test_cannot_write_a_row_into_another_organisation(two_orgs):
                 "false, 0, '', now())",
                 [a.pk],
             )
+
+
+# --- the app role cannot lift row-level security itself (issue 8, item 22) -----------
+def _login(url_variable: str):
+    """A connection of our own to the test database, logged in with the role that
+    `url_variable` names (no execute wrapper, no Django: what an attacker's SQL gets)."""
+    import environ
+    import psycopg
+
+    url = os.environ.get(url_variable)
+    if not url:
+        pytest.skip(f"{url_variable} is not set")
+    cfg = environ.Env.db_url_config(url)
+    return psycopg.connect(
+        host=cfg["HOST"] or "127.0.0.1",
+        port=cfg["PORT"] or 5432,
+        user=cfg["USER"],
+        password=cfg["PASSWORD"],
+        dbname=connection.settings_dict["NAME"],
+        autocommit=True,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_app_role_cannot_turn_on_the_bypass(two_orgs):
+    a, b = two_orgs
+    with _login("DATABASE_URL") as app:
+        app.execute("SELECT set_config('segmenta.rls_bypass', 'on', false)")
+        assert app.execute("SELECT count(*) FROM core_job").fetchone()[0] == 0
+        app.execute("SELECT set_config('segmenta.org_id', %s, false)", [str(b.pk)])
+        seen = app.execute("SELECT organization_id FROM core_job").fetchall()
+        assert seen == [(b.pk,)]
+        # Nor can it become the platform role.
+        platform = os.environ.get("DATABASE_PLATFORM_URL", "").split("//")[-1].split(":")[0]
+        if platform:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(f'SET ROLE "{platform}"')
+
+
+def test_bypass_setting_inside_a_scoped_transaction_changes_nothing(two_orgs):
+    """An injected statement runs after the wrapper's settings, in the same
+    transaction: turning the old bypass setting on there must not widen it."""
+    a, b = two_orgs
+    with tenant_context(b), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('segmenta.rls_bypass', 'on', false)")
+        with connection.connection.cursor() as raw:  # past the wrapper, same transaction
+            raw.execute("SELECT organization_id FROM core_job")
+            assert raw.fetchall() == [(b.pk,)]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_platform_code_reads_every_organisation_through_the_platform_role(two_orgs, settings):
+    settings.PLATFORM_DATABASE_ALIAS = "platform"
+    with unscoped_context():
+        jobs = Job.all_objects.all()
+        assert jobs.db == "platform"
+        assert {j.organization_id for j in jobs} == {o.pk for o in two_orgs}
+    with _login("DATABASE_PLATFORM_URL") as platform:
+        assert platform.execute("SELECT count(*) FROM core_job").fetchone()[0] == 2
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_back_office_lists_every_organisation_through_the_platform_role(client, settings):
+    """The admin runs in the escape hatch: as in production, its queries go to the
+    platform login, which sees both organisations' customers."""
+    from accounts.tests.factories import UserFactory
+    from customers.tests.factories import CustomerFactory
+
+    settings.PLATFORM_DATABASE_ALIAS = "platform"
+    a, b = OrganizationFactory(), OrganizationFactory()
+    for org, external_id in ((a, "A-ONE"), (b, "B-ONE")):
+        with tenant_context(org):
+            CustomerFactory(external_id=external_id)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    with CaptureQueriesContext(connections["platform"]) as platform:
+        page = client.get("/admin/customers/customer/")
+    assert page.status_code == 200
+    assert b"A-ONE" in page.content and b"B-ONE" in page.content
+    assert any('FROM "customers_customer"' in q["sql"] for q in platform.captured_queries)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from celery import current_app
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from accounts.tenancy import tenant_context, unscoped_context
 from accounts.tests.factories import OrganizationFactory
@@ -24,8 +24,10 @@ from core.tasks import demo_countdown
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
+def _database_url(alias: str = "default") -> str:
+    # On PostgreSQL the test process logs in as the platform role ("default") and
+    # has a login of each role ("app", "platform"): the worker gets one of each.
+    db = connections[alias].settings_dict if alias in connections else connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
@@ -36,8 +38,14 @@ def _database_url() -> str:
 def worker(transactional_db, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     current_app.conf.task_always_eager = False
-    env = {**os.environ, "DATABASE_URL": _database_url(), "SEGMENTA_VAR_DIR": str(settings.VAR_DIR)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url("app"),
+        "SEGMENTA_VAR_DIR": str(settings.VAR_DIR),
+    }
     env.pop("DATABASE_OWNER_URL", None)
+    if "platform" in connections:
+        env["DATABASE_PLATFORM_URL"] = _database_url("platform")
     proc = subprocess.Popen(
         [
             sys.executable,

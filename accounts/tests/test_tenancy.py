@@ -69,6 +69,15 @@ class TestScopedManager:
             assert AuditLogEntry.objects.count() == 2
         assert not bypass_active()
 
+    def test_unscoped_work_without_a_platform_role_refuses_clearly(self, two_orgs, settings):
+        # PostgreSQL with neither DATABASE_PLATFORM_URL nor DATABASE_OWNER_URL: the
+        # application role could only see nothing, so say what is missing instead.
+        from django.core.exceptions import ImproperlyConfigured
+
+        settings.PLATFORM_DATABASE_ALIAS = ""
+        with unscoped_context(), pytest.raises(ImproperlyConfigured, match="DATABASE_PLATFORM_URL"):
+            AuditLogEntry.objects.count()
+
     def test_context_resets_after_the_block(self, org, other_org):
         with tenant_context(org):
             with tenant_context(other_org):
