@@ -9,6 +9,7 @@ from core.exceptions import ApplicationError
 from core.web import web_url_problem
 
 from ..models import ConsentChange, Customer, Product
+from .limits import moment_problem
 
 CUSTOMER_EDITABLE = (
     "email",
@@ -54,6 +55,18 @@ def _cleared(model, name: str):
 
 
 @transaction.atomic
+def _refuse_erased(*, customer: Customer, name: str, value: str) -> None:
+    # Erasure refuses the person by every identifier it removed, edits included.
+    from .privacy import erased_identifier_exists
+
+    if erased_identifier_exists(organization_id=customer.organization_id, kind=name, value=value):
+        what = "email address" if name == "email" else "phone number"
+        raise ApplicationError(
+            f"This {what} belonged to a customer whose data was erased; it cannot be used again.",
+            {"fields": {name: "Belongs to an erased customer."}},
+        )
+
+
 def customer_update(*, customer: Customer, data: dict, source: str = "edited") -> Customer:
     """Set the given fields; `None` clears a field. Consent changes keep history."""
     if customer.erased_at is not None:
@@ -65,10 +78,16 @@ def customer_update(*, customer: Customer, data: dict, source: str = "edited") -
             raise ApplicationError(f"'{name}' cannot be changed.")
         if value is None:
             value = _cleared(Customer, name)
+        if name in ("signup_at", "birth_date"):
+            problem = moment_problem(value)
+            if problem:
+                raise ApplicationError(f"{name}: {problem}", {"fields": {name: problem}})
         if name == "email" and value:
             value = value.strip().lower()
         if getattr(customer, name) == value:
             continue
+        if name in ("email", "phone") and value:
+            _refuse_erased(customer=customer, name=name, value=value)
         setattr(customer, name, value)
         changed.append(name)
         if name in ("accepts_email", "accepts_sms"):

@@ -388,6 +388,12 @@ def erasure_remember(*, organization_id: int, identifiers: dict, erased_at) -> N
     ErasedIdentifier.objects.bulk_create(rows, ignore_conflicts=True)
 
 
+def erased_identifier_exists(*, organization_id: int, kind: str, value: str) -> bool:
+    """Whether `value` (an email or phone number) belonged to an erased person."""
+    digests = identifier_digests(organization_id, kind, value)
+    return bool(digests) and ErasedIdentifier.objects.filter(kind=kind, digest__in=digests).exists()
+
+
 class ErasedMatcher:
     """Recognises erased people's identifiers in stored files, by keyed hash only."""
 

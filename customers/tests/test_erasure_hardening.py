@@ -330,6 +330,22 @@ def test_orders_and_events_naming_the_erased_email_are_refused(in_org, owner):
     assert not Customer.objects.filter(erased_at__isnull=True).exists()
 
 
+def test_editing_a_customer_to_the_erased_email_or_phone_is_refused(api, org, owner):
+    with tenant_context(org):
+        _erase(owner)
+        other = CustomerFactory(external_id="C2", email="c2@example.com")
+    r = api.patch(f"/api/v1/customers/{other.pk}/", {"email": EMAIL.upper()}, format="json")
+    assert r.status_code == 400
+    assert "erased" in r.json()["error"]["message"]
+    r = api.patch(f"/api/v1/customers/{other.pk}/", {"phone": "0044 20 7946 0018"}, format="json")
+    assert r.status_code == 200  # other digits: somebody else
+    r = api.patch(f"/api/v1/customers/{other.pk}/", {"phone": "+44 20 7946-0018"}, format="json")
+    assert r.status_code == 400
+    with tenant_context(org):
+        other.refresh_from_db()
+    assert other.email == "c2@example.com"
+
+
 def test_live_customer_whose_id_differs_only_in_case_is_not_blocked(in_org, owner):
     CustomerFactory(external_id="ac0004", email="other@example.com", phone="")
     _erase(owner)
