@@ -285,9 +285,12 @@ class RowStream:
     def _lines(self) -> Iterator[str]:
         cap = self.limits.line_bytes
         decompressed_cap = self.limits.decompressed_bytes if self._gzip else None
+        unchecked = 0
         while True:
             line = self._text.readline(cap - self._record_chars + 1)
             if not line:
+                if decompressed_cap and self._binary.tell() > decompressed_cap:
+                    raise self._too_large_decompressed(decompressed_cap)
                 return
             self._record_chars += len(line)
             if self._record_chars > cap:
@@ -297,14 +300,22 @@ class RowStream:
                     "imported. Check that the file is a CSV file with one record a line.",
                     {"fields": {"file": "A line is too long."}},
                 )
-            if decompressed_cap and self._binary.tell() > decompressed_cap:
-                raise Unreadable(
-                    "Once decompressed, the file is larger than the limit of "
-                    f"{size_text(decompressed_cap)}; nothing was imported. "
-                    "Split it into smaller files.",
-                    {"fields": {"file": "Too large once decompressed."}},
-                )
+            unchecked += len(line)
+            # tell() on a gzip stream is slow: ask once per MB of text read (at most
+            # 4 MB of content), which is early enough against a bomb.
+            if decompressed_cap and unchecked > 1 << 20:
+                unchecked = 0
+                if self._binary.tell() > decompressed_cap:
+                    raise self._too_large_decompressed(decompressed_cap)
             yield line.replace("\x00", "") if "\x00" in line else line
+
+    @staticmethod
+    def _too_large_decompressed(cap: int) -> Unreadable:
+        return Unreadable(
+            f"Once decompressed, the file is larger than the limit of {size_text(cap)}; "
+            "nothing was imported. Split it into smaller files.",
+            {"fields": {"file": "Too large once decompressed."}},
+        )
 
     def _next_record(self) -> list[str] | None:
         self._record_chars = 0
