@@ -374,3 +374,28 @@ def test_a_viewer_cannot_delete_orders_on_the_site(client, viewer, org):
     assert client.post(f"/customers/orders/{order.pk}/delete/").status_code == 403
     with tenant_context(org):
         assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_customer_patch_refuses_dates_outside_what_can_be_stored(api, org):
+    _bulk(api, "customers", [{"customer_id": "p1"}])
+    with tenant_context(org):
+        pk = Customer.objects.get(external_id="p1").pk
+    for value in ("0001-01-01T00:00:00+14:00", "7453-07-15T00:00:00Z"):
+        r = api.patch(f"/api/v1/customers/{pk}/", {"signup_at": value}, format="json")
+        assert r.status_code == 400, (value, r.content)
+    r = api.patch(f"/api/v1/customers/{pk}/", {"birth_date": "7453-07-15"}, format="json")
+    assert r.status_code == 400 and "in the future" in str(r.json()["error"])
+    assert api.get("/api/v1/customers/").status_code == 200
+
+
+def test_a_rating_too_large_for_a_number_is_rejected(api, org, in_org, tmp_path):
+    path = _write(
+        tmp_path,
+        "feedback_id,customer_id,created_at,rating,text\n"
+        "f1,c1,2024-01-01,1e400,too big\n"
+        "f2,c1,2024-01-02,4,fine\n",
+        name="feedback.csv",
+    )
+    imp, _ = import_from_path(organization=in_org, path=path, kind="feedback", run_pipeline=False)
+    assert (imp.created, imp.rejected) == (1, 1)
+    assert imp.errors[0]["field"] == "rating"

@@ -117,7 +117,10 @@ def parse_int(text: str) -> int:
 
 
 def parse_float(text: str) -> float:
-    return float(parse_decimal(text))
+    value = float(parse_decimal(text))
+    if value in (float("inf"), float("-inf")):  # 1e400: finite as text, not as a float
+        raise ValueError(f"'{text}' is too large")
+    return value
 
 
 def parse_bool(text: str) -> bool:
