@@ -47,6 +47,32 @@ def browser_context_args(browser_context_args):
 
 
 @pytest.fixture
+def browser_problems():
+    """Content-Security-Policy violations and uncaught script errors seen by any
+    page of the test; the test fails if there are any (see `new_context`)."""
+    return []
+
+
+@pytest.fixture
+def new_context(new_context, browser_problems):
+    """Every browser context of a test reports CSP violations and script errors:
+    a blocked plotly, htmx or Swagger UI script shows up here, not as a blank chart."""
+
+    def on_console(message):
+        if message.type == "error" and "Content Security Policy" in message.text:
+            browser_problems.append(f"CSP: {message.text}")
+
+    def make(**kwargs):
+        context = new_context(**kwargs)
+        context.on("console", on_console)
+        context.on("weberror", lambda error: browser_problems.append(f"error: {error.error}"))
+        return context
+
+    yield make
+    assert browser_problems == [], "\n".join(browser_problems)
+
+
+@pytest.fixture
 def site(live_server, settings):
     """The live server's base URL; links in emails point at it."""
     settings.SITE_URL = live_server.url
