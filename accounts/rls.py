@@ -38,6 +38,9 @@ _NO_TRANSACTION = (
     "CREATE INDEX CONC",
     "DROP INDEX CONC",
 )
+# Savepoint statements touch no rows; after an error the transaction accepts only
+# them, so setting the scope first would make every savepoint rollback fail.
+_NO_SCOPE = ("SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
 def _scope_statement(connection) -> tuple[str, list[str]]:
@@ -61,6 +64,7 @@ def _wrapper(execute, sql, params, many, context):
         getattr(connection, "_segmenta_in_wrapper", False)
         or connection.alias not in connections.settings
         or (isinstance(sql, str) and sql.lstrip()[:16].upper().startswith(_NO_TRANSACTION))
+        or (isinstance(sql, str) and sql.lstrip()[:9].upper().startswith(_NO_SCOPE))
     ):
         # Nested, on a maintenance connection, or a statement that cannot run
         # inside a transaction block (none of them touch tenant rows).

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import DataError, IntegrityError, models, transaction
+from django.db import DataError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from core.web import web_url_problem
@@ -446,7 +446,15 @@ class Processor:
 
 
 # Errors that concern the values of a chunk (not the connection): retried item by item.
-STORE_ERRORS = (DataError, IntegrityError, ValueError, ArithmeticError)
+# The driver's own classes too: psycopg's COPY raises them unwrapped by Django.
+STORE_ERRORS = (
+    DataError,
+    IntegrityError,
+    ValueError,
+    ArithmeticError,
+    connection.Database.DataError,
+    connection.Database.IntegrityError,
+)
 
 
 def _first_line(exc: Exception) -> str:
