@@ -165,7 +165,22 @@ def order_update(*, order: Order, data: dict, actor=None, request=None) -> Order
         details={"fields": sorted(set(changed) - {"lines_count", "is_return"})},
         request=request,
     )
+    _refresh_results(order.organization, actor)
     return order
+
+
+def _refresh_results(organization, actor) -> None:
+    """Segments and predictions follow the corrected data, as after an import."""
+
+    def start():
+        from segmentation.pipeline import pipeline_after_data_change
+
+        try:
+            pipeline_after_data_change(organization=organization, user=actor)
+        except ApplicationError:
+            pass  # nothing to run (no steps), or refused: the data is saved either way
+
+    transaction.on_commit(start)
 
 
 def _customer_for(external_id) -> Customer | None:
@@ -209,11 +224,13 @@ def order_delete(*, order_id: int, actor=None, request=None) -> None:
     customer_stats_refresh(organization_id=db.org, customer_ids=[row["customer_id"]])
     from accounts.models import Organization
 
+    organization = Organization.objects.get(pk=db.org)
     audit_log(
-        organization=Organization.objects.get(pk=db.org),
+        organization=organization,
         action="order.deleted",
         actor=actor,
         actor_label="" if actor else _key_label(request),
         target=row["external_id"],
         request=request,
     )
+    _refresh_results(organization, actor)

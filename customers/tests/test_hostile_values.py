@@ -422,3 +422,19 @@ def test_a_value_the_database_refuses_loses_only_its_own_record(api, org):
     else:
         assert body["created"] == 3 and stored == {"n1", "n2", "n3"}
     _pages_work(api)
+
+
+def test_a_corrected_or_deleted_order_asks_for_fresh_results(
+    api, bought, monkeypatch, django_capture_on_commit_callbacks
+):
+    import segmentation.pipeline
+
+    asked = []
+    monkeypatch.setattr(
+        segmentation.pipeline, "pipeline_after_data_change", lambda **kw: asked.append(kw)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        api.patch(f"/api/v1/orders/{bought['A1']}/", {"channel": "web"}, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        api.delete(f"/api/v1/orders/{bought['A2']}/")
+    assert len(asked) == 2
