@@ -438,3 +438,24 @@ def test_a_corrected_or_deleted_order_asks_for_fresh_results(
     with django_capture_on_commit_callbacks(execute=True):
         api.delete(f"/api/v1/orders/{bought['A2']}/")
     assert len(asked) == 2
+
+
+def test_an_order_stored_before_these_checks_with_unreadable_values_can_be_deleted(
+    api, org, bought
+):
+    """Rows written before the checks (an overflowing total on SQLite, a BC timestamp
+    on PostgreSQL) break every page that reads them; deleting the order repairs it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "UPDATE customers_order SET ordered_at = '0001-01-01 00:00:00+00 BC' WHERE id = %s",
+                [bought["A2"]],
+            )
+        else:
+            cursor.execute("UPDATE customers_order SET total = 2e23 WHERE id = %s", [bought["A2"]])
+    assert api.delete(f"/api/v1/orders/{bought['A2']}/").status_code == 204
+    _pages_work(api)
+    count, spent, _, _ = _stats(org)
+    assert (count, spent) == (1, Decimal("5"))
