@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -29,3 +30,24 @@ def _nightly_schedule(sender, **kwargs):
         sender.signature("customers.tasks.org_exports_expire"),
         name="expire organisation exports",
     )
+    # Jobs whose worker died are requeued (or failed) within a minute or so.
+    sender.add_periodic_task(
+        60.0,
+        sender.signature("core.tasks.jobs_recover_stale"),
+        name="recover jobs whose worker died",
+    )
+
+
+@worker_ready.connect
+def _worker_ready(sender=None, **kwargs):
+    """A starting worker reports that it is alive (the jobs page warns when none is) and
+    picks up jobs a dead worker left running."""
+    from core.jobs import jobs_recover_stale, worker_heartbeat_start
+
+    worker_heartbeat_start()
+    try:
+        jobs_recover_stale()
+    except Exception:  # the periodic task tries again; never stop a worker starting
+        import logging
+
+        logging.getLogger("segmenta.jobs").exception("job.recover_at_start_failed")

@@ -253,6 +253,9 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
 else:
     CELERY_BROKER_URL = "filesystem://"
+    # kombu's filesystem transport with atomic message files; an unreadable file is
+    # set aside instead of stopping the worker (core/broker.py).
+    CELERY_BROKER_TRANSPORT = "core.broker:Transport"
     for _sub in ("queue", "processed", "control"):
         (CELERY_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -280,6 +283,14 @@ NIGHTLY_PIPELINE_HOUR = env.int("NIGHTLY_PIPELINE_HOUR", default=2)
 ORG_EXPORT_EXPIRE_DAYS = env.int("ORG_EXPORT_EXPIRE_DAYS", default=7)
 # A running job whose heartbeat is older than this is taken to have lost its worker.
 JOB_STALE_AFTER_SECONDS = env.int("JOB_STALE_AFTER_SECONDS", default=600)
+# Jobs queued longer than this while no worker reports make the jobs page say so.
+JOB_QUEUED_WARNING_SECONDS = env.int("JOB_QUEUED_WARNING_SECONDS", default=120)
+# A job whose worker died is queued again until it has been started this many times.
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
+# A job that must wait (a pipeline step while an import runs) tries again this often,
+# for at most JOB_WAIT_MAX_SECONDS, then fails saying why.
+JOB_WAIT_RETRY_SECONDS = env.int("JOB_WAIT_RETRY_SECONDS", default=30)
+JOB_WAIT_MAX_SECONDS = env.int("JOB_WAIT_MAX_SECONDS", default=1800)
 
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {

@@ -13,13 +13,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
@@ -108,6 +110,17 @@ def job_kind_authorize(*, kind: JobKind, organization, user) -> None:
 
 class JobCancelled(Exception):
     """Raised inside a job when someone asked for it to stop."""
+
+
+class JobMustWait(Exception):
+    """Raised inside a job that must not go on yet (a pipeline step while an import of
+    the organisation is unfinished). Nothing has been published; the job goes back to
+    the queue and starts again from the beginning once `ready()` is true."""
+
+    def __init__(self, message: str, *, ready):
+        super().__init__(message)
+        self.message = message
+        self.ready = ready
 
 
 class JobHandle:
@@ -230,18 +243,34 @@ class TenantTask(Task):
             if job.cancel_requested:
                 _finish(job_id, JobStatus.CANCELLED, "Cancelled before it started.")
                 return None
-            Job.objects.filter(pk=job_id).update(
+            if job.status == JobStatus.RUNNING and not job.is_stale and not self.request.is_eager:
+                # A repeated delivery (a redelivered message, a recovery racing a slow
+                # worker) of a job another worker is running: never run it twice at once.
+                # (An eager retry runs inside the first call, in this very process.)
+                log.info("job.skip_running job_id=%s", job_id)
+                return None
+            # Take the job only if nobody else took it since it was read.
+            taken = Job.objects.filter(
+                pk=job_id, status=job.status, heartbeat_at=job.heartbeat_at
+            ).update(
                 status=JobStatus.RUNNING,
                 started_at=job.started_at or timezone.now(),
                 heartbeat_at=timezone.now(),
                 attempts=job.attempts + 1,
                 message="Started.",
             )
+            if not taken:
+                log.info("job.skip_taken job_id=%s", job_id)
+                return None
             self.job = JobHandle(job_id)
+            if not self.request.is_eager:
+                _beating_jobs_add(job_id, organization_id)
             try:
                 result = super().__call__(
                     *args, organization_id=organization_id, job_id=job_id, **kwargs
                 )
+            except JobMustWait as wait:
+                return self._wait(wait, args, organization_id, job_id, kwargs)
             except Retry:
                 Job.objects.filter(pk=job_id).update(
                     status=JobStatus.QUEUED,
@@ -277,9 +306,73 @@ class TenantTask(Task):
                     f"Something went wrong on our side (reference: job {job_id}). Nothing was half-written; you can run it again.",
                 )
                 return None
+            finally:
+                _beating.pop(job_id, None)
             summary = result if isinstance(result, dict) else {}
             _finish(job_id, JobStatus.SUCCEEDED, summary.pop("message", "Done."), summary)
             return None
+
+    def _wait(self, wait: JobMustWait, args, organization_id: int, job_id: int, kwargs):
+        """Put the job back in the queue until `wait.ready()`, for at most
+        `JOB_WAIT_MAX_SECONDS`: in a worker, as a retry after `JOB_WAIT_RETRY_SECONDS`
+        (the worker is free meanwhile for what the job waits for); in a synchronous run
+        (`--sync`, where the awaited work runs elsewhere), by polling here."""
+        gave_up = f"{wait.message.rstrip('.')} took too long; run this again once it has."
+        Job.objects.filter(pk=job_id).update(status=JobStatus.QUEUED, message=wait.message[:500])
+        if not self.request.is_eager:
+            waits = self.request.retries or 0
+            if waits * settings.JOB_WAIT_RETRY_SECONDS >= settings.JOB_WAIT_MAX_SECONDS:
+                _finish(job_id, JobStatus.FAILED, gave_up)
+                return None
+            # max_retries one above the count: waiting is not a failure being retried
+            raise self.retry(countdown=settings.JOB_WAIT_RETRY_SECONDS, max_retries=waits + 1)
+        deadline = time.monotonic() + settings.JOB_WAIT_MAX_SECONDS
+        while not wait.ready():
+            if time.monotonic() >= deadline:
+                _finish(job_id, JobStatus.FAILED, gave_up)
+                return None
+            _sleep(1.0)
+        return self(*args, organization_id=organization_id, job_id=job_id, **kwargs)
+
+
+_sleep = time.sleep  # tests replace it
+
+
+# A job's heartbeat must mean "its process is alive", not "it reported progress
+# lately": a model fit can go minutes without a progress call, and a job taken for
+# dead while it runs would be started a second time. A thread of each worker process
+# touches the heartbeat of the jobs that process is running.
+JOB_HEARTBEAT_EVERY = 60  # seconds; well below JOB_STALE_AFTER_SECONDS
+_beating: dict[int, int] = {}  # job id -> organisation id
+_beating_lock = threading.Lock()
+_beating_thread: threading.Thread | None = None
+
+
+def _beating_jobs_add(job_id: int, organization_id: int) -> None:
+    global _beating_thread
+    _beating[job_id] = organization_id
+    with _beating_lock:
+        if _beating_thread is None or not _beating_thread.is_alive():
+            _beating_thread = threading.Thread(
+                target=_beat_jobs, name="segmenta-job-heartbeat", daemon=True
+            )
+            _beating_thread.start()
+
+
+def _beat_jobs() -> None:
+    from django.db import connections
+
+    while True:
+        _sleep(JOB_HEARTBEAT_EVERY)
+        for job_id, organization_id in list(_beating.items()):
+            try:
+                with tenant_context(organization_id):
+                    Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+            except Exception:  # a missed beat is harmless; the next one follows
+                log.warning("job.heartbeat_failed job_id=%s", job_id, exc_info=True)
+        connections.close_all()  # this thread's own connections
 
 
 def _finish(job_id: int, status: str, message: str, result: dict | None = None) -> None:
@@ -326,13 +419,20 @@ def job_start(
         task.apply(kwargs=kwargs)
         job.refresh_from_db()
         return job
-
-    def _send():
-        sent = task.apply_async(kwargs=kwargs)
-        Job.all_objects.filter(pk=job.pk).update(task_id=sent.id or "")
-
-    transaction.on_commit(_send)
+    transaction.on_commit(lambda: _send(job, task=task))
     return job
+
+
+def _send(job: Job, *, task=None) -> None:
+    """Queue the job's task with the job's parameters (also used to requeue it)."""
+    from celery import current_app
+
+    task = task or current_app.tasks[job.params["_task"]]
+    params = {k: v for k, v in job.params.items() if not k.startswith("_")}
+    sent = task.apply_async(
+        kwargs={"organization_id": job.organization_id, "job_id": job.pk, **params}
+    )
+    Job.all_objects.filter(pk=job.pk).update(task_id=sent.id or "")
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -408,3 +508,116 @@ def job_get(*, job_id: int) -> Job:
 
 def stale_after_seconds() -> int:
     return settings.JOB_STALE_AFTER_SECONDS
+
+
+# --- is anyone picking up jobs? -----------------------------------------------------------
+# Every worker process writes a heartbeat to the shared cache (the database cache in
+# the embedded mode, Redis with services) from a thread started when it is ready
+# (config/celery.py). Queued jobs with no recent heartbeat mean no worker is running:
+# the jobs page says so instead of leaving people to wonder (issue 8, item 5).
+WORKER_HEARTBEAT_KEY = "segmenta:worker-heartbeat"
+WORKER_HEARTBEAT_EVERY = 15  # seconds
+_heartbeat_started = False
+
+
+def worker_heartbeat() -> None:
+    cache.set(WORKER_HEARTBEAT_KEY, time.time(), timeout=WORKER_HEARTBEAT_EVERY * 8)
+
+
+def worker_heartbeat_clear() -> None:
+    cache.delete(WORKER_HEARTBEAT_KEY)
+
+
+def worker_last_seen() -> datetime | None:
+    seen = cache.get(WORKER_HEARTBEAT_KEY)
+    return datetime.fromtimestamp(seen, tz=UTC) if seen else None
+
+
+def worker_heartbeat_start() -> None:
+    """Beat from a daemon thread of the worker's main process for as long as it lives."""
+    global _heartbeat_started
+    if _heartbeat_started:
+        return
+    _heartbeat_started = True
+
+    def beat() -> None:
+        from django.db import connections
+
+        while True:
+            try:
+                worker_heartbeat()
+            except Exception:  # a missed beat only shows a warning; never stop the worker
+                log.warning("worker.heartbeat_failed", exc_info=True)
+            finally:
+                connections.close_all()  # this thread's own connections
+            time.sleep(WORKER_HEARTBEAT_EVERY)
+
+    threading.Thread(target=beat, name="segmenta-heartbeat", daemon=True).start()
+
+
+def jobs_waiting_without_worker() -> dict | None:
+    """The current organisation's jobs queued longer than `JOB_QUEUED_WARNING_SECONDS`
+    while no worker has reported for three heartbeats, or None."""
+    limit = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_WARNING_SECONDS)
+    waiting = Job.objects.filter(status=JobStatus.QUEUED, created_at__lt=limit)
+    oldest = waiting.order_by("created_at").values_list("created_at", flat=True).first()
+    if oldest is None:
+        return None
+    seen = worker_last_seen()
+    if seen is not None and (timezone.now() - seen).total_seconds() < 3 * WORKER_HEARTBEAT_EVERY:
+        return None
+    return {"count": waiting.count(), "since": oldest, "last_seen": seen}
+
+
+# --- jobs whose worker died -----------------------------------------------------------
+def jobs_recover_stale() -> dict[str, int]:
+    """Requeue every running job whose worker stopped reporting `JOB_STALE_AFTER_SECONDS`
+    ago (killed, out of memory, machine restarted), or fail it with a reason once it has
+    been started `JOB_MAX_ATTEMPTS` times. Platform work across organisations: run by
+    Celery beat every minute and when a worker starts.
+
+    Safe to repeat and to race: each change is conditional on the heartbeat it read,
+    the task only takes a job that is queued (or stale), and every job's service
+    reaches the same end state when run again.
+    """
+    from accounts.tenancy import unscoped_context
+
+    limit = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    with unscoped_context():
+        stale = list(
+            Job.all_objects.filter(status=JobStatus.RUNNING)
+            .filter(
+                models.Q(heartbeat_at__lt=limit)
+                | models.Q(heartbeat_at__isnull=True, created_at__lt=limit)
+            )
+            .order_by("pk")
+        )
+    outcome = {"requeued": 0, "failed": 0}
+    for job in stale:
+        with tenant_context(job.organization_id):
+            claim = Job.objects.filter(
+                pk=job.pk, status=JobStatus.RUNNING, heartbeat_at=job.heartbeat_at
+            )
+            if job.attempts >= settings.JOB_MAX_ATTEMPTS or not job.params.get("_task"):
+                done = claim.update(
+                    status=JobStatus.FAILED,
+                    finished_at=timezone.now(),
+                    message=(
+                        f"The worker stopped while running this job ({job.attempts} "
+                        "times), so it was not started again. Nothing was half-written; "
+                        "you can run it again."
+                    ),
+                )
+                outcome["failed"] += done
+                log.warning("job.stale_failed job_id=%s attempts=%s", job.pk, job.attempts)
+                continue
+            if not claim.update(
+                status=JobStatus.QUEUED,
+                message="The worker stopped while running this job; it was queued again.",
+            ):
+                continue  # the job moved on meanwhile
+            outcome["requeued"] += 1
+            log.warning("job.stale_requeued job_id=%s attempts=%s", job.pk, job.attempts)
+            job.refresh_from_db()
+            _send(job)
+    return outcome

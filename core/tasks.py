@@ -19,3 +19,12 @@ def demo_countdown(
 
 
 register_job_kind(name="demo", task=demo_countdown, role="marketer")
+
+
+@shared_task(name="core.tasks.jobs_recover_stale")
+def recover_stale_jobs() -> dict:
+    """Platform task (Celery beat, every minute, and at worker start): requeue or fail
+    jobs whose worker died."""
+    from .jobs import jobs_recover_stale
+
+    return jobs_recover_stale()

@@ -15,7 +15,7 @@ from accounts.decorators import org_required
 
 from . import jobs
 from .exceptions import ApplicationError
-from .models import Job
+from .models import Job, JobStatus
 
 log = logging.getLogger("segmenta.site")
 
@@ -81,13 +81,18 @@ def job_list(request):
     kind = request.GET.get("kind")
     if kind:
         qs = qs.filter(kind=kind)
-    return render(request, "core/job_list.html", {"jobs": qs[:100], "kind": kind})
+    return render(
+        request,
+        "core/job_list.html",
+        {"jobs": qs[:100], "kind": kind, "no_worker": jobs.jobs_waiting_without_worker()},
+    )
 
 
 @org_required
 def job_detail(request, pk: int):
     job = get_object_or_404(Job.objects.all(), pk=pk)
-    return render(request, "core/job_detail.html", {"job": job})
+    no_worker = jobs.jobs_waiting_without_worker() if job.status == JobStatus.QUEUED else None
+    return render(request, "core/job_detail.html", {"job": job, "no_worker": no_worker})
 
 
 @org_required

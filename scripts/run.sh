@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
 # Start the background worker (with the nightly scheduler) and the site; stop both together.
+# The worker is supervised: if it exits (a crash, an "Unrecoverable error" of the broker,
+# killed by the system), it is started again after a short pause, and on start it picks
+# up the jobs the dead one left running. Ctrl+C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-8000}"
 mkdir -p var
-.venv/bin/celery -A config worker --beat --loglevel WARNING --concurrency 1 \
-  --schedule var/celery-beat-schedule >var/worker.log 2>&1 &
-WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true; wait $WORKER 2>/dev/null || true' EXIT INT TERM
+
+supervise_worker() {
+  local child=""
+  trap 'if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi; exit 0' INT TERM
+  while true; do
+    .venv/bin/celery -A config worker --beat --loglevel WARNING --concurrency 1 \
+      --schedule var/celery-beat-schedule >>var/worker.log 2>&1 &
+    child=$!
+    status=0
+    wait "$child" || status=$?
+    child=""
+    echo "$(date -u +%FT%TZ) worker exited (status ${status}); starting it again in 3 s" >>var/worker.log
+    sleep 3
+  done
+}
+
+supervise_worker &
+SUPERVISOR=$!
+trap 'kill $SUPERVISOR 2>/dev/null || true; wait $SUPERVISOR 2>/dev/null || true' EXIT INT TERM
 cat <<MSG
 
   Segmenta is running at http://127.0.0.1:${PORT}/

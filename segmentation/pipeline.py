@@ -113,6 +113,52 @@ def pipeline_start(
     }
 
 
+# --- never publish on half an import ---------------------------------------------------
+# Jobless imports (the import_data command) have no heartbeat: one still marked running
+# after this long is taken to have been killed.
+JOBLESS_IMPORT_MAX_SECONDS = 3600
+
+
+def pipeline_import_unfinished():
+    """The current organisation's unfinished import (queued or running, and alive), or
+    None. A step must not publish results read while one is under way."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from customers.models import Import, ImportStatus
+
+    unfinished = Import.objects.filter(
+        status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]
+    ).select_related("job")
+    for imp in unfinished.order_by("created_at"):
+        job = imp.job
+        if job is not None:
+            if not job.is_finished and not job.is_stale:
+                return imp
+            continue
+        started = imp.started_at or imp.created_at
+        if (timezone.now() - started).total_seconds() < max(
+            JOBLESS_IMPORT_MAX_SECONDS, settings.JOB_STALE_AFTER_SECONDS
+        ):
+            return imp
+    return None
+
+
+def pipeline_wait_for_imports() -> None:
+    """Called by each step when it starts and again just before it publishes: while an
+    import of the organisation is unfinished, the step goes back to the queue (its
+    results would mix old and new data) and starts again once the import has ended."""
+    from core.jobs import JobMustWait
+
+    imp = pipeline_import_unfinished()
+    if imp is None:
+        return
+    raise JobMustWait(
+        f"Waiting for the import of {imp.original_filename or 'a file'} to finish.",
+        ready=lambda: pipeline_import_unfinished() is None,
+    )
+
+
 def pipeline_after_data_change(*, organization, user=None) -> dict | None:
     """After an import: refresh every step unless the same step is already waiting."""
     pending = set(Job.objects.filter(status=JobStatus.QUEUED).values_list("kind", flat=True))

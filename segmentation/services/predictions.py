@@ -38,7 +38,7 @@ from segmentation.ml import backtest as ml_backtest
 from segmentation.ml import clv as ml_clv
 from segmentation.ml import demand as ml_demand
 from segmentation.ml import propensity as ml_propensity
-from segmentation.pipeline import register_step
+from segmentation.pipeline import pipeline_wait_for_imports, register_step
 
 from ..models import (
     ChurnRisk,
@@ -798,6 +798,7 @@ def prediction_run(
             raise ApplicationError(
                 "There is no data yet: import customers and orders, then run the predictions."
             )
+    pipeline_wait_for_imports()
     computed = prediction_compute(
         organization=organization,
         as_of=as_of,
@@ -806,6 +807,7 @@ def prediction_run(
         propensity=propensity,
         demand=demand,
     )
+    pipeline_wait_for_imports()  # an import that began while this step read is not mixed in
     job.progress(80, f"Saving predictions for {computed.predictions.customer_ids.size:,} customers")
     run = prediction_write(organization=organization, computed=computed, job=job)
     try:

@@ -31,7 +31,7 @@ from django.utils.text import slugify
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
-from segmentation.pipeline import register_step
+from segmentation.pipeline import pipeline_wait_for_imports, register_step
 
 from ..models import (
     Persona,
@@ -745,7 +745,9 @@ def segmentation_run(
                 "There is no data yet: import customers and orders, then run the segmentation."
             )
     params = _settings_params(organization)
+    pipeline_wait_for_imports()
     computed = segmentation_compute(organization=organization, as_of=as_of, job=job, params=params)
+    pipeline_wait_for_imports()  # an import that began while this step read is not mixed in
     job.progress(88, "Saving segments, personas and memberships", force=True)
     run = segmentation_write(
         organization=organization,
