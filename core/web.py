@@ -49,6 +49,10 @@ def safe_next_url(request, *, default: str) -> str:
 
 def checked_next(request, nxt: str, *, default: str) -> str:
     """`nxt` when it is a local address (same host, allowed scheme), else `default`."""
+    # only a path or a full address: a bare word ("x") is not an address, and
+    # redirect() would try it as a view name and fail
+    if nxt and not (nxt.startswith("/") or "://" in nxt):
+        return default
     if nxt and url_has_allowed_host_and_scheme(
         nxt,
         allowed_hosts={request.get_host()},

@@ -62,3 +62,12 @@ def test_production_requires_https_for_next(rf, settings):
     assert safe_next_url(request, default="/") == "/"
     request = rf.get("/x/", {"next": "/jobs/"})
     assert safe_next_url(request, default="/") == "/jobs/"
+
+
+@pytest.mark.parametrize("target", ["x", "personas", "jobs.html", "?page=2"])
+def test_a_next_that_is_not_an_address_goes_to_the_default(owner_client, persona, target):
+    # redirect() would try these as view names and fail (500) rather than redirect
+    url = f"/segments/personas/{persona.pk}/edit/"
+    response = owner_client.post(url, {"name": "Rose lovers", "next": target})
+    assert response.status_code == 302
+    assert response["Location"] == "/segments/personas/"
