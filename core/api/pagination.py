@@ -6,3 +6,6 @@ class Pagination(PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 1000
+    # a page beyond the last (or not a number) is a 404 with the error shape, so a
+    # script paging on learns it went too far; the site's lists show the last page
+    invalid_page_message = "There is no page '{page_number}' of this list: pages run from 1 to the last page ({message})."
