@@ -459,3 +459,40 @@ def test_an_order_stored_before_these_checks_with_unreadable_values_can_be_delet
     _pages_work(api)
     count, spent, _, _ = _stats(org)
     assert (count, spent) == (1, Decimal("5"))
+
+
+def test_values_stored_before_these_checks_are_repaired(api, org, bought):
+    """What migration 0004 runs for every organisation: unreadable rows go, the
+    customers' figures are recomputed, the pages work again."""
+    from django.db import connection
+
+    from customers.services.repair import unreadable_values_repair
+
+    _bulk(api, "events", [{"customer_id": "c1", "type": "visit", "occurred_at": "2024-01-01"}])
+    with tenant_context(org):
+        c1 = Customer.objects.get(external_id="c1").pk
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            bad = "0001-01-01 00:00:00+00 BC"
+            for sql, pk in (
+                ("UPDATE customers_order SET ordered_at = %s WHERE id = %s", bought["A2"]),
+                ("UPDATE customers_event SET occurred_at = %s WHERE id > %s", 0),
+                ("UPDATE customers_customer SET signup_at = %s WHERE id = %s", c1),
+            ):
+                cursor.execute(sql, [bad, pk])
+        else:
+            line = "UPDATE customers_orderline SET amount = 2e23 WHERE order_id = %s"
+            cursor.execute(line, [bought["A2"]])
+            cursor.execute("UPDATE customers_customer SET total_spent = 2e23 WHERE id = %s", [c1])
+    with tenant_context(org):
+        done = unreadable_values_repair(organization_id=org.pk)
+        assert done["orders"] == 1
+        assert not Order.objects.filter(pk=bought["A2"]).exists()
+        assert Order.objects.filter(pk=bought["A1"]).exists()
+        if connection.vendor == "postgresql":
+            assert done["events"] == 1 and done["signups"] == 1
+        assert unreadable_values_repair(organization_id=org.pk)["orders"] == 0
+    _pages_work(api)
+    assert api.get(f"/api/v1/customers/{c1}/").status_code == 200
+    count, spent, _, _ = _stats(org)
+    assert (count, spent) == (1, Decimal("5"))
