@@ -36,6 +36,10 @@ def _start_worker(**env_extra) -> subprocess.Popen:
         **{k: str(v) for k, v in env_extra.items()},
     }
     env.pop("DATABASE_OWNER_URL", None)
+    if env.get("DATABASE_PLATFORM_URL"):
+        # the recovery reads across organisations through the platform connection:
+        # to the test database too (the test process itself logs in as that role)
+        env["DATABASE_PLATFORM_URL"] = _database_url()
     return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
          "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle", "--without-gossip"],
