@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.tenancy import tenant_context
 from accounts.tests.factories import OrganizationFactory, make_api_key
+from customers.tests.factories import OrderLineFactory
 
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
@@ -67,6 +68,11 @@ def fuzz_world(db, keep_test_connection):
 
     organization = OrganizationFactory(name="Fuzz Shop", slug="fuzz-shop")
     build_worlds(organization)
+    with tenant_context(organization):
+        # a few more people, and a guest order (no customer) for the nullable fields
+        for _ in range(3):
+            OrderLineFactory()
+        OrderLineFactory(order__customer=None)
     _, raw_key = make_api_key(organization, "write")
     # the organisation's request budget is a cache counter: start it empty
     cache.clear()
