@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from core.exceptions import ApplicationError
-from core.jobs import job_start
+from core.jobs import job_start, register_job_kind
 from core.models import Job, JobStatus
 
 log = logging.getLogger("segmenta.pipeline")
@@ -41,6 +41,9 @@ _STEPS: dict[str, Step] = {}
 
 def register_step(*, name: str, task_name: str, order: int, title: str) -> None:
     _STEPS[name] = Step(name=name, task_name=task_name, order=order, title=title)
+    # Each step runs as a job of its own kind: any member who may edit starts (and
+    # re-runs) it, as the site's and the API's run buttons allow.
+    register_job_kind(name=name, task=task_name, role="marketer")
 
 
 def available_steps() -> list[Step]:
