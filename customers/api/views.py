@@ -397,6 +397,13 @@ def _when(request, name: str):
         parsed = dt.datetime.combine(parsed, dt.time())
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(request.organization.time_zone or "UTC"))
+    try:
+        # the database compares in UTC; year 1 at +14:00 is before any UTC time
+        parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApplicationError(
+            f"'{name}' is out of range once converted to UTC.", {"fields": {name: "Out of range."}}
+        ) from None
     return parsed
 
 

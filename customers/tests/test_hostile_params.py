@@ -89,3 +89,13 @@ def test_forged_list_cursors_start_from_the_first_page(owner_client, in_org, sor
         assert b"Zebedee" in response.content, forged
     response = owner_client.get(f"/customers/?sort={sort}&after=%%%not-base64")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+@pytest.mark.parametrize("name", ["since", "until"])
+def test_order_dates_beyond_any_utc_time_are_a_400(api, name, value):
+    response = api.get("/api/v1/orders/", {name: value})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert name in error["fields"]
+    assert "out of range" in error["message"]
