@@ -363,7 +363,7 @@ def _beat_jobs() -> None:
     from django.db import connections
 
     while True:
-        _sleep(JOB_HEARTBEAT_EVERY)
+        time.sleep(JOB_HEARTBEAT_EVERY)
         for job_id, organization_id in list(_beating.items()):
             try:
                 with tenant_context(organization_id):
