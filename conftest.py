@@ -24,6 +24,18 @@ def _fast_settings(settings, tmp_path):
     current_app.conf.task_always_eager = True
 
 
+@pytest.fixture(autouse=True)
+def _fresh_api_throttles(monkeypatch):
+    """Each test starts with an empty API rate budget. Organisation ids repeat
+    across tests (rolled-back transactions), so a shared cache would carry one
+    test's requests into the next one's budget (the schema fuzz test alone makes
+    more than a minute's allowance)."""
+    from django.core.cache.backends.locmem import LocMemCache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache(f"throttle-{id(object())}", {}))
+
+
 @pytest.fixture
 def org(db):
     return OrganizationFactory(name="Acme Gifts", slug="acme")

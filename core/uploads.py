@@ -16,6 +16,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 
 from .formats import size_text
+from .web import checked_next
 
 # Room for the form's other fields (kind, a mapping of up to hundreds of columns,
 # options) and the multipart boundaries around the file.
@@ -67,7 +68,8 @@ def too_large_response(request, message: str):
             "status": 413,
             "title": "The file is too large",
             "text": message,
-            "back_url": request.path,
+            # A path such as //evil.example/ would be a link off the site.
+            "back_url": checked_next(request, request.path, default="/"),
             "back_label": "Back to the upload",
         },
         status=413,

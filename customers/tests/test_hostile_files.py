@@ -348,6 +348,23 @@ def test_site_refuses_a_declared_huge_upload_with_a_page(owner_client):
     assert stream.read_bytes == 0
 
 
+def test_refusal_page_never_links_off_the_site(owner_client):
+    # A path of //host/ is, in a link, an address on another site.
+    body, content_type = multipart(b"x" * 1000)
+    r = owner_client.generic(
+        "POST",
+        "//evil.example/upload/",
+        content_type=content_type,
+        **{
+            "CONTENT_TYPE": content_type,
+            "CONTENT_LENGTH": str(10**9),
+            "wsgi.input": CountingInput(body),
+        },
+    )
+    assert r.status_code == 413
+    assert 'href="//evil.example' not in r.content.decode()
+
+
 def test_upload_stops_while_streaming_past_the_limit(api, org, settings):
     settings.UPLOAD_MAX_BYTES = 100 * 1024
     body, content_type = multipart(ORDERS_HEADER + orders(9000))
