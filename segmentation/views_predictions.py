@@ -237,12 +237,11 @@ def prediction_customer_panel(request, customer_pk: int):
 
     customer = get_object_or_404(Customer.objects.filter(erased_at__isnull=True), pk=customer_pk)
     panel = selectors.customer_panel(request=request, customer=customer)
-    if panel is None:
-        return HttpResponse(
-            render_to_string(
-                "segmentation/_customer_predictions.html",
-                {"customer": customer, "prediction": None},
-                request=request,
-            )
+    # The same body the customer page puts in its "Predictions" card.
+    return HttpResponse(
+        render_to_string(
+            "segmentation/_customer_predictions.html",
+            {"customer": customer, "panel": (panel or {}).get("context", {})},
+            request=request,
         )
-    return HttpResponse(render_to_string(panel["template"], panel["context"], request=request))
+    )

@@ -230,3 +230,20 @@ def test_customer_page_panel_is_registered(rf, live, org, owner):
     panel = panels["predictions"]
     assert panel["template"] == "segmentation/_customer_predictions.html"
     assert panel["context"]["prediction"].run_id == run.pk
+
+
+def test_customer_page_shows_stored_predictions_under_one_heading(owner_client, org):
+    """Issue 9: the customer page said "No predictions for this customer yet" for every
+    customer, under two "Predictions" headings, although predictions were stored."""
+    build_world(org)
+    with tenant_context(org):
+        row = PredictionRun.objects.get().customer_predictions.get()
+    response = owner_client.get(f"/customers/{row.customer_id}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "No predictions for this customer yet" not in html
+    assert len(re.findall(r"<h2[^>]*>\s*Predictions\s*</h2>", html)) == 1
+    assert row.reason in html
+    assert "Predicted value, next 12 months" in html
+    assert "120.00" in html  # predicted_clv_365d
+    assert "20 July 2024" in html  # expected next order
