@@ -117,7 +117,8 @@ def test_seed_demo_is_idempotent(db):
         london = zoneinfo.ZoneInfo("Europe/London")
         newest = Order.objects.order_by("-ordered_at").first().ordered_at.astimezone(london)
         today = timezone.now().astimezone(london).date()
-        assert newest.date() == today - dt.timedelta(days=1)
+        # whole weeks of shift: the newest order lands in the week up to yesterday
+        assert today - dt.timedelta(days=7) <= newest.date() <= today - dt.timedelta(days=1)
     out2 = StringIO()
     call_command("seed_demo", stdout=out2, stderr=StringIO())
     assert json.loads(out2.getvalue().strip().splitlines()[-1])["org"] == "demo"
@@ -132,3 +133,32 @@ def test_seed_demo_is_idempotent(db):
             Import.objects.count(),
         ) == snapshot
     assert Organization.objects.filter(slug="demo").count() == 1
+
+
+def test_seed_demo_keeps_the_weekday_of_every_order(db):
+    """Dates move by whole weeks, so a shop that never trades on Saturday still has
+    no Saturday orders (personas would otherwise advise Saturday messages)."""
+    import csv
+    import gzip
+
+    from customers.management.commands.seed_demo import DEMO_FILE
+
+    source = {}
+    with gzip.open(DEMO_FILE, "rt", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            source[row["InvoiceNo"]] = dt.datetime.fromisoformat(row["InvoiceDate"])
+    call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
+    org = Organization.objects.get(slug="demo")
+    london = zoneinfo.ZoneInfo("Europe/London")
+    with tenant_context(org):
+        stored = dict(Order.objects.values_list("external_id", "ordered_at"))
+    assert stored and set(stored) <= set(source)
+    moved = {
+        number: (source[number].strftime("%A"), when.astimezone(london).strftime("%A"))
+        for number, when in stored.items()
+        if source[number].weekday() != when.astimezone(london).weekday()
+    }
+    assert not moved, f"{len(moved)} orders changed weekday, e.g. {list(moved.items())[:3]}"
+    # and the time of day stays what the shop recorded
+    number = min(stored)
+    assert stored[number].astimezone(london).time() == source[number].time()

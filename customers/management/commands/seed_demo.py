@@ -2,9 +2,10 @@
 
 Creates (or reuses) the organisation `demo` ("Demo Gift Shop", GBP, Europe/London)
 and its owner, imports the Online Retail sample through the import engine with its
-dates shifted so the newest order is yesterday, gives its customers generated names,
-emails and consent, and starts the analysis pipeline. Running it again changes
-nothing. The last stdout line is `{"org", "login", "password"}`.
+dates shifted by whole weeks (each order keeps its weekday) so the newest order falls
+in the last seven days, gives its customers generated names, emails and consent,
+and starts the analysis pipeline. Running it again changes nothing.
+The last stdout line is `{"org", "login", "password"}`.
 """
 
 from __future__ import annotations
@@ -178,7 +179,10 @@ class Command(BaseCommand):
         tz = zoneinfo.ZoneInfo(org.time_zone)
         newest, customers = scan_file(DEMO_FILE)
         yesterday = dt.datetime.now(tz).date() - dt.timedelta(days=1)
-        shift_days = (yesterday - newest.date()).days
+        # Whole weeks only: each order keeps its weekday, so the demo shop still
+        # never trades on Saturday and its personas' timing advice stays true.
+        # The newest order lands within the seven days up to yesterday.
+        shift_days = (yesterday - newest.date()).days // 7 * 7
         self.log(f"Importing {DEMO_FILE.name}, dates shifted by {shift_days} days…")
         imp, _ = import_from_path(
             organization=org,
