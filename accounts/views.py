@@ -350,6 +350,11 @@ def settings_view(request):
                 }
             ),
         }
+        if set(fields["sensitive_attributes"]) == set(org.sensitive_attributes) | set(
+            ALWAYS_SENSITIVE
+        ):
+            # The always-sensitive ones are implied; saving unchanged stores nothing new.
+            fields["sensitive_attributes"] = org.sensitive_attributes
         if request.membership.role == Role.OWNER:
             fields["require_two_factor"] = request.POST.get("require_two_factor") == "on"
         try:

@@ -94,7 +94,9 @@ class CustomerForm(forms.ModelForm):
             "accepts_email",
             "accepts_sms",
         ]
-        widgets = {"birth_date": forms.DateInput(attrs={"type": "date"})}
+        # A date input shows only ISO dates; the locale's 24/11/1976 would reach the
+        # browser as an empty field, and saving the form unchanged would erase it.
+        widgets = {"birth_date": forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})}
         labels = {
             "accepts_email": "Agrees to receive email marketing",
             "accepts_sms": "Agrees to receive SMS marketing",
@@ -112,8 +114,18 @@ class OrderForm(forms.Form):
 
     ordered_at = forms.DateTimeField(
         label="Ordered at",
-        help_text="In the organisation's time zone, e.g. 2024-05-01 14:30.",
-        input_formats=["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"],
+        help_text="In the organisation's time zone.",
+        input_formats=[
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%d",
+        ],
+        # ISO with seconds (step=1), so saving unchanged keeps the stored second.
+        widget=forms.DateTimeInput(
+            format="%Y-%m-%dT%H:%M:%S", attrs={"type": "datetime-local", "step": "1"}
+        ),
     )
     currency = forms.CharField(max_length=3, required=False)
     channel = forms.CharField(max_length=64, required=False)
@@ -129,3 +141,19 @@ class OrderLineForm(forms.Form):
 
 
 OrderLineFormSet = forms.formset_factory(OrderLineForm, extra=0, can_delete=True)
+
+
+class ProductFlagsForm(forms.Form):
+    """The owner's correction of what detection found (customers.merchandise)."""
+
+    merchandise = forms.BooleanField(
+        required=False,
+        label="Counts as merchandise",
+        help_text="Untick for postage, fees and adjustments: they are left out of "
+        "favourites, recommendations and demand.",
+    )
+    hidden = forms.BooleanField(
+        required=False,
+        label="Hidden",
+        help_text="Left out of favourites, recommendations and demand.",
+    )

@@ -28,7 +28,9 @@ from .forms import (
     ImportUploadForm,
     OrderForm,
     OrderLineFormSet,
+    ProductFlagsForm,
 )
+from .merchandise import detect_merchandise
 from .models import Customer, Import, ImportStatus, Order, Product
 from .services.exports import customers_csv_rows
 from .services.importing import import_errors_path
@@ -189,7 +191,7 @@ def order_edit(request, pk: int):
     order = _order(pk)
     tz = _org_tz(request.organization)
     initial = {
-        "ordered_at": timezone.localtime(order.ordered_at, tz).strftime("%Y-%m-%d %H:%M"),
+        "ordered_at": timezone.localtime(order.ordered_at, tz).strftime("%Y-%m-%dT%H:%M:%S"),
         "currency": order.currency,
         "channel": order.channel,
         "location": order.location,
@@ -201,6 +203,16 @@ def order_edit(request, pk: int):
     form = OrderForm(request.POST or None, initial=initial)
     formset = OrderLineFormSet(request.POST or None, initial=lines, prefix="lines")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
+        typed = timezone.make_naive(form.cleaned_data["ordered_at"])
+        stored = timezone.make_naive(order.ordered_at, tz).replace(microsecond=0)
+        if (
+            typed == stored
+            and not set(form.changed_data) - {"ordered_at"}
+            and not formset.has_changed()
+        ):
+            # Saving unchanged rewrites nothing (no new lines, no audit entry).
+            messages.info(request, "Nothing was changed.")
+            return redirect("customers:order", pk=order.pk)
         kept = [
             f.cleaned_data
             for f in formset.forms
@@ -294,8 +306,31 @@ def product_detail(request, pk: int):
             },
             "lines": selectors.product_recent_lines(product),
             "attributes": sorted((product.attributes or {}).items()),
+            "flags_form": ProductFlagsForm(
+                initial={"merchandise": product.merchandise, "hidden": product.hidden}
+            ),
+            "can_set_flags": request.membership.has_role(Role.ADMIN),
+            "merchandise_reason": detect_merchandise(
+                sku=product.sku, name=product.name, category=product.category
+            ).reason,
         },
     )
+
+
+@org_required(role=Role.ADMIN)
+@require_POST
+def product_flags(request, pk: int):
+    """The owner corrects "counts as merchandise" and "hidden"; a value they
+    change is theirs from then on (detection leaves it alone)."""
+    product = get_object_or_404(Product.objects.all(), pk=pk)
+    form = ProductFlagsForm(request.POST)
+    if form.is_valid():
+        # only what changed: saving the form untouched changes nothing
+        data = {k: v for k, v in form.cleaned_data.items() if getattr(product, k) != v}
+        if data:
+            services.product_update(product=product, data=data)
+            messages.success(request, "Product settings saved.")
+    return redirect("customers:product", pk=product.pk)
 
 
 # --- imports ---------------------------------------------------------------------------
