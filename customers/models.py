@@ -86,6 +86,11 @@ class Customer(TenantModel):
         return self.erased_at is not None
 
 
+class MerchandiseSource(models.TextChoices):
+    DETECTED = "detected", "Detected"
+    OWNER = "owner", "Set by a person"
+
+
 class Product(TenantModel):
     sku = models.CharField(max_length=255)
     name = models.CharField(max_length=500, blank=True)
@@ -94,6 +99,16 @@ class Product(TenantModel):
     url = models.CharField(max_length=1000, blank=True)
     image_url = models.CharField(max_length=1000, blank=True)
     in_stock = models.BooleanField(null=True, blank=True)
+    # False for postage, fees, adjustments and vouchers (customers.merchandise):
+    # left out of favourites, recommendations and demand.
+    merchandise = models.BooleanField(default=True)
+    # "detected" until a person (file column, API or product page) states it;
+    # detection never overwrites a person's value.
+    merchandise_source = models.CharField(
+        max_length=16, choices=MerchandiseSource.choices, default=MerchandiseSource.DETECTED
+    )
+    # Hidden by the owner: left out of favourites, recommendations and demand.
+    hidden = models.BooleanField(default=False)
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)

@@ -16,6 +16,7 @@ urlpatterns = [
     path("orders/<int:pk>/delete/", views.order_delete, name="order_delete"),
     path("products/", views.product_list, name="products"),
     path("products/<int:pk>/", views.product_detail, name="product"),
+    path("products/<int:pk>/flags/", views.product_flags, name="product_flags"),
     path("imports/", views.import_list, name="imports"),
     path("imports/new/", views.import_new, name="import_new"),
     path("imports/<int:pk>/", views.import_detail, name="import_detail"),

@@ -135,6 +135,15 @@ def _attributes_within_limit(serializer, value):
 
 class ProductSerializer(serializers.ModelSerializer):
     attributes = serializers.JSONField(required=False)
+    merchandise = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="False for postage, fees and adjustments: left out of favourites, "
+        "recommendations and demand. Detected unless set; null hands it back to detection.",
+    )
+    hidden = serializers.BooleanField(
+        required=False, help_text="Left out of favourites, recommendations and demand."
+    )
 
     def validate_attributes(self, value):
         return _attributes_within_limit(self, value)
@@ -150,11 +159,14 @@ class ProductSerializer(serializers.ModelSerializer):
             "url",
             "image_url",
             "in_stock",
+            "merchandise",
+            "merchandise_source",
+            "hidden",
             "attributes",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "merchandise_source", "created_at", "updated_at"]
         extra_kwargs = {"sku": {"validators": []}}
 
 
@@ -373,6 +385,8 @@ class ProductRecordSerializer(serializers.Serializer):
     url = serializers.CharField(required=False)
     image_url = serializers.CharField(required=False)
     in_stock = serializers.BooleanField(required=False)
+    merchandise = serializers.BooleanField(required=False)
+    hidden = serializers.BooleanField(required=False)
     attributes = serializers.DictField(required=False)
 
 

@@ -8,7 +8,8 @@ from django.utils import timezone
 from core.exceptions import ApplicationError
 from core.web import web_url_problem
 
-from ..models import ConsentChange, Customer, Product
+from ..merchandise import is_merchandise
+from ..models import ConsentChange, Customer, MerchandiseSource, Product
 from .limits import moment_problem
 
 CUSTOMER_EDITABLE = (
@@ -29,7 +30,17 @@ CUSTOMER_EDITABLE = (
     "accepts_sms",
     "attributes",
 )
-PRODUCT_EDITABLE = ("name", "category", "price", "url", "image_url", "in_stock", "attributes")
+PRODUCT_EDITABLE = (
+    "name",
+    "category",
+    "price",
+    "url",
+    "image_url",
+    "in_stock",
+    "merchandise",
+    "hidden",
+    "attributes",
+)
 PRODUCT_URLS = ("url", "image_url")
 
 
@@ -119,6 +130,12 @@ def product_create(*, data: dict) -> Product:
         )
     data = _check_product_urls(data)
     values = {k: v for k, v in data.items() if k in PRODUCT_EDITABLE and v is not None}
+    if "merchandise" in values:
+        values["merchandise_source"] = MerchandiseSource.OWNER
+    else:
+        values["merchandise"] = is_merchandise(
+            sku=sku, name=values.get("name", ""), category=values.get("category", "")
+        )
     return Product.objects.create(sku=sku, **values)
 
 
@@ -133,7 +150,26 @@ def product_update(*, product: Product, data: dict) -> Product:
         if getattr(product, name) != value:
             setattr(product, name, value)
             changed.append(name)
+    if "merchandise" in data:
+        # A person said so: detection leaves it alone from now on. Clearing it
+        # (null) hands it back to detection.
+        source = (
+            MerchandiseSource.DETECTED if data["merchandise"] is None else MerchandiseSource.OWNER
+        )
+        if product.merchandise_source != source:
+            product.merchandise_source = source
+            changed.append("merchandise_source")
+    if product.merchandise_source == MerchandiseSource.DETECTED and {
+        "merchandise_source",
+        "name",
+        "category",
+    } & set(changed):
+        detected = is_merchandise(sku=product.sku, name=product.name, category=product.category)
+        if product.merchandise != detected:
+            product.merchandise = detected
+            changed.append("merchandise")
     if changed:
+        changed = list(dict.fromkeys(changed))
         product.updated_at = timezone.now()
         product.save(update_fields=[*changed, "updated_at"])
     return product

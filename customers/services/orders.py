@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.exceptions import ApplicationError, NotFound
 
+from ..merchandise import is_merchandise
 from ..models import Customer, DeletedOrder, Order, OrderLine, Product
 from .imports.db import BulkDb
 from .imports.kinds import Q4, CustomerTotals, _decimal
@@ -142,7 +143,9 @@ def order_update(*, order: Order, data: dict, actor=None, request=None) -> Order
         products = dict(Product.objects.filter(sku__in=skus).values_list("sku", "pk"))
         for sku in skus - set(products):
             name = next(ln["product_name"] for ln in lines if ln["sku"] == sku)
-            products[sku] = Product.objects.create(sku=sku, name=name).pk
+            products[sku] = Product.objects.create(
+                sku=sku, name=name, merchandise=is_merchandise(sku=sku, name=name)
+            ).pk
         OrderLine.objects.bulk_create(
             OrderLine(
                 organization_id=order.organization_id,

@@ -43,6 +43,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "url": "str",
         "image_url": "str",
         "in_stock": "bool",
+        "merchandise": "bool",
+        "hidden": "bool",
     },
     "orders": {
         "order_id": "id",
@@ -89,6 +91,8 @@ FIELD_HELP = {
     "unit_price": "Price of one unit",
     "amount": "Line total (quantity × unit price)",
     "sku": "Product code",
+    "merchandise": "False for postage, fees and adjustments; detected when blank",
+    "hidden": "True leaves the product out of favourites and demand",
     "occurred_at": "When it happened (required)",
     "type": "What happened, e.g. page_view (required)",
     "created_at": "When the feedback was given (required)",
@@ -212,6 +216,8 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
         "url": ["url", "product_url", "link", "web_url"],
         "image_url": ["image_url", "image", "image_src", "picture", "photo"],
         "in_stock": ["in_stock", "instock", "available", "availability", "stock_status"],
+        "merchandise": ["merchandise", "is_merchandise"],
+        "hidden": ["hidden", "is_hidden"],
     },
     "orders": {
         "order_id": [

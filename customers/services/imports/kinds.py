@@ -23,7 +23,15 @@ from django.db import DataError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from core.web import web_url_problem
-from customers.models import Customer, ErasedIdentifier, Event, Feedback, Product
+from customers.merchandise import is_merchandise
+from customers.models import (
+    Customer,
+    ErasedIdentifier,
+    Event,
+    Feedback,
+    MerchandiseSource,
+    Product,
+)
 
 from ..identity import erased_external_ids, identifier_digests
 from ..limits import moment_problem, money_problem
@@ -667,7 +675,17 @@ class CustomersProcessor(Processor):
 
 # --- products ------------------------------------------------------------------------
 
-PRODUCT_FIELDS = ["name", "category", "price", "url", "image_url", "in_stock"]
+PRODUCT_FIELDS = [
+    "name",
+    "category",
+    "price",
+    "url",
+    "image_url",
+    "in_stock",
+    "merchandise",
+    "merchandise_source",
+    "hidden",
+]
 PRODUCT_TEXT = {"name": 500, "category": 255, "url": 1000, "image_url": 1000}
 PRODUCT_URLS = ("url", "image_url")  # links on the product page: http(s) only
 
@@ -702,9 +720,13 @@ class ProductsProcessor(Processor):
             if price < 0:
                 raise RowError("price", "cannot be negative", rec.get("price", ""))
             values["price"] = price
-        in_stock = _parse(rec, "in_stock", parse_bool)
-        if in_stock is not None:
-            values["in_stock"] = in_stock
+        for name in ("in_stock", "merchandise", "hidden"):
+            flag = _parse(rec, name, parse_bool)
+            if flag is not None:
+                values[name] = flag
+        if "merchandise" in values:
+            # the file states it: detection leaves it alone from now on
+            values["merchandise_source"] = MerchandiseSource.OWNER
         return ProductRow(rownum, sku, values, attrs)
 
     def write(self, items: list[ProductRow]) -> None:
@@ -731,6 +753,9 @@ class ProductsProcessor(Processor):
                         "url": "",
                         "image_url": "",
                         "in_stock": None,
+                        "merchandise": True,
+                        "merchandise_source": MerchandiseSource.DETECTED,
+                        "hidden": False,
                         "attributes": {},
                         "created_at": now,
                     }
@@ -739,6 +764,12 @@ class ProductsProcessor(Processor):
             for name, value in item.values.items():
                 if current.get(name) != value:
                     current[name], changed = value, True
+            if current["merchandise_source"] == MerchandiseSource.DETECTED:
+                detected = is_merchandise(
+                    sku=key, name=current["name"] or "", category=current["category"] or ""
+                )
+                if current["merchandise"] != detected:
+                    current["merchandise"], changed = detected, True
             if item.attrs:
                 merged = {**(current.get("attributes") or {}), **item.attrs}
                 if merged != current.get("attributes"):
@@ -786,6 +817,10 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
         new_category = category or wanted[sku][1]
         if (new_name, new_category) != (name, category):
             Product.objects.filter(pk=pid).update(name=new_name, category=new_category)
+            # the line's name may be the first to say "POSTAGE" (a person's value stays)
+            Product.objects.filter(pk=pid, merchandise_source=MerchandiseSource.DETECTED).update(
+                merchandise=is_merchandise(sku=sku, name=new_name, category=new_category)
+            )
         ids[sku] = pid
         cache[sku] = (pid, bool(new_name), bool(new_category))
     missing = [s for s in ask if s not in ids]
@@ -800,6 +835,7 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
                     "sku": sku,
                     "name": name,
                     "category": category,
+                    "merchandise": is_merchandise(sku=sku, name=name, category=category),
                     "created_at": now,
                     "updated_at": now,
                 },
