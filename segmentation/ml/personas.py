@@ -151,12 +151,10 @@ class DeterministicTextGenerator:
         channel = self._channel(profile)
         when = self._time(profile)
         categories = [c["name"] for c in profile.top_categories[:3]]
-        # what sets them apart first, then what they simply buy most
-        products = []
-        for item in [*profile.distinctive_products[:3], *profile.top_products]:
-            if item["name"] not in products:
-                products.append(item["name"])
-        products = products[:5]
+        # only what they buy clearly more than the average customer (lift with
+        # minimum support, see profiles.FAVOURITE_MIN_LIFT): what everyone buys
+        # says nothing about this group, so it is no favourite
+        products = [item["name"] for item in profile.distinctive_products[:5]]
         traits = [s[:1].upper() + s[1:] for s in profile.sentences]
         return Persona(
             segment_key=profile.key,

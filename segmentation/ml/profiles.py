@@ -21,6 +21,15 @@ from segmentation.ml.features import WEEKDAY_NAMES, FeatureInfo, FeatureSet, tex
 
 # ratios within this band read as "about average"
 _SAME_LOW, _SAME_HIGH = 0.87, 1.15
+# A segment's favourite products over-index against the whole base: lift = share
+# of the segment's members who bought the product / share of all customers who
+# did. A favourite needs a lift of at least 1.2 (a fifth above average) and
+# support: at least 5 buyers in the segment and 2% of its members, so one or two
+# people's odd purchase never becomes a persona's favourite. Ranked by lift, then
+# by share of buyers.
+FAVOURITE_MIN_LIFT = 1.2
+FAVOURITE_MIN_BUYERS = 5
+FAVOURITE_MIN_SHARE = 0.02
 
 
 def _f(value: Any) -> float | None:
@@ -83,8 +92,10 @@ class SegmentProfile:
     favourite_hour_share: float | None = None
     weekday_shares: list[float] = field(default_factory=list)  # Monday first
     hour_shares: list[float] = field(default_factory=list)  # 0:00 first
+    # bought by the largest share of members (each with its lift against the base)
     top_products: list[dict[str, Any]] = field(default_factory=list)
-    # bought by a notable share of members and far more than by the base
+    # the favourites: bought clearly more than by the base, with enough buyers
+    # (FAVOURITE_MIN_LIFT, FAVOURITE_MIN_BUYERS, FAVOURITE_MIN_SHARE)
     distinctive_products: list[dict[str, Any]] = field(default_factory=list)
     # recency and loyalty facts for value and risk statements
     ordered_last_30_days: float = 0.0
@@ -243,6 +254,7 @@ def build_profiles(
     include_sensitive: bool = False,
     currency: str = "",
     top_n: int = 5,
+    favourite_min_buyers: int = FAVOURITE_MIN_BUYERS,
 ) -> ProfileSet:
     """Profile every segment in ``labels`` against the whole base.
 
@@ -250,8 +262,9 @@ def build_profiles(
     the same order, or a Series indexed by customer_id); labels become string
     keys. ``product_lines`` (optional) has columns ``customer_id``, ``product``
     (a display name) and ``amount``, plus optional ``ordered_at`` (rows after
-    ``features.as_of`` are ignored); it gives each segment's favourite products.
-    Sensitive columns are left out of profiles unless ``include_sensitive``.
+    ``features.as_of`` are ignored); it gives each segment's favourite products
+    (see FAVOURITE_MIN_LIFT). Leave non-merchandise and hidden products out of
+    it (the loader does). Sensitive columns are left out of profiles unless ``include_sensitive``.
     """
     raw = features.raw
     if isinstance(labels, pd.Series):
@@ -294,7 +307,9 @@ def build_profiles(
     total_revenue = float(monetary.sum())
     n = len(raw)
 
-    products = _products(product_lines, features, keys, top_n=top_n)
+    products = _products(
+        product_lines, features, keys, top_n=top_n, min_buyers=favourite_min_buyers
+    )
 
     def describe(key: str | None, mask: np.ndarray) -> SegmentProfile:
         if key is None:
@@ -430,9 +445,10 @@ def _products(
     keys: pd.Series,
     *,
     top_n: int,
+    min_buyers: int = FAVOURITE_MIN_BUYERS,
 ) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Favourite products per segment: bought by the largest share of members,
-    with the index against the share of all customers who bought it."""
+    """Per segment: the products bought by the largest share of members, and the
+    favourites (over-indexing against the whole base, with minimum support)."""
     if product_lines is None or len(product_lines) == 0:
         return {}
     missing = [c for c in ("customer_id", "product", "amount") if c not in product_lines.columns]
@@ -467,26 +483,36 @@ def _products(
     name_rank[np.argsort(np.array(pnames, dtype=object))] = np.arange(n_prod)
 
     def listing(
-        share: np.ndarray, amounts: np.ndarray, base: np.ndarray, *, size: int = 0
+        counts: np.ndarray, amounts: np.ndarray, base: np.ndarray, *, size: int, whole: bool
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        share = counts / max(size, 1)
         # by share of buyers, then spend, then name, so ties come out the same
         order = np.lexsort((name_rank, -amounts, -share))
         order = order[share[order] > 0]
-        # distinctive: at least 5% of members (and two people) bought it, ranked
-        # by how much more often than the base
         with np.errstate(divide="ignore", invalid="ignore"):
-            index = np.where(base > 0, share / base, 0.0)
-        floor = max(0.05, 2 / size) if size else np.inf
-        notable = np.flatnonzero((share >= floor) & (index >= 1.2))
-        special = notable[np.lexsort((name_rank[notable], -share[notable], -index[notable]))]
-        return item_list(order, share, amounts, base), item_list(special, share, amounts, base)
+            lift = np.where(base > 0, share / base, 0.0)
+        # the whole base cannot over-index against itself: it has no favourites
+        if whole:
+            return item_list(order, counts, share, amounts, base), []
+        favourite = np.flatnonzero(
+            (counts >= min_buyers)
+            & (share >= FAVOURITE_MIN_SHARE)
+            & (lift >= FAVOURITE_MIN_LIFT - 1e-9)
+        )
+        ranked = favourite[np.lexsort((name_rank[favourite], -share[favourite], -lift[favourite]))]
+        return (
+            item_list(order, counts, share, amounts, base),
+            item_list(ranked, counts, share, amounts, base),
+        )
 
-    def item_list(picked, share, amounts, base) -> list[dict[str, Any]]:
+    def item_list(picked, counts, share, amounts, base) -> list[dict[str, Any]]:
         return [
             {
                 "name": pnames[j],
+                "buyers": int(counts[j]),
                 "buyers_share": _f(share[j]),
                 "base_buyers_share": _f(base[j]),
+                "lift": _f(share[j] / base[j]) if base[j] > 0 else None,
                 "index": _f(100 * share[j] / base[j]) if base[j] > 0 else None,
                 "amount": _f(amounts[j]),
             }
@@ -494,10 +520,8 @@ def _products(
         ]
 
     out = {
-        str(seg_names[s]): listing(
-            buyers[s] / max(sizes[s], 1), spend[s], base_share, size=sizes[s]
-        )
+        str(seg_names[s]): listing(buyers[s], spend[s], base_share, size=sizes[s], whole=False)
         for s in range(n_seg)
     }
-    out["all"] = listing(base_share, spend.sum(axis=0), base_share)
+    out["all"] = listing(base_buyers, spend.sum(axis=0), base_share, size=n, whole=True)
     return out

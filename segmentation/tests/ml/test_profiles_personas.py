@@ -58,6 +58,8 @@ def two_segments():
         labels=labels,
         product_lines=lines[["customer_id", "product", "amount", "ordered_at"]],
         currency="£",
+        # four customers: two buyers are enough support for this hand-made case
+        favourite_min_buyers=2,
     )
     return fs, profiles
 
