@@ -29,7 +29,6 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) manage.py migrate --no-input -v 0
-	$(PY) manage.py createcachetable
 	$(PY) manage.py collectstatic --no-input -v 0
 	$(PY) manage.py seed_demo
 	@PORT=$(PORT) bash scripts/run.sh
