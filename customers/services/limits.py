@@ -26,7 +26,7 @@ def money_problem(value: Decimal | None) -> str | None:
     if value is None:
         return None
     if not value.is_finite() or abs(value) >= MONEY_LIMIT:
-        return f"{value:,.2f} is too large (amounts and totals must be below 10^14)"
+        return f"{value:,.2f} is too large (amounts and totals must be below 100,000,000,000,000)"
     return None
 
 
