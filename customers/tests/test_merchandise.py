@@ -170,3 +170,22 @@ def test_a_viewer_cannot_change_the_flags(client, viewer, org):
     with tenant_context(org):
         mug.refresh_from_db()
     assert mug.hidden is False
+
+
+@pytest.mark.django_db
+def test_migration_marks_products_stored_before_the_field(org):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("customers.migrations.0005_product_merchandise_hidden")
+    with tenant_context(org):
+        # as the column's default left them: everything counted as merchandise
+        ProductFactory(organization=org, sku="POST", name="POSTAGE", merchandise=True)
+        ProductFactory(organization=org, sku="85123A", name="WHITE HANGING HEART")
+    migration.detect(apps, None)
+    with tenant_context(org):
+        assert dict(Product.objects.values_list("sku", "merchandise")) == {
+            "POST": False,
+            "85123A": True,
+        }
