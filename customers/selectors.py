@@ -297,7 +297,15 @@ def product_filter(params) -> QuerySet[Product]:
     category = (params.get("category") or "").strip()
     if category:
         qs = qs.filter(category=category)
+    # merchandise=false finds postage, fees and adjustments; hidden=true the hidden
+    for flag in ("merchandise", "hidden"):
+        value = _FLAG_VALUES.get((params.get(flag) or "").strip().lower())
+        if value is not None:
+            qs = qs.filter(**{flag: value})
     return qs
+
+
+_FLAG_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def product_categories() -> list[str]:

@@ -242,6 +242,10 @@ def _source(request) -> str:
             OpenApiParameter("search", str, description="Name or sku."),
             OpenApiParameter("category", str),
             OpenApiParameter("sku", str),
+            OpenApiParameter(
+                "merchandise", bool, description="false: postage, fees and adjustments."
+            ),
+            OpenApiParameter("hidden", bool),
         ]
     )
 )

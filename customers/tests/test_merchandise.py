@@ -189,3 +189,17 @@ def test_migration_marks_products_stored_before_the_field(org):
             "POST": False,
             "85123A": True,
         }
+
+
+@pytest.mark.django_db
+def test_products_can_be_listed_by_merchandise_and_hidden(api, owner_client, org):
+    with tenant_context(org):
+        ProductFactory(organization=org, sku="POST", name="POSTAGE", merchandise=False)
+        ProductFactory(organization=org, sku="MUG", name="Mug", hidden=True)
+        ProductFactory(organization=org, sku="TEA", name="Teapot")
+    skus = [p["sku"] for p in api.get("/api/v1/products/?merchandise=false").json()["results"]]
+    assert skus == ["POST"]
+    skus = [p["sku"] for p in api.get("/api/v1/products/?hidden=true").json()["results"]]
+    assert skus == ["MUG"]
+    page = owner_client.get("/customers/products/?merchandise=false").content.decode()
+    assert "POSTAGE" in page and "not merchandise" in page and "Teapot" not in page
