@@ -10,13 +10,17 @@ mkdir -p var
 
 supervise_worker() {
   local child=""
-  trap 'if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi; exit 0' INT TERM
+  # Each worker runs in a process group of its own (setsid), so that when it dies the
+  # scheduler and pool processes it started die with it: an orphaned scheduler would
+  # go on queueing the nightly run beside the new worker's.
+  trap 'if [ -n "$child" ]; then kill -TERM -- "-$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi; exit 0' INT TERM
   while true; do
-    .venv/bin/celery -A config worker --beat --loglevel WARNING --concurrency 1 \
+    setsid .venv/bin/celery -A config worker --beat --loglevel WARNING --concurrency 1 \
       --schedule var/celery-beat-schedule >>var/worker.log 2>&1 &
     child=$!
     status=0
     wait "$child" || status=$?
+    kill -KILL -- "-$child" 2>/dev/null || true
     child=""
     echo "$(date -u +%FT%TZ) worker exited (status ${status}); starting it again in 3 s" >>var/worker.log
     sleep 3
