@@ -57,10 +57,11 @@ def customer_list(request):
     next_params = params.copy()
     if next_cursor:
         next_params["after"] = next_cursor
+    extra_filters = selectors.registry.customer_filters()
     filtered = any(
         request.GET.get(k)
         for k in ("search", "country", "accepts_email", "accepts_sms", "has_ordered")
-    )
+    ) or any(request.GET.get(f.param) for f in extra_filters)
     return render(
         request,
         "customers/list.html",
@@ -74,14 +75,22 @@ def customer_list(request):
             "sorts": [(k, v[3]) for k, v in selectors.CUSTOMER_SORTS.items()],
             "sort": sort,
             "countries": selectors.customer_countries(),
+            # a filter that offers choices (segments by name) is shown as a select
             "extra_filters": [
-                (f, request.GET.get(f.param, "")) for f in selectors.registry.customer_filters()
+                (f, request.GET.get(f.param, ""), _filter_choices(f)) for f in extra_filters
             ],
             "q": request.GET,
             "filtered": filtered,
+            # a list with no match is never mistaken for an empty shop
+            "has_customers": bool(customers) or selectors.customers_active().exists(),
             "export_query": params.urlencode(),
         },
     )
+
+
+def _filter_choices(customer_filter) -> list[tuple[str, str]] | None:
+    choices = getattr(customer_filter.func, "choices", None)
+    return list(choices()) if callable(choices) else None
 
 
 @org_required
@@ -430,6 +439,9 @@ def _import_context(imp: Import, **extra) -> dict:
 @org_required
 def import_detail(request, pk: int):
     imp = get_object_or_404(Import.objects.select_related("job"), pk=pk)
+    if request.htmx and imp.status != ImportStatus.DRAFT:
+        # the page's status block polls this: progress and report in one answer
+        return render(request, "customers/_import_status.html", _import_context(imp))
     return render(request, "customers/import_detail.html", _import_context(imp))
 
 
