@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from .selectors import membership_for_request
-from .tenancy import _Scope, _scope, carry_scope
+from .tenancy import carry_scope, scope_enter, scope_exit
 
 # Paths a signed-in user of an organisation that requires two-factor may still use
 # before setting it up: signing in and out, setting it up, their own account, and
@@ -36,19 +36,19 @@ class TenantMiddleware:
         request.organization = None
         request.membership = None
         user = getattr(request, "user", None)
-        scope = _Scope(None)
+        organization, bypass = None, False
         if request.path.startswith("/admin/") and getattr(user, "is_staff", False):
             # The back office: platform staff see every organisation (escape hatch).
-            scope = _Scope(None, bypass=True)
+            bypass = True
         elif user is not None and user.is_authenticated:
             membership = membership_for_request(user=user)
             if membership is not None:
                 request.membership = membership
                 request.organization = membership.organization
-                scope = _Scope(membership.organization_id)
+                organization = membership.organization_id
         # Reset in finally: whatever the request (or DRF's authentication, which
         # sets the scope again for API calls) did to the scope ends here.
-        token = _scope.set(scope)
+        token = scope_enter(organization, bypass=bypass)
         try:
             redirect_to = self._two_factor_redirect(request)
             if redirect_to:
@@ -64,7 +64,7 @@ class TenantMiddleware:
                 response.streaming_content = carry_scope(response.streaming_content)
             return response
         finally:
-            _scope.reset(token)
+            scope_exit(token)
 
     @staticmethod
     def _two_factor_redirect(request) -> str | None:

@@ -5,6 +5,19 @@ reset in `finally`: by `TenantMiddleware` for site requests, by the DRF
 authentication classes for API requests, by `core.tasks.TenantTask` for jobs and
 by `tenant_context()` in commands and tests.
 
+The public scope API (nothing else in this module is for other modules):
+- `tenant_context(organization)`: a block run as one organisation (commands,
+  tasks, tests); `no_tenant_context()`: a block with none.
+- `unscoped_context()`: the one named bypass, for platform code.
+- `scope_enter(organization, bypass=False) -> token` / `scope_exit(token)`: the
+  same without a block, for the middleware (enter at the start of a request,
+  exit in `finally`) and the API authentication (enters after the middleware;
+  the middleware's exit restores what was there before both).
+- `scope_check(organization=...)`: services that are handed an organisation call
+  it first; it raises `ScopeMismatch` when the current scope is another
+  organisation's, so a caller's mix-up cannot write one shop's results under
+  another's scope.
+
 Tenant models (`TenantModel`) get `objects`, a manager that filters by the
 current organisation and refuses to run with none set. Code that must cross
 organisations (the admin back office, the nightly fan-out) calls
@@ -23,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -35,15 +48,61 @@ class TenantNotSet(RuntimeError):
     """A tenant-scoped query ran with no organisation set: fail closed."""
 
 
+class ScopeMismatch(RuntimeError):
+    """A service was handed one organisation while the scope is another's."""
+
+
 @dataclass(frozen=True)
-class _Scope:
+class Scope:
     organization_id: int | None
     bypass: bool = False
 
 
-# _Scope is a frozen dataclass, so sharing the default is safe.
-_NEVER_SET = _Scope(None)
-_scope: ContextVar[_Scope] = ContextVar("segmenta_tenant_scope", default=_NEVER_SET)  # noqa: B039
+# Scope is a frozen dataclass, so sharing the default is safe.
+_NEVER_SET = Scope(None)
+_scope: ContextVar[Scope] = ContextVar("segmenta_tenant_scope", default=_NEVER_SET)  # noqa: B039
+
+ScopeToken = Token
+
+
+def _org_id(organization) -> int | None:
+    if organization is None or isinstance(organization, int):
+        return organization
+    return organization.pk
+
+
+def scope_enter(organization=None, *, bypass: bool = False) -> ScopeToken:
+    """Make `organization` (an Organization, its id or None) the current scope, or
+    with `bypass=True` every organisation's (platform code only). Returns the token
+    `scope_exit` takes to restore what was current before."""
+    if bypass and organization is not None:
+        raise ValueError("A bypass scope is not one organisation's.")
+    return _scope.set(Scope(_org_id(organization), bypass=bypass))
+
+
+def scope_exit(token: ScopeToken) -> None:
+    """Restore the scope that was current before the `scope_enter` that gave `token`."""
+    _scope.reset(token)
+
+
+def scope_check(*, organization) -> None:
+    """Raise unless the current scope is `organization`'s (or the platform bypass).
+
+    Services that take `organization=` call this before reading or writing: the
+    manager filters by the scope, not by the argument, so a disagreement would
+    mix one organisation's rows with another's figures."""
+    scope = _scope.get()
+    if scope.bypass:
+        return
+    if scope.organization_id is None:
+        raise TenantNotSet(
+            f"No organisation is set; the service was called for organisation {_org_id(organization)}."
+        )
+    if scope.organization_id != _org_id(organization):
+        raise ScopeMismatch(
+            f"The service was called for organisation {_org_id(organization)} "
+            f"inside organisation {scope.organization_id}'s scope."
+        )
 
 
 def scope_never_set() -> bool:
@@ -69,8 +128,7 @@ def require_organization_id() -> int:
 @contextlib.contextmanager
 def tenant_context(organization) -> Iterator[None]:
     """Run the block as `organization` (an Organization or its id)."""
-    org_id = organization if isinstance(organization, int) else organization.pk
-    token = _scope.set(_Scope(org_id))
+    token = _scope.set(Scope(_org_id(organization)))
     try:
         yield
     finally:
@@ -84,7 +142,7 @@ def unscoped_context() -> Iterator[None]:
     On PostgreSQL the ORM's queries in the block go to the platform connection
     (`platform_alias()`); raw SQL and `transaction.atomic()` must name that alias
     themselves, or they run as the application role and see no tenant row."""
-    token = _scope.set(_Scope(None, bypass=True))
+    token = _scope.set(Scope(None, bypass=True))
     try:
         yield
     finally:
@@ -137,7 +195,7 @@ def carry_scope(iterable) -> Iterator:
 @contextlib.contextmanager
 def no_tenant_context() -> Iterator[None]:
     """Clear any organisation (for example around a request that has none)."""
-    token = _scope.set(_Scope(None))
+    token = _scope.set(Scope(None))
     try:
         yield
     finally:

@@ -13,7 +13,7 @@ from rest_framework import authentication, exceptions
 from accounts.models import ApiKey, Membership
 from accounts.selectors import membership_for_request
 from accounts.services import api_key_authenticate
-from accounts.tenancy import _Scope, _scope
+from accounts.tenancy import scope_enter
 
 
 @dataclass
@@ -42,7 +42,8 @@ def _activate(request, organization, membership: Membership | None, api_key: Api
         target.organization = organization
         target.membership = membership
         target.api_key = api_key
-    _scope.set(_Scope(organization.pk))
+    # No exit here: the middleware's `scope_exit` restores the scope it found.
+    scope_enter(organization)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -192,3 +192,63 @@ class TestApiAuthentication:
         client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
         assert client.get("/api/v1/organization/").json()["slug"] == other_org.slug
         assert spy["org_id"] == other_org.pk
+
+
+class TestPublicScopeApi:
+    """Issue 9: middleware, API authentication and tasks set the scope through a public
+    API; services check the organisation they are handed against the scope."""
+
+    def test_enter_and_exit_restore_the_previous_scope(self, org, other_org):
+        from accounts.tenancy import scope_enter, scope_exit
+
+        with tenant_context(org):
+            token = scope_enter(other_org)
+            assert current_organization_id() == other_org.pk
+            scope_exit(token)
+            assert current_organization_id() == org.pk
+        token = scope_enter(bypass=True)
+        assert bypass_active() and current_organization_id() is None
+        scope_exit(token)
+        assert not bypass_active()
+
+    def test_a_service_handed_another_organisation_refuses(self, org, other_org):
+        from accounts.tenancy import ScopeMismatch, scope_check
+
+        with tenant_context(org):
+            scope_check(organization=org)
+            scope_check(organization=org.pk)
+            with pytest.raises(ScopeMismatch):
+                scope_check(organization=other_org)
+        with pytest.raises(TenantNotSet):
+            scope_check(organization=org)
+        with unscoped_context():
+            scope_check(organization=other_org)
+
+    def test_prediction_run_and_rule_segments_refuse_a_mismatched_organisation(
+        self, org, other_org
+    ):
+        from accounts.tenancy import ScopeMismatch
+        from segmentation.services.predictions import prediction_run
+        from segmentation.services.rules import rule_segment_create
+
+        with tenant_context(org):
+            with pytest.raises(ScopeMismatch):
+                prediction_run(organization=other_org)
+            with pytest.raises(ScopeMismatch):
+                rule_segment_create(organization=other_org, name="x", rule={})
+
+    def test_no_module_imports_the_scope_internals(self):
+        import pathlib
+        import re
+
+        root = pathlib.Path(__file__).resolve().parents[2]
+        offenders = []
+        for path in root.glob("*/**/*.py"):
+            if ".venv" in path.parts or path.name == "tenancy.py":
+                continue
+            text = path.read_text(encoding="utf-8")
+            if re.search(
+                r"from accounts\.tenancy import[^\n]*\b_|from \.tenancy import[^\n]*\b_", text
+            ):
+                offenders.append(str(path.relative_to(root)))
+        assert offenders == []

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection, transaction
 
+from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
@@ -384,6 +385,7 @@ def prediction_compute(
     demand: bool = True,
 ) -> Computed:
     """Everything a run holds, computed in memory; nothing is written."""
+    scope_check(organization=organization)
     timings: dict[str, float] = {}
     rate = float(prediction_settings_get().annual_discount_rate)
     settings = {
@@ -791,6 +793,7 @@ def prediction_run(
     """Predict for the organisation's customers and products as of `as_of` (default:
     its latest data date) and make the result live. Raises ApplicationError with a
     readable reason; on any failure the live run stays as it was."""
+    scope_check(organization=organization)
     started = time.perf_counter()
     if as_of is None:
         as_of = latest_data_date()
@@ -832,6 +835,7 @@ def prediction_run(
 
 def prediction_run_start(*, organization, user=None, as_of: dt.date | None = None):
     """Start a predictions job, or return the one already waiting or running."""
+    scope_check(organization=organization)
     from core.models import Job, JobStatus
 
     waiting = (
@@ -869,6 +873,7 @@ def at_risk_rule(*, min_spent: float) -> dict:
 def at_risk_segment_create(*, organization, user=None, name: str = ""):
     """A rule segment of the live run's customers worth saving. It is a rule, so it
     follows every later prediction run: people who come back leave it."""
+    scope_check(organization=organization)
     run = PredictionRun.objects.filter(is_live=True).first()
     if run is None:
         raise ApplicationError("Run the predictions first: there is no churn risk to go on yet.")
@@ -889,6 +894,7 @@ def at_risk_segment_create(*, organization, user=None, name: str = ""):
 
 def prediction_erase_customers(*, organization, customer_ids: list[int]) -> None:
     """Erasure handler: nothing predicted about an erased person is kept."""
+    scope_check(organization=organization)
     CustomerPrediction.objects.filter(customer_id__in=list(customer_ids)).delete()
 
 

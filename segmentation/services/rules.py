@@ -29,6 +29,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 
 log = logging.getLogger("segmenta.segments")
@@ -583,6 +584,7 @@ def _unique_rule_key(name: str) -> str:
 
 
 def rule_segment_create(*, organization, name: str, rule: Any, user=None, description: str = ""):
+    scope_check(organization=organization)
     from segmentation.models import Segment, SegmentKind
 
     name = (name or "").strip()
