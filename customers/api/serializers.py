@@ -405,6 +405,12 @@ class OrderLineRecordSerializer(serializers.Serializer):
     currency = serializers.CharField(required=False)
     channel = serializers.CharField(required=False)
     location = serializers.CharField(required=False)
+    city = serializers.CharField(
+        required=False, help_text="The customer's address: the latest order's fills their profile."
+    )
+    region = serializers.CharField(required=False)
+    country = serializers.CharField(required=False)
+    postal_code = serializers.CharField(required=False)
     properties = serializers.DictField(required=False)
 
 

@@ -197,7 +197,7 @@ def test_online_retail_headers_are_recognised():
         "InvoiceDate": "ordered_at",
         "UnitPrice": "unit_price",
         "CustomerID": "customer_id",
-        "Country": "Country",  # kept as a property
+        "Country": "country",  # fills the customer's profile
     }
 
 

@@ -853,6 +853,9 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
 
 # --- orders --------------------------------------------------------------------------
 
+# The customer's address an orders row may carry (customers_customer column sizes).
+PROFILE_FIELDS = {"city": 120, "region": 120, "country": 120, "postal_code": 32}
+
 
 @dataclass
 class LineRow:
@@ -872,6 +875,7 @@ class LineRow:
     amount: Decimal
     props: dict
     own_order: bool = False  # a row without an order id is an order of its own
+    profile: dict = field(default_factory=dict)  # the customer's address, when given
 
 
 @dataclass
@@ -886,6 +890,7 @@ class AssembledOrder:
     props: dict
     lines: list[LineRow]
     rownums: list[int]
+    profile: dict = field(default_factory=dict)
 
     @property
     def total(self) -> Decimal:
@@ -940,6 +945,8 @@ class OrdersProcessor(Processor):
         self.split_ids = split_ids or set()
         self._spool = None
         self.resolver = CustomerResolver(ctx)
+        # customer id -> {field: ((ordered_at, row), value)}, written at the end
+        self.profiles: dict[int, dict[str, tuple]] = {}
 
     def feed(self, rownum, rec, attrs) -> bool:
         oid = rec.get("order_id") or ""
@@ -1010,6 +1017,11 @@ class OrdersProcessor(Processor):
             unit_price=unit_price,
             amount=amount,
             props=attrs,
+            profile={
+                f: value
+                for f, max_len in PROFILE_FIELDS.items()
+                if (value := _text(rec, f, max_len).strip())
+            },
         )
         if not order_id:
             if ordered_at is None:
@@ -1055,6 +1067,10 @@ class OrdersProcessor(Processor):
             self.write_chunk(assembled)
 
     def finish(self) -> None:
+        self._finish_orders()
+        self._apply_profiles()
+
+    def _finish_orders(self) -> None:
         self.flush()
         if self._spool is None:
             return
@@ -1127,7 +1143,47 @@ class OrdersProcessor(Processor):
             props=props,
             lines=good,
             rownums=[r.rownum for r in good],
+            # the order's last row that gives each part of the address
+            profile={k: v for r in good for k, v in r.profile.items()},
         )
+
+    def _note_profile(self, order: AssembledOrder, cid: int | None) -> None:
+        """Remember the address of the customer's latest order in the file."""
+        if not cid or not order.profile:
+            return
+        when = (order.ordered_at, max(order.rownums))
+        known = self.profiles.setdefault(cid, {})
+        for f, value in order.profile.items():
+            if f not in known or known[f][0] <= when:
+                known[f] = (when, value)
+
+    def _apply_profiles(self) -> None:
+        """Fill the customers' profile fields from their latest orders in the file;
+        a blank keeps the stored value."""
+        if not self.profiles:
+            return
+        ctx, db = self.ctx, self.ctx.db
+        names = list(PROFILE_FIELDS)
+        stored = {
+            row[0]: dict(zip(names, row[1:], strict=True))
+            for row in db.select("customers_customer", "id", list(self.profiles), names)
+        }
+        now = timezone.now()
+        updates = []
+        for cid, known in self.profiles.items():
+            current = stored.get(cid)
+            if current is None:
+                continue
+            wanted = {**current, **{f: value for f, (_, value) in known.items()}}
+            if wanted != current:
+                updates.append([*(wanted[f] for f in names), now, ctx.organization_id, cid])
+        sets = ", ".join(f"{f} = %s" for f in [*names, "updated_at"])
+        db.executemany(
+            f"UPDATE customers_customer SET {sets} WHERE organization_id = %s AND id = %s",  # noqa: S608 - fixed names
+            updates,
+        )
+        ctx.changed_customer_ids.update(u[-1] for u in updates)
+        self.profiles = {}
 
     def write(self, orders: list[AssembledOrder]) -> None:
         ctx, db = self.ctx, self.ctx.db
@@ -1173,6 +1229,8 @@ class OrdersProcessor(Processor):
         for o in orders:
             digest = o.hash()
             before = existing.get(o.key)
+            if o.key not in deleted:
+                self._note_profile(o, customer_ids.get(o.customer) if o.customer else None)
             if before is not None and before[1] == digest:
                 ctx.counts.add("unchanged", len(o.rownums))
                 continue
