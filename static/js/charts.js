@@ -10,32 +10,58 @@
     return el ? JSON.parse(el.textContent) : null;
   }
 
+  // No toolbar: its "edit in Chart Studio" / "send to cloud" buttons would offer
+  // the owner's customer data to Plotly's servers, and its ten or so buttons were
+  // ten tab stops per chart for keyboard users. Cloud buttons stay removed should
+  // the bar ever come back. Every chart's figures are also in a table on its page.
+  var CONFIG = {
+    displayModeBar: false,
+    displaylogo: false,
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio"],
+    showTips: false,
+    responsive: true
+  };
+
+  // Draw one chart into its element (role="img" with an aria-label as the text
+  // alternative: screen readers read the label, not the SVG's parts).
+  function draw(id, traces, layout) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    el.setAttribute("role", "img");
+    if (!el.getAttribute("aria-label")) el.setAttribute("aria-label", "Chart; the figures are in the table on this page.");
+    Plotly.newPlot(el, traces, layout, CONFIG);
+    // Nothing inside the picture takes keyboard focus.
+    el.querySelectorAll("a, button, [tabindex]").forEach(function (node) { node.setAttribute("tabindex", "-1"); });
+  }
+
   // --- revenue ---
   (function () {
     var d = read("revenue-data");
     if (!d) return;
-    Plotly.newPlot("revenue-chart", [
+    draw("revenue-chart", [
       {x: d.months, y: d.revenue, type: "bar", name: "Revenue", marker: {color: "#3b4fd8"}},
       {x: d.months, y: d.orders, type: "scatter", mode: "lines+markers", name: "Orders", yaxis: "y2", line: {color: "#17794a"}}
     ], {
       margin: {t: 20, r: 60, b: 40, l: 60},
       yaxis: {title: {text: "Revenue"}}, yaxis2: {title: {text: "Orders"}, overlaying: "y", side: "right"},
       legend: {orientation: "h"}
-    }, {responsive: true, displaylogo: false});
+    });
   })();
 
   // --- sales ---
   (function () {
     var d = read("sales-data");
     if (!d) return;
-    Plotly.newPlot("sales-chart", [
+    draw("sales-chart", [
       {x: d.months, y: d.units, type: "bar", name: "Units", marker: {color: "#3b4fd8"}},
       {x: d.months, y: d.revenue, type: "scatter", mode: "lines+markers", name: "Revenue", yaxis: "y2", line: {color: "#17794a"}}
     ], {
       margin: {t: 20, r: 60, b: 40, l: 50},
       yaxis: {title: {text: "Units"}}, yaxis2: {title: {text: "Revenue"}, overlaying: "y", side: "right"},
       legend: {orientation: "h"}
-    }, {responsive: true, displaylogo: false});
+    });
   })();
 
   // --- segments ---
@@ -48,34 +74,32 @@
     var traces = data.segments.map(function (s) {
       var xs = [], ys = [];
       (p.segment_ids || []).forEach(function (sid, i) { if (sid === s.id) { xs.push(p.x[i]); ys.push(p.y[i]); } });
-      return {type: "scattergl", mode: "markers", name: s.name, x: xs, y: ys, marker: {size: 5, opacity: 0.7},
+      return {type: "scatter", mode: "markers", name: s.name, x: xs, y: ys, marker: {size: 5, opacity: 0.7},
               hovertemplate: s.name + "<extra></extra>"};
     });
-    var config = {displaylogo: false, responsive: true};
-    Plotly.newPlot("segment-map", traces, {margin: {t: 10, r: 10, b: 40, l: 40}, xaxis: {title: "first direction"}, yaxis: {title: "second direction"}, legend: {orientation: "h"}}, config);
+    draw("segment-map", traces, {margin: {t: 10, r: 10, b: 40, l: 40}, xaxis: {title: "first direction"}, yaxis: {title: "second direction"}, legend: {orientation: "h"}});
     var h = data.heatmap;
-    Plotly.newPlot("segment-profiles", [{type: "heatmap", x: h.segments, y: h.features, z: h.z, zmid: 100,
+    draw("segment-profiles", [{type: "heatmap", x: h.segments, y: h.features, z: h.z, zmid: 100,
       colorscale: "RdBu", reversescale: true, text: h.z, texttemplate: "%{text}", hovertemplate: "%{y}<br>%{x}: %{z}<extra></extra>",
-      colorbar: {title: "index"}}], {height: 120 + 36 * h.features.length, margin: {t: 10, r: 10, b: 80, l: 240}, yaxis: {autorange: "reversed"}}, config);
+      colorbar: {title: "index"}}], {height: 120 + 36 * h.features.length, margin: {t: 10, r: 10, b: 80, l: 10}, xaxis: {automargin: true}, yaxis: {autorange: "reversed", automargin: true}});
   })();
 
   // --- segment ---
   (function () {
-    var config = {displaylogo: false, responsive: true};
     var el = document.getElementById("profile-data");
     if (el) {
       var rows = JSON.parse(el.textContent).slice().reverse();
-      Plotly.newPlot("profile-chart", [{type: "bar", orientation: "h", y: rows.map(function (r) { return r.label; }),
+      draw("profile-chart", [{type: "bar", orientation: "h", y: rows.map(function (r) { return r.label; }),
         x: rows.map(function (r) { return r.index; }), hovertext: rows.map(function (r) { return r.sentence; }), hoverinfo: "text",
         marker: {color: rows.map(function (r) { return r.index >= 100 ? "#3b4fd8" : "#b4232c"; })}}],
-        {margin: {t: 10, r: 10, b: 40, l: 240}, xaxis: {title: "index (100 = average)"},
-         shapes: [{type: "line", x0: 100, x1: 100, yref: "paper", y0: 0, y1: 1, line: {dash: "dot"}}]}, config);
+        {margin: {t: 10, r: 10, b: 40, l: 10}, xaxis: {title: "index (100 = average)"}, yaxis: {automargin: true},
+         shapes: [{type: "line", x0: 100, x1: 100, yref: "paper", y0: 0, y1: 1, line: {dash: "dot"}}]});
     }
     var h = document.getElementById("history-data");
     if (h) {
       var d = JSON.parse(h.textContent);
-      Plotly.newPlot("history-chart", [{type: "scatter", mode: "lines+markers", x: d.x, y: d.y, name: "customers"}],
-        {margin: {t: 10, r: 10, b: 40, l: 60}, yaxis: {title: "customers", rangemode: "tozero"}}, config);
+      draw("history-chart", [{type: "scatter", mode: "lines+markers", x: d.x, y: d.y, name: "customers"}],
+        {margin: {t: 10, r: 10, b: 40, l: 60}, yaxis: {title: "customers", rangemode: "tozero"}});
     }
   })();
 
@@ -83,31 +107,30 @@
   (function () {
     var data = read("prediction-charts");
     if (!data) return;
-    var config = {displaylogo: false, responsive: true};
     var margin = {t: 10, r: 10, b: 50, l: 50};
     if (data.weeks && document.getElementById("chart-weeks")) {
-      Plotly.newPlot("chart-weeks", [
+      draw("chart-weeks", [
         {type: "bar", name: "Actual", x: data.weeks.start, y: data.weeks.actual_orders, marker: {color: "#9aa6e8"}},
         {type: "scatter", mode: "lines+markers", name: "Predicted", x: data.weeks.start, y: data.weeks.predicted_orders, line: {color: "#1c2333"}}
-      ], {margin: margin, yaxis: {title: "orders"}, legend: {orientation: "h"}}, config);
+      ], {margin: margin, yaxis: {title: "orders"}, legend: {orientation: "h"}});
     }
     if (data.calibration && data.calibration.length && document.getElementById("chart-calibration")) {
       var c = data.calibration;
-      Plotly.newPlot("chart-calibration", [
+      draw("chart-calibration", [
         {type: "scatter", mode: "lines", name: "Perfect", x: [0, 1], y: [0, 1], line: {dash: "dot", color: "#8a93a6"}, hoverinfo: "skip"},
         {type: "scatter", mode: "markers+lines", name: "Risk groups",
          x: c.map(function (r) { return r.predicted_no_order; }), y: c.map(function (r) { return r.observed_no_order; }),
          text: c.map(function (r) { return r.group + " (" + r.customers + " customers)"; }),
          hovertemplate: "%{text}<br>expected %{x:.0%}, observed %{y:.0%}<extra></extra>"}
       ], {margin: margin, xaxis: {title: "expected share without an order", tickformat: ".0%", range: [0, 1]},
-          yaxis: {title: "observed share", tickformat: ".0%", range: [0, 1]}, legend: {orientation: "h"}}, config);
+          yaxis: {title: "observed share", tickformat: ".0%", range: [0, 1]}, legend: {orientation: "h"}});
     }
     var h = data.histogram;
     if (h && h.counts && h.counts.length && document.getElementById("chart-value")) {
       var mids = [], labels = [];
       for (var i = 0; i < h.counts.length; i++) { mids.push((h.edges[i] + h.edges[i + 1]) / 2); labels.push(Math.round(h.edges[i]) + "–" + Math.round(h.edges[i + 1])); }
-      Plotly.newPlot("chart-value", [{type: "bar", x: mids, y: h.counts, text: labels, hovertemplate: "%{text}: %{y} customers<extra></extra>", marker: {color: "#3b4fd8"}}],
-        {margin: margin, bargap: 0.05, xaxis: {title: "predicted 12-month value" + (h.above ? " (" + h.above + " customers above the last bar)" : "")}, yaxis: {title: "customers"}}, config);
+      draw("chart-value", [{type: "bar", x: mids, y: h.counts, text: labels, hovertemplate: "%{text}: %{y} customers<extra></extra>", marker: {color: "#3b4fd8"}}],
+        {margin: margin, bargap: 0.05, xaxis: {title: "predicted 12-month value" + (h.above ? " (" + h.above + " customers above the last bar)" : "")}, yaxis: {title: "customers"}});
     }
   })();
 
@@ -123,6 +146,6 @@
       {type: "scatter", mode: "lines", name: "Likely range", x: fx, y: d.weeks.map(function (w) { return w.lower; }), fill: "tonexty", fillcolor: "rgba(59,79,216,0.18)", line: {width: 0}},
       {type: "scatter", mode: "lines+markers", name: "Expected", x: fx, y: d.weeks.map(function (w) { return w.units; }), line: {color: "#3b4fd8"}}
     ];
-    Plotly.newPlot("chart-demand", traces, {margin: {t: 10, r: 10, b: 50, l: 50}, yaxis: {title: "units per week", rangemode: "tozero"}, legend: {orientation: "h"}}, {displaylogo: false, responsive: true});
+    draw("chart-demand", traces, {margin: {t: 10, r: 10, b: 50, l: 50}, yaxis: {title: "units per week", rangemode: "tozero"}, legend: {orientation: "h"}});
   })();
 })();
