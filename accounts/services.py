@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from core.exceptions import ApplicationError, PermissionDenied
 
+from .choices import currency_validate, time_zone_validate
 from .models import (
     ApiKey,
     AuditLogEntry,
@@ -148,7 +149,8 @@ def organization_create(
     name = (name or "").strip()
     if not name:
         raise ApplicationError("An organisation needs a name.", {"fields": {"name": "Required."}})
-    _validate_time_zone(time_zone)
+    time_zone = time_zone_validate(time_zone)
+    currency = currency_validate(currency)
     if slug and Organization.objects.filter(slug=slug).exists():
         raise ApplicationError(
             f"The slug '{slug}' is taken.", {"fields": {"slug": "Already in use."}}
@@ -157,23 +159,12 @@ def organization_create(
         name=name,
         slug=slug or _unique_slug(name),
         time_zone=time_zone,
-        currency=(currency or "USD").upper()[:3],
+        currency=currency,
     )
     Membership.objects.create(organization=org, user=owner, role=Role.OWNER)
     owner.current_organization = org
     owner.save(update_fields=["current_organization"])
     return org
-
-
-def _validate_time_zone(tz: str) -> None:
-    import zoneinfo
-
-    try:
-        zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ApplicationError(
-            f"Unknown time zone: {tz}.", {"fields": {"time_zone": "Unknown time zone."}}
-        ) from exc
 
 
 def organization_update(
@@ -184,10 +175,13 @@ def organization_update(
     for key, value in fields.items():
         if key not in allowed:
             raise ApplicationError(f"Unknown setting: {key}.")
-        if key == "time_zone":
-            _validate_time_zone(value)
         if key == "currency":
-            value = (value or "").upper()[:3]
+            value = (value or "").strip().upper()
+        # an unchanged value is kept even if it is an older name no longer offered
+        if key == "time_zone" and value != organization.time_zone:
+            value = time_zone_validate(value)
+        if key == "currency" and value != organization.currency:
+            value = currency_validate(value)
         if getattr(organization, key) != value:
             changed[key] = value
             setattr(organization, key, value)

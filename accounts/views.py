@@ -23,8 +23,17 @@ from core.exceptions import ApplicationError
 from core.web import safe_next_url
 
 from . import services
+from .choices import currency_choices, time_zone_choices
 from .decorators import org_required
-from .forms import ApiKeyForm, InvitationForm, LoginForm, OrganizationForm, SignUpForm, TokenForm
+from .forms import (
+    ApiKeyForm,
+    InvitationForm,
+    InvitationSignUpForm,
+    LoginForm,
+    OrganizationForm,
+    SignUpForm,
+    TokenForm,
+)
 from .models import ApiKey, AuditLogEntry, Invitation, Membership, Organization, Role
 
 User = get_user_model()
@@ -183,7 +192,7 @@ def invitation_accept(request, token: str):
     if not request.user.is_authenticated:
         existing = User.objects.filter(email=invitation.email).exists()
         if request.method == "POST" and not existing:
-            form = SignUpForm(
+            form = InvitationSignUpForm(
                 {
                     **request.POST.dict(),
                     "email": invitation.email,
@@ -208,7 +217,7 @@ def invitation_accept(request, token: str):
                     messages.success(request, f"Welcome to {invitation.organization.name}.")
                     return redirect("core:dashboard")
         else:
-            form = SignUpForm(initial={"email": invitation.email})
+            form = InvitationSignUpForm(initial={"email": invitation.email})
         return render(
             request,
             "accounts/invitation_accept.html",
@@ -376,7 +385,13 @@ def settings_view(request):
     return render(
         request,
         "accounts/settings.html",
-        {"tab": "general", "choices": choices, "extra": ", ".join(extra)},
+        {
+            "tab": "general",
+            "choices": choices,
+            "extra": ", ".join(extra),
+            "time_zones": time_zone_choices(org.time_zone),
+            "currencies": currency_choices(org.currency),
+        },
     )
 
 

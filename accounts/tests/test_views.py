@@ -45,6 +45,8 @@ SIGN_UP = {
     "full_name": "Grace Hopper",
     "email": "grace@example.com",
     "organization_name": "Cobol Coffee",
+    "time_zone": "America/New_York",
+    "currency": "USD",
     "password": "a-long-enough-password",
 }
 
@@ -744,7 +746,7 @@ class TestSwitchOrganisation:
     def test_create_a_second_organisation(self, owner_client, owner, org):
         response = owner_client.post(
             reverse("accounts:organization_new"),
-            {"name": "Second Shop", "time_zone": "Asia/Tokyo", "currency": "jpy"},
+            {"name": "Second Shop", "time_zone": "Asia/Tokyo", "currency": "JPY"},
         )
         assert response.url == reverse("core:dashboard")
         second = Organization.objects.get(name="Second Shop")
