@@ -210,10 +210,14 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
             Product,
             [
                 "organization_id", "sku", "name", "category", "price", "url", "image_url",
-                "attributes", "created_at", "updated_at",
+                "merchandise", "merchandise_source", "hidden", "attributes", "created_at",
+                "updated_at",
             ],
             [
-                (org_id, f"{prefix}{s}", f"Product {s}", "Gifts", 9.99, "", "", "{}", now, now)
+                (
+                    org_id, f"{prefix}{s}", f"Product {s}", "Gifts", 9.99, "", "", True,
+                    "detected", False, "{}", now, now,
+                )
                 for s in skus
             ],
         )  # fmt: skip
