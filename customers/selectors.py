@@ -445,4 +445,14 @@ def dashboard_summary(*, organization) -> dict:
         summary["chart"]["months"].append(row["month"].strftime("%Y-%m"))
         summary["chart"]["revenue"].append(round(float(row["revenue"] or 0), 2))
         summary["chart"]["orders"].append(row["orders"])
+    # the chart's figures as table rows: its text alternative on the page
+    summary["chart_rows"] = [
+        {"month": m, "revenue": r, "orders": o}
+        for m, r, o in zip(
+            summary["chart"]["months"],
+            summary["chart"]["revenue"],
+            summary["chart"]["orders"],
+            strict=True,
+        )
+    ]
     return summary

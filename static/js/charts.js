@@ -45,7 +45,7 @@
       {x: d.months, y: d.orders, type: "scatter", mode: "lines+markers", name: "Orders", yaxis: "y2", line: {color: "#17794a"}}
     ], {
       margin: {t: 20, r: 60, b: 40, l: 60},
-      yaxis: {title: {text: "Revenue"}}, yaxis2: {title: {text: "Orders"}, overlaying: "y", side: "right"},
+      yaxis: {title: {text: "Revenue"}, rangemode: "tozero"}, yaxis2: {title: {text: "Orders"}, overlaying: "y", side: "right", rangemode: "tozero"},
       legend: {orientation: "h"}
     });
   })();
@@ -59,7 +59,7 @@
       {x: d.months, y: d.revenue, type: "scatter", mode: "lines+markers", name: "Revenue", yaxis: "y2", line: {color: "#17794a"}}
     ], {
       margin: {t: 20, r: 60, b: 40, l: 50},
-      yaxis: {title: {text: "Units"}}, yaxis2: {title: {text: "Revenue"}, overlaying: "y", side: "right"},
+      yaxis: {title: {text: "Units"}, rangemode: "tozero"}, yaxis2: {title: {text: "Revenue"}, overlaying: "y", side: "right", rangemode: "tozero"},
       legend: {orientation: "h"}
     });
   })();
