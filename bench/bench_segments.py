@@ -84,16 +84,22 @@ def bench_size(n: int, seed: int = 3) -> dict:
         t0 = time.perf_counter()
         second = segmentation_run(organization=org)
         second_s = time.perf_counter() - t0
+        # ARI of the top-level segments; ids kept at both levels (sub-segments too)
         members = dict(
             SegmentMembership.objects.filter(
-                run=second, segment__kind=SegmentKind.CLUSTER
+                run=second, segment__kind=SegmentKind.CLUSTER, segment__parent__isnull=True
             ).values_list("customer_id", "segment_id")
         )
-        same_ids = members == dict(
-            SegmentMembership.objects.filter(
-                run=first, segment__kind=SegmentKind.CLUSTER
-            ).values_list("customer_id", "segment_id")
-        )
+
+        def pairs(run) -> set:
+            return set(
+                SegmentMembership.objects.filter(
+                    run=run, segment__kind=SegmentKind.CLUSTER
+                ).values_list("customer_id", "segment_id")
+            )
+
+        same_ids = pairs(second) == pairs(first)
+        n_sub = sum(1 for d in second.quality.get("drill_down", []) for _ in d.get("sizes", []))
     true = np.array([truth[cid] for cid in pk_of])
     found = np.array([members.get(pk_of[cid], -1) for cid in pk_of])
     timings = second.quality.get("timings", {})
@@ -109,6 +115,8 @@ def bench_size(n: int, seed: int = 3) -> dict:
         "clustering": timings.get("clustering", 0.0),
         "profiles": timings.get("profiles", 0.0),
         "projection": timings.get("projection", 0.0),
+        "drill_down": timings.get("drill_down", 0.0),
+        "sub_segments": n_sub,
         "k": second.chosen_k,
         "ari": adjusted_rand_score(true, found),
         "same_ids": same_ids,
@@ -121,21 +129,26 @@ def table(rows: list[dict]) -> str:
     base = rows[0]
     out = [
         "| customers | order lines | load (s) | 1st run (s) | 2nd run (s) | read | features "
-        "| clustering | profiles+personas | map | write+match | run / load | run vs "
-        f"{base['customers']:,} (size ×) | k | ARI | ids kept | peak RSS (GB) |",
-        "|" + "---|" * 17,
+        "| clustering | drill-down | profiles+personas | map | write+match | run / load | run vs "
+        f"{base['customers']:,} (size ×) | k | sub-segments | ARI | ids kept | peak RSS (GB) |",
+        "|" + "---|" * 19,
     ]
     for r in rows:
         write = r["second"] - (
-            r["read"] + r["features"] + r["clustering"] + r["profiles"] + r["projection"]
+            r["read"]
+            + r["features"]
+            + r["clustering"]
+            + r["drill_down"]
+            + r["profiles"]
+            + r["projection"]
         )
         out.append(
             f"| {r['customers']:,} | {r['lines']:,} | {r['load']:.1f} | {r['first']:.1f} "
             f"| {r['second']:.1f} | {r['read']:.1f} | {r['features']:.1f} | {r['clustering']:.1f} "
-            f"| {r['profiles']:.1f} | {r['projection']:.2f} | {write:.1f} "
+            f"| {r['drill_down']:.1f} | {r['profiles']:.1f} | {r['projection']:.2f} | {write:.1f} "
             f"| {r['second'] / r['load']:.2f} "
             f"| {r['second'] / base['second']:.1f}× ({r['customers'] / base['customers']:.0f}×) "
-            f"| {r['k']} | {r['ari']:.3f} | {'yes' if r['same_ids'] else 'NO'} | {r['rss']:.1f} |"
+            f"| {r['k']} | {r['sub_segments']} | {r['ari']:.3f} | {'yes' if r['same_ids'] else 'NO'} | {r['rss']:.1f} |"
         )
     return "\n".join(out)
 
@@ -176,7 +189,9 @@ def main() -> None:
             print(
                 f"{n:>9,} customers {row['lines']:>11,} lines: load {row['load']:6.1f}s  "
                 f"run {row['first']:6.1f}s / {row['second']:6.1f}s  "
-                f"run/load {row['second'] / row['load']:.2f}  k={row['k']} ARI={row['ari']:.3f}",
+                f"run/load {row['second'] / row['load']:.2f}  k={row['k']} ARI={row['ari']:.3f} "
+                f"clustering {row['clustering']:.1f}s drill-down {row['drill_down']:.1f}s "
+                f"sub-segments {row['sub_segments']}",
                 flush=True,
             )
     finally:

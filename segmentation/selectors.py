@@ -118,18 +118,25 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     if prev is None:
         return None
     kind = segment.kind
+    # flows between segments of the same level: top-level segments with each
+    # other, sub-segments with their siblings (a customer is in both levels)
+    level = Q(segment__kind=kind) & (
+        Q(segment__parent__isnull=True)
+        if segment.parent_id is None
+        else Q(segment__parent_id=segment.parent_id)
+    )
     current = Membership.objects.filter(run=run, segment=segment).values("customer_id")
     before = Membership.objects.filter(run=prev, segment=segment).values("customer_id")
     names = dict(Segment.objects.filter(kind=kind).values_list("pk", "name"))
 
     inflow_rows = (
-        Membership.objects.filter(run=prev, segment__kind=kind, customer_id__in=current)
+        Membership.objects.filter(level, run=prev, customer_id__in=current)
         .values("segment_id")
         .annotate(n=Count("id"))
     )
     inflow = {r["segment_id"]: r["n"] for r in inflow_rows}
     outflow_rows = (
-        Membership.objects.filter(run=run, segment__kind=kind, customer_id__in=before)
+        Membership.objects.filter(level, run=run, customer_id__in=before)
         .values("segment_id")
         .annotate(n=Count("id"))
     )
@@ -170,15 +177,17 @@ def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | Non
     prev = previous_run(run=run)
     if prev is None:
         return None
+    # top-level segments only (sub-segments split them further)
+    top = Q(segment__kind=kind, segment__parent__isnull=True)
     before = {
         cid: sid
-        for cid, sid in Membership.objects.filter(run=prev, segment__kind=kind).values_list(
+        for cid, sid in Membership.objects.filter(top, run=prev).values_list(
             "customer_id", "segment_id"
         )
     }
     counts: dict[tuple[int | None, int | None], int] = defaultdict(int)
     seen = set()
-    for cid, sid in Membership.objects.filter(run=run, segment__kind=kind).values_list(
+    for cid, sid in Membership.objects.filter(top, run=run).values_list(
         "customer_id", "segment_id"
     ):
         counts[(before.get(cid), sid)] += 1
@@ -216,13 +225,17 @@ def customer_segments(*, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
         return out
     rows = (
         Membership.objects.filter(run_id=run_id, customer_id__in=customer_ids)
-        .values_list("customer_id", "segment_id", "segment__name", "segment__kind")
+        .values_list(
+            "customer_id", "segment_id", "segment__name", "segment__kind", "segment__parent_id"
+        )
         .order_by("segment__kind", "segment_id")
     )
-    for cid, sid, name, kind in rows:
+    for cid, sid, name, kind, parent_id in rows:
         entry = {"id": sid, "name": name, "kind": kind}
         out[cid]["segments"].append(entry)
-        if kind == SegmentKind.CLUSTER and out[cid]["segment"] is None:
+        # `segment` is the top-level cluster segment; its sub-segment is listed
+        # in `segments`
+        if kind == SegmentKind.CLUSTER and parent_id is None and out[cid]["segment"] is None:
             out[cid]["segment"] = {"id": sid, "name": name}
     return out
 
@@ -230,7 +243,9 @@ def customer_segments(*, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
 def customer_segment_history(*, customer_id: int, limit: int = 24) -> list[dict[str, Any]]:
     """The customer's cluster and RFM segment in each of the last runs, newest first."""
     rows = (
-        Membership.objects.filter(customer_id=customer_id, segment__kind__in=LIVE_KINDS)
+        Membership.objects.filter(
+            customer_id=customer_id, segment__kind__in=LIVE_KINDS, segment__parent__isnull=True
+        )
         .values_list(
             "run_id", "run__as_of", "run__is_live", "segment_id", "segment__name", "segment__kind"
         )
@@ -250,14 +265,25 @@ def customer_segment_history(*, customer_id: int, limit: int = 24) -> list[dict[
 
 # --- what the customers app shows -----------------------------------------------------
 def customers_in_segment(queryset, value: str):
-    """Narrow a customer queryset to a segment's current members (`?segment=<id>`)."""
+    """Narrow a customer queryset to a segment's current members (`?segment=` the
+    segment's id, or its name as people type it)."""
+    value = str(value or "").strip()
     try:
         segment = Segment.objects.filter(pk=int(value)).first()
     except (TypeError, ValueError):
-        segment = None
+        segment = segments_current().filter(name__iexact=value).first()
     if segment is None:
         return queryset.none()
     return queryset.filter(pk__in=segment_members(segment=segment).values("pk"))
+
+
+def segment_filter_choices() -> list[tuple[str, str]]:
+    """(value, label) of the live segments, for the customers list's select."""
+    return [(str(pk), name) for pk, name in segments_current().values_list("pk", "name")]
+
+
+# The customers list shows the filter as a select of these (customers.views).
+customers_in_segment.choices = segment_filter_choices  # type: ignore[attr-defined]
 
 
 def customer_segment_panel(*, request, customer) -> dict | None:

@@ -91,7 +91,11 @@ def _heatmap(clusters: list[Segment], per_segment: int = 3, limit: int = 12) -> 
 def segments(request):
     run = selectors.live_run()
     current = list(selectors.segments_current())
-    clusters = [s for s in current if s.kind == SegmentKind.CLUSTER]
+    found = [s for s in current if s.kind == SegmentKind.CLUSTER]
+    # sub-segments (drill-down) are shown inside their segment's card
+    clusters = [s for s in found if s.parent_id is None]
+    for segment in clusters:
+        segment.subsegments = [s for s in found if s.parent_id == segment.pk]
     rfm = [s for s in current if s.kind == SegmentKind.RFM]
     rules = [s for s in current if s.kind == SegmentKind.RULE]
     job = _latest_job()
@@ -167,12 +171,19 @@ def segment_detail(request, pk: int):
     page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
     profile = segment.profile or {}
     history = selectors.segment_history(segment=segment)
+    children = list(
+        Segment.objects.filter(parent=segment, is_active=True)
+        .prefetch_related("personas")
+        .order_by("-size", "id")
+    )
     return render(
         request,
         "segmentation/segment_detail.html",
         {
             "segment": segment,
             "persona": segment.persona,
+            "children": children,
+            "drill_down": profile.get("drill_down"),
             "profile": profile,
             "sentences": profile.get("sentences", []),
             "chart_rows": _chart_rows(profile),

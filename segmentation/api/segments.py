@@ -28,13 +28,33 @@ from .serializers_segments import (
 )
 
 
+def _parent_filter(value: str) -> dict:
+    if value.strip().lower() in ("none", "null"):
+        return {"parent__isnull": True}
+    try:
+        parent_id = int(value)
+    except ValueError:
+        parent_id = -1
+    if not 0 < parent_id < 2**63:
+        raise ApplicationError(
+            f"parent must be a segment id or 'none' (got {value[:40]!r}).",
+            {"fields": {"parent": "Not a segment id."}},
+        )
+    return {"parent_id": parent_id}
+
+
 @extend_schema_view(
     list=extend_schema(
         summary="Segments of the live run and rule segments",
         parameters=[
             OpenApiParameter(
                 "kind", str, enum=["cluster", "rfm", "rule"], description="Only this kind."
-            )
+            ),
+            OpenApiParameter(
+                "parent",
+                str,
+                description="Sub-segments of this segment id; `none` for top-level segments only.",
+            ),
         ],
     ),
     retrieve=extend_schema(summary="One segment (also a retired one, for history)"),
@@ -61,6 +81,9 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
             kind = self.request.query_params.get("kind")
             if kind:
                 qs = qs.filter(kind=kind)
+            parent = self.request.query_params.get("parent")
+            if parent:
+                qs = qs.filter(**_parent_filter(parent))
         return qs.order_by("kind", "-size", "id")
 
     def get_serializer_class(self):

@@ -103,6 +103,12 @@ class PersonaUpdateSerializer(serializers.Serializer):
 class SegmentSerializer(serializers.ModelSerializer):
     persona = serializers.SerializerMethodField()
     rule = serializers.SerializerMethodField()
+    parent_id = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The segment this sub-segment was found in (drill-down); null for top-level "
+        "segments, RFM groups and rules.",
+    )
 
     class Meta:
         model = Segment
@@ -111,6 +117,7 @@ class SegmentSerializer(serializers.ModelSerializer):
             "name",
             "kind",
             "key",
+            "parent_id",
             "description",
             "size",
             "revenue_share",

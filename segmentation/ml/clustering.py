@@ -3,28 +3,63 @@
 Candidates k_min..k_max are fitted with KMeans on a seeded sample of at most
 ``fit_sample`` rows (k-means centroids settle long before every row is seen),
 then every customer is assigned to the nearest centroid. A candidate is
-rejected when its smallest segment is below the minimum size; among the rest
-the best silhouette (on a seeded sample of ``silhouette_sample`` rows) wins.
-The winner is then refined on all rows: MiniBatchKMeans above
-``minibatch_above`` rows, KMeans below, started from the sample centroids.
-Same input and seed give the same labels.
+rejected when its smallest segment is below the minimum size. Every accepted
+candidate gets two scores:
+
+- silhouette (on a seeded sample of ``silhouette_sample`` rows): how distinct
+  the groups are;
+- stability: the candidate is refitted ``STABILITY_ROUNDS`` times on random
+  subsamples of ``STABILITY_SAMPLE`` rows and each refit's grouping of the
+  silhouette sample is compared with the candidate's by the adjusted Rand index
+  (1 = the same groups, 0 = no better than chance); it is measured only for
+  candidates within ``SILHOUETTE_TOLERANCE`` of the best silhouette, the only
+  ones it can decide between. Groups that come out
+  differently from sample to sample are an artefact of the sample, not
+  something an owner can act on.
+
+The rule (``choose_k``): candidates whose silhouette is within
+``SILHOUETTE_TOLERANCE`` of the best are "as distinct"; among them the most
+stable wins (stabilities within ``STABILITY_TIE`` count as equal, then the
+higher silhouette, then fewer groups). Stability therefore decides only
+between candidates silhouette cannot tell apart. The winner is then refined
+on all rows: MiniBatchKMeans above ``minibatch_above`` rows, KMeans below,
+started from the sample centroids. Same input and seed give the same labels.
+``explain_choice`` says in plain words why this k was chosen.
+
+``drill_down`` splits each segment the same way (same minimum size, k from 2
+to ``DRILL_K_MAX``) into sub-segments; a segment is left whole when no split
+gives groups of the minimum size or the split is unstable.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.metrics import pairwise_distances_argmin
+from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin
 from threadpoolctl import threadpool_limits
 
 
 class ClusteringError(ValueError):
     """The data cannot be split as asked (for example too few customers)."""
+
+
+# k choice (see the module docstring); measured on planted groups and CDNOW
+SILHOUETTE_TOLERANCE = 0.03
+STABILITY_TIE = 0.02
+STABILITY_ROUNDS = 3
+STABILITY_SAMPLE = 2_000
+# a split whose groups agree less than this between subsamples is not shown
+STABLE_ENOUGH = 0.6
+# drill-down: a few sub-segments per segment, on smaller samples (it runs once
+# per segment, and a sub-segment needs fewer points to place its centre)
+DRILL_K_MAX = 4
+DRILL_FIT_SAMPLE = 8_000
+DRILL_SILHOUETTE_SAMPLE = 2_000
 
 
 @dataclass(frozen=True)
@@ -34,11 +69,13 @@ class Candidate:
     sizes: list[int]
     accepted: bool
     reason: str = ""
+    stability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "k": self.k,
             "silhouette": self.silhouette,
+            "stability": self.stability,
             "sizes": list(self.sizes),
             "accepted": self.accepted,
             "reason": self.reason,
@@ -61,6 +98,12 @@ class ClusteringResult:
     seed: int
     merged_small_segments: bool = False
     warnings: list[str] = field(default_factory=list)
+    stability: float | None = None
+    explanation: str = ""
+
+    @property
+    def stability_by_k(self) -> dict[int, float | None]:
+        return {c.k: c.stability for c in self.candidates}
 
     def to_dict(self) -> dict[str, Any]:
         """Quality figures for storing with the run (labels are stored as memberships)."""
@@ -68,6 +111,10 @@ class ClusteringResult:
             "k": self.k,
             "silhouette": self.silhouette,
             "silhouette_by_k": {str(k): v for k, v in self.silhouette_by_k.items()},
+            "stability": self.stability,
+            "stability_by_k": {str(k): v for k, v in self.stability_by_k.items()},
+            "choice_rule": CHOICE_RULE,
+            "explanation": self.explanation,
             "sizes": [int(s) for s in self.sizes],
             "min_size": int(self.min_size),
             "candidates": [c.to_dict() for c in self.candidates],
@@ -96,6 +143,7 @@ def cluster_customers(
     minibatch_above: int = 50_000,
     n_init: int = 4,
     n_threads: int = 1,
+    stability_sample: int = STABILITY_SAMPLE,
 ) -> ClusteringResult:
     """Cluster standardised rows (one per customer) into k_min..k_max segments.
 
@@ -121,6 +169,7 @@ def cluster_customers(
             fit_sample=fit_sample,
             minibatch_above=minibatch_above,
             n_init=n_init,
+            stability_sample=stability_sample,
         )
 
 
@@ -136,6 +185,7 @@ def _cluster(
     fit_sample: int,
     minibatch_above: int,
     n_init: int,
+    stability_sample: int = STABILITY_SAMPLE,
 ) -> ClusteringResult:
     X = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64))
     if X.ndim != 2 or X.shape[1] == 0:
@@ -203,9 +253,26 @@ def _cluster(
                 "nearest segment"
             )
 
+    # stability only decides between candidates silhouette cannot tell apart,
+    # so only those are refitted (the others keep stability None: not needed)
+    X_sil = X if sil_idx is None else X[sil_idx]
+    best_sil = max((_score(c.silhouette) for c in candidates if c.accepted), default=None)
+    for i, c in enumerate(candidates):
+        if c.accepted and _score(c.silhouette) >= best_sil - SILHOUETTE_TOLERANCE:
+            ref = fitted[c.k][0]
+            stab = _stability(
+                X_fit,
+                X_sil,
+                ref if sil_idx is None else ref[sil_idx],
+                k=c.k,
+                seed=seed,
+                sample=stability_sample,
+            )
+            candidates[i] = replace(c, stability=stab)
+
     accepted = [c for c in candidates if c.accepted]
     if accepted:
-        best = max(accepted, key=lambda c: (_score(c.silhouette), -c.k))
+        best = choose_k(accepted)
         labels, centroids = fitted[best.k]
         if fit_idx is not None:
             labels, centroids = _refine(
@@ -229,10 +296,19 @@ def _cluster(
     algorithm = "kmeans"
     if fit_idx is not None:
         algorithm = "minibatch-kmeans" if n > minibatch_above else "kmeans"
+    stability = best.stability if best.k == k and not merged else None
     return ClusteringResult(
         labels=labels,
         centroids=centroids,
         k=k,
+        stability=stability,
+        explanation=explain_choice(candidates=candidates, chosen=best, min_size=min_size)
+        if not merged
+        else (
+            f"We found {k} groups. Every way of splitting left a group smaller than "
+            f"{min_size} customers, so the smallest groups were joined to their nearest "
+            "neighbours."
+        ),
         silhouette=final_sil,
         silhouette_by_k={c.k: c.silhouette for c in candidates},
         sizes=sizes,
@@ -247,6 +323,120 @@ def _cluster(
 
 def _score(sil: float | None) -> float:
     return -1.0 if sil is None else sil
+
+
+CHOICE_RULE = (
+    f"accepted candidates (every segment at least the minimum size) whose silhouette is "
+    f"within {SILHOUETTE_TOLERANCE} of the best; among them the highest stability (adjusted "
+    f"Rand index of {STABILITY_ROUNDS} subsample refits; within {STABILITY_TIE} counts as "
+    "equal), then the higher silhouette, then fewer segments"
+)
+
+
+def choose_k(accepted: list[Candidate]) -> Candidate:
+    """The documented rule (``CHOICE_RULE``) over accepted candidates."""
+    best_sil = max(_score(c.silhouette) for c in accepted)
+    near = [c for c in accepted if _score(c.silhouette) >= best_sil - SILHOUETTE_TOLERANCE]
+    top_stab = max(_score(c.stability) for c in near)
+    stable = [c for c in near if _score(c.stability) >= top_stab - STABILITY_TIE]
+    return max(stable, key=lambda c: (_score(c.silhouette), -c.k))
+
+
+def _stability(
+    X_fit: np.ndarray,
+    X_eval: np.ndarray,
+    ref_eval: np.ndarray,
+    *,
+    k: int,
+    seed: int,
+    sample: int = STABILITY_SAMPLE,
+    rounds: int = STABILITY_ROUNDS,
+) -> float | None:
+    """Mean adjusted Rand index between the candidate's grouping of ``X_eval``
+    and the groupings of k-means refits on random subsamples (80% at most) of
+    ``X_fit``. Each refit starts from scratch (one k-means++ start), so an
+    answer that depends on the sample or the start scores low."""
+    m = X_fit.shape[0]
+    size = min(sample, int(0.8 * m))
+    if size < 2 * k:
+        return None
+    rng = np.random.default_rng([seed, k, 7919])
+    scores = []
+    for r in range(rounds):
+        idx = rng.choice(m, size, replace=False)
+        model = KMeans(n_clusters=k, n_init=1, random_state=seed + 1 + r).fit(X_fit[idx])
+        scores.append(adjusted_rand_score(ref_eval, _assign(X_eval, model.cluster_centers_)))
+    return round(float(np.mean(scores)), 4)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def explain_choice(*, candidates: list[Candidate], chosen: Candidate, min_size: int) -> str:
+    """Why ``chosen.k`` groups, in plain words (the figures in brackets are for
+    those who want them: silhouette = how distinct, stability = how alike the
+    groups come out on different samples of customers)."""
+    k = chosen.k
+    parts = [
+        f"We found {k} groups (distinctness {_fmt(chosen.silhouette)}, "
+        f"stability {_fmt(chosen.stability)})."
+    ]
+    if chosen.stability is not None:
+        if chosen.stability >= 0.9:
+            parts.append("Fitting again on different samples of customers gave the same groups.")
+        elif chosen.stability >= STABLE_ENOUGH:
+            parts.append(
+                "Fitting again on different samples of customers gave mostly the same groups."
+            )
+        else:
+            parts.append(
+                "The groups change noticeably from sample to sample: treat them as a rough guide."
+            )
+    more = [c for c in candidates if c.k > k]
+    fewer = [c for c in candidates if c.k < k]
+    too_small = [c.k for c in more if not c.accepted]
+    less_distinct = [
+        c
+        for c in more
+        if c.accepted and _score(c.silhouette) < _score(chosen.silhouette) - SILHOUETTE_TOLERANCE
+    ]
+    less_stable = [c for c in more if c.accepted and c not in less_distinct]
+    if less_distinct:
+        best = max(less_distinct, key=lambda c: _score(c.silhouette))
+        parts.append(
+            f"Splitting into more groups made groups that overlapped more "
+            f"(distinctness {_fmt(best.silhouette)} at best, with {best.k})."
+        )
+    if less_stable:
+        worst = min(less_stable, key=lambda c: _score(c.stability))
+        parts.append(
+            f"Splitting into {', '.join(str(c.k) for c in less_stable)} groups made groups "
+            f"that changed from sample to sample (stability down to {_fmt(worst.stability)})."
+        )
+    if too_small:
+        parts.append(
+            f"Splitting into {_ranges(too_small)} groups left a group smaller than the minimum "
+            f"of {min_size} customers."
+        )
+    if fewer:
+        parts.append(
+            "Fewer groups would have put together customers who behave differently."
+            if all(_score(c.silhouette) < _score(chosen.silhouette) for c in fewer if c.accepted)
+            else "Fewer groups would have been as distinct but less stable."
+        )
+    return " ".join(parts)
+
+
+def _ranges(values: list[int]) -> str:
+    values = sorted(values)
+    if len(values) > 2 and values[-1] - values[0] == len(values) - 1:
+        return f"{values[0]} to {values[-1]}"
+    return (
+        ", ".join(str(v) for v in values[:-1])
+        + (" or " if len(values) > 1 else "")
+        + str(values[-1])
+    )
 
 
 def _assign(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -381,3 +571,86 @@ def _canonical(labels: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, n
     remap = np.empty(k, dtype=np.int64)
     remap[order] = np.arange(k)
     return remap[labels], centroids[order]
+
+
+@dataclass
+class DrillDown:
+    """Sub-segments of one segment: ``labels`` (0..k-1, largest first) for the
+    segment's rows in their order, or ``result`` None and ``reason`` why the
+    segment stays whole."""
+
+    parent: int
+    rows: np.ndarray  # positions of the segment's rows in the full matrix
+    result: ClusteringResult | None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"parent": int(self.parent), "size": int(len(self.rows))}
+        if self.result is None:
+            out["split"] = False
+            out["reason"] = self.reason
+        else:
+            quality = self.result.to_dict()
+            quality.pop("centroids", None)
+            out.update(split=True, **quality)
+        return out
+
+
+def drill_down(
+    *,
+    matrix: np.ndarray | pd.DataFrame,
+    labels: np.ndarray,
+    min_size: int,
+    seed: int = 0,
+    k_max: int = DRILL_K_MAX,
+    min_stability: float = STABLE_ENOUGH,
+    n_threads: int = 1,
+) -> list[DrillDown]:
+    """Split every segment of ``labels`` the same way as the top level, on its
+    own members, with the same minimum size (an absolute number of customers):
+    one ``DrillDown`` per segment, in label order. A segment smaller than twice
+    the minimum, or whose best split is unstable (stability below
+    ``min_stability``), or that no k can split into groups of the minimum size,
+    stays whole."""
+    X = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64))
+    labels = np.asarray(labels)
+    out: list[DrillDown] = []
+    for parent in range(int(labels.max()) + 1 if len(labels) else 0):
+        rows = np.flatnonzero(labels == parent)
+        if len(rows) < 2 * min_size:
+            out.append(
+                DrillDown(parent, rows, None, f"fewer than {2 * min_size} customers to split")
+            )
+            continue
+        try:
+            result = cluster_customers(
+                matrix=X[rows],
+                k_min=2,
+                k_max=k_max,
+                min_share=0.0,
+                min_count=min_size,
+                seed=seed,
+                fit_sample=DRILL_FIT_SAMPLE,
+                silhouette_sample=DRILL_SILHOUETTE_SAMPLE,
+                n_threads=n_threads,
+            )
+        except ClusteringError as exc:
+            out.append(DrillDown(parent, rows, None, str(exc)))
+            continue
+        if result.merged_small_segments or result.k < 2:
+            out.append(
+                DrillDown(parent, rows, None, f"no split gives groups of {min_size} customers")
+            )
+        elif result.stability is None or result.stability < min_stability:
+            out.append(
+                DrillDown(
+                    parent,
+                    rows,
+                    None,
+                    f"the best split changes from sample to sample "
+                    f"(stability {_fmt(result.stability)} < {min_stability})",
+                )
+            )
+        else:
+            out.append(DrillDown(parent, rows, result))
+    return out

@@ -146,6 +146,12 @@ class Segment(TenantModel):
     # rule segments: {"op": "and"|"or", "conditions": [...]} (see services/rules.py)
     rule = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
+    # drill-down: a sub-segment found by clustering the members of `parent` (one
+    # level); null for top-level cluster segments, RFM groups and rules
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children",
+        db_index=False,
+    )  # fmt: skip
     first_run = models.ForeignKey(
         SegmentationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         db_index=False,
@@ -165,7 +171,8 @@ class Segment(TenantModel):
             models.UniqueConstraint(fields=["organization", "key"], name="segment_org_key_unique")
         ]
         indexes = [
-            models.Index(fields=["organization", "kind", "is_active"], name="segment_org_kind")
+            models.Index(fields=["organization", "kind", "is_active"], name="segment_org_kind"),
+            models.Index(fields=["organization", "parent"], name="segment_org_parent"),
         ]
         ordering = ["kind", "-size", "id"]
 

@@ -218,11 +218,16 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
     if product_ids.notna().any():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, name, sku FROM {product_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
+                f"SELECT id, name, sku, merchandise, hidden FROM {product_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
                 [organization_id],
             )
-            names_by_id = {pid: (name or sku) for pid, name, sku in cursor.fetchall()}
-        has_product = product_ids.notna().to_numpy()
+            # postage, fees, adjustments and hidden products are nobody's favourite
+            names_by_id = {
+                pid: (name or sku)
+                for pid, name, sku, goods, hidden in cursor.fetchall()
+                if goods and not hidden
+            }
+        has_product = product_ids.isin(list(names_by_id)).to_numpy()
         codes, uniques = pd.factorize(product_ids[has_product].astype(np.int64).to_numpy())
         # two products may share a name: categories are the distinct names
         name_codes, names = pd.factorize(
@@ -362,6 +367,9 @@ class Computed:
     projection: dict[str, Any]
     n_without_orders: int
     timings: dict[str, float]
+    # one level of drill-down: [{"parent": label, "label": j, "customer_ids",
+    # "centroid", "profile", "persona"}] (see _drill_down)
+    sub_segments: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _settings_params(organization) -> dict[str, Any]:
@@ -445,6 +453,18 @@ def segmentation_compute(
     timings["profiles"] = time.monotonic() - t0
 
     t0 = time.monotonic()
+    job.progress(76, "Looking for groups within each segment")
+    sub_segments, drill_quality = _drill_down(
+        features=features,
+        clustering=clustering,
+        product_lines=data.product_lines,
+        currency=currency,
+        seed=params["seed"],
+        taken_names={p.name for p in personas},
+    )
+    timings["drill_down"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
     job.progress(80, "Drawing the customer map")
     projection = _projection(features, clustering.labels, seed=params["seed"])
     timings["projection"] = time.monotonic() - t0
@@ -452,6 +472,15 @@ def segmentation_compute(
     quality = clustering.to_dict()
     quality.pop("centroids", None)
     quality["n_features"] = len(features.model_columns)
+    quality["drill_down"] = drill_quality
+    cluster_profiles = [p.to_dict() for p in profiles.profiles]
+    # each segment's page says whether it was split, and why (not)
+    for entry in drill_quality:
+        cluster_profiles[entry["parent"]]["drill_down"] = {
+            key: entry.get(key)
+            for key in ("split", "reason", "k", "silhouette", "stability", "explanation")
+            if key in entry
+        }
     return Computed(
         as_of=as_of,
         params=params,
@@ -461,7 +490,7 @@ def segmentation_compute(
         model_columns=list(features.model_columns),
         excluded=dict(features.exclusion_reasons),
         quality=quality,
-        cluster_profiles=[p.to_dict() for p in profiles.profiles],
+        cluster_profiles=cluster_profiles,
         cluster_personas=[p.to_dict() for p in personas],
         rfm_groups=rfm_groups,
         rfm_profiles={p.key: p.to_dict() for p in rfm_profile_set.profiles},
@@ -469,7 +498,86 @@ def segmentation_compute(
         projection=projection,
         n_without_orders=int(len(features.customers_without_orders)),
         timings=timings,
+        sub_segments=sub_segments,
     )
+
+
+def _drill_down(
+    *,
+    features,
+    clustering,
+    product_lines: pd.DataFrame | None,
+    currency: str,
+    seed: int,
+    taken_names: set[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One level of sub-segments: each segment clustered on its own members the
+    same way, with the same minimum size (segmentation/ml/clustering.py,
+    `drill_down`), then profiled against the whole base and given personas."""
+    from segmentation.ml.clustering import drill_down
+    from segmentation.ml.personas import write_personas
+    from segmentation.ml.profiles import ProfileSet, build_profiles
+
+    drills = drill_down(
+        matrix=features.matrix, labels=clustering.labels, min_size=clustering.min_size, seed=seed
+    )
+    quality = [d.to_dict() for d in drills]
+    customer_ids = features.customer_ids.astype(np.int64)
+    n_total = len(customer_ids)
+    split = [d for d in drills if d.result is not None]
+    if not split:
+        return [], quality
+    # one profiling pass for every sub-segment, against the whole base (a name
+    # must stay true of the customers whatever segment they sit in); customers
+    # of unsplit segments get a placeholder label whose profile is dropped
+    keys = np.full(n_total, "-", dtype=object)
+    for d in split:
+        keys[d.rows] = [f"{d.parent}.{j}" for j in d.result.labels]
+    profile_set = build_profiles(
+        features=features, labels=keys, product_lines=product_lines, currency=currency
+    )
+    profile_set = ProfileSet(
+        profiles=[p for p in profile_set.profiles if p.key != "-"], base=profile_set.base
+    )
+    personas = dict(
+        zip(
+            [p.key for p in profile_set.profiles],
+            write_personas(profiles=profile_set),
+            strict=True,
+        )
+    )
+    taken = set(taken_names)
+    out = []
+    for d in split:
+        for j in range(d.result.k):
+            key = f"{d.parent}.{j}"
+            persona = personas[key]
+            # a sub-segment named like another segment would read as the same group
+            if persona.name in taken:
+                n = 2
+                while f"{persona.name} {n}" in taken:
+                    n += 1
+                persona.name = f"{persona.name} {n}"
+            taken.add(persona.name)
+            members = d.rows[d.result.labels == j]
+            profile = profile_set.get(key).to_dict()
+            profile["share_of_parent"] = len(members) / len(d.rows)
+            profile["drill_down"] = {
+                "silhouette": d.result.silhouette,
+                "stability": d.result.stability,
+                "explanation": d.result.explanation,
+            }
+            out.append(
+                {
+                    "parent": int(d.parent),
+                    "label": j,
+                    "customer_ids": customer_ids[members],
+                    "centroid": np.asarray(d.result.centroids[j], dtype=np.float64),
+                    "profile": profile,
+                    "persona": persona.to_dict(),
+                }
+            )
+    return out, quality
 
 
 def _currency_symbol(code: str) -> str:
@@ -550,7 +658,9 @@ def segmentation_write(
             rows = np.array(
                 list(
                     SegmentMembership.objects.filter(
-                        run=previous, segment__kind=SegmentKind.CLUSTER
+                        run=previous,
+                        segment__kind=SegmentKind.CLUSTER,
+                        segment__parent__isnull=True,
                     ).values_list("customer_id", "segment_id")
                 ),
                 dtype=np.int64,
@@ -628,7 +738,15 @@ def segmentation_write(
                 segment.name = persona.name
                 Segment.objects.filter(pk=segment.pk).update(name=persona.name)
             label_segment[label] = segment
-        live_cluster_ids = {s.pk for s in label_segment.values()}
+        sub_segments, next_number = _write_sub_segments(
+            organization_id=org_id,
+            run=run,
+            previous=previous,
+            computed=computed,
+            parents=label_segment,
+            next_number=next_number,
+        )
+        live_cluster_ids = {s.pk for s in label_segment.values()} | {s.pk for s, _ in sub_segments}
         Segment.objects.filter(kind=SegmentKind.CLUSTER, is_active=True).exclude(
             pk__in=live_cluster_ids
         ).update(is_active=False)
@@ -671,6 +789,12 @@ def segmentation_write(
         )
         n_written = write_memberships(organization_id=org_id, run_id=run.pk, rows=cluster_rows)
         n_written += write_memberships(organization_id=org_id, run_id=run.pk, rows=rfm_rows)
+        for segment, members in sub_segments:
+            n_written += write_memberships(
+                organization_id=org_id,
+                run_id=run.pk,
+                rows=((segment.pk, cid) for cid in members.tolist()),
+            )
 
         # rules see the new run (a rule may test segment membership)
         rule_members = rule_segments_refresh_all(
@@ -691,6 +815,14 @@ def segmentation_write(
             }
             for s in [*label_segment.values(), *rfm_by_group.values()]
         }
+        for s, _ in sub_segments:
+            summary_segments[str(s.pk)] = {
+                "size": s.size,
+                "revenue_share": round(s.revenue_share, 6),
+                "kind": s.kind,
+                "name": s.name,
+                "parent_id": s.parent_id,
+            }
         for sid, members in rule_members.items():
             summary_segments[str(sid)] = {"size": len(members), "kind": SegmentKind.RULE}
         projection = dict(computed.projection)
@@ -713,6 +845,107 @@ def segmentation_write(
         run.is_live = True
         run.save(update_fields=["projection", "summary", "is_live"])
     return run
+
+
+def _write_sub_segments(
+    *,
+    organization_id: int,
+    run: SegmentationRun,
+    previous: SegmentationRun | None,
+    computed: Computed,
+    parents: dict[int, Segment],
+    next_number: int,
+) -> tuple[list[tuple[Segment, np.ndarray]], int]:
+    """Save the drill-down: sub-segments keep their row (and persona) while they
+    are the same group under the same parent, matched like top-level segments
+    (member overlap, then centroid distance; segmentation/ml/matching.py)."""
+    from segmentation.ml.matching import match_segments
+
+    if not computed.sub_segments:
+        return [], next_number
+    # previous sub-segments, matched per parent: a group that moved to another
+    # parent is a different sub-segment
+    prev_rows = np.empty((0, 3), dtype=np.int64)
+    if previous is not None:
+        prev_rows = np.array(
+            list(
+                SegmentMembership.objects.filter(
+                    run=previous, segment__kind=SegmentKind.CLUSTER, segment__parent__isnull=False
+                ).values_list("customer_id", "segment_id", "segment__parent_id")
+            ),
+            dtype=np.int64,
+        ).reshape(-1, 3)
+    prev_segments = {
+        s.pk: s for s in Segment.objects.filter(pk__in=np.unique(prev_rows[:, 1]).tolist())
+    }
+    personas = {p.segment_id: p for p in Persona.objects.filter(segment_id__in=list(prev_segments))}
+    out: list[tuple[Segment, np.ndarray]] = []
+    by_parent: dict[int, list[dict[str, Any]]] = {}
+    for sub in computed.sub_segments:
+        by_parent.setdefault(sub["parent"], []).append(sub)
+    for parent_label, subs in by_parent.items():
+        parent = parents[parent_label]
+        mine = prev_rows[prev_rows[:, 2] == parent.pk]
+        mapping: dict[Any, Any] = {}
+        if len(mine):
+            old_centroids = pd.DataFrame(
+                {
+                    sid: pd.Series(c.get("values", []), index=c.get("columns", []), dtype=float)
+                    for sid, c in (
+                        (sid, prev_segments[sid].centroid) for sid in np.unique(mine[:, 1])
+                    )
+                    if c and c.get("columns")
+                }
+            ).T
+            mapping = match_segments(
+                old=pd.Series(mine[:, 1], index=mine[:, 0]),
+                new=pd.concat([pd.Series(sub["label"], index=sub["customer_ids"]) for sub in subs]),
+                old_centroids=old_centroids if len(old_centroids) else None,
+                new_centroids=pd.DataFrame(
+                    [sub["centroid"] for sub in subs],
+                    index=[sub["label"] for sub in subs],
+                    columns=computed.model_columns,
+                ),
+            ).mapping
+        for sub in subs:
+            segment = prev_segments.get(mapping.get(sub["label"]) or -1)
+            if segment is None:
+                segment = Segment(
+                    organization_id=organization_id,
+                    kind=SegmentKind.CLUSTER,
+                    key=f"cluster-{next_number}",
+                    first_run=run,
+                )
+                next_number += 1
+            profile, persona_ml = sub["profile"], sub["persona"]
+            segment.parent = parent
+            segment.size = int(profile["size"])
+            segment.revenue_share = float(profile["share_of_revenue"] or 0.0)
+            segment.profile = json_safe(profile)
+            segment.centroid = json_safe(
+                {
+                    "columns": computed.model_columns,
+                    "values": [round(float(v), 6) for v in sub["centroid"]],
+                }
+            )
+            segment.is_active = True
+            segment.last_run = run
+            segment.name = (segment.name or persona_ml["name"])[:120]
+            segment.save()
+            persona = persona_apply_generated(
+                segment=segment,
+                generated=persona_fields_from_ml(persona_ml),
+                levels={
+                    "value_level": persona_ml.get("value_level", ""),
+                    "risk_level": persona_ml.get("risk_level", ""),
+                },
+                persona=personas.get(segment.pk),
+            )
+            if segment.name != persona.name:
+                segment.name = persona.name
+                Segment.objects.filter(pk=segment.pk).update(name=persona.name)
+            out.append((segment, sub["customer_ids"]))
+    return out, next_number
 
 
 def _round(values: dict[str, float]) -> dict[str, float]:

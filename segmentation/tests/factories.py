@@ -114,6 +114,21 @@ def build_world(organization) -> None:
         Persona.objects.create(
             organization=organization, segment=segment, name="World persona", summary="Someone."
         )
+        # a sub-segment (drill-down), so routes that take a parent are swept too
+        sub = Segment.objects.create(
+            organization=organization,
+            kind=SegmentKind.CLUSTER,
+            name="World sub-segment",
+            key="cluster-world-sub",
+            size=1,
+            parent=segment,
+            first_run=run,
+            last_run=run,
+            profile={"sentences": ["buys often"], "features": []},
+        )
+        SegmentMembership.objects.create(
+            organization=organization, run=run, segment=sub, customer=customer
+        )
 
 
 # --- generated data into the database -----------------------------------------------------

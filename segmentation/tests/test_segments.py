@@ -39,9 +39,9 @@ def planted(in_org):
 
 
 def cluster_memberships(run: SegmentationRun) -> pd.Series:
-    rows = SegmentMembership.objects.filter(run=run, segment__kind=SegmentKind.CLUSTER).values_list(
-        "customer_id", "segment_id"
-    )
+    rows = SegmentMembership.objects.filter(
+        run=run, segment__kind=SegmentKind.CLUSTER, segment__parent__isnull=True
+    ).values_list("customer_id", "segment_id")
     return pd.Series(dict(rows)).sort_index()
 
 
@@ -54,7 +54,7 @@ def test_a_run_recovers_the_planted_groups(in_org, planted):
     members = cluster_memberships(run)
     assert len(members) == len(planted)
     assert adjusted_rand_score(planted.loc[members.index], members.to_numpy()) > 0.9
-    clusters = Segment.objects.filter(kind=SegmentKind.CLUSTER, is_active=True)
+    clusters = Segment.objects.filter(kind=SegmentKind.CLUSTER, is_active=True, parent=None)
     assert clusters.count() == 4
     assert sum(s.size for s in clusters) == len(planted)
     assert abs(sum(s.revenue_share for s in clusters) - 1.0) < 1e-6
@@ -90,7 +90,10 @@ def test_k_stays_within_the_owner_bounds(in_org, planted, k_min, k_max):
     SegmentationSettings.objects.create(organization=in_org, k_min=k_min, k_max=k_max)
     run = segmentation_run(organization=in_org)
     assert k_min <= run.chosen_k <= k_max
-    assert Segment.objects.filter(kind=SegmentKind.CLUSTER, is_active=True).count() == run.chosen_k
+    assert (
+        Segment.objects.filter(kind=SegmentKind.CLUSTER, is_active=True, parent=None).count()
+        == run.chosen_k
+    )
 
 
 def test_the_minimum_segment_size_is_respected(in_org, planted):
