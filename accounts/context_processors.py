@@ -1,16 +1,11 @@
 from .selectors import memberships_of_user
 
-NAV = [
-    ("core:dashboard", "Dashboard"),
-    ("customers:list", "Customers"),
-    ("segmentation:segments", "Segments"),
-    ("segmentation:personas", "Personas"),
-    ("segmentation:predictions", "Predictions"),
-    ("core:audiences", "Audiences"),
-    ("core:campaigns", "Campaigns"),
-    ("core:research", "Research"),
-    ("accounts:settings", "Settings"),
-]
+
+def _nav() -> list[tuple[str, str]]:
+    """The main menu, from what each capability declares (core/capabilities.py)."""
+    from core.capabilities import nav_entries
+
+    return [(entry.url_name, entry.label) for entry in nav_entries()]
 
 
 def tenant(request):
@@ -24,5 +19,5 @@ def tenant(request):
         "all_memberships": memberships_of_user(user=user)
         if user is not None and user.is_authenticated
         else [],
-        "nav_items": NAV,
+        "nav_items": _nav(),
     }

@@ -2,23 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core import capabilities
 from core import views as core_views
 
 admin.site.site_header = "Segmenta back office"
 admin.site.site_title = "Segmenta back office"
 
-api_v1 = [
-    path("", include("core.api.urls")),
-    path("", include("accounts.api.urls")),
-    path("", include("customers.api.urls")),
-    path("", include("segmentation.api.urls")),
-]
+# Each capability declares its site and API URL modules (core/capabilities.py).
+api_v1 = capabilities.api_urlpatterns()
 
 urlpatterns = [
-    path("", include("core.urls")),
-    path("accounts/", include("accounts.urls")),
-    path("customers/", include("customers.urls")),
-    path("segments/", include("segmentation.urls")),
+    *capabilities.site_urlpatterns(),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -4,3 +4,24 @@ from django.apps import AppConfig
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "Platform"
+
+    def ready(self):
+        from core.capabilities import Capability, NavEntry, register_capability
+
+        register_capability(
+            Capability(
+                name="core",
+                nav=(
+                    NavEntry("core:dashboard", "Dashboard", 10),
+                    # Places for the capabilities that come next (placeholder pages).
+                    NavEntry("core:audiences", "Audiences", 60),
+                    NavEntry("core:campaigns", "Campaigns", 70),
+                    NavEntry("core:research", "Research", 80),
+                ),
+                site_urls="core.urls",
+                site_prefix="",
+                site_namespace="core",
+                api_urls="core.api.urls",
+                world="core.tests.factories",
+            )
+        )

@@ -65,6 +65,11 @@ def register_job_kind(
     return kind
 
 
+def job_kind_registered(name: str) -> bool:
+    """Whether a kind of this name is registered already (without importing tasks)."""
+    return name in _KINDS
+
+
 def _discover() -> None:
     global _discovered
     if not _discovered:

@@ -1,6 +1,11 @@
 """Extension points other apps fill in, so customer pages and the API show their
 results without this app importing theirs.
 
+Capabilities declare these in their `core.capabilities.Capability`
+(`customer_panels`, `product_panels`, `customer_enrichers`, `customer_filters`,
+`erasure_handlers`); the getters below return those first. The `register_*`
+functions remain for tests and for code not yet declared as a capability:
+
 - `register_customer_enricher(func)`: `func(customer_ids: list[int]) -> dict[int, dict]`
   returns, per customer id, any of the keys `segment` (`{"id", "name"}` or None),
   `segments` (list) and `predictions` (dict or None). The API's customer
@@ -74,8 +79,17 @@ def register_customer_enricher(func: Enricher) -> Enricher:
     return func
 
 
+def _declared():
+    from core.capabilities import capabilities, resolve
+
+    return capabilities(), resolve
+
+
 def customer_enrichers() -> list[Enricher]:
-    return list(_enrichers.values())
+    caps, resolve = _declared()
+    found = {_name(f): f for f in (resolve(r) for c in caps for r in c.customer_enrichers)}
+    found.update(_enrichers)
+    return list(found.values())
 
 
 def register_customer_panel(
@@ -96,8 +110,37 @@ def customer_panels() -> list[Panel]:
         slot: Panel(slot=slot, title=t, func=lambda **kw: None, order=o, empty_text=e)
         for slot, (t, o, e) in RESERVED_PANELS.items()
     }
+    caps, resolve = _declared()
+    for capability in caps:
+        for declared in capability.customer_panels:
+            reserved = RESERVED_PANELS.get(declared.slot)
+            slots[declared.slot] = Panel(
+                slot=declared.slot,
+                title=declared.title
+                or (reserved[0] if reserved else declared.slot.replace("_", " ").capitalize()),
+                func=resolve(declared.func),
+                order=reserved[1] if reserved and declared.order == 100 else declared.order,
+                empty_text=reserved[2] if reserved else "",
+            )
     slots.update(_panels)
     return sorted(slots.values(), key=lambda p: p.order)
+
+
+def product_panels() -> list[Panel]:
+    """The product page's places, as capabilities declare them (no reserved ones)."""
+    caps, resolve = _declared()
+    panels = [
+        Panel(
+            slot=declared.slot,
+            title=declared.title or declared.slot.replace("_", " ").capitalize(),
+            func=resolve(declared.func),
+            order=declared.order,
+            empty_text="",
+        )
+        for capability in caps
+        for declared in capability.product_panels
+    ]
+    return sorted(panels, key=lambda p: p.order)
 
 
 def register_customer_filter(
@@ -107,7 +150,16 @@ def register_customer_filter(
 
 
 def customer_filters() -> list[CustomerFilter]:
-    return list(_filters.values())
+    caps, resolve = _declared()
+    found = {
+        f.param: CustomerFilter(
+            param=f.param, label=f.label or f.param.capitalize(), func=resolve(f.func)
+        )
+        for c in caps
+        for f in c.customer_filters
+    }
+    found.update(_filters)
+    return list(found.values())
 
 
 def register_erasure_handler(func: Callable[..., None]) -> None:
@@ -115,4 +167,7 @@ def register_erasure_handler(func: Callable[..., None]) -> None:
 
 
 def erasure_handlers() -> list[Callable[..., None]]:
-    return list(_erasure_handlers.values())
+    caps, resolve = _declared()
+    found = {_name(f): f for f in (resolve(r) for c in caps for r in c.erasure_handlers)}
+    found.update(_erasure_handlers)
+    return list(found.values())

@@ -6,13 +6,85 @@ class SegmentationConfig(AppConfig):
     verbose_name = "Segments, personas and predictions"
 
     def ready(self):
-        # Every process (site, worker, command) must know the step tasks and the
-        # hooks that put segments and predictions on customer pages, into the
-        # customers API and into erasure; Celery's autodiscovery only imports
-        # `tasks` modules, and the hooks would otherwise load with the URLconf.
-        from . import (  # noqa: F401
-            selectors,
-            selectors_predictions,
-            tasks_predictions,
-            tasks_segments,
+        # Everything segments and predictions add to the rest of the site, declared
+        # once each (see core/capabilities.py). The pipeline, the pages, the routers
+        # and the isolation sweep find them here.
+        from core.capabilities import (
+            Capability,
+            CustomerFilter,
+            NavEntry,
+            Panel,
+            Step,
+            register_capability,
         )
+
+        register_capability(
+            Capability(
+                name="segments",
+                steps=(
+                    Step(
+                        "segments", "segmentation.tasks_segments.segments_run", 20, "Segmentation"
+                    ),
+                ),
+                customer_panels=(
+                    Panel("segment", "segmentation.selectors:customer_segment_panel", "Segment"),
+                ),
+                customer_enrichers=("segmentation.selectors:segments_for_customers",),
+                customer_filters=(
+                    CustomerFilter(
+                        "segment", "segmentation.selectors:customers_in_segment", "Segment"
+                    ),
+                ),
+                erasure_handlers=("segmentation.selectors:_erase_memberships",),
+                nav=(
+                    NavEntry("segmentation:segments", "Segments", 30),
+                    NavEntry("segmentation:personas", "Personas", 40),
+                ),
+                site_urls="segmentation.urls_segments",
+                site_prefix="segments/",
+                site_namespace="segmentation",
+                api_urls="segmentation.api.segments",
+                world="segmentation.tests.factories",
+            )
+        )
+        register_capability(
+            Capability(
+                name="predictions",
+                steps=(
+                    Step(
+                        "predictions",
+                        "segmentation.tasks_predictions.predictions_run",
+                        30,
+                        "Predictions",
+                    ),
+                ),
+                rule_fields="segmentation.services.predictions:prediction_rule_fields",
+                customer_panels=(
+                    Panel(
+                        "predictions",
+                        "segmentation.selectors_predictions:customer_panel",
+                        "Predictions",
+                    ),
+                ),
+                product_panels=(
+                    Panel(
+                        "demand",
+                        "segmentation.selectors_predictions:product_panel",
+                        "Demand forecast",
+                    ),
+                ),
+                customer_enrichers=(
+                    "segmentation.selectors_predictions:predictions_for_customers",
+                ),
+                erasure_handlers=("segmentation.selectors_predictions:erase_customers",),
+                nav=(NavEntry("segmentation:predictions", "Predictions", 50),),
+                site_urls="segmentation.urls_predictions",
+                site_prefix="segments/",
+                site_namespace="segmentation",
+                api_urls="segmentation.api.predictions",
+                world="segmentation.tests.factories_predictions",
+            )
+        )
+        # Every process (site, worker, command) must know the step tasks; Celery's
+        # autodiscovery only imports `tasks` modules.
+        from . import tasks_predictions, tasks_segments  # noqa: F401

@@ -1,20 +1,21 @@
 """The analysis pipeline: named steps, each a background job per organisation.
 
-Steps register themselves (`register_step`) from their own modules, so adding a
-capability never edits this file. `pipeline_start` is what `run_pipeline`,
-the site, imports and the nightly schedule call.
+Steps are declared by capabilities (`core.capabilities.Capability.steps`, from
+each app's `AppConfig.ready()`), so adding a capability never edits this file.
+`pipeline_start` is what `run_pipeline`, the site, imports and the nightly
+schedule call.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from dataclasses import dataclass
 from datetime import date
 
+from core import capabilities
+from core.capabilities import Step
 from core.exceptions import ApplicationError
-from core.jobs import job_start, register_job_kind
+from core.jobs import job_start
 from core.models import Job, JobStatus
 
 log = logging.getLogger("segmenta.pipeline")
@@ -24,36 +25,20 @@ FUTURE_STEPS = {
     "recommendations": "Product recommendations are not built yet (a later issue).",
     "research": "Market research is not built yet (a later issue).",
 }
-# Modules that register steps; imported lazily so the registry is complete.
-STEP_MODULES = ("segmentation.services.segments", "segmentation.services.predictions")
 
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    task_name: str  # a Celery task on core.jobs.TenantTask taking as_of="YYYY-MM-DD"|None
-    order: int
-    title: str
-
-
-_STEPS: dict[str, Step] = {}
+_LEGACY_STEPS: dict[str, Step] = {}
 
 
 def register_step(*, name: str, task_name: str, order: int, title: str) -> None:
-    _STEPS[name] = Step(name=name, task_name=task_name, order=order, title=title)
-    # Each step runs as a job of its own kind: any member who may edit starts (and
-    # re-runs) it, as the site's and the API's run buttons allow.
-    register_job_kind(name=name, task=task_name, role="marketer")
+    """Deprecated: declare the step in the app's `Capability` instead. Kept so a
+    module that still calls it at import does no harm (a declared step wins)."""
+    _LEGACY_STEPS[name] = Step(name=name, task=task_name, order=order, title=title)
 
 
 def available_steps() -> list[Step]:
-    for module in STEP_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return sorted(_STEPS.values(), key=lambda s: s.order)
+    found = dict(_LEGACY_STEPS)
+    found.update({s.name: s for s in capabilities.steps()})
+    return sorted(found.values(), key=lambda s: s.order)
 
 
 def _resolve(steps: list[str] | None) -> list[Step]:
@@ -92,7 +77,7 @@ def pipeline_start(
     runs: dict[str, int | None] = {}
     status = "queued"
     for step in chosen:
-        task = current_app.tasks[step.task_name]
+        task = current_app.tasks[step.task]
         job = job_start(
             organization=organization,
             kind=step.name,

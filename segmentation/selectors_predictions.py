@@ -167,20 +167,19 @@ def customer_panel(*, request, customer) -> dict | None:
     }
 
 
-def _erase(*, organization, customer_ids: list[int]) -> None:
+def erase_customers(*, organization, customer_ids: list[int]) -> None:
     from .services.predictions import prediction_erase_customers
 
     prediction_erase_customers(organization=organization, customer_ids=customer_ids)
 
 
-def _register_hooks() -> None:
-    try:
-        from customers import registry
-    except ImportError:  # the customers app without its registry: nothing to join
-        return
-    registry.register_customer_enricher(predictions_for_customers)
-    registry.register_customer_panel("predictions", customer_panel, title="Predictions")
-    registry.register_erasure_handler(_erase)
-
-
-_register_hooks()
+def product_panel(*, request, product) -> dict | None:
+    """The product page's "Demand forecast" place: the live run's forecast, if any."""
+    forecast = (
+        ProductForecast.objects.filter(run__is_live=True, product_id=product.pk)
+        .select_related("run")
+        .first()
+    )
+    if forecast is None:
+        return None
+    return {"template": "segmentation/_product_demand.html", "context": {"forecast": forecast}}

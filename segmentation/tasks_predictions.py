@@ -6,7 +6,7 @@ import datetime as dt
 
 from celery import shared_task
 
-from core.jobs import TenantTask, register_job_kind
+from core.jobs import TenantTask
 
 
 @shared_task(base=TenantTask, bind=True, name="segmentation.tasks_predictions.predictions_run")
@@ -30,6 +30,3 @@ def predictions_run(self, *, organization_id: int, job_id: int | None, as_of: st
         "run_id": run.pk,
         "url": "/segments/predictions/",
     }
-
-
-register_job_kind(name="predictions", task=predictions_run, role="marketer")

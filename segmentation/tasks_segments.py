@@ -6,7 +6,7 @@ import datetime as dt
 
 from celery import shared_task
 
-from core.jobs import TenantTask, register_job_kind
+from core.jobs import TenantTask
 
 
 @shared_task(base=TenantTask, bind=True, name="segmentation.tasks_segments.segments_run")
@@ -29,6 +29,3 @@ def segments_run(self, *, organization_id: int, job_id: int | None, as_of: str |
         "run_id": run.pk,
         "url": "/segments/",
     }
-
-
-register_job_kind(name="segments", task=segments_run, role="marketer")

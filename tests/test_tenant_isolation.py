@@ -25,17 +25,16 @@ from django.urls.converters import IntConverter
 from accounts.models import Membership, Role
 from accounts.tenancy import TenantModel, unscoped_context
 from accounts.tests.factories import OrganizationFactory, UserFactory
+from core import capabilities
 
-LOCAL_APPS = ["core", "accounts", "customers", "segmentation", "campaigns", "research"]
 TOKEN_ROUTES = {
     "accounts:invitation_accept",  # unguessable, expiring, single-use token
     "accounts:verify_email",  # signed, expiring token
     "accounts:password_reset_confirm",  # Django's signed reset token
 }
-# Each module's build_world(organization) creates one of each of its tenant objects.
-WORLD_MODULES = [f"{app}.tests.factories" for app in LOCAL_APPS] + [
-    "segmentation.tests.factories_predictions",
-]
+# Each capability names a module whose build_world(organization) creates one of each
+# of its tenant objects (core/capabilities.py); none is listed here.
+WORLD_MODULES = capabilities.world_modules()
 ID_NAME = re.compile(r"^(pk|id|.*_pk|.*_id)$")
 WRITE_METHODS = ["post", "put", "patch", "delete"]
 

@@ -39,7 +39,7 @@ from segmentation.ml import backtest as ml_backtest
 from segmentation.ml import clv as ml_clv
 from segmentation.ml import demand as ml_demand
 from segmentation.ml import propensity as ml_propensity
-from segmentation.pipeline import pipeline_wait_for_imports, register_step
+from segmentation.pipeline import pipeline_wait_for_imports
 
 from ..models import (
     ChurnRisk,
@@ -57,13 +57,6 @@ from .sql import latest_data_date
 from .sql import table_name as _table
 
 log = logging.getLogger("segmenta.predictions")
-
-register_step(
-    name="predictions",
-    task_name="segmentation.tasks_predictions.predictions_run",
-    order=30,
-    title="Predictions",
-)
 
 HORIZONS_DAYS = (30, 90, 365)
 CHURN_HORIZON_DAYS = 90
@@ -907,7 +900,12 @@ def _risk_choices() -> list[tuple[str, str]]:
     return [(c.value, c.label) for c in ChurnRisk]
 
 
-for _field in (
+def prediction_rule_fields() -> tuple[rules.RuleField, ...]:
+    """The rule fields the predictions capability declares (see `segmentation.apps`)."""
+    return _RULE_FIELDS
+
+
+_RULE_FIELDS = (
     rules.related_value_field(
         name="churn_risk",
         label="Churn risk",
@@ -956,12 +954,4 @@ for _field in (
         column="propensity",
         help="Between 0 and 1, from the purchase propensity model.",
     ),
-):
-    rules.register_rule_field(_field)
-
-
-# Registering the step registers its task (so `pipeline_start` finds it in this
-# process), and the customer page panel, the customers API's `predictions` field
-# and erasure are registered with the customers app by the selectors module.
-from segmentation import selectors_predictions as _hooks  # noqa: E402, F401
-from segmentation import tasks_predictions as _task  # noqa: E402, F401
+)

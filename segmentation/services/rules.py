@@ -6,9 +6,9 @@ groups. It is evaluated as one database query over the organisation's
 customers (erased customers never match), so a preview is one `COUNT`.
 
 Fields come from a registry. This module registers the customer fields and
-segment membership; other capabilities add theirs with `register_rule_field`
-(the predictions layer adds churn risk, p_alive and predicted CLV through
-`related_value_field`, see `docs/segmentation.md`). Day-based conditions
+segment membership; other capabilities declare theirs as `rule_fields` in their
+`core.capabilities.Capability` (the predictions layer adds churn risk, p_alive
+and predicted CLV built with `related_value_field`, see `docs/segmentation.md`). Day-based conditions
 ("last order more than 90 days ago") count back from the organisation's latest
 data date, the same reference a segmentation run uses, so a rule means the same
 thing in the preview, on the segment page and in a run.
@@ -17,7 +17,6 @@ thing in the preview, on the segment page and in a run.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,9 +64,6 @@ OPERATORS: dict[str, dict[str, str]] = {
     "segment": {"in": "is in", "not_in": "is not in"},
 }
 
-# Fields whose module registers them lazily (predictions plug in this way).
-FIELD_MODULES = ("segmentation.services.predictions",)
-
 
 @dataclass(frozen=True)
 class RuleContext:
@@ -104,20 +100,24 @@ _FIELDS: dict[str, RuleField] = {}
 
 
 def register_rule_field(rule_field: RuleField) -> None:
-    """Add (or replace) a field rules may test. Call at import of your module."""
+    """Add (or replace) one of this module's own fields. Other capabilities declare
+    theirs as `Capability.rule_fields`."""
     if rule_field.type not in OPERATORS:
         raise ValueError(f"unknown rule field type {rule_field.type!r}")
     _FIELDS[rule_field.name] = rule_field
 
 
 def rule_fields() -> dict[str, RuleField]:
-    for module in FIELD_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return dict(_FIELDS)
+    from core.capabilities import capabilities, resolve
+
+    fields = dict(_FIELDS)
+    for capability in capabilities():
+        if capability.rule_fields:
+            for rule_field in resolve(capability.rule_fields)():
+                if rule_field.type not in OPERATORS:
+                    raise ValueError(f"unknown rule field type {rule_field.type!r}")
+                fields[rule_field.name] = rule_field
+    return fields
 
 
 # --- building Q objects ------------------------------------------------------------
