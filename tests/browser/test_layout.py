@@ -28,7 +28,7 @@ from django.test import Client
 from django.urls import get_resolver, reverse
 
 from accounts.models import Organization, User
-from accounts.tenancy import TenantModel, unscoped_context
+from accounts.tenancy import TenantModel, tenant_context, unscoped_context
 from tests.test_tenant_isolation import TOKEN_ROUTES, WORLD_MODULES, _id_params, _walk
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,21 +114,35 @@ def _add_one_of_everything(org) -> None:
                 builder(org)
         except IntegrityError:
             pass
+    # an owner's rule segment, so its edit page is visited too
+    from segmentation.models import Segment, SegmentKind
+
+    with tenant_context(org):
+        Segment.objects.get_or_create(
+            kind=SegmentKind.RULE,
+            key="rule-layout",
+            defaults={
+                "name": "Customers who bought at least twice in the last year from the shop",
+                "rule": {
+                    "op": "and",
+                    "conditions": [{"field": "orders_count", "operator": "gte", "value": 2}],
+                },
+                "size": 1,
+            },
+        )
 
 
 def _pages(client: Client, org) -> dict[str, str]:
     """name → path of every site page the owner can open (GET answers an HTML 200)."""
     with unscoped_context():
-        candidates = sorted(
-            {
-                pk
-                for model in apps.get_models()
-                if issubclass(model, TenantModel)
-                for pk in model._default_manager.filter(organization=org)
-                .order_by("pk")
-                .values_list("pk", flat=True)[:3]
-            }
-        )
+        # the first and the last few of every kind of object (the world's extras
+        # come last)
+        candidates: set[int] = set()
+        for model in apps.get_models():
+            if issubclass(model, TenantModel):
+                pks = model._default_manager.filter(organization=org).values_list("pk", flat=True)
+                candidates.update(pks.order_by("pk")[:3])
+                candidates.update(pks.order_by("-pk")[:3])
     pages: dict[str, str] = {}
     for namespace, pattern in _walk(get_resolver().url_patterns):
         if (namespace or "").startswith("admin") or not pattern.name:
@@ -138,7 +152,7 @@ def _pages(client: Client, org) -> dict[str, str]:
         if others or name in TOKEN_ROUTES:
             continue
         if ids:
-            tries = [reverse(name, kwargs=dict.fromkeys(ids, pk)) for pk in candidates]
+            tries = [reverse(name, kwargs=dict.fromkeys(ids, pk)) for pk in sorted(candidates)]
         else:
             tries = [reverse(name)]
         for path in tries:
