@@ -117,6 +117,7 @@ def segments(request):
         {
             "run": run,
             "clusters": clusters,
+            "n_subsegments": len(found) - len(clusters),
             "rfm": rfm,
             "rules": rules,
             "job": job if show_job else None,

@@ -24,6 +24,11 @@ def subsegments():
     )
 
 
+def subsegments_of_org(org) -> list[Segment]:
+    with tenant_context(org):
+        return subsegments()
+
+
 def test_each_segment_is_split_one_level_with_the_same_minimum_size(org, live):
     run, _ = live
     with tenant_context(org):
@@ -100,6 +105,8 @@ def test_pages_nest_sub_segments_and_explain_the_choice(owner_client, org, live)
         parent = sub.parent
     html = owner_client.get("/segments/").content.decode()
     assert "Groups within" in html
+    n_sub = len(subsegments_of_org(org))
+    assert f'Groups within segments</span><span class="stat-value">{n_sub}<' in html
     assert reverse("segmentation:segment_detail", args=[sub.pk]) in html
     assert run.quality["explanation"].split(".")[0] in html  # "We found N groups"
     assert "About this model" in html and "Stability" in html
