@@ -79,6 +79,20 @@ OVERFLOW_JS = """
       problems.push(`${describe(el)} hides ${el.scrollWidth - el.clientWidth}px of its content`);
     }
   }
+  // Text squeezed into a sliver: words broken letter by letter down a narrow column
+  // (more lines than words).
+  for (const el of document.querySelectorAll("main dd, main dt, main td, main th, main li")) {
+    const text = (el.innerText || "").trim();
+    const rect = el.getBoundingClientRect();
+    if (!text || rect.width === 0) continue;
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+    const words = text.split(/\s+/).length;
+    if (lines > words + 1) {
+      problems.push(`${describe(el)} is squeezed into ${Math.round(rect.width)}px: ${words} words on ${lines} lines`);
+    }
+  }
   // Charts: a picture with a name and no toolbar (its cloud buttons would offer the
   // customer data to Plotly; its buttons were ten tab stops per chart).
   for (const chart of document.querySelectorAll(".js-plotly-plot")) {
