@@ -36,7 +36,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from segmentation.ml import backtest, clv, demand, propensity  # noqa: E402
+from predictions.ml import backtest, clv, demand, propensity  # noqa: E402
 
 # The baseline script runs inside the lifetimes virtualenv.
 BASELINE_SCRIPT = r"""

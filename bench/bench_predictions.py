@@ -96,9 +96,9 @@ def main() -> None:
     from accounts.models import Organization
     from accounts.tenancy import tenant_context
     from customers.models import Customer, Order, OrderLine
-    from segmentation.models import CustomerPrediction, PredictionRun
-    from segmentation.services import predictions as svc
-    from segmentation.tests.factories_predictions import simulate_world, write_world
+    from predictions import services as svc
+    from predictions.models import CustomerPrediction, PredictionRun
+    from predictions.tests.factories import simulate_world, write_world
 
     as_of = dt.date(2024, 6, 30)
     org = Organization.objects.create(name="Bench shop", slug="bench")

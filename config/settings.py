@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "accounts",
     "customers",
     "segmentation",
+    "predictions",
     "campaigns",
     "research",
 ]

@@ -3,10 +3,10 @@ from django.apps import AppConfig
 
 class SegmentationConfig(AppConfig):
     name = "segmentation"
-    verbose_name = "Segments, personas and predictions"
+    verbose_name = "Segments and personas"
 
     def ready(self):
-        # Everything segments and predictions add to the rest of the site, declared
+        # Everything segments and personas add to the rest of the site, declared
         # once each (see core/capabilities.py). The pipeline, the pages, the routers
         # and the isolation sweep find them here.
         from core.capabilities import (
@@ -47,44 +47,6 @@ class SegmentationConfig(AppConfig):
                 world="segmentation.tests.factories",
             )
         )
-        register_capability(
-            Capability(
-                name="predictions",
-                steps=(
-                    Step(
-                        "predictions",
-                        "segmentation.tasks_predictions.predictions_run",
-                        30,
-                        "Predictions",
-                    ),
-                ),
-                rule_fields="segmentation.services.predictions:prediction_rule_fields",
-                customer_panels=(
-                    Panel(
-                        "predictions",
-                        "segmentation.selectors_predictions:customer_panel",
-                        "Predictions",
-                    ),
-                ),
-                product_panels=(
-                    Panel(
-                        "demand",
-                        "segmentation.selectors_predictions:product_panel",
-                        "Demand forecast",
-                    ),
-                ),
-                customer_enrichers=(
-                    "segmentation.selectors_predictions:predictions_for_customers",
-                ),
-                erasure_handlers=("segmentation.selectors_predictions:erase_customers",),
-                nav=(NavEntry("segmentation:predictions", "Predictions", 50),),
-                site_urls="segmentation.urls_predictions",
-                site_prefix="segments/",
-                site_namespace="segmentation",
-                api_urls="segmentation.api.predictions",
-                world="segmentation.tests.factories_predictions",
-            )
-        )
         # Every process (site, worker, command) must know the step tasks; Celery's
         # autodiscovery only imports `tasks` modules.
-        from . import tasks_predictions, tasks_segments  # noqa: F401
+        from . import tasks_segments  # noqa: F401

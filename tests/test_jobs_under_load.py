@@ -16,8 +16,8 @@ from accounts.tenancy import tenant_context, unscoped_context
 from accounts.tests.factories import OrganizationFactory
 from core.jobs import JobHandle
 from core.models import Job
+from predictions import services as predictions_service
 from segmentation.pipeline import pipeline_start
-from segmentation.services import predictions as predictions_service
 from segmentation.services import segments as segments_service
 from segmentation.tests.factories import planted_customers
 from tests.test_worker import ROOT, _database_url

@@ -228,7 +228,7 @@ class TestPublicScopeApi:
         self, org, other_org
     ):
         from accounts.tenancy import ScopeMismatch
-        from segmentation.services.predictions import prediction_run
+        from predictions.services import prediction_run
         from segmentation.services.rules import rule_segment_create
 
         with tenant_context(org):

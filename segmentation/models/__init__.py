@@ -1,4 +1,3 @@
-"""Segmentation models, one module per capability (re-exported here for Django)."""
+"""Segmentation models (segments, memberships, personas, settings)."""
 
-from .predictions import *  # noqa: F403
 from .segments import *  # noqa: F403

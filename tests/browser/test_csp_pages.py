@@ -11,10 +11,11 @@ from playwright.sync_api import expect
 
 from accounts.tenancy import tenant_context
 from customers.models import OrderLine
-from segmentation.models import ProductForecast, Segment
-from segmentation.services.predictions import prediction_run
+from predictions.models import ProductForecast
+from predictions.services import prediction_run
+from predictions.tests.factories import simulate_world, write_world
+from segmentation.models import Segment
 from segmentation.services.segments import segmentation_run
-from segmentation.tests.factories_predictions import simulate_world, write_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

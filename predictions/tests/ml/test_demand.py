@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation.ml import demand
+from predictions.ml import demand
 
 
 def weekly_sales(sku: str, units: list[float], end: str = "2026-06-30") -> pd.DataFrame:

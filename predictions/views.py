@@ -20,9 +20,8 @@ from accounts.decorators import org_required
 from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
 
-from . import selectors_predictions as selectors
+from . import selectors, services
 from .models import ChurnRisk, PredictionRun, ProductForecast, Trend
-from .services import predictions as services
 
 PER_PAGE = 50
 DEMAND_ROWS = 25
@@ -110,7 +109,7 @@ def _page(request, run: PredictionRun | None, *, is_history: bool = False):
                 "week_rows": _week_rows(run.backtest),
             }
         )
-    return render(request, "segmentation/predictions.html", context)
+    return render(request, "predictions/predictions.html", context)
 
 
 @org_required
@@ -131,7 +130,7 @@ def prediction_run_detail(request, pk: int):
 def prediction_runs(request):
     return render(
         request,
-        "segmentation/predictions_runs.html",
+        "predictions/predictions_runs.html",
         {"runs": selectors.runs_recent(), "currency": request.organization.currency},
     )
 
@@ -200,7 +199,7 @@ def prediction_customers(request):
     page = Paginator(qs, PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
-        "segmentation/predictions_customers.html",
+        "predictions/predictions_customers.html",
         {
             "run": run,
             "page": page,
@@ -224,7 +223,7 @@ def prediction_product(request, pk: int):
     }
     return render(
         request,
-        "segmentation/predictions_product.html",
+        "predictions/predictions_product.html",
         {"forecast": forecast, "run": forecast.run, "chart": chart},
     )
 
@@ -240,7 +239,7 @@ def prediction_customer_panel(request, customer_pk: int):
     # The same body the customer page puts in its "Predictions" card.
     return HttpResponse(
         render_to_string(
-            "segmentation/_customer_predictions.html",
+            "predictions/_customer_predictions.html",
             {"customer": customer, "panel": (panel or {}).get("context", {})},
             request=request,
         )

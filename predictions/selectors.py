@@ -157,7 +157,7 @@ def customer_panel(*, request, customer) -> dict | None:
         return None
     organization = getattr(request, "organization", None)
     return {
-        "template": "segmentation/_customer_predictions.html",
+        "template": "predictions/_customer_predictions.html",
         "context": {
             "customer": customer,
             "prediction": prediction,
@@ -168,7 +168,7 @@ def customer_panel(*, request, customer) -> dict | None:
 
 
 def erase_customers(*, organization, customer_ids: list[int]) -> None:
-    from .services.predictions import prediction_erase_customers
+    from .services import prediction_erase_customers
 
     prediction_erase_customers(organization=organization, customer_ids=customer_ids)
 
@@ -182,4 +182,4 @@ def product_panel(*, request, product) -> dict | None:
     )
     if forecast is None:
         return None
-    return {"template": "segmentation/_product_demand.html", "context": {"forecast": forecast}}
+    return {"template": "predictions/_product_demand.html", "context": {"forecast": forecast}}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation.ml import propensity as pm
+from predictions.ml import propensity as pm
 
 
 def planted(rng: np.random.Generator, n: int):

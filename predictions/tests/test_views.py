@@ -13,9 +13,10 @@ import pytest
 
 from accounts.tenancy import tenant_context
 from core.models import Job
-from segmentation.models import PredictionRun, PredictionSettings, ProductForecast, SegmentKind
-from segmentation.services.predictions import prediction_run
-from segmentation.tests.factories_predictions import build_world, simulate_world, write_world
+from predictions.models import PredictionRun, PredictionSettings, ProductForecast
+from predictions.services import prediction_run
+from predictions.tests.factories import build_world, simulate_world, write_world
+from segmentation.models import SegmentKind
 
 AS_OF = dt.date(2024, 6, 30)
 
@@ -228,7 +229,7 @@ def test_customer_page_panel_is_registered(rf, live, org, owner):
             for p in customer_selectors.customer_panels(request=request, customer=customer)
         }
     panel = panels["predictions"]
-    assert panel["template"] == "segmentation/_customer_predictions.html"
+    assert panel["template"] == "predictions/_customer_predictions.html"
     assert panel["context"]["prediction"].run_id == run.pk
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation.ml import clv
-from segmentation.ml.minimum_data import check_minimum_data
+from predictions.ml import clv
+from predictions.ml.minimum_data import check_minimum_data
 
 CDNOW = Path(__file__).resolve().parents[3] / "tests" / "data" / "cdnow"
 

@@ -50,6 +50,8 @@ class PredictionSettings(TenantModel):
     )
 
     class Meta(TenantModel.Meta):
+        # The table keeps the name it had in the segmentation app (no data moved).
+        db_table = "segmentation_predictionsettings"
         constraints = [
             models.UniqueConstraint(fields=["organization"], name="predsettings_org_unique"),
             models.CheckConstraint(
@@ -102,6 +104,8 @@ class PredictionRun(TenantModel):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantModel.Meta):
+        # The table keeps the name it had in the segmentation app (no data moved).
+        db_table = "segmentation_predictionrun"
         indexes = [models.Index(fields=["organization", "-created_at"], name="predrun_org_created")]
         constraints = [
             models.UniqueConstraint(
@@ -158,6 +162,8 @@ class CustomerPrediction(TenantModel):
     method = models.CharField(max_length=32)
 
     class Meta(TenantModel.Meta):
+        # The table keeps the name it had in the segmentation app (no data moved).
+        db_table = "segmentation_customerprediction"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "run", "customer"], name="custpred_org_run_customer"
@@ -225,6 +231,8 @@ class ProductForecast(TenantModel):
     method_label = models.CharField(max_length=100, blank=True)
 
     class Meta(TenantModel.Meta):
+        # The table keeps the name it had in the segmentation app (no data moved).
+        db_table = "segmentation_productforecast"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "run", "sku"], name="prodforecast_org_run_sku"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_predictions as views
+from . import views
 
 urlpatterns = [
     path("predictions/", views.predictions, name="predictions"),

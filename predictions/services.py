@@ -35,13 +35,15 @@ from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
-from segmentation.ml import backtest as ml_backtest
-from segmentation.ml import clv as ml_clv
-from segmentation.ml import demand as ml_demand
-from segmentation.ml import propensity as ml_propensity
+from predictions.ml import backtest as ml_backtest
+from predictions.ml import clv as ml_clv
+from predictions.ml import demand as ml_demand
+from predictions.ml import propensity as ml_propensity
 from segmentation.pipeline import pipeline_wait_for_imports
+from segmentation.services import rules
+from segmentation.services.sql import day_sql, epoch_sql, float_sql, latest_data_date, table_name
 
-from ..models import (
+from .models import (
     ChurnRisk,
     CustomerPrediction,
     PredictionRun,
@@ -49,12 +51,6 @@ from ..models import (
     ProductForecast,
     Trend,
 )
-from . import rules
-from .sql import day_sql as _day_sql
-from .sql import epoch_sql as _epoch_sql
-from .sql import float_sql as _float_sql
-from .sql import latest_data_date
-from .sql import table_name as _table
 
 log = logging.getLogger("segmenta.predictions")
 
@@ -125,7 +121,7 @@ def prediction_load_orders(
     """
     from customers.models import Customer, Order
 
-    order_t, cust_t = _table(Order), _table(Customer)
+    order_t, cust_t = table_name(Order), table_name(Customer)
     cutoff = _cutoff(as_of)
     # Erasure detaches a person's orders already; their ids are dropped here too so
     # that a half-finished erasure can never leak into a model. A join would do the
@@ -144,7 +140,7 @@ def prediction_load_orders(
         )
         returns = int(cursor.fetchone()[0])
         cursor.execute(
-            f"SELECT o.customer_id, {_epoch_sql('o.ordered_at')}, {_float_sql('o.total')} "  # noqa: S608 - tables from model metadata
+            f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql('o.total')} "  # noqa: S608 - tables from model metadata
             f"FROM {order_t} o WHERE {where} AND NOT o.is_return AND o.total >= 0",
             params,
         )
@@ -175,11 +171,11 @@ def prediction_load_sales(
     returns netted), for the demand forecast. Summed in SQL: one row per product-day."""
     from customers.models import Order, OrderLine
 
-    order_t, line_t = _table(Order), _table(OrderLine)
+    order_t, line_t = table_name(Order), table_name(OrderLine)
     start = dt.datetime.combine(
         as_of - dt.timedelta(days=7 * max_weeks - 1), dt.time(0, 0), tzinfo=dt.UTC
     )
-    day = _day_sql("o.ordered_at")
+    day = day_sql("o.ordered_at")
     sql = (
         f"SELECT l.sku, {day}, "  # noqa: S608 - tables from model metadata
         "SUM(CASE WHEN o.is_return THEN -ABS(l.quantity) ELSE l.quantity END) "
@@ -537,7 +533,7 @@ def _demand_summary(forecast: ml_demand.DemandForecast | None, note: str) -> dic
 
 def _insert(model, columns: list[str], rows: list[tuple], *, job: JobHandle, start, span) -> None:
     """Multi-row parameterised INSERTs in chunks, reporting progress between chunks."""
-    table = _table(model)
+    table = table_name(model)
     cols = ", ".join(connection.ops.quote_name(c) for c in columns)
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     # stay under SQLite's bound-parameter limit and keep statements a sensible size

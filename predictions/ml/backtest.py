@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segmentation.ml.clv import (
+from predictions.ml.clv import (
     CustomerPredictions,
     TimeUnit,
     predict_customers,
@@ -23,7 +23,7 @@ from segmentation.ml.clv import (
     to_day,
     to_day_numbers,
 )
-from segmentation.ml.minimum_data import MIN_HISTORY_DAYS, MIN_REPEAT_CUSTOMERS
+from predictions.ml.minimum_data import MIN_HISTORY_DAYS, MIN_REPEAT_CUSTOMERS
 
 
 def _num(value: float) -> float | None:

@@ -35,7 +35,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 from threadpoolctl import threadpool_limits
 
-from segmentation.ml.minimum_data import DataCheck, check_minimum_data
+from predictions.ml.minimum_data import DataCheck, check_minimum_data
 
 TimeUnit = Literal["day", "week"]
 DAYS_PER_UNIT: dict[str, float] = {"day": 1.0, "week": 7.0}

@@ -28,7 +28,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from segmentation.ml.clv import to_day, to_day_numbers
+from predictions.ml.clv import to_day, to_day_numbers
 
 MIN_TRAIN_ROWS = 200
 MIN_CLASS_COUNT = 20

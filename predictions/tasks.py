@@ -1,4 +1,4 @@
-"""Prediction jobs: a thin Celery wrapper around `services.predictions.prediction_run`."""
+"""Prediction jobs: a thin Celery wrapper around `services.prediction_run`."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ from celery import shared_task
 from core.jobs import TenantTask
 
 
-@shared_task(base=TenantTask, bind=True, name="segmentation.tasks_predictions.predictions_run")
+@shared_task(base=TenantTask, bind=True, name="predictions.tasks.predictions_run")
 def predictions_run(self, *, organization_id: int, job_id: int | None, as_of: str | None = None):
+    return _run(self, organization_id=organization_id, as_of=as_of)
+
+
+def _run(task, *, organization_id: int, as_of: str | None) -> dict:
     from accounts.models import Organization
 
-    from .services.predictions import prediction_run
+    from .services import prediction_run
 
     organization = Organization.objects.get(pk=organization_id)
     run = prediction_run(
         organization=organization,
         as_of=dt.date.fromisoformat(as_of) if as_of else None,
-        job=self.job,
+        job=task.job,
     )
     what = "simple averages (too little history)" if run.is_heuristic else "predictions"
     return {
@@ -30,3 +34,12 @@ def predictions_run(self, *, organization_id: int, job_id: int | None, as_of: st
         "run_id": run.pk,
         "url": "/segments/predictions/",
     }
+
+
+# The name the task had before predictions had an app of their own: jobs queued under
+# it (or re-run from an old job) still run.
+@shared_task(base=TenantTask, bind=True, name="segmentation.tasks_predictions.predictions_run")
+def predictions_run_former_name(
+    self, *, organization_id: int, job_id: int | None, as_of: str | None = None
+):
+    return _run(self, organization_id=organization_id, as_of=as_of)

@@ -11,9 +11,9 @@ import pytest
 
 from accounts.tenancy import tenant_context
 from core.models import Job
-from segmentation.models import CustomerPrediction, PredictionRun, ProductForecast
-from segmentation.services.predictions import prediction_run
-from segmentation.tests.factories_predictions import build_world, simulate_world, write_world
+from predictions.models import CustomerPrediction, PredictionRun, ProductForecast
+from predictions.services import prediction_run
+from predictions.tests.factories import build_world, simulate_world, write_world
 
 AS_OF = dt.date(2024, 6, 30)
 CONTRACT_KEYS = {"kind", "time_unit", "params", "spend_params", "as_of", "backtest"}

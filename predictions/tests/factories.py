@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
-from segmentation.ml.clv import simulate_bgnbd
+from predictions.ml.clv import simulate_bgnbd
 
 # Per-day parameters: about one order a month while active for the typical buyer.
 TRUE_BGNBD = {"r": 0.5, "alpha": 20.0, "a": 0.8, "b": 2.5}
@@ -276,7 +276,7 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
 def build_world(organization) -> None:
     """One of every predictions tenant model for `organization` (isolation sweep)."""
     from customers.models import Customer, Product
-    from segmentation.models import (
+    from predictions.models import (
         CustomerPrediction,
         PredictionRun,
         PredictionSettings,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation.ml import backtest
+from predictions.ml import backtest
 
 CDNOW = Path(__file__).resolve().parents[3] / "tests" / "data" / "cdnow"
 CONTRACT_KEYS = {

@@ -16,10 +16,9 @@ from core.api.base import TenantViewSetMixin
 from core.api.params import id_param
 from core.exceptions import ApplicationError, NotFound
 
-from .. import selectors_predictions as selectors
+from .. import selectors, services
 from ..models import ChurnRisk, CustomerPrediction, PredictionRun, ProductForecast, Trend
-from ..services import predictions as services
-from .serializers_predictions import (
+from .serializers import (
     CustomerPredictionSerializer,
     ModelLatestSerializer,
     PredictionRunListSerializer,

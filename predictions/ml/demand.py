@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from segmentation.ml.clv import to_day, to_day_numbers
+from predictions.ml.clv import to_day, to_day_numbers
 
 MAX_WEEKS = 156
 SES_ALPHAS = (0.1, 0.2, 0.3, 0.5)

@@ -16,16 +16,16 @@ from accounts.tenancy import tenant_context
 from core.exceptions import ApplicationError
 from core.jobs import JobCancelled, JobHandle
 from core.models import Job, JobStatus
-from segmentation.ml import clv
-from segmentation.models import (
+from predictions import services
+from predictions.ml import clv
+from predictions.models import (
     CustomerPrediction,
     PredictionRun,
     PredictionSettings,
     ProductForecast,
 )
-from segmentation.services import predictions as services
-from segmentation.services.predictions import prediction_run
-from segmentation.tests.factories_predictions import (
+from predictions.services import prediction_run
+from predictions.tests.factories import (
     TRUE_BGNBD,
     TRUE_SPEND,
     simulate_world,
