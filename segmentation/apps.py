@@ -35,7 +35,7 @@ class SegmentationConfig(AppConfig):
                         "segment", "segmentation.selectors:customers_in_segment", "Segment"
                     ),
                 ),
-                erasure_handlers=("segmentation.selectors:_erase_memberships",),
+                erasure_handlers=("segmentation.selectors:erase_memberships",),
                 nav=(
                     NavEntry("segmentation:segments", "Segments", 30),
                     NavEntry("segmentation:personas", "Personas", 40),

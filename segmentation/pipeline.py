@@ -26,19 +26,9 @@ FUTURE_STEPS = {
     "research": "Market research is not built yet (a later issue).",
 }
 
-_LEGACY_STEPS: dict[str, Step] = {}
-
-
-def register_step(*, name: str, task_name: str, order: int, title: str) -> None:
-    """Deprecated: declare the step in the app's `Capability` instead. Kept so a
-    module that still calls it at import does no harm (a declared step wins)."""
-    _LEGACY_STEPS[name] = Step(name=name, task=task_name, order=order, title=title)
-
 
 def available_steps() -> list[Step]:
-    found = dict(_LEGACY_STEPS)
-    found.update({s.name: s for s in capabilities.steps()})
-    return sorted(found.values(), key=lambda s: s.order)
+    return capabilities.steps()
 
 
 def _resolve(steps: list[str] | None) -> list[Step]:

@@ -302,22 +302,8 @@ def segments_for_customers(customer_ids: list[int]) -> dict[int, dict[str, Any]]
     return customer_segments(customer_ids=customer_ids)
 
 
-def _erase_memberships(*, organization, customer_ids: list[int]) -> None:
+def erase_memberships(*, organization, customer_ids: list[int]) -> None:
     # who was in which segment is personal history: it goes with the person
     Membership.objects.filter(
         organization_id=organization.pk, customer_id__in=customer_ids
     ).delete()
-
-
-def _register_hooks() -> None:
-    try:
-        from customers import registry
-    except ImportError:  # the customers app without its registry: nothing to join
-        return
-    registry.register_customer_enricher(segments_for_customers)
-    registry.register_customer_panel("segment", customer_segment_panel, title="Segment")
-    registry.register_customer_filter("segment", customers_in_segment, label="Segment")
-    registry.register_erasure_handler(_erase_memberships)
-
-
-_register_hooks()

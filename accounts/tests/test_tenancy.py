@@ -224,18 +224,21 @@ class TestPublicScopeApi:
         with unscoped_context():
             scope_check(organization=other_org)
 
-    def test_prediction_run_and_rule_segments_refuse_a_mismatched_organisation(
+    def test_prediction_segment_and_rule_runs_refuse_a_mismatched_organisation(
         self, org, other_org
     ):
         from accounts.tenancy import ScopeMismatch
         from predictions.services import prediction_run
         from segmentation.services.rules import rule_segment_create
+        from segmentation.services.segments import segmentation_run
 
         with tenant_context(org):
             with pytest.raises(ScopeMismatch):
                 prediction_run(organization=other_org)
             with pytest.raises(ScopeMismatch):
                 rule_segment_create(organization=other_org, name="x", rule={})
+            with pytest.raises(ScopeMismatch):
+                segmentation_run(organization=other_org)
 
     def test_no_module_imports_the_scope_internals(self):
         import pathlib

@@ -248,3 +248,14 @@ def test_customer_page_shows_stored_predictions_under_one_heading(owner_client, 
     assert "Predicted value, next 12 months" in html
     assert "120.00" in html  # predicted_clv_365d
     assert "20 July 2024" in html  # expected next order
+
+
+def test_product_page_shows_the_live_demand_forecast(owner_client, org):
+    """The predictions capability declares a product-page place (issue 9)."""
+    build_world(org)
+    with tenant_context(org):
+        forecast = ProductForecast.objects.get()
+    html = owner_client.get(f"/customers/products/{forecast.product_id}/").content.decode()
+    assert 'id="panel-demand"' in html
+    assert "Demand forecast" in html and forecast.label in html
+    assert f"/segments/predictions/products/{forecast.pk}/" in html

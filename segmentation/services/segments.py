@@ -28,10 +28,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
-from segmentation.pipeline import pipeline_wait_for_imports, register_step
+from segmentation.pipeline import pipeline_wait_for_imports
 
 from ..models import (
     Persona,
@@ -49,13 +50,6 @@ from .sql import latest_data_date
 from .sql import table_name as _db_table
 
 log = logging.getLogger("segmenta.segments")
-
-register_step(
-    name="segments",
-    task_name="segmentation.tasks_segments.segments_run",
-    order=20,
-    title="Segmentation",
-)
 
 # Gender and birth date are never modelled unless the owner allows it.
 DEFAULT_SENSITIVE = ("gender", "birth_date")
@@ -970,6 +964,7 @@ def segmentation_run(
 ) -> SegmentationRun:
     """Segment the organisation's customers as of `as_of` (default: its latest data
     date) and make the result live. Raises ApplicationError with a readable reason."""
+    scope_check(organization=organization)
     started = time.monotonic()
     if as_of is None:
         as_of = latest_data_date()
@@ -1007,6 +1002,7 @@ def segmentation_run(
 
 def segmentation_run_start(*, organization, user=None, as_of: dt.date | None = None):
     """Start a segmentation job, or return the one already waiting or running."""
+    scope_check(organization=organization)
     from core.models import Job, JobStatus
 
     waiting = (
@@ -1026,6 +1022,7 @@ def segmentation_run_start(*, organization, user=None, as_of: dt.date | None = N
 
 def segmentation_settings_update(*, organization, data: dict[str, Any], user=None):
     """Save the owner's clustering bounds (validated)."""
+    scope_check(organization=organization)
     row = SegmentationSettings.objects.first() or SegmentationSettings(organization=organization)
     errors: dict[str, str] = {}
 
