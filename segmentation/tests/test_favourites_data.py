@@ -31,3 +31,29 @@ def test_postage_and_hidden_products_are_left_out_of_the_product_lines(in_org, t
     assert set(data.product_lines["product"]) == {"WHITE HANGING HEART T-LIGHT HOLDER"}
     # the lines still count for the customers' spend and orders
     assert len(data.lines) == 36
+
+
+def test_segment_page_shows_favourites_with_their_lift(owner_client, org):
+    from accounts.tenancy import tenant_context
+    from segmentation.models import Segment, SegmentKind
+    from segmentation.tests.factories import planted_run
+
+    planted_run(org)
+    with tenant_context(org):
+        segment = Segment.objects.filter(kind=SegmentKind.CLUSTER).order_by("-size").first()
+        segment.profile = {
+            **segment.profile,
+            "distinctive_products": [
+                {"name": "Glue", "buyers": 30, "buyers_share": 0.6, "base_buyers_share": 0.2,
+                 "lift": 3.0, "index": 300.0, "amount": 150.0},
+            ],
+            "top_products": [
+                {"name": "Bag", "buyers": 50, "buyers_share": 1.0, "base_buyers_share": 1.0,
+                 "lift": 1.0, "index": 100.0, "amount": 1000.0},
+            ],
+        }  # fmt: skip
+        segment.save(update_fields=["profile"])
+    html = owner_client.get(f"/segments/{segment.pk}/").content.decode()
+    assert "Favourite products" in html
+    assert "Glue: 3.0× as likely as the average customer" in html
+    assert "Most bought" in html and "Bag" in html
