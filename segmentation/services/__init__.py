@@ -1,1 +1,1 @@
-"""Segmentation services: one module per capability (segments, personas, predictions)."""
+"""Segmentation services: segments, rule segments and personas (predictions live in the predictions app)."""
