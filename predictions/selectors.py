@@ -69,7 +69,12 @@ def product_forecasts(
 ) -> QuerySet[ProductForecast]:
     if run is None:
         return ProductForecast.objects.none()
-    qs = ProductForecast.objects.filter(run=run)
+    # a product the owner hid (or marked as not merchandise) after the run
+    qs = (
+        ProductForecast.objects.filter(run=run)
+        .exclude(product__merchandise=False)
+        .exclude(product__hidden=True)
+    )
     if trend and trend in Trend.values:
         qs = qs.filter(trend=trend)
     return qs.order_by("-total_4w", "sku")

@@ -169,19 +169,23 @@ def prediction_load_sales(
 ) -> pd.DataFrame:
     """Units per product and UTC day from every order line (guest orders included,
     returns netted), for the demand forecast. Summed in SQL: one row per product-day."""
-    from customers.models import Order, OrderLine
+    from customers.models import Order, OrderLine, Product
 
     order_t, line_t = table_name(Order), table_name(OrderLine)
+    product_t = table_name(Product)
     start = dt.datetime.combine(
         as_of - dt.timedelta(days=7 * max_weeks - 1), dt.time(0, 0), tzinfo=dt.UTC
     )
     day = day_sql("o.ordered_at")
+    # postage, fees, adjustments and hidden products have no demand to forecast
     sql = (
         f"SELECT l.sku, {day}, "  # noqa: S608 - tables from model metadata
         "SUM(CASE WHEN o.is_return THEN -ABS(l.quantity) ELSE l.quantity END) "
         f"FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "
         "WHERE l.organization_id = %s AND o.organization_id = %s "
         "AND o.ordered_at >= %s AND o.ordered_at < %s AND l.sku <> '' "
+        f"AND l.sku NOT IN (SELECT p.sku FROM {product_t} p WHERE p.organization_id = %s "
+        "AND (p.merchandise = %s OR p.hidden = %s)) "
         f"GROUP BY l.sku, {day}"
     )
     params = [
@@ -189,6 +193,9 @@ def prediction_load_sales(
         organization_id,
         connection.ops.adapt_datetimefield_value(start),
         _cutoff(as_of),
+        organization_id,
+        False,
+        True,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
