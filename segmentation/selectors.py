@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from .models import Persona, Segment, SegmentationRun, SegmentationSettings, SegmentKind
 from .models import SegmentMembership as Membership
@@ -39,8 +39,11 @@ def segments_current(*, kind: str | None = None) -> QuerySet[Segment]:
 def personas_current() -> QuerySet[Persona]:
     return (
         Persona.objects.filter(segment__is_active=True)
-        .select_related("segment", "updated_by")
-        .order_by("segment__kind", "-segment__size", "id")
+        .select_related("segment", "segment__parent", "updated_by")
+        # top-level segments first, then each segment's groups within together
+        .order_by(
+            "segment__kind", F("segment__parent_id").asc(nulls_first=True), "-segment__size", "id"
+        )
     )
 
 

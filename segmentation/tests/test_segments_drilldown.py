@@ -117,3 +117,17 @@ def test_pages_nest_sub_segments_and_explain_the_choice(owner_client, org, live)
     assert f'part of <a href="{reverse("segmentation:segment_detail", args=[parent.pk])}"' in (
         sub_page.content.decode()
     )
+
+
+def test_personas_page_says_which_segment_a_group_is_within(owner_client, org, live):
+    with tenant_context(org):
+        sub = subsegments()[0]
+        parent = sub.parent
+    html = owner_client.get(reverse("segmentation:personas")).content.decode()
+    within = (
+        f'a group within <a href="{reverse("segmentation:segment_detail", args=[parent.pk])}">'
+        f"{parent.name}</a>"
+    )
+    assert within in html
+    # top-level personas come first
+    assert html.index(parent.persona.name) < html.index(sub.persona.name)
