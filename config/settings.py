@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.TenantMiddleware",
+    # A NUL in the query string is a 400 naming the parameter, not a database error.
+    "core.web.NulCharacterMiddleware",
     # Before anything reads a body: refuses uploads over UPLOAD_MAX_BYTES unread.
     "core.uploads.UploadLimitMiddleware",
 ]

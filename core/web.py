@@ -60,3 +60,38 @@ def checked_next(request, nxt: str, *, default: str) -> str:
     ):
         return nxt
     return default
+
+
+class NulCharacterMiddleware:
+    """Answers 400 to a query string holding a NUL character. No text column can
+    store one and PostgreSQL refuses it even in a filter, so without this check a
+    search for `sku=a%00b` would fail deep in a query (a 500) rather than here,
+    naming the parameter."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        bad = next((key for key, value in request.GET.lists() if _has_nul(key, value)), None)
+        if bad is not None:
+            from django.http import JsonResponse
+            from django.shortcuts import render
+
+            name = bad.replace("\x00", "") or "query"
+            message = f"The parameter {name!r} contains a NUL character, which is not allowed."
+            if request.path.startswith("/api/"):
+                return JsonResponse(
+                    {"error": {"code": "invalid", "message": message, "fields": {name: message}}},
+                    status=400,
+                )
+            return render(
+                request,
+                "error.html",
+                {"status": 400, "title": "That address is not valid", "text": message},
+                status=400,
+            )
+        return self.get_response(request)
+
+
+def _has_nul(key: str, values: list[str]) -> bool:
+    return "\x00" in key or any("\x00" in value for value in values)
