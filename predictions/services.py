@@ -832,25 +832,11 @@ def prediction_run(
 def prediction_run_start(*, organization, user=None, as_of: dt.date | None = None):
     """Start a predictions job, or return the one already waiting or running."""
     scope_check(organization=organization)
-    from core.models import Job, JobStatus
+    from segmentation.pipeline import pipeline_step_start
 
-    waiting = (
-        Job.objects.filter(kind="predictions", status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        .order_by("-created_at")
-        .first()
+    return pipeline_step_start(
+        organization=organization, step="predictions", user=user, as_of=as_of
     )
-    if waiting is not None and not waiting.is_stale:
-        return waiting
-    from segmentation.pipeline import pipeline_start
-
-    result = pipeline_start(
-        organization=organization,
-        steps=["predictions"],
-        as_of=as_of,
-        user=user,
-        reason="on demand",
-    )
-    return Job.objects.get(pk=result["jobs"]["predictions"])
 
 
 # --- acting on predictions ------------------------------------------------------------

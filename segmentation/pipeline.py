@@ -91,6 +91,22 @@ def pipeline_start(
     }
 
 
+def pipeline_step_start(*, organization, step: str, user=None, as_of: date | None = None) -> Job:
+    """Start one step on demand (the site's and the API's "run it again"), or return
+    the job of that step already waiting or running, so repeated clicks queue one."""
+    waiting = (
+        Job.objects.filter(kind=step, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .order_by("-created_at")
+        .first()
+    )
+    if waiting is not None and not waiting.is_stale:
+        return waiting
+    result = pipeline_start(
+        organization=organization, steps=[step], as_of=as_of, user=user, reason="on demand"
+    )
+    return Job.objects.get(pk=result["jobs"][step])
+
+
 # --- never publish on half an import ---------------------------------------------------
 # Jobless imports (the import_data command) have no heartbeat: one still marked running
 # after this long is taken to have been killed.

@@ -1003,21 +1003,9 @@ def segmentation_run(
 def segmentation_run_start(*, organization, user=None, as_of: dt.date | None = None):
     """Start a segmentation job, or return the one already waiting or running."""
     scope_check(organization=organization)
-    from core.models import Job, JobStatus
+    from segmentation.pipeline import pipeline_step_start
 
-    waiting = (
-        Job.objects.filter(kind="segments", status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        .order_by("-created_at")
-        .first()
-    )
-    if waiting is not None and not waiting.is_stale:
-        return waiting
-    from segmentation.pipeline import pipeline_start
-
-    result = pipeline_start(
-        organization=organization, steps=["segments"], as_of=as_of, user=user, reason="on demand"
-    )
-    return Job.objects.get(pk=result["jobs"]["segments"])
+    return pipeline_step_start(organization=organization, step="segments", user=user, as_of=as_of)
 
 
 def segmentation_settings_update(*, organization, data: dict[str, Any], user=None):
