@@ -706,31 +706,15 @@ def segmentation_write(
                     first_run=run,
                 )
                 next_number += 1
-            segment.size = int(profile["size"])
-            segment.revenue_share = float(profile["share_of_revenue"] or 0.0)
-            segment.profile = json_safe(profile)
-            segment.centroid = json_safe(
-                {
-                    "columns": computed.model_columns,
-                    "values": [round(float(v), 6) for v in computed.centroids[label]],
-                }
+            _cluster_segment_save(
+                segment,
+                run=run,
+                profile=profile,
+                persona_ml=persona_ml,
+                centroid=computed.centroids[label],
+                columns=computed.model_columns,
+                personas=personas,
             )
-            segment.is_active = True
-            segment.last_run = run
-            segment.name = (segment.name or persona_ml["name"])[:120]
-            segment.save()
-            persona = persona_apply_generated(
-                segment=segment,
-                generated=persona_fields_from_ml(persona_ml),
-                levels={
-                    "value_level": persona_ml.get("value_level", ""),
-                    "risk_level": persona_ml.get("risk_level", ""),
-                },
-                persona=personas.get(segment.pk),
-            )
-            if segment.name != persona.name:
-                segment.name = persona.name
-                Segment.objects.filter(pk=segment.pk).update(name=persona.name)
             label_segment[label] = segment
         sub_segments, next_number = _write_sub_segments(
             organization_id=org_id,
@@ -913,31 +897,15 @@ def _write_sub_segments(
                 next_number += 1
             profile, persona_ml = sub["profile"], sub["persona"]
             segment.parent = parent
-            segment.size = int(profile["size"])
-            segment.revenue_share = float(profile["share_of_revenue"] or 0.0)
-            segment.profile = json_safe(profile)
-            segment.centroid = json_safe(
-                {
-                    "columns": computed.model_columns,
-                    "values": [round(float(v), 6) for v in sub["centroid"]],
-                }
+            _cluster_segment_save(
+                segment,
+                run=run,
+                profile=profile,
+                persona_ml=persona_ml,
+                centroid=sub["centroid"],
+                columns=computed.model_columns,
+                personas=personas,
             )
-            segment.is_active = True
-            segment.last_run = run
-            segment.name = (segment.name or persona_ml["name"])[:120]
-            segment.save()
-            persona = persona_apply_generated(
-                segment=segment,
-                generated=persona_fields_from_ml(persona_ml),
-                levels={
-                    "value_level": persona_ml.get("value_level", ""),
-                    "risk_level": persona_ml.get("risk_level", ""),
-                },
-                persona=personas.get(segment.pk),
-            )
-            if segment.name != persona.name:
-                segment.name = persona.name
-                Segment.objects.filter(pk=segment.pk).update(name=persona.name)
             out.append((segment, sub["customer_ids"]))
     return out, next_number
 
@@ -1049,3 +1017,33 @@ def segmentation_status_now() -> dict[str, Any]:
     """Small facts for the page header."""
     run = SegmentationRun.objects.filter(is_live=True).first()
     return {"run": run, "as_of": run.as_of if run else None, "now": timezone.now()}
+
+
+def _cluster_segment_save(
+    segment: Segment, *, run, profile: dict, persona_ml: dict, centroid, columns, personas: dict
+) -> None:
+    """Fill a machine-learning segment (top level or a group within one) from its
+    profile, save it live in `run`, and write its generated persona; the segment
+    takes the persona's name, which a person may have edited."""
+    segment.size = int(profile["size"])
+    segment.revenue_share = float(profile["share_of_revenue"] or 0.0)
+    segment.profile = json_safe(profile)
+    segment.centroid = json_safe(
+        {"columns": columns, "values": [round(float(v), 6) for v in centroid]}
+    )
+    segment.is_active = True
+    segment.last_run = run
+    segment.name = (segment.name or persona_ml["name"])[:120]
+    segment.save()
+    persona = persona_apply_generated(
+        segment=segment,
+        generated=persona_fields_from_ml(persona_ml),
+        levels={
+            "value_level": persona_ml.get("value_level", ""),
+            "risk_level": persona_ml.get("risk_level", ""),
+        },
+        persona=personas.get(segment.pk),
+    )
+    if segment.name != persona.name:
+        segment.name = persona.name
+        Segment.objects.filter(pk=segment.pk).update(name=persona.name)
