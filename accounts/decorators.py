@@ -8,6 +8,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 
+from .actor import Actor
 from .models import Role
 
 
@@ -26,11 +27,10 @@ def org_required(view=None, *, role: str = Role.VIEWER, write: bool | None = Non
                 return redirect_to_login(request.get_full_path())
             if request.membership is None:
                 return redirect("accounts:organization_new")
-            if not request.membership.has_role(needed):
-                raise PermissionDenied(
-                    f"This needs the {Role(needed).label.lower()} role or higher."
-                )
-            if request.method not in ("GET", "HEAD", "OPTIONS") and not request.membership.can_edit:
+            actor = Actor.from_request(request)
+            if not actor.can(needed):
+                raise PermissionDenied(actor.refusal(needed))
+            if request.method not in ("GET", "HEAD", "OPTIONS") and not actor.can_edit:
                 raise PermissionDenied("Viewers cannot change anything.")
             return func(request, *args, **kwargs)
 

@@ -239,6 +239,7 @@ class AuditAction(models.TextChoices):
     SETTINGS_CHANGED = "settings_changed", "Settings changed"
     DATA_EXPORTED = "data_exported", "Data exported"
     DATA_ERASED = "data_erased", "Data erased"
+    ERASURE_CLEANED = "erasure_cleaned", "Erased data removed from stored files"
     ORG_DELETED = "org_deleted", "Organisation deleted"
 
 
@@ -248,6 +249,15 @@ class AuditLogEntry(TenantModel):
     )
     actor_label = models.CharField(
         max_length=254, blank=True, help_text="Email or API key prefix at the time."
+    )
+    # Who acted (accounts.actor.Actor): a member, an API key or the system.
+    actor_kind = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=[("user", "Member"), ("api_key", "API key"), ("system", "System")],
+    )
+    api_key = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     action = models.CharField(max_length=32, choices=AuditAction.choices)
     target = models.CharField(max_length=254, blank=True)

@@ -65,14 +65,20 @@ def audit_log(
     details: dict | None = None,
     request=None,
 ) -> AuditLogEntry:
-    label = actor_label or (actor.email if getattr(actor, "is_authenticated", False) else "")
+    """Write an audit entry. `actor` is an `accounts.actor.Actor` (a user, an API
+    key's principal, or nothing are read as one: nothing means the request's actor,
+    else the system). `actor_label` only names who tried when nobody is signed in
+    (a failed sign-in)."""
+    from .actor import Actor
+
+    who = Actor.of(actor, organization=organization, request=request)
     with tenant_context(organization):
         return AuditLogEntry.objects.create(
             organization=organization,
-            actor=actor
-            if getattr(actor, "pk", None) and getattr(actor, "is_authenticated", False)
-            else None,
-            actor_label=label,
+            actor=who.user if who.is_user and who.id else None,
+            actor_kind="" if actor_label and actor is None else who.kind,
+            api_key=who.api_key,
+            actor_label=(actor_label or who.label)[:254],
             action=action,
             target=target[:254],
             details=details or {},
@@ -317,11 +323,15 @@ def email_verification_confirm(*, token: str) -> User:
 # --- Members and invitations -------------------------------------------------------------
 
 
-def _require_manager(*, organization, actor) -> Membership:
-    membership = Membership.objects.filter(organization=organization, user=actor).first()
-    if membership is None or not membership.can_manage:
+def _require_manager(*, organization, actor):
+    """The acting member (an `Actor`), who must be an owner or admin here."""
+    from .actor import Actor
+
+    if actor is None:  # nobody named: not the platform's own work, so refused
         raise PermissionDenied("Only owners and admins can manage members and API keys.")
-    return membership
+    return Actor.of(actor, organization=organization).require(
+        Role.ADMIN, "Only owners and admins can manage members and API keys."
+    )
 
 
 def invitation_create(
@@ -331,7 +341,7 @@ def invitation_create(
     email = (email or "").strip().lower()
     if role not in Role.values:
         raise ApplicationError(f"Unknown role: {role}.", {"fields": {"role": "Unknown role."}})
-    if role == Role.OWNER and actor_membership.role != Role.OWNER:
+    if role == Role.OWNER and not actor_membership.can(Role.OWNER):
         raise PermissionDenied("Only an owner can invite another owner.")
     if Membership.objects.filter(organization=organization, user__email=email).exists():
         raise ApplicationError(
@@ -434,7 +444,7 @@ def membership_set_role(*, membership: Membership, role: str, actor, request=Non
     actor_membership = _require_manager(organization=membership.organization, actor=actor)
     if role not in Role.values:
         raise ApplicationError(f"Unknown role: {role}.")
-    if Role.OWNER in (role, membership.role) and actor_membership.role != Role.OWNER:
+    if Role.OWNER in (role, membership.role) and not actor_membership.can(Role.OWNER):
         raise PermissionDenied("Only an owner can grant or remove the owner role.")
     if (
         membership.role == Role.OWNER
@@ -459,7 +469,7 @@ def membership_set_role(*, membership: Membership, role: str, actor, request=Non
 
 def membership_remove(*, membership: Membership, actor, request=None) -> None:
     actor_membership = _require_manager(organization=membership.organization, actor=actor)
-    if membership.role == Role.OWNER and actor_membership.role != Role.OWNER:
+    if membership.role == Role.OWNER and not actor_membership.can(Role.OWNER):
         raise PermissionDenied("Only an owner can remove an owner.")
     if membership.role == Role.OWNER and _owners_left(membership.organization, membership) == 0:
         raise ApplicationError("An organisation needs at least one owner.")
@@ -507,7 +517,6 @@ def api_key_create(
         organization=organization,
         action="key_created",
         actor=actor,
-        actor_label="" if actor else "command line",
         target=f"{name} ({prefix})",
         details={"scope": scope},
         request=request,

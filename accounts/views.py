@@ -23,6 +23,7 @@ from core.exceptions import ApplicationError
 from core.web import safe_next_url
 
 from . import services
+from .actor import Actor
 from .choices import currency_choices, time_zone_choices
 from .decorators import org_required
 from .forms import (
@@ -342,8 +343,9 @@ ALWAYS_SENSITIVE = ("gender", "birth_date")
 @org_required
 def settings_view(request):
     org = request.organization
+    actor = Actor.from_request(request)
     if request.method == "POST":
-        if not request.membership.can_manage:
+        if not actor.can(Role.ADMIN):
             raise PermissionDenied("Only owners and admins can change settings.")
         fields = {
             "name": request.POST.get("name", org.name).strip(),
@@ -364,12 +366,10 @@ def settings_view(request):
         ):
             # The always-sensitive ones are implied; saving unchanged stores nothing new.
             fields["sensitive_attributes"] = org.sensitive_attributes
-        if request.membership.role == Role.OWNER:
+        if actor.can(Role.OWNER):
             fields["require_two_factor"] = request.POST.get("require_two_factor") == "on"
         try:
-            services.organization_update(
-                organization=org, actor=request.user, request=request, **fields
-            )
+            services.organization_update(organization=org, actor=actor, request=request, **fields)
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:

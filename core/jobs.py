@@ -95,22 +95,21 @@ def job_kind(name: str) -> JobKind:
 
 
 def job_kind_authorize(*, kind: JobKind, organization, user) -> None:
-    """Refuse `user` (a person, or an API key's principal) a job of `kind` their role
-    does not allow. No user means the platform itself (schedules, follow-up work)."""
-    from accounts.models import ROLE_RANK, Membership, Role
+    """Refuse the actor (an `accounts.actor.Actor`, or a user or an API key's
+    principal read as one) a job of `kind` their role does not allow. No one means
+    the platform itself (schedules, follow-up work), which may start any job."""
+    from accounts.actor import Actor
+    from accounts.models import ROLE_RANK, Role
 
-    if user is None or not getattr(user, "is_authenticated", False):
+    if user is None or not (isinstance(user, Actor) or getattr(user, "is_authenticated", False)):
         return
+    actor = Actor.of(user, organization=organization)
     needed = Role(kind.role)
-    if getattr(user, "api_key", None) is not None:  # an API key's principal
-        if not kind.api_keys or ROLE_RANK[needed] > ROLE_RANK[Role.MARKETER]:
-            raise PermissionDenied(
-                f"This needs the {needed.label.lower()} role; an API key cannot start it."
-            )
-        return
-    membership = Membership.objects.filter(organization=organization, user=user).first()
-    if membership is None or not membership.has_role(needed):
-        raise PermissionDenied(f"This needs the {needed.label.lower()} role or higher.")
+    if actor.is_api_key and (not kind.api_keys or ROLE_RANK[needed] > ROLE_RANK[Role.MARKETER]):
+        raise PermissionDenied(
+            f"This needs the {needed.label.lower()} role; an API key cannot start it."
+        )
+    actor.require(needed)
 
 
 class JobCancelled(Exception):
@@ -137,6 +136,13 @@ class JobHandle:
         self.job_id = job_id
         self._last_write = 0.0
         self._last_percent = -1
+
+    @property
+    def actor(self):
+        """Who acts in a job: the system, named by the job (`accounts.actor.Actor`)."""
+        from accounts.actor import Actor
+
+        return Actor.system(f"job #{self.job_id}" if self.job_id else "command line")
 
     def progress(self, percent: float, message: str = "", *, force: bool = False) -> None:
         percent = int(max(0, min(99, percent)))
@@ -393,6 +399,18 @@ def _finish(job_id: int, status: str, message: str, result: dict | None = None) 
     Job.all_objects.filter(pk=job_id).update(**fields)
 
 
+def _person(user):
+    """The User behind an actor, if a person (API keys and the system are not)."""
+    from accounts.actor import Actor
+
+    if isinstance(user, Actor):
+        return user.user if user.is_user and user.id else None
+    # API-key principals are authenticated but are not users.
+    if getattr(user, "is_authenticated", False) and getattr(user, "pk", None):
+        return user
+    return None
+
+
 def job_start(
     *,
     organization,
@@ -414,10 +432,7 @@ def job_start(
         kind=kind,
         title=title or kind.replace("_", " ").capitalize(),
         params={**params, "_task": task.name},
-        # API-key principals are authenticated but are not users.
-        created_by=user
-        if getattr(user, "is_authenticated", False) and getattr(user, "pk", None)
-        else None,
+        created_by=_person(user),
     )
     kwargs = {"organization_id": organization.pk, "job_id": job.pk, **params}
     if sync:

@@ -42,7 +42,9 @@ def erasure_scrub(
     # stopped passing them (see erasure_scrub_run).
     from .services.privacy import erasure_scrub_run
 
-    return erasure_scrub_run(job_id=job_id, identifiers=identifiers, progress=self.job.progress)
+    return erasure_scrub_run(
+        job_id=job_id, identifiers=identifiers, progress=self.job.progress, actor=self.job.actor
+    )
 
 
 @shared_task(name="customers.tasks.org_exports_expire")

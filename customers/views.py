@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.actor import Actor
 from accounts.decorators import org_required
 from accounts.models import Role
 from core.exceptions import ApplicationError
@@ -145,7 +146,9 @@ def customer_edit(request, pk: int):
 @org_required
 def customer_export_json(request, pk: int):
     customer = _customer(pk)
-    data = services.customer_export_record(customer=customer, actor=request.user, request=request)
+    data = services.customer_export_record(
+        customer=customer, actor=Actor.from_request(request), request=request
+    )
     response = HttpResponse(
         json.dumps(data, indent=2, ensure_ascii=False, default=str),
         content_type="application/json; charset=utf-8",
@@ -159,7 +162,9 @@ def customer_erase(request, pk: int):
     customer = _customer(pk)
     if request.method == "POST":
         try:
-            services.customer_erase(customer=customer, actor=request.user, request=request)
+            services.customer_erase(
+                customer=customer, actor=Actor.from_request(request), request=request
+            )
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return redirect("customers:detail", pk=customer.pk)
@@ -234,7 +239,9 @@ def order_edit(request, pk: int):
             "lines": [{k: v for k, v in ln.items() if k != "DELETE"} for ln in kept],
         }
         try:
-            services.order_update(order=order, data=data, actor=request.user, request=request)
+            services.order_update(
+                order=order, data=data, actor=Actor.from_request(request), request=request
+            )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
@@ -249,7 +256,7 @@ def order_edit(request, pk: int):
 def order_delete(request, pk: int):
     order = get_object_or_404(Order.objects.only("pk", "external_id", "customer_id"), pk=pk)
     if request.method == "POST":
-        services.order_delete(order_id=order.pk, actor=request.user, request=request)
+        services.order_delete(order_id=order.pk, actor=Actor.from_request(request), request=request)
         messages.success(request, f"Order {order.external_id} was deleted.")
         if order.customer_id:
             return redirect("customers:detail", pk=order.customer_id)

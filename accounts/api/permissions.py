@@ -1,6 +1,7 @@
 from rest_framework import permissions
 
-from accounts.models import ApiKeyScope
+from accounts.actor import Actor
+from accounts.models import Role
 
 
 class IsOrganizationMember(permissions.BasePermission):
@@ -13,11 +14,7 @@ class IsOrganizationMember(permissions.BasePermission):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        api_key = getattr(request, "api_key", None)
-        if api_key is not None:
-            return api_key.scope == ApiKeyScope.WRITE
-        membership = getattr(request, "membership", None)
-        return bool(membership and membership.can_edit)
+        return Actor.from_request(request).can(Role.MARKETER)
 
 
 class IsOrganizationManager(IsOrganizationMember):
@@ -28,5 +25,5 @@ class IsOrganizationManager(IsOrganizationMember):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        membership = getattr(request, "membership", None)
-        return bool(membership and membership.can_manage)
+        actor = Actor.from_request(request)
+        return actor.is_user and actor.can(Role.ADMIN)

@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
+from accounts.actor import Actor
 from core.api.base import TenantViewSetMixin
 from core.exceptions import ApplicationError
 from core.uploads import upload_refused
@@ -192,7 +193,9 @@ class CustomerViewSet(
         return Response(CustomerSerializer(customer, context=self._enriched([customer])).data)
 
     def destroy(self, request, *args, **kwargs):
-        services.customer_erase(customer=self.get_object(), actor=_person(request), request=request)
+        services.customer_erase(
+            customer=self.get_object(), actor=Actor.from_request(request), request=request
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @_bulk_schema(CustomerRecordSerializer, "customers")
@@ -208,7 +211,7 @@ class CustomerViewSet(
         customer = self.get_object()
         return Response(
             services.customer_export_record(
-                customer=customer, actor=_person(request), request=request
+                customer=customer, actor=Actor.from_request(request), request=request
             )
         )
 
@@ -216,17 +219,14 @@ class CustomerViewSet(
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
         customer = services.customer_erase(
-            customer=self.get_object(), actor=_person(request), request=request
+            customer=self.get_object(), actor=Actor.from_request(request), request=request
         )
         return Response({"id": customer.pk, "erased_at": customer.erased_at})
 
 
 def _person(request):
     """The signed-in user, or None for an API key (which is not a user)."""
-    from django.contrib.auth import get_user_model
-
-    user = getattr(request, "user", None)
-    return user if isinstance(user, get_user_model()) else None
+    return Actor.from_request(request).user
 
 
 def _source(request) -> str:
@@ -343,7 +343,10 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
         serializer = OrderUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.order_update(
-            order=order, data=serializer.validated_data, actor=_person(request), request=request
+            order=order,
+            data=serializer.validated_data,
+            actor=Actor.from_request(request),
+            request=request,
         )
         return Response(OrderSerializer(self.get_queryset().get(pk=order.pk)).data)
 
@@ -355,7 +358,7 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
     )
     def destroy(self, request, *args, **kwargs):
         services.order_delete(
-            order_id=self.get_object().pk, actor=_person(request), request=request
+            order_id=self.get_object().pk, actor=Actor.from_request(request), request=request
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

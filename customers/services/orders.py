@@ -163,7 +163,6 @@ def order_update(*, order: Order, data: dict, actor=None, request=None) -> Order
         organization=order.organization,
         action="order.corrected",
         actor=actor,
-        actor_label="" if actor else _key_label(request),
         target=order.external_id,
         details={"fields": sorted(set(changed) - {"lines_count", "is_return"})},
         request=request,
@@ -195,16 +194,12 @@ def _customer_for(external_id) -> Customer | None:
     return customer
 
 
-def _key_label(request) -> str:
-    key = getattr(request, "api_key", None)
-    return f"API key {key.prefix}" if key is not None else ""
-
-
 @transaction.atomic
 def order_delete(*, order_id: int, actor=None, request=None) -> None:
     """Delete an order and its lines, remember the deletion (a re-import skips the
     order unless asked) and recompute its customer's statistics. Works on rows
     whose stored values cannot be read (the raw deletes load no amounts)."""
+    from accounts.actor import Actor
     from accounts.services import audit_log
 
     row = (
@@ -221,7 +216,7 @@ def order_delete(*, order_id: int, actor=None, request=None) -> None:
         external_id=row["external_id"],
         defaults={
             "deleted_at": timezone.now(),
-            "deleted_by": actor if getattr(actor, "pk", None) else None,
+            "deleted_by": Actor.of(actor, request=request).user,
         },
     )
     customer_stats_refresh(organization_id=db.org, customer_ids=[row["customer_id"]])
@@ -232,7 +227,6 @@ def order_delete(*, order_id: int, actor=None, request=None) -> None:
         organization=organization,
         action="order.deleted",
         actor=actor,
-        actor_label="" if actor else _key_label(request),
         target=row["external_id"],
         request=request,
     )

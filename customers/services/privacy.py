@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.actor import Actor
 from accounts.models import Membership, Role
 from accounts.services import audit_log
 from accounts.tenancy import require_organization_id, tenant_context
@@ -205,22 +206,11 @@ def customer_export_record(*, customer: Customer, actor=None, request=None) -> d
         organization=customer.organization,
         action="data_exported",
         actor=actor,
-        actor_label=_label(actor, request),
         target=f"customer #{customer.pk}",
         details={"scope": "customer"},
         request=request,
     )
     return data
-
-
-def _label(actor, request=None) -> str:
-    if actor is not None:
-        email = getattr(actor, "email", "")
-        return email if isinstance(email, str) else ""
-    api_key = getattr(request, "api_key", None)
-    if api_key is not None:
-        return f"API key {api_key.name} ({api_key.prefix})"
-    return "command line"
 
 
 IDENTITY_KEYS = {"customer_id", "external_id", "customer", "email", "phone", "value"}
@@ -305,7 +295,6 @@ def customer_erase(
         organization=organization,
         action="data_erased",
         actor=actor,
-        actor_label=_label(actor, request),
         target=f"customer #{customer.pk}",
         details={"orders_kept_without_identity": orders_kept},
         request=request,
@@ -438,11 +427,12 @@ class ErasedMatcher:
 
 
 def erasure_scrub_run(
-    *, job_id: int | None, identifiers: dict | None = None, progress=None
+    *, job_id: int | None, identifiers: dict | None = None, progress=None, actor=None
 ) -> dict:
     """Remove every erased person's rows from the organisation's stored uploads and
     rejected-rows files. A file that cannot be read is left as it is, logged and
-    listed in the result; the others are still cleaned."""
+    listed in the result; the others are still cleaned. What was removed is written
+    to the audit log, by `actor` (the job)."""
     org_id = require_organization_id()
     if identifiers:
         # A job queued before erasure stopped passing identifiers: keep their keyed
@@ -499,6 +489,16 @@ def erasure_scrub_run(
             f" {len(unreadable)} stored files could not be read and were left as they are: "
             f"{names}. Delete those imports if they may name an erased person."
         )
+    if rows or unreadable:
+        from accounts.models import Organization
+
+        audit_log(
+            organization=Organization.objects.get(pk=org_id),
+            action="erasure_cleaned",
+            actor=actor or Actor.system("privacy clean-up"),
+            target=f"job #{job_id}" if job_id else "",
+            details={"rows_removed": rows, "files": files, "unreadable": len(unreadable)},
+        )
     return {
         "message": message,
         "files": files,
@@ -548,9 +548,9 @@ def _scrub_upload(imp: Import, path: Path, matcher: ErasedMatcher) -> int:
 
 
 def _require_owner(*, organization, user) -> None:
-    membership = Membership.objects.filter(organization=organization, user=user).first()
-    if membership is None or membership.role != Role.OWNER:
+    if user is None:  # nobody named: refused, as for a member who is not an owner
         raise PermissionDenied("Only an owner can do this.")
+    Actor.of(user, organization=organization).require(Role.OWNER, "Only an owner can do this.")
 
 
 def organization_export_start(*, organization, user, request=None):
