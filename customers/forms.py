@@ -5,6 +5,7 @@ from django.conf import settings
 
 from core.uploads import too_large_message
 
+from . import fields as customer_fields
 from .models import Customer, ImportKind
 
 DELIMITER_CHOICES = [
@@ -76,31 +77,17 @@ class ImportOptionsForm(forms.Form):
 
 
 class CustomerForm(forms.ModelForm):
-    email = forms.EmailField(required=False)
+    email = forms.EmailField(required=False, label=customer_fields.FIELDS["email"].label)
+    # The names first, as people read them; then the definition's order.
+    field_order = ["first_name", "last_name"]
 
     class Meta:
         model = Customer
-        fields = [
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "birth_date",
-            "gender",
-            "city",
-            "region",
-            "country",
-            "postal_code",
-            "accepts_email",
-            "accepts_sms",
-        ]
+        fields = customer_fields.names(form=True)
         # A date input shows only ISO dates; the locale's 24/11/1976 would reach the
         # browser as an empty field, and saving the form unchanged would erase it.
         widgets = {"birth_date": forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"})}
-        labels = {
-            "accepts_email": "Agrees to receive email marketing",
-            "accepts_sms": "Agrees to receive SMS marketing",
-        }
+        labels = {f.name: f.label for f in customer_fields.select(form=True)}
 
 
 class ConfirmNameForm(forms.Form):

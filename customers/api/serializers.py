@@ -3,33 +3,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .. import fields as customer_fields
 from ..models import Customer, Event, Import, ImportKind, Order, OrderLine, Product
 from ..services.imports import file_limits
 
-CUSTOMER_READ_ONLY = [
-    "id",
-    "external_id",
-    "email_consent_at",
-    "email_consent_source",
-    "sms_consent_at",
-    "sms_consent_source",
-    "first_order_at",
-    "last_order_at",
-    "orders_count",
-    "total_spent",
-    "created_at",
-    "updated_at",
-]
-NULLABLE_TEXT = [
-    "phone",
-    "first_name",
-    "last_name",
-    "gender",
-    "city",
-    "region",
-    "country",
-    "postal_code",
-]
+# The customer fields (customers/fields.py): those a person may not change are
+# read-only; text a person may change may be cleared with null.
+CUSTOMER_READ_ONLY = ["id", *customer_fields.names(api=True, editable=False)]
+NULLABLE_TEXT = list(customer_fields.text_max_lengths(customer_fields.select(editable=True)))
 
 
 class SegmentRefSerializer(serializers.Serializer):
@@ -60,39 +41,7 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = [
-            "id",
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "city",
-            "region",
-            "country",
-            "postal_code",
-            "latitude",
-            "longitude",
-            "signup_at",
-            "accepts_email",
-            "accepts_sms",
-            "email_consent_at",
-            "email_consent_source",
-            "sms_consent_at",
-            "sms_consent_source",
-            "attributes",
-            "first_order_at",
-            "last_order_at",
-            "orders_count",
-            "total_spent",
-            "created_at",
-            "updated_at",
-            "segment",
-            "segments",
-            "predictions",
-        ]
+        fields = ["id", *customer_fields.names(api=True), "segment", "segments", "predictions"]
         read_only_fields = CUSTOMER_READ_ONLY
         extra_kwargs = {
             **{name: {"allow_null": True, "required": False} for name in NULLABLE_TEXT},
@@ -355,26 +304,30 @@ class BulkResultSerializer(serializers.Serializer):
     errors = BulkErrorSerializer(many=True)
 
 
+# The serializer field of each kind of file column.
+RECORD_FIELD_TYPES = {
+    "id": serializers.CharField,
+    "email": serializers.CharField,
+    "str": serializers.CharField,
+    "date": serializers.DateField,
+    "datetime": serializers.DateTimeField,
+    "latitude": serializers.FloatField,
+    "longitude": serializers.FloatField,
+    "bool": serializers.BooleanField,
+}
+
+
 class CustomerRecordSerializer(serializers.Serializer):
     """One record of `customers/bulk/` (CSV column names; `external_id` works for `customer_id`)."""
 
-    customer_id = serializers.CharField()
-    email = serializers.CharField(required=False)
-    phone = serializers.CharField(required=False)
-    first_name = serializers.CharField(required=False)
-    last_name = serializers.CharField(required=False)
-    birth_date = serializers.DateField(required=False)
-    gender = serializers.CharField(required=False)
-    city = serializers.CharField(required=False)
-    region = serializers.CharField(required=False)
-    country = serializers.CharField(required=False)
-    postal_code = serializers.CharField(required=False)
-    latitude = serializers.FloatField(required=False)
-    longitude = serializers.FloatField(required=False)
-    signup_at = serializers.DateTimeField(required=False)
-    accepts_email = serializers.BooleanField(required=False)
-    accepts_sms = serializers.BooleanField(required=False)
-    attributes = serializers.DictField(required=False)
+    def get_fields(self):
+        # The customers file's columns (customers/fields.py); only the id is required.
+        fields = {
+            f.file_column: RECORD_FIELD_TYPES[f.kind](required=f.kind == "id")
+            for f in customer_fields.select(imported=True)
+        }
+        fields["attributes"] = serializers.DictField(required=False)
+        return fields
 
 
 class ProductRecordSerializer(serializers.Serializer):

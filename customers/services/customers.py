@@ -8,28 +8,12 @@ from django.utils import timezone
 from core.exceptions import ApplicationError
 from core.web import web_url_problem
 
+from .. import fields as customer_fields
 from ..merchandise import is_merchandise
 from ..models import ConsentChange, Customer, MerchandiseSource, Product
 from .limits import moment_problem
 
-CUSTOMER_EDITABLE = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "birth_date",
-    "gender",
-    "city",
-    "region",
-    "country",
-    "postal_code",
-    "latitude",
-    "longitude",
-    "signup_at",
-    "accepts_email",
-    "accepts_sms",
-    "attributes",
-)
+CUSTOMER_EDITABLE = tuple(customer_fields.names(editable=True))
 PRODUCT_EDITABLE = (
     "name",
     "category",

@@ -7,6 +7,8 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 
+from .. import fields as customer_fields
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -23,29 +25,8 @@ class _Echo:
         return value
 
 
-CUSTOMER_EXPORT_COLUMNS = [
-    ("customer_id", "external_id"),
-    ("email", "email"),
-    ("phone", "phone"),
-    ("first_name", "first_name"),
-    ("last_name", "last_name"),
-    ("birth_date", "birth_date"),
-    ("gender", "gender"),
-    ("city", "city"),
-    ("region", "region"),
-    ("country", "country"),
-    ("postal_code", "postal_code"),
-    ("latitude", "latitude"),
-    ("longitude", "longitude"),
-    ("signup_at", "signup_at"),
-    ("accepts_email", "accepts_email"),
-    ("accepts_sms", "accepts_sms"),
-    ("orders_count", "orders_count"),
-    ("total_spent", "total_spent"),
-    ("first_order_at", "first_order_at"),
-    ("last_order_at", "last_order_at"),
-    ("attributes", "attributes"),
-]
+# (header, model field): the import's column names (customers/fields.py).
+CUSTOMER_EXPORT_COLUMNS = [(f.file_column, f.name) for f in customer_fields.listed_fields()]
 
 
 def _cell(value):
