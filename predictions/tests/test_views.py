@@ -259,3 +259,33 @@ def test_product_page_shows_the_live_demand_forecast(owner_client, org):
     assert 'id="panel-demand"' in html
     assert "Demand forecast" in html and forecast.label in html
     assert f"/segments/predictions/products/{forecast.pk}/" in html
+
+
+def test_demand_figures_say_which_weeks_they_cover_and_the_trend_agrees(owner_client, live, org):
+    """Issue 9: "Rising 481%" stood beside a forecast falling from 1,641 to 1,428
+    units, under headings that did not say which weeks each figure covered."""
+    run, _ = live
+    html = owner_client.get("/segments/predictions/").content.decode()
+    for heading in (
+        "Sold, last 4 weeks",
+        "Expected, next 4 weeks",
+        "Likely range, next 4 weeks",
+        "Next 4 weeks vs last 4",
+    ):
+        assert heading in html
+    with tenant_context(org):
+        forecasts = list(ProductForecast.objects.filter(run=run))
+    assert forecasts
+    for f in forecasts:
+        assert f.lower_4w <= f.total_4w <= f.upper_4w, f.sku
+        if f.trend == "rising":
+            assert f.total_4w > f.units_last_4w, f.sku
+        if f.trend == "falling":
+            assert f.total_4w < f.units_last_4w, f.sku
+    biggest = max(forecasts, key=lambda f: f.total_4w)
+    page = owner_client.get(f"/segments/predictions/products/{biggest.pk}/").content.decode()
+    assert "Sold, last 4 weeks" in page and "Expected, next 4 weeks" in page
+    assert f"{round(biggest.units_last_4w):,} sold in the last 4 weeks" in page
+    # the method's name is in the "About this model" section, not the main text
+    main, _, about = page.partition('<details id="about-model">')
+    assert biggest.method_label not in main and biggest.method_label in about

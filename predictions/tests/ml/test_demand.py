@@ -62,24 +62,80 @@ def test_short_history_is_labelled_and_averaged():
     assert any("fewer than 8 weeks" in note for note in f.notes)
 
 
-def test_planted_rising_falling_and_steady_products_are_flagged():
-    rng = np.random.default_rng(5)
+def _planted(seed: int = 5, copies: int = 50) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     weeks = 40
     t = np.arange(weeks)
+    peak = np.r_[np.full(30, 10.0), [400, 500, 520, 480, 440, 400, 380, 350, 330, 300]]
     frames = []
-    for k in range(50):
-        frames.append(weekly_sales(f"up{k}", rng.poisson(20 * np.where(t < 30, 1.0, 1.8)).tolist()))
-        frames.append(
-            weekly_sales(f"down{k}", rng.poisson(20 * np.where(t < 30, 1.0, 0.5)).tolist())
-        )
-        frames.append(weekly_sales(f"flat{k}", rng.poisson(np.full(weeks, 20.0)).tolist()))
-    f = demand.forecast_demand(pd.concat(frames), trend_threshold=0.2)
+    for k in range(copies):
+        # growing 7% a week for the last 15 weeks
+        frames.append(weekly_sales(f"up{k}", rng.poisson(20 * 1.07 ** np.maximum(t - 24, 0))))
+        # shrinking 7% a week for the last 15 weeks
+        frames.append(weekly_sales(f"down{k}", rng.poisson(80 * 0.93 ** np.maximum(t - 24, 0))))
+        # a slow slide from 60 a week to 10 (smoothing lags above it)
+        frames.append(weekly_sales(f"slide{k}", rng.poisson(np.linspace(60, 10, weeks))))
+        # shot up eight weeks ago and has been coming down since (the demo's 21137:
+        # "Rising 481%" beside a forecast of 1,428 after 1,641 sold)
+        frames.append(weekly_sales(f"peak{k}", rng.poisson(peak)))
+        frames.append(weekly_sales(f"flat{k}", rng.poisson(np.full(weeks, 20.0))))
+        # bought in lumps of 50-150 by a few customers, one week in four on average
+        lumps = rng.poisson(0.25, weeks) * rng.integers(50, 150, weeks)
+        frames.append(weekly_sales(f"lumpy{k}", lumps))
+    return pd.concat(frames)
+
+
+def test_planted_trends_agree_with_the_figures_beside_them():
+    f = demand.forecast_demand(_planted(), trend_threshold=0.2)
     table = f.table.set_index("sku")
-    kind = table.index.str.extract(r"^([a-z]+)", expand=False)
-    share = table.groupby(kind.to_numpy())["trend"].value_counts(normalize=True)
-    assert share["up"]["rising"] > 0.9
-    assert share["down"]["falling"] > 0.9
+    kind = pd.Series(table.index.str.extract(r"^([a-z]+)", expand=False), index=table.index)
+    trend = table["trend"]
+    # A falling series is never called rising (nor a growing one falling).
+    for falling in ("down", "slide", "peak"):
+        assert not (trend[kind == falling] == "rising").any(), falling
+    assert not (trend[kind == "up"] == "falling").any()
+    share = trend.groupby(kind).value_counts(normalize=True)
+    assert share["down"]["falling"] > 0.8
+    assert share["slide"]["falling"] > 0.8
     assert share["flat"]["steady"] > 0.9
+    # The label agrees with the two figures shown beside it: units sold in the
+    # last 4 weeks and units expected in the next 4.
+    last, expected = table["units_last_4_weeks"], table["forecast"]
+    assert (expected[trend == "rising"] > last[trend == "rising"]).all()
+    assert (expected[trend == "falling"] < last[trend == "falling"]).all()
+    shown = (trend != "not enough history") & (last > 0)
+    change = (expected - last) / last
+    assert np.allclose(table["trend_change"][shown], change[shown])
+    for sku in ("down0", "peak0"):
+        label = table.loc[sku, "label"]
+        assert f"{round(last[sku]):,} sold in the last 4 weeks" in label, label
+
+
+def test_ranges_hold_the_forecast_and_are_narrower_on_steady_sales():
+    f = demand.forecast_demand(_planted(seed=7, copies=30))
+    table = f.table.set_index("sku")
+    assert (table["lower"] <= table["forecast"]).all()
+    assert (table["forecast"] <= table["upper"]).all()
+    assert (f.weekly["lower"] <= f.weekly["forecast"]).all()
+    assert (f.weekly["forecast"] <= f.weekly["upper"]).all()
+    kind = table.index.str.extract(r"^([a-z]+)", expand=False).to_numpy()
+    width = ((table["upper"] - table["lower"]) / table["forecast"]).groupby(kind).median()
+    assert width["flat"] < 0.5 * width["lumpy"]
+    # A product sold every week (a slow slide from 60 to 10 a week, or a steady 20)
+    # does not get a range starting at zero; it did (0–63 for 31 expected).
+    for steady in ("slide", "flat"):
+        assert (table["lower"][kind == steady] > 0).all(), steady
+
+
+def test_short_history_range_is_not_from_zero_to_three_times_the_forecast():
+    # The demo's 23498: three weeks of sales, 952 expected, range 0–3,190.
+    sales = pd.concat(
+        [weekly_sales("NEW", [240.0, 230.0, 250.0])]
+        + [weekly_sales(f"P{k}", np.full(30, 50.0 + k)) for k in range(10)]
+    )
+    row = demand.forecast_demand(sales).table.set_index("sku").loc["NEW"]
+    assert row["lower"] > 0
+    assert row["upper"] < 2 * row["forecast"]
 
 
 def test_seasonal_products_with_two_years_use_last_year_and_ranges_hold():
