@@ -26,6 +26,7 @@ from core.exceptions import ApplicationError, PermissionDenied
 from core.jobs import job_start
 from core.models import Job
 
+from .. import fields as customer_fields
 from .. import registry
 from ..models import (
     ConsentChange,
@@ -51,38 +52,18 @@ from .imports.reader import RowStream, SourceInfo
 
 log = logging.getLogger("segmenta.privacy")
 
-PERSONAL_BLANK = {
-    "email": "",
-    "phone": "",
-    "first_name": "",
-    "last_name": "",
-    "birth_date": None,
-    "gender": "",
-    "city": "",
-    "region": "",
-    "country": "",
-    "postal_code": "",
-    "latitude": None,
-    "longitude": None,
-    "signup_at": None,
-    "accepts_email": False,
-    "accepts_sms": False,
-    "email_consent_at": None,
-    "email_consent_source": "",
-    "sms_consent_at": None,
-    "sms_consent_source": "",
-    "attributes": {},
-    "first_order_at": None,
-    "last_order_at": None,
-    "orders_count": 0,
-    "total_spent": 0,
-}
+# What erasure leaves in the person's fields: each one's empty value (customers/fields.py).
+PERSONAL_BLANK = {f.name: f.blank for f in customer_fields.select(personal=True)}
 
 
 def _iso(value):
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
+
+
+def _stat(field, value):
+    return str(value) if field.kind == "money" else _iso(value)
 
 
 # --- one person ------------------------------------------------------------------------
@@ -92,28 +73,7 @@ def customer_export_data(*, customer: Customer) -> dict:
     """Everything held on one person, as JSON-ready data."""
     from ..selectors import customer_segment_info
 
-    profile = {
-        f: _iso(getattr(customer, f))
-        for f in (
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "city",
-            "region",
-            "country",
-            "postal_code",
-            "latitude",
-            "longitude",
-            "signup_at",
-            "attributes",
-            "created_at",
-            "updated_at",
-        )
-    }
+    profile = {f: _iso(getattr(customer, f)) for f in customer_fields.names(profile=True)}
     orders = []
     for order in customer.orders.all().prefetch_related("lines").order_by("ordered_at"):
         orders.append(
@@ -166,10 +126,8 @@ def customer_export_data(*, customer: Customer) -> dict:
             ],
         },
         "statistics": {
-            "orders_count": customer.orders_count,
-            "total_spent": str(customer.total_spent),
-            "first_order_at": _iso(customer.first_order_at),
-            "last_order_at": _iso(customer.last_order_at),
+            f.name: _stat(f, getattr(customer, f.name))
+            for f in customer_fields.select(statistic=True)
         },
         "orders": orders,
         "events": [
@@ -576,37 +534,7 @@ def organization_export_start(*, organization, user, request=None):
 
 
 EXPORTS = {
-    "customers.csv": (
-        Customer,
-        [
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "gender",
-            "city",
-            "region",
-            "country",
-            "postal_code",
-            "latitude",
-            "longitude",
-            "signup_at",
-            "accepts_email",
-            "accepts_sms",
-            "email_consent_at",
-            "email_consent_source",
-            "sms_consent_at",
-            "sms_consent_source",
-            "attributes",
-            "orders_count",
-            "total_spent",
-            "first_order_at",
-            "last_order_at",
-            "created_at",
-        ],
-    ),
+    "customers.csv": (Customer, customer_fields.names(exported=True)),
     "products.csv": (
         Product,
         ["sku", "name", "category", "price", "url", "image_url", "in_stock", "attributes"],
