@@ -15,6 +15,19 @@ from accounts.tests.factories import (
 )
 
 
+def pytest_configure(config):
+    """The suite runs on the test settings only (DJANGO_ENV=test, set in
+    pyproject.toml through pytest-env): without it the tests would run against the
+    development database file and cache, and their fast password hasher would be off."""
+    from django.conf import settings
+
+    if settings.DJANGO_ENV != "test":
+        raise pytest.UsageError(
+            f"DJANGO_ENV is {settings.DJANGO_ENV!r}: the tests need DJANGO_ENV=test "
+            "(pyproject.toml sets it through pytest-env; is pytest-env installed?)."
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fast_settings(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -6,7 +6,6 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core import signing
 from django.core.mail import send_mail
@@ -26,11 +25,11 @@ from .models import (
     Membership,
     Organization,
     Role,
+    User,
 )
 from .tenancy import tenant_context, unscoped_context
 
 log = logging.getLogger("segmenta.accounts")
-User = get_user_model()
 _VERIFY_SALT = "segmenta.email-verification"
 
 

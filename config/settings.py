@@ -5,7 +5,6 @@ Celery broker that keeps its messages in files, so no server is needed.
 `DATABASE_URL` (PostgreSQL) and `REDIS_URL` switch to the real database and broker.
 """
 
-import sys
 from pathlib import Path
 
 import environ
@@ -17,9 +16,18 @@ VAR_DIR = Path(environ.Env().str("SEGMENTA_VAR_DIR", default=str(BASE_DIR / "var
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+# Which settings apply is chosen explicitly, never guessed from the running program:
+# "development" (the default), "test" (set by the test runner's configuration,
+# pyproject.toml [tool.pytest.ini_options] env) or "production".
+DJANGO_ENVIRONMENTS = ("development", "test", "production")
 DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+if DJANGO_ENV not in DJANGO_ENVIRONMENTS:
+    # A typo ("prod") must not quietly run with the development defaults.
+    raise ImproperlyConfigured(
+        f"DJANGO_ENV must be one of {', '.join(DJANGO_ENVIRONMENTS)} (got {DJANGO_ENV!r})."
+    )
 PRODUCTION = DJANGO_ENV == "production"
-TESTING = "pytest" in sys.modules or env.bool("SEGMENTA_TESTING", default=False)
+TESTING = DJANGO_ENV == "test"
 
 # --- Core -------------------------------------------------------------------
 if PRODUCTION:
@@ -114,8 +122,14 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'segmenta.sqlite3'}")}
 # Migrations run as the role that owns the tables; the site and the workers
 # connect as the application role, which row-level security binds.
+# Which role this process logs in as is chosen explicitly too: manage.py asks for
+# the owner for the commands that change or inspect the schema (OWNER_COMMANDS
+# there) by setting SEGMENTA_DB_ROLE=owner.
 _OWNER_URL = env.str("DATABASE_OWNER_URL", default="")
-if _OWNER_URL and len(sys.argv) > 1 and sys.argv[1] in {"migrate", "createcachetable", "dbshell"}:
+DATABASE_ROLE = env.str("SEGMENTA_DB_ROLE", default="app")
+if DATABASE_ROLE not in {"app", "owner"}:
+    raise ImproperlyConfigured(f"SEGMENTA_DB_ROLE must be app or owner (got {DATABASE_ROLE!r}).")
+if _OWNER_URL and DATABASE_ROLE == "owner":
     DATABASES["default"] = env.db_url_config(_OWNER_URL)
 DB_VENDOR = "sqlite" if DATABASES["default"]["ENGINE"].endswith("sqlite3") else "postgresql"
 if DB_VENDOR == "sqlite":

@@ -58,6 +58,8 @@ def busy_writer(transactional_db):
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
     env.pop("DATABASE_OWNER_URL", None)
+    # The writer runs as the site does, not on the test settings this process has.
+    env["DJANGO_ENV"] = "development"
     proc = subprocess.Popen(  # noqa: S603 - this interpreter and a fixed script
         [sys.executable, "-c", WRITER, str(other.pk)],
         cwd=ROOT,

@@ -44,6 +44,8 @@ def worker(transactional_db, settings):
         "SEGMENTA_VAR_DIR": str(settings.VAR_DIR),
     }
     env.pop("DATABASE_OWNER_URL", None)
+    # The worker runs as in production, not on the test settings this process has.
+    env["DJANGO_ENV"] = "development"
     if "platform" in connections:
         env["DATABASE_PLATFORM_URL"] = _database_url("platform")
     proc = subprocess.Popen(

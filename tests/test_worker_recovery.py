@@ -36,6 +36,8 @@ def _start_worker(**env_extra) -> subprocess.Popen:
         **{k: str(v) for k, v in env_extra.items()},
     }
     env.pop("DATABASE_OWNER_URL", None)
+    # The worker runs as in production, not on the test settings this process has.
+    env["DJANGO_ENV"] = "development"
     if env.get("DATABASE_PLATFORM_URL"):
         # the recovery reads across organisations through the platform connection:
         # to the test database too (the test process itself logs in as that role)

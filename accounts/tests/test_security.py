@@ -30,7 +30,7 @@ def _run(args: list[str], tmp_path, **env_overrides) -> subprocess.CompletedProc
             "ALLOWED_HOSTS",
             "SITE_URL",
             "DJANGO_ENV",
-            "SEGMENTA_TESTING",
+            "SEGMENTA_DB_ROLE",
             "DEBUG",
             "DJANGO_ALLOW_ASYNC_UNSAFE",
         }

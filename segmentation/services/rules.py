@@ -413,7 +413,9 @@ def rule_clean(rule: Any) -> dict:
     return _jsonable(cleaned)
 
 
-def _clean_group(group: dict, path: str, depth: int, counter: _Counter, fields: dict) -> dict:
+def _clean_group(
+    group: dict, path: str, depth: int, counter: _Counter, fields: dict[str, RuleField]
+) -> dict:
     if depth > MAX_DEPTH:
         raise _fail(path, f"groups may be nested at most {MAX_DEPTH} deep.")
     op = str(group.get("op", "and")).lower()
@@ -436,11 +438,11 @@ def _clean_group(group: dict, path: str, depth: int, counter: _Counter, fields: 
         if counter.conditions > MAX_CONDITIONS:
             raise _fail(sub, f"a rule may have at most {MAX_CONDITIONS} conditions.")
         name = item.get("field")
-        rule_field = fields.get(name)
-        if rule_field is None:
+        if not isinstance(name, str) or name not in fields:
             raise _fail(sub, f"unknown field '{name}'. Known fields: {', '.join(sorted(fields))}.")
+        rule_field = fields[name]
         operator = item.get("operator")
-        if operator not in rule_field.operators:
+        if not isinstance(operator, str) or operator not in rule_field.operators:
             raise _fail(
                 sub,
                 f"'{operator}' cannot be used with {rule_field.label.lower()}; "
@@ -558,8 +560,8 @@ def _describe_condition(rule_field: RuleField, operator: str, value: Any) -> str
         return f"{label}: {'yes' if value else 'no'}"
     if rule_field.type == "segment":
         names = dict(_segment_choices())
-        shown = [names.get(str(v), f"segment {v}") for v in value]
-        return f"{'in' if operator == 'in' else 'not in'} {' or '.join(shown)}"
+        segments = [names.get(str(v), f"segment {v}") for v in value]
+        return f"{'in' if operator == 'in' else 'not in'} {' or '.join(segments)}"
     words = rule_field.operators.get(operator, operator)
     if isinstance(value, list):
         shown = (

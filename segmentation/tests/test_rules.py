@@ -161,6 +161,9 @@ def test_erased_customers_never_match(people):
         ({"op": "and", "conditions": [cond("total_spent", "between", "90, 10")]}, "lowest first"),
         ({"op": "and", "conditions": [cond("last_order", "within", -3)]}, "whole number"),
         ({"op": "and", "conditions": [cond("segment", "in", [999999])]}, "no segment"),
+        # Not a name at all: refused, not a TypeError (a list cannot be looked up).
+        ({"op": "and", "conditions": [cond(["country"], "eq", "DE")]}, "unknown field"),
+        ({"op": "and", "conditions": [cond("country", ["eq"], "DE")]}, "cannot be used with"),
     ],
 )
 def test_invalid_rules_are_refused_with_the_reason(in_org, rule, message):
