@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import pandas as pd
+
 from segmentation.ml.profiles import ProfileSet, SegmentProfile
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
@@ -450,3 +453,108 @@ class _Traits:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+# What sets a group apart from the rest of its segment, in words: feature →
+# (words when the group is above its segment's average, words when below).
+# Category, channel and attribute shares speak only upwards ("mostly Garden",
+# "in DE"): what a group has less of says little about it.
+_SUB_PHRASES: dict[str, tuple[str, str]] = {
+    "frequency": ("more frequent", "less frequent"),
+    "recency_days": ("gone quieter", "ordered recently"),
+    "monetary": ("bigger spenders", "smaller spenders"),
+    "avg_basket_value": ("bigger baskets", "smaller baskets"),
+    "avg_basket_size": ("more items per order", "fewer items per order"),
+    "mean_days_between_orders": ("longer gaps between orders", "shorter gaps between orders"),
+    "tenure_days": ("long-standing", "newer"),
+    "return_share": ("more returns", "fewer returns"),
+}
+SUB_MIN_DIFFERENCE = 0.3  # in standard deviations of the segment's own members
+
+
+def sub_segment_names(
+    *,
+    parent_name: str,
+    matrix: pd.DataFrame,
+    labels: np.ndarray,
+    info: dict[str, Any],
+    taken: set[str] | None = None,
+) -> list[str]:
+    """Names for the groups found within one segment, from what sets each apart
+    from its siblings, not from the whole base (against the whole base every
+    group of "Loyal Regulars" is loyal and regular, and they came out "Loyal
+    Regulars 2", "Loyal Regulars 3").
+
+    The same reading as top-level names, relative to the parent: each group's
+    centre in the model's feature space is compared with the centre of the
+    parent's members, in standard deviations of those members; the features
+    that stand out most (at least ``SUB_MIN_DIFFERENCE``) become words, e.g.
+    "Loyal Regulars: bigger baskets". One word per group, more only where two
+    siblings would otherwise share a name; a number only when nothing tells
+    two groups apart. ``matrix`` holds the parent's members (model columns),
+    ``labels`` their group (0..k-1), ``info`` the feature descriptions
+    (``FeatureSet.info``). Returns one name per group, in label order.
+    """
+    taken = set(taken or ())
+    x = matrix.to_numpy(dtype=np.float64)
+    labels = np.asarray(labels)
+    k = int(labels.max()) + 1 if labels.size else 0
+    centre, spread = x.mean(axis=0), x.std(axis=0)
+    phrases: list[list[str]] = []
+    for j in range(k):
+        diff = np.divide(
+            x[labels == j].mean(axis=0) - centre,
+            spread,
+            out=np.zeros_like(centre),
+            where=spread > 1e-12,
+        )
+        ranked = []
+        for col, d in zip(matrix.columns, diff, strict=True):
+            if abs(d) < SUB_MIN_DIFFERENCE:
+                continue
+            meta = info.get(col)
+            name = getattr(meta, "name", col)
+            block = getattr(meta, "block", "")
+            label = getattr(meta, "label", "")
+            if name in _SUB_PHRASES:
+                words = _SUB_PHRASES[name][0 if d > 0 else 1]
+            elif not label or label == "other" or d <= 0:
+                continue
+            elif block == "category":
+                words = f"mostly {_title(label)}"
+            elif block == "channel":
+                words = f"mostly via {_title(label)}"
+            elif block == "attribute":
+                source = str(getattr(meta, "source", "")).lower()
+                place = source in {"country", "city", "region", "state", "province"}
+                words = f"in {label}" if place else f"{source.replace('_', ' ')} {label}"
+            else:
+                continue
+            ranked.append((abs(float(d)), words))
+        ranked.sort(key=lambda item: -item[0])
+        seen: list[str] = []
+        for _, words in ranked:
+            if words not in seen:
+                seen.append(words)
+        phrases.append(seen)
+
+    def named(j: int, n: int) -> str:
+        words = phrases[j][:n]
+        return f"{parent_name}: {', '.join(words)}" if words else parent_name
+
+    used = [1] * k
+    for _ in range(4):
+        names = [named(j, used[j]) for j in range(k)]
+        clash = [j for j in range(k) if names.count(names[j]) > 1 or names[j] in taken]
+        grow = [j for j in clash if used[j] < len(phrases[j])]
+        if not grow:
+            break
+        for j in grow:
+            used[j] += 1
+    out = []
+    for name in (named(j, used[j]) for j in range(k)):
+        if name in taken or name == parent_name:
+            name = _unique(name, taken | {parent_name})
+        taken.add(name)
+        out.append(name)
+    return out

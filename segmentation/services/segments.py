@@ -455,6 +455,7 @@ def segmentation_compute(
         currency=currency,
         seed=params["seed"],
         taken_names={p.name for p in personas},
+        parent_names={p.segment_key: p.name for p in personas},
     )
     timings["drill_down"] = time.monotonic() - t0
 
@@ -504,12 +505,13 @@ def _drill_down(
     currency: str,
     seed: int,
     taken_names: set[str],
+    parent_names: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One level of sub-segments: each segment clustered on its own members the
     same way, with the same minimum size (segmentation/ml/clustering.py,
     `drill_down`), then profiled against the whole base and given personas."""
     from segmentation.ml.clustering import drill_down
-    from segmentation.ml.personas import write_personas
+    from segmentation.ml.personas import sub_segment_names, write_personas
     from segmentation.ml.profiles import ProfileSet, build_profiles
 
     drills = drill_down(
@@ -543,15 +545,22 @@ def _drill_down(
     taken = set(taken_names)
     out = []
     for d in split:
+        # named by what sets each group apart from its siblings, within the
+        # parent (against the whole base they all read like the parent)
+        parent_name = (parent_names or {}).get(str(d.parent)) or personas[f"{d.parent}.0"].name
+        names = sub_segment_names(
+            parent_name=parent_name,
+            matrix=features.matrix.iloc[d.rows],
+            labels=d.result.labels,
+            info=features.info,
+            taken=taken,
+        )
         for j in range(d.result.k):
             key = f"{d.parent}.{j}"
             persona = personas[key]
-            # a sub-segment named like another segment would read as the same group
-            if persona.name in taken:
-                n = 2
-                while f"{persona.name} {n}" in taken:
-                    n += 1
-                persona.name = f"{persona.name} {n}"
+            first_name = persona.name
+            persona.name = names[j][:120]
+            persona.portrait = persona.portrait.replace(first_name, persona.name, 1)
             taken.add(persona.name)
             members = d.rows[d.result.labels == j]
             profile = profile_set.get(key).to_dict()

@@ -131,3 +131,21 @@ def test_personas_page_says_which_segment_a_group_is_within(owner_client, org, l
     assert within in html
     # top-level personas come first
     assert html.index(parent.persona.name) < html.index(sub.persona.name)
+
+
+def test_sub_segments_are_named_by_what_sets_them_apart_within_their_parent(org, live):
+    """Issue 9: groups within a segment were the parent's name with a number
+    ("Loyal Regulars 1", "Loyal Regulars 2")."""
+    import re
+
+    with tenant_context(org):
+        subs = subsegments()
+        assert subs
+        for sub in subs:
+            parent = sub.parent
+            assert sub.name.startswith(f"{parent.name}: "), sub.name
+            assert not re.search(r"\d+$", sub.name), sub.name
+            assert sub.persona.name == sub.name
+            assert sub.persona.summary.startswith(sub.name)
+        names = [s.name for s in subs]
+        assert len(names) == len(set(names))
