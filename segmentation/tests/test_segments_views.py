@@ -196,3 +196,21 @@ def test_a_run_with_too_few_customers_explains_itself(org, owner):
         job = job_start(organization=org, kind="segments", task=segments_run, user=owner, sync=True)
     assert job.status == "failed"
     assert "too few" in job.message
+
+
+JARGON = ("silhouette", "k-means", "principal component", "adjusted rand", "centroid")
+
+
+def test_segments_page_speaks_plainly_outside_about_this_model(owner_client, live):
+    """Issue 9: the Segments page showed a "Separation (silhouette)" stat card and
+    principal components under the map; model terms belong in "About this model"."""
+    import re
+
+    html = owner_client.get(reverse("segmentation:segments")).content.decode()
+    assert '<details id="about-model">' in html
+    main = re.search(r"<main\b.*?</main>", html, re.S).group(0)
+    plain = re.sub(r'<details id="about-model">.*?</details>', "", main, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", plain).lower()
+    found = [word for word in JARGON if word in text]
+    assert not found, found
+    assert "How distinct the segments are" in html
