@@ -241,14 +241,34 @@ class ConsentChannel(models.TextChoices):
     SMS = "sms", "SMS"
 
 
+class ConsentVia(models.TextChoices):
+    """How a change of consent reached Segmenta (services/consent.py)."""
+
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    SITE = "site", "Edited on the site"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
+    PREFERENCE = "preference", "Preference page"
+    SYSTEM = "system", "Segmenta"
+
+
 class ConsentChange(TenantModel):
-    """Every grant or withdrawal of consent, kept after the current value changes."""
+    """Every grant or withdrawal of consent, kept after the current value changes.
+    Written only by `services/consent.py` (`consent_change`, and the import's
+    `ConsentDecider`), which applies the precedence rules first."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_changes")
     channel = models.CharField(max_length=8, choices=ConsentChannel.choices)
     granted = models.BooleanField()
+    # When the person decided: the time the data states (a `*_consent_at` column or
+    # field), else when Segmenta heard of it.
     changed_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=200, blank=True)
+    via = models.CharField(max_length=12, choices=ConsentVia.choices, blank=True)
+    # Who recorded it (accounts.actor.Actor): a member, an API key or the system.
+    actor_kind = models.CharField(max_length=8, blank=True)
+    actor_label = models.CharField(max_length=254, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta(TenantModel.Meta):
         indexes = [

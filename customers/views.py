@@ -33,6 +33,7 @@ from .forms import (
 )
 from .merchandise import detect_merchandise
 from .models import Customer, Import, ImportStatus, Order, Product
+from .services.consent import consent_history
 from .services.exports import customers_csv_rows
 from .services.importing import import_errors_path
 from .services.imports.columns import FIELD_HELP, FIELDS
@@ -118,7 +119,7 @@ def customer_detail(request, pk: int):
             "orders": selectors.customer_orders(customer),
             "events": selectors.customer_events(customer),
             "feedback": selectors.customer_feedback(customer),
-            "consent_history": customer.consent_changes.all()[:50],
+            "consent_history": consent_history(customer=customer, limit=50),
             "panels": selectors.customer_panels(request=request, customer=customer),
             "attributes": sorted((customer.attributes or {}).items()),
         },
@@ -133,7 +134,7 @@ def customer_edit(request, pk: int):
         data = {name: form.cleaned_data[name] for name in form.changed_data}
         try:
             services.customer_update(
-                customer=customer, data=data, source=f"edited by {request.user.email}"
+                customer=customer, data=data, actor=Actor.from_request(request)
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)

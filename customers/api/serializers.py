@@ -4,7 +4,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import fields as customer_fields
-from ..models import Customer, Event, Import, ImportKind, Order, OrderLine, Product
+from ..models import (
+    ConsentChange,
+    Customer,
+    Event,
+    Import,
+    ImportKind,
+    Order,
+    OrderLine,
+    Product,
+)
 from ..services.imports import file_limits
 
 # The customer fields (customers/fields.py): those a person may not change are
@@ -378,3 +387,31 @@ class EventRecordSerializer(serializers.Serializer):
 class ErasedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     erased_at = serializers.DateTimeField()
+
+
+class ConsentChangeSerializer(serializers.ModelSerializer):
+    """One change of consent (services/consent.py): when the person decided, how it
+    came, who recorded it and when."""
+
+    via = serializers.CharField(
+        read_only=True,
+        help_text="import, api, site, unsubscribe, preference or system; empty for changes "
+        "recorded before Segmenta kept how they came.",
+    )
+    recorded_by = serializers.CharField(source="actor_label", read_only=True)
+    recorded_by_kind = serializers.CharField(source="actor_kind", read_only=True)
+
+    class Meta:
+        model = ConsentChange
+        fields = [
+            "id",
+            "channel",
+            "granted",
+            "changed_at",
+            "via",
+            "source",
+            "recorded_by",
+            "recorded_by_kind",
+            "recorded_at",
+        ]
+        read_only_fields = fields

@@ -21,10 +21,12 @@ from core.exceptions import ApplicationError
 from core.uploads import upload_refused
 
 from .. import selectors, services
-from ..models import Customer, Event, Import, Order, Product
+from ..models import ConsentVia, Customer, Event, Import, Order, Product
+from ..services.consent import consent_history
 from ..services.imports import run_records
 from .serializers import (
     BulkResultSerializer,
+    ConsentChangeSerializer,
     CustomerRecordSerializer,
     CustomerSerializer,
     ErasedSerializer,
@@ -77,6 +79,7 @@ def _bulk(request, kind: str) -> Response:
         kind=kind,
         records=records,
         allow_deleted=request.query_params.get("allow_deleted", "").lower() in ("true", "1"),
+        actor=Actor.from_request(request),
     )
     c = outcome.counts
     if outcome.changed_anything:
@@ -188,7 +191,10 @@ class CustomerViewSet(
         )
         serializer.is_valid(raise_exception=True)
         customer = services.customer_update(
-            customer=customer, data=serializer.validated_data, source=_source(request)
+            customer=customer,
+            data=serializer.validated_data,
+            actor=Actor.from_request(request),
+            via=ConsentVia.API,
         )
         return Response(CustomerSerializer(customer, context=self._enriched([customer])).data)
 
@@ -215,6 +221,17 @@ class CustomerViewSet(
             )
         )
 
+    @extend_schema(
+        responses=ConsentChangeSerializer(many=True),
+        description="The customer's changes of consent, newest first: when the person "
+        "decided, how it came (import, api, site, unsubscribe, preference), who recorded it.",
+    )
+    @action(detail=True, methods=["get"])
+    def consent(self, request, pk=None):
+        history = consent_history(customer=self.get_object())
+        page = self.paginate_queryset(history)
+        return self.get_paginated_response(ConsentChangeSerializer(page, many=True).data)
+
     @extend_schema(request=None, responses=ErasedSerializer)
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
@@ -227,13 +244,6 @@ class CustomerViewSet(
 def _person(request):
     """The signed-in user, or None for an API key (which is not a user)."""
     return Actor.from_request(request).user
-
-
-def _source(request) -> str:
-    api_key = getattr(request, "api_key", None)
-    if api_key is not None:
-        return f"API key {api_key.prefix}"
-    return f"edited by {getattr(request.user, 'email', 'a user')}"
 
 
 @extend_schema_view(

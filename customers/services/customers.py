@@ -10,7 +10,8 @@ from core.web import web_url_problem
 
 from .. import fields as customer_fields
 from ..merchandise import is_merchandise
-from ..models import ConsentChange, Customer, MerchandiseSource, Product
+from ..models import Customer, MerchandiseSource, Product
+from .consent import CHANNELS, CONSENT_FIELDS, consent_change
 from .limits import moment_problem
 
 CUSTOMER_EDITABLE = tuple(customer_fields.names(editable=True))
@@ -62,15 +63,23 @@ def _refuse_erased(*, customer: Customer, name: str, value: str) -> None:
         )
 
 
-def customer_update(*, customer: Customer, data: dict, source: str = "edited") -> Customer:
-    """Set the given fields; `None` clears a field. Consent changes keep history."""
+@transaction.atomic
+def customer_update(
+    *, customer: Customer, data: dict, source: str = "", actor=None, via: str = ""
+) -> Customer:
+    """Set the given fields; `None` clears a field. Consent goes through the consent
+    service (history, precedence): a change it refuses raises, and nothing is saved."""
     if customer.erased_at is not None:
         raise ApplicationError("This customer's data was erased; it cannot be changed.")
     now = timezone.now()
     changed = []
+    consent = {}
     for name, value in data.items():
         if name not in CUSTOMER_EDITABLE:
             raise ApplicationError(f"'{name}' cannot be changed.")
+        if name in CONSENT_FIELDS:
+            consent[name] = value
+            continue
         if value is None:
             value = _cleared(Customer, name)
         if name in ("signup_at", "birth_date"):
@@ -85,21 +94,20 @@ def customer_update(*, customer: Customer, data: dict, source: str = "edited") -
             _refuse_erased(customer=customer, name=name, value=value)
         setattr(customer, name, value)
         changed.append(name)
-        if name in ("accepts_email", "accepts_sms"):
-            channel = "email" if name == "accepts_email" else "sms"
-            setattr(customer, f"{channel}_consent_at", now)
-            setattr(customer, f"{channel}_consent_source", source[:200])
-            changed += [f"{channel}_consent_at", f"{channel}_consent_source"]
-            ConsentChange.objects.create(
-                customer=customer,
-                channel=channel,
-                granted=bool(value),
-                changed_at=now,
-                source=source[:200],
-            )
     if changed:
         customer.updated_at = now
         customer.save(update_fields=[*changed, "updated_at"])
+    for channel in CHANNELS:
+        if f"accepts_{channel}" in consent:
+            consent_change(
+                customer=customer,
+                channel=channel,
+                granted=bool(consent[f"accepts_{channel}"]),
+                actor=actor,
+                via=via,
+                source=source,
+                strict=True,
+            )
     return customer
 
 

@@ -252,6 +252,17 @@ def _apply(imp: Import, outcome: Outcome) -> None:
         imp.mapping = outcome.mapping
 
 
+def _import_actor(imp: Import, user=None):
+    """Who brings an import's rows: the member who ran or uploaded it, else the system."""
+    from accounts.actor import Actor
+
+    if user is not None:
+        return Actor.of(user, organization=imp.organization)
+    if imp.created_by_id:
+        return Actor.for_user(imp.created_by, imp.organization)
+    return Actor.system(f"import #{imp.pk}")
+
+
 def import_execute(
     *,
     imp: Import,
@@ -283,6 +294,7 @@ def import_execute(
             progress=progress,
             errors_csv=str(errors_abs),
             source_label=f"import #{imp.pk} ({imp.original_filename})"[:200],
+            actor=_import_actor(imp, user),
             shift_days=shift_days,
             **_engine_options(imp),
         )

@@ -39,6 +39,7 @@ from ..models import (
     OrderLine,
     Product,
 )
+from .consent import consent_history_erase
 from .exports import csv_safe
 from .identity import (
     erased_external_id,
@@ -121,6 +122,9 @@ def customer_export_data(*, customer: Customer) -> dict:
                     "granted": c.granted,
                     "changed_at": _iso(c.changed_at),
                     "source": c.source,
+                    "via": c.via,
+                    "recorded_by": c.actor_label,
+                    "recorded_at": _iso(c.recorded_at),
                 }
                 for c in customer.consent_changes.all()
             ],
@@ -229,7 +233,7 @@ def customer_erase(
     orders.update(customer=None, properties={}, updated_at=now)
     Event.objects.filter(customer=customer).delete()
     Feedback.objects.filter(customer=customer).delete()
-    ConsentChange.objects.filter(customer=customer).delete()
+    consent_history_erase(customer_ids=[customer.pk])
     for handler in registry.erasure_handlers():
         handler(organization=organization, customer_ids=[customer.pk])
     Customer.objects.filter(pk=customer.pk).update(
@@ -557,7 +561,17 @@ EXPORTS = {
     ),
     "consent_changes.csv": (
         ConsentChange,
-        ["customer__external_id", "channel", "granted", "changed_at", "source"],
+        [
+            "customer__external_id",
+            "channel",
+            "granted",
+            "changed_at",
+            "source",
+            "via",
+            "actor_kind",
+            "actor_label",
+            "recorded_at",
+        ],
     ),
     "imports.csv": (
         Import,
@@ -575,7 +589,13 @@ EXPORTS = {
         ],
     ),
 }
-HEADERS = {"external_id": "id", "customer__external_id": "customer_id"}
+HEADERS = {
+    "external_id": "id",
+    "customer__external_id": "customer_id",
+    # consent history: as the API names them (customers/{id}/consent/)
+    "actor_kind": "recorded_by_kind",
+    "actor_label": "recorded_by",
+}
 ORDER_COLUMNS = [
     ("order_id", "order__external_id"),
     ("customer_id", "order__customer__external_id"),

@@ -229,6 +229,7 @@ def run_file(
     progress: Progress | None = None,
     errors_csv: str | None = None,
     source_label: str = "import",
+    actor=None,
     max_rows: int | None = None,
     prescan_limit: int | None = None,
     chunk_size: int = 5000,
@@ -283,6 +284,7 @@ def run_file(
         errors=errors,
         dates=parsers,
         source_label=source_label,
+        actor=actor,
         chunk_size=chunk_size,
         allow_deleted=allow_deleted,
     )
@@ -437,8 +439,10 @@ def run_records(
     records: list[dict],
     source_label: str = "API",
     allow_deleted: bool = False,
+    actor=None,
 ) -> Outcome:
-    """Bulk upsert of API records; errors are reported by index (0-based)."""
+    """Bulk upsert of API records; errors are reported by index (0-based). `actor`
+    (the API key or member) is recorded with the consent changes."""
     started = time.monotonic()
     tz = _tz(organization)
     plan = RecordPlan(kind, records)
@@ -451,6 +455,8 @@ def run_records(
         errors=errors,
         dates=date_parsers(kind=kind, plan=plan, scan=None, tz=tz, date_format=None),
         source_label=source_label,
+        actor=actor,
+        via="api",
         chunk_size=10_000,
         allow_deleted=allow_deleted,
     )

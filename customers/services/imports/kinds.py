@@ -22,6 +22,7 @@ from typing import Any
 from django.db import DataError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from accounts.actor import Actor
 from core.web import web_url_problem
 from customers.merchandise import is_merchandise
 from customers.models import (
@@ -33,6 +34,7 @@ from customers.models import (
     Product,
 )
 
+from ..consent import CONSENT_FIELDS, ConsentBatch
 from ..identity import erased_external_ids, identifier_digests
 from ..limits import moment_problem, money_problem
 from ..stats import StatsDelta, customer_stats_add, customer_stats_refresh
@@ -110,6 +112,8 @@ class Context:
     errors: Any  # engine.ErrorLog
     dates: dict[str, Any]  # field -> DateParser
     source_label: str = "import"
+    actor: Any = None  # accounts.actor.Actor: who brings the rows (consent history)
+    via: str = "import"  # how they come: "import" (files) or "api" (bulk records)
     chunk_size: int = 5000
     counts: Counts = field(default_factory=Counts)
     # When the import started: timestamps more than a day later are refused.
@@ -605,7 +609,14 @@ class CustomersProcessor(Processor):
         state: dict[str, dict] = {}
         is_new: dict[str, bool] = {}
         touched: set[str] = set()
-        consent: list[tuple[str, str, bool]] = []
+        # Consent goes through the consent service's rules and history.
+        consent = ConsentBatch(
+            actor=ctx.actor or Actor.system(ctx.source_label),
+            source=ctx.source_label,
+            via=ctx.via,
+            now=now,
+        )
+        consent.held_via(existing)
         for item in good:
             key = item.external_id
             first = key not in state
@@ -614,13 +625,10 @@ class CustomersProcessor(Processor):
                 state[key] = dict(existing[key]) if key in existing else new_customer_state(now)
             current, changed = state[key], False
             for name, value in item.values.items():
-                if current.get(name) != value:
+                if name not in CONSENT_FIELDS and current.get(name) != value:
                     current[name], changed = value, True
-                    if name in ("accepts_email", "accepts_sms"):
-                        channel = "email" if name == "accepts_email" else "sms"
-                        current[f"{channel}_consent_at"] = now
-                        current[f"{channel}_consent_source"] = ctx.source_label[:200]
-                        consent.append((key, channel, value))
+            if consent.apply(key, current, item.values):
+                changed = True
             if item.attrs:
                 merged = {**(current.get("attributes") or {}), **item.attrs}
                 if merged != current.get("attributes"):
@@ -643,12 +651,7 @@ class CustomersProcessor(Processor):
         # Only profile columns: the order statistics belong to the orders.
         update = [c for c in columns if c in CUSTOMER_STORED or c == "updated_at"]
         ids = db.upsert("customers_customer", columns, rows, conflict="external_id", update=update)
-        if consent:
-            db.insert(
-                "customers_consentchange",
-                ["customer_id", "channel", "granted", "changed_at", "source"],
-                [[ids[k], ch, granted, now, ctx.source_label[:200]] for k, ch, granted in consent],
-            )
+        db.insert("customers_consentchange", consent.HISTORY_COLUMNS, consent.history_rows(ids))
 
     def _adopt(self, items: list[CustomerRow], existing: dict) -> None:
         """A customer first met in an orders file (known by email) gets its real id
