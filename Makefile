@@ -17,7 +17,7 @@ SERVICES_ENV := DATABASE_URL=postgres://segmenta_app:segmenta_app@$(PG_HOST):$(P
 	DATABASE_PLATFORM_URL=postgres://segmenta_platform:segmenta_platform@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
 	REDIS_URL=redis://127.0.0.1:6379/15 SEGMENTA_VAR_DIR=$(CURDIR)/var/services
 
-.PHONY: install run worker test lint test-services test-browser services-setup bench clean
+.PHONY: install run worker test lint typecheck test-services test-browser services-setup bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(STAMP) lint
+# mypy with django-stubs over the service and selector layers ([tool.mypy] in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint typecheck
 	$(PY) -m pytest --create-db
 
 services-setup: $(STAMP)

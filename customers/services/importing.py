@@ -57,7 +57,7 @@ def _check_kind(kind: str) -> None:
 
 
 def clean_options(options: dict | None) -> dict:
-    out = {}
+    out: dict[str, str | bool] = {}
     for key in ("date_format", "delimiter", "encoding"):
         value = (options or {}).get(key)
         if value:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from core.exceptions import ApplicationError, NotFound
@@ -39,7 +39,7 @@ def _line(index: int, data: dict) -> dict:
     quantity = 1 if quantity is None else quantity
     if not isinstance(quantity, int) or abs(quantity) > 2_000_000_000:
         raise _invalid(f"{where}.quantity", "must be a whole number up to 2,000,000,000")
-    money = {}
+    money: dict[str, Decimal | None] = {}
     for name in ("unit_price", "amount"):
         value = data.get(name)
         if value is None or value == "":
@@ -54,14 +54,14 @@ def _line(index: int, data: dict) -> dict:
             raise _invalid(f"{where}.{name}", problem)
         money[name] = value.quantize(Q4)
     unit_price, amount = money["unit_price"], money["amount"]
-    if unit_price is None and amount is None:
-        raise _invalid(f"{where}.unit_price", "give unit_price or amount")
     if amount is None:
-        amount = unit_price * quantity
-        problem = money_problem(amount)
+        if unit_price is None:
+            raise _invalid(f"{where}.unit_price", "give unit_price or amount")
+        product = unit_price * quantity
+        problem = money_problem(product)
         if problem:
             raise _invalid(f"{where}.amount", f"quantity × unit_price = {problem}")
-        amount = amount.quantize(Q4)
+        amount = product.quantize(Q4)
     elif unit_price is None:
         unit_price = (amount / quantity).quantize(Q4) if quantity else None
     sku = str(data.get("sku") or "")[:255]
@@ -110,7 +110,9 @@ def order_update(*, order: Order, data: dict, actor=None, request=None) -> Order
                 raise _invalid(name, "must be an object of names and values")
             value = value or {}
         else:
-            value = str(value or "")[: Order._meta.get_field(name).max_length]
+            field = Order._meta.get_field(name)
+            max_length = field.max_length if isinstance(field, models.Field) else None
+            value = str(value or "")[:max_length]
         setattr(order, name, value)
         changed.append(name)
     lines = None

@@ -11,7 +11,10 @@ import logging
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import IO, Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -287,7 +290,8 @@ def _rewrite_csv(path: Path, keep, *, info: SourceInfo | None = None) -> int:
     removed = 0
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
-    src = None
+    src: IO[str] | RowStream | None = None
+    rows: Iterator[tuple[int, list[str]]]
     try:
         if info is None:
             src = open(path, newline="", encoding="utf-8")  # noqa: SIM115
@@ -416,9 +420,9 @@ def erasure_scrub_run(
     for n, imp in enumerate(imports, start=1):
         if progress:
             progress(100 * n / max(1, len(imports)), f"Checked {n} of {len(imports)} imports")
-        targets = []
+        targets: list[tuple[str, Any, Callable[[Path], int]]] = []
         if imp.file and imp.kind != "products":
-            targets.append(("upload", imp.file, lambda p, imp=imp: _scrub_upload(imp, p, matcher)))
+            targets.append(("upload", imp.file, partial(_scrub_upload, imp, matcher=matcher)))
         if imp.errors_file:
             targets.append(("rejected rows", imp.errors_file, lambda p: _scrub_errors(p, matcher)))
         for label, rel, scrub in targets:

@@ -12,7 +12,7 @@ from django.db import connection
 BATCH = 500
 
 
-def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int]) -> None:
+def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int | None]) -> None:
     """Recompute first/last order, purchase count (returns excluded) and net spend."""
     ids = sorted({int(i) for i in customer_ids if i is not None})
     if not ids:

@@ -260,6 +260,10 @@ def test_an_order_is_read_corrected_and_deleted_through_the_api(api, org, bought
     )
     assert r.status_code == 400 and "too large" in str(r.json()["error"])
     r = api.patch(
+        f"/api/v1/orders/{bought['A2']}/", {"lines": [{"sku": "S2", "quantity": 2}]}, format="json"
+    )
+    assert r.status_code == 400 and "give unit_price or amount" in str(r.json()["error"])
+    r = api.patch(
         f"/api/v1/orders/{bought['A2']}/", {"ordered_at": "7453-07-15T00:00:00Z"}, format="json"
     )
     assert r.status_code == 400 and "in the future" in str(r.json()["error"])

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -520,15 +520,15 @@ def _drill_down(
     quality = [d.to_dict() for d in drills]
     customer_ids = features.customer_ids.astype(np.int64)
     n_total = len(customer_ids)
-    split = [d for d in drills if d.result is not None]
+    split = [(d, d.result) for d in drills if d.result is not None]
     if not split:
         return [], quality
     # one profiling pass for every sub-segment, against the whole base (a name
     # must stay true of the customers whatever segment they sit in); customers
     # of unsplit segments get a placeholder label whose profile is dropped
     keys = np.full(n_total, "-", dtype=object)
-    for d in split:
-        keys[d.rows] = [f"{d.parent}.{j}" for j in d.result.labels]
+    for d, result in split:
+        keys[d.rows] = [f"{d.parent}.{j}" for j in result.labels]
     profile_set = build_profiles(
         features=features, labels=keys, product_lines=product_lines, currency=currency
     )
@@ -544,38 +544,38 @@ def _drill_down(
     )
     taken = set(taken_names)
     out = []
-    for d in split:
+    for d, result in split:
         # named by what sets each group apart from its siblings, within the
         # parent (against the whole base they all read like the parent)
         parent_name = (parent_names or {}).get(str(d.parent)) or personas[f"{d.parent}.0"].name
         names = sub_segment_names(
             parent_name=parent_name,
             matrix=features.matrix.iloc[d.rows],
-            labels=d.result.labels,
+            labels=result.labels,
             info=features.info,
             taken=taken,
         )
-        for j in range(d.result.k):
+        for j in range(result.k):
             key = f"{d.parent}.{j}"
             persona = personas[key]
             first_name = persona.name
             persona.name = names[j][:120]
             persona.portrait = persona.portrait.replace(first_name, persona.name, 1)
             taken.add(persona.name)
-            members = d.rows[d.result.labels == j]
+            members = d.rows[result.labels == j]
             profile = profile_set.get(key).to_dict()
             profile["share_of_parent"] = len(members) / len(d.rows)
             profile["drill_down"] = {
-                "silhouette": d.result.silhouette,
-                "stability": d.result.stability,
-                "explanation": d.result.explanation,
+                "silhouette": result.silhouette,
+                "stability": result.stability,
+                "explanation": result.explanation,
             }
             out.append(
                 {
                     "parent": int(d.parent),
                     "label": j,
                     "customer_ids": customer_ids[members],
-                    "centroid": np.asarray(d.result.centroids[j], dtype=np.float64),
+                    "centroid": np.asarray(result.centroids[j], dtype=np.float64),
                     "profile": profile,
                     "persona": persona.to_dict(),
                 }
@@ -638,7 +638,13 @@ def _match_clusters(
         old_centroids=old_centroids if len(old_centroids) else None,
         new_centroids=pd.DataFrame(centroids, columns=columns),
     )
-    return {int(k): int(v) for k, v in result.mapping.items() if v is not None}
+    # Every label and segment key is an integer here (numpy's or Python's); the
+    # matcher takes any hashable.
+    return {
+        int(cast(SupportsInt, k)): int(cast(SupportsInt, v))
+        for k, v in result.mapping.items()
+        if v is not None
+    }
 
 
 # --- writing -------------------------------------------------------------------------
@@ -787,11 +793,11 @@ def segmentation_write(
         rule_members = rule_segments_refresh_all(
             context=RuleContext(reference_date=computed.as_of, live_run_id=run.pk)
         )
-        for sid, members in rule_members.items():
+        for sid, member_ids in rule_members.items():
             n_written += write_memberships(
-                organization_id=org_id, run_id=run.pk, rows=((sid, cid) for cid in members)
+                organization_id=org_id, run_id=run.pk, rows=((sid, cid) for cid in member_ids)
             )
-            Segment.objects.filter(pk=sid).update(size=len(members), last_run=run)
+            Segment.objects.filter(pk=sid).update(size=len(member_ids), last_run=run)
 
         summary_segments = {
             str(s.pk): {
@@ -810,8 +816,8 @@ def segmentation_write(
                 "name": s.name,
                 "parent_id": s.parent_id,
             }
-        for sid, members in rule_members.items():
-            summary_segments[str(sid)] = {"size": len(members), "kind": SegmentKind.RULE}
+        for sid, member_ids in rule_members.items():
+            summary_segments[str(sid)] = {"size": len(member_ids), "kind": SegmentKind.RULE}
         projection = dict(computed.projection)
         projection["segments"] = [
             {"id": label_segment[i].pk, "name": label_segment[i].name}

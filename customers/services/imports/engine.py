@@ -18,7 +18,7 @@ import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from django.db import transaction
 
@@ -30,6 +30,9 @@ from .columns import DATE_FIELDS, FIELDS, Plan, build_plan
 from .dates import DAY_FIRST, MONTH_FIRST, ColumnSniff, DateFormatError, DateParser
 from .kinds import Context, Counts, make_processor
 from .reader import RowStream, SourceInfo, Unreadable, inspect
+
+if TYPE_CHECKING:
+    from _csv import Writer
 
 log = logging.getLogger("segmenta.imports")
 
@@ -50,8 +53,8 @@ class ErrorLog:
         self.key = key
         self.offset = offset
         self.csv_path = csv_path
-        self._file = None
-        self._writer = None
+        self._file: TextIO | None = None
+        self._writer: Writer | None = None
 
     def add(self, row: int, fld: str, message: str, value: str = "", customer: str = "") -> None:
         self.total += 1

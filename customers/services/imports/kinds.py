@@ -74,9 +74,11 @@ def _utc(value: dt.datetime | None) -> str:
 
 def insert_columns(model: type[models.Model], values: dict[str, Any]) -> tuple[list[str], list]:
     """Every column a raw INSERT must name (NOT NULL ones take their defaults)."""
-    columns, row = [], []
+    columns: list[str] = []
+    row: list = []
     for f in model._meta.concrete_fields:
-        if f.primary_key or f.name == "organization":
+        # (a concrete field always has a column; the stubs type it optional)
+        if f.primary_key or f.name == "organization" or f.column is None:
             continue
         if f.name in values or f.attname in values:
             value = values.get(f.name, values.get(f.attname))
@@ -298,7 +300,8 @@ class CustomerResolver:
             missing = [k for k in missing if k not in ids]
         if missing:
             now = timezone.now()
-            rows, columns = [], None
+            rows: list[list] = []
+            columns: list[str] = []
             for key in missing:
                 columns, row = insert_columns(
                     Customer,
@@ -457,6 +460,9 @@ class Processor:
         raise NotImplementedError
 
 
+# The database driver's module (psycopg or sqlite3): every backend's wrapper has it,
+# the stubs leave it out.
+_DRIVER = connection.Database  # type: ignore[attr-defined]
 # Errors that concern the values of a chunk (not the connection): retried item by item.
 # The driver's own classes too: psycopg's COPY raises them unwrapped by Django.
 STORE_ERRORS = (
@@ -464,8 +470,8 @@ STORE_ERRORS = (
     IntegrityError,
     ValueError,
     ArithmeticError,
-    connection.Database.DataError,
-    connection.Database.IntegrityError,
+    _DRIVER.DataError,
+    _DRIVER.IntegrityError,
 )
 
 
@@ -536,7 +542,7 @@ def new_customer_state(now: dt.datetime) -> dict:
     state = {}
     for name in CUSTOMER_STORED:
         f = Customer._meta.get_field(name)
-        state[name] = None if f.null else f.get_default()
+        state[name] = f.get_default() if isinstance(f, models.Field) and not f.null else None
     state["created_at"] = now
     return state
 
@@ -641,7 +647,8 @@ class CustomersProcessor(Processor):
                 touched.add(key)
         if not touched:
             return
-        rows, columns = [], []
+        rows: list[list] = []
+        columns: list[str] = []
         for key in touched:
             s = state[key]
             values = {f: s[f] for f in CUSTOMER_STORED}
@@ -783,7 +790,8 @@ class ProductsProcessor(Processor):
             if is_new[key] or changed:
                 touched.add(key)
             ctx.counts.add(outcome)
-        rows, columns = [], None
+        rows: list[list] = []
+        columns: list[str] = []
         for key in touched:
             s = state[key]
             values = {f: s[f] for f in stored}
@@ -829,7 +837,8 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
     missing = [s for s in ask if s not in ids]
     if missing:
         now = timezone.now()
-        rows, columns = [], None
+        rows: list[list] = []
+        columns: list[str] = []
         for sku in missing:
             name, category = wanted[sku]
             columns, row = insert_columns(
@@ -944,9 +953,9 @@ class OrdersProcessor(Processor):
         super().__init__(ctx)
         self.orders: dict[str, list[LineRow]] = {}
         self.pending_rows = 0
-        self.current = None
+        self.current: str | None = None
         self.split_ids = split_ids or set()
-        self._spool = None
+        self._spool: tuple[sqlite3.Connection, Any] | None = None
         self.resolver = CustomerResolver(ctx)
         # customer id -> {field: ((ordered_at, row), value)}, written at the end
         self.profiles: dict[int, dict[str, tuple]] = {}
@@ -975,10 +984,10 @@ class OrdersProcessor(Processor):
             raise RowError("quantity", "is too large", rec.get("quantity", ""))
         unit_price = _money(rec, "unit_price")
         amount = _money(rec, "amount")
-        if unit_price is None and amount is None:
-            fld = "unit_price" if "unit_price" in ctx.plan.field_names else "amount"
-            raise RowError(fld, "is required (give unit_price or amount)")
         if amount is None:
+            if unit_price is None:
+                fld = "unit_price" if "unit_price" in ctx.plan.field_names else "amount"
+                raise RowError(fld, "is required (give unit_price or amount)")
             amount = unit_price * quantity
             problem = money_problem(amount)
             if problem:
@@ -1226,7 +1235,9 @@ class OrdersProcessor(Processor):
         deleted = {} if ctx.allow_deleted else deleted_orders(db, [o.key for o in orders])
         totals = CustomerTotals(db, [*customer_ids.values(), *(e[2] for e in existing.values())])
         now = timezone.now()
-        changed, rows, columns = [], [], None
+        changed: list = []
+        rows: list[list] = []
+        columns: list[str] = []
         recompute: set[int] = set()  # customers of replaced orders: read their orders again
         deltas: dict[int, StatsDelta] = {}  # customers of new orders: add them
         for o in orders:
@@ -1419,7 +1430,8 @@ class _KeyedProcessor(Processor):
 
     def write(self, items: list[KeyedRow]) -> None:
         ctx, db = self.ctx, self.ctx.db
-        wanted, kept = {}, []
+        wanted: dict[str, Any] = {}
+        kept: list = []
         for item in items:
             if item.customer:
                 message = self.resolver.erased_message(item.customer, item.email)
@@ -1448,7 +1460,8 @@ class _KeyedProcessor(Processor):
         if not final:
             return
         now = timezone.now()
-        rows, columns = [], None
+        rows: list[list] = []
+        columns: list[str] = []
         for item in final.values():
             values = dict(item.values)
             values.update(
