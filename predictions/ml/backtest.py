@@ -9,7 +9,7 @@ day, as in the model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,25 @@ class BacktestResult:
     spend_params: dict[str, float] | None
     data_check: dict[str, Any]
     plain_words: list[str] = field(default_factory=list)
+    # Per-customer arrays behind the figures (not stored): customer ids, what
+    # happened, and the fitted model's predictions, for comparing other models.
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    served: dict[str, str] = field(default_factory=dict)
+
+    def bgnbd_arrays(self) -> dict[str, np.ndarray] | None:
+        """BG/NBD's predictions at the cut-off (None when the heuristic stood in)."""
+        if self.method == "heuristic" or not self.arrays:
+            return None
+        a = self.arrays
+        # a fit that settled on extreme values can give undefined figures: not a candidate
+        if not (np.isfinite(a["orders"]).all() and np.isfinite(a["churn"]).all()):
+            return None
+        return {
+            "customer_ids": a["customer_ids"],
+            "orders": a["orders"],
+            "value": a["orders"] * a["order_value"],
+            "churn": a["churn"],
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe; the first six keys are the API contract's ``backtest`` object."""
@@ -84,6 +103,7 @@ class BacktestResult:
             "spend_params": self.spend_params,
             "data_check": self.data_check,
             "plain_words": list(self.plain_words),
+            "served": dict(self.served),
         }
 
 
@@ -229,7 +249,70 @@ def run_backtest(
         data_check=predictions.data_check.to_dict(),
     )
     result.plain_words = _plain_words(result, top_n=top_n, missing=predictions.data_check.missing)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.vstack(
+            [
+                np.where(
+                    predicted > 0, predictions.expected_orders[b] / predicted, b / horizon_days
+                )
+                for b in boundaries
+            ]
+        )
+    result.arrays = {
+        "customer_ids": summary.customer_ids,
+        "actual": actual.astype(np.float64),
+        "revenue": revenue,
+        "orders": predicted,
+        "order_value": predictions.expected_order_value,
+        "churn": p_none,
+        "week_shares": shares,
+    }
     return result
+
+
+def served_backtest(
+    result: BacktestResult,
+    *,
+    served: dict[str, str],
+    orders: np.ndarray,
+    value: np.ndarray,
+    churn: np.ndarray,
+    bands: np.ndarray,
+    scores: dict[str, Any] | None = None,
+) -> BacktestResult:
+    """The same back-test describing the served models: ``orders``, ``value`` (in the
+    horizon) and ``churn`` (P(no order in the horizon)) per customer, aligned with
+    ``result.arrays["customer_ids"]``. The weekly split of the served orders follows
+    BG/NBD's shape over the weeks (evenly for the heuristic)."""
+    a = result.arrays
+    actual, revenue = a["actual"], a["revenue"]
+    n = actual.size
+    orders = np.asarray(orders, dtype=np.float64)
+    cumulative = (a["week_shares"] * orders[None, :]).sum(axis=1)
+    weekly = np.diff(cumulative, prepend=0.0)
+    top_n = max(1, math.ceil(0.1 * n))
+    top = np.argsort(-np.asarray(value, dtype=np.float64), kind="stable")[:top_n]
+    total_revenue = float(revenue.sum())
+    no_order = (actual == 0).astype(np.float64)
+    band_order = ["low", "medium", "high"]
+    band_code = np.select([bands == b for b in band_order], [0, 1, 2], default=-1)
+    out = replace(
+        result,
+        method=served.get("orders", result.method),
+        predicted_orders=float(orders.sum()),
+        mae_per_customer=float(np.abs(orders - actual).mean()) if n else float("nan"),
+        top_decile_revenue_share=float(revenue[top].sum() / total_revenue)
+        if total_revenue > 0
+        else None,
+        predicted_orders_per_week=weekly.tolist(),
+        calibration_by_band=_calibration_rows(band_code, band_order, churn, no_order),
+        calibration_by_decile=_calibration_rows(
+            _deciles(churn), [f"decile {d + 1}" for d in range(10)], churn, no_order
+        ),
+        served=dict(served),
+    )
+    out.plain_words = _plain_words(out, top_n=top_n, missing=[], scores=scores)
+    return out
 
 
 def _deciles(p: np.ndarray) -> np.ndarray:
@@ -240,7 +323,9 @@ def _deciles(p: np.ndarray) -> np.ndarray:
     return (ranks * 10 // p.size).astype(np.int64)
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
     return f"{round(100 * x)}%"
 
 
@@ -248,7 +333,34 @@ def _orders(x: float) -> str:
     return f"{x:,.0f} order" + ("" if round(x) == 1 else "s")
 
 
-def _plain_words(r: BacktestResult, *, top_n: int, missing: list[str]) -> list[str]:
+# What each served kind is, in an owner's words.
+SERVED_WORDS = {
+    "bgnbd": "a model of each customer's buying rhythm",
+    "gradient_boosting": "a model trained on how your customers behaved before",
+    "heuristic": "simple averages",
+    "baseline": "the simple rule that everyone keeps their past pace",
+}
+
+
+def _served_sentence(r: BacktestResult, scores: dict[str, Any]) -> str:
+    kind = r.served.get("orders", r.method)
+    mae = r.mae_per_customer
+    if kind == "baseline":
+        return (
+            f"No model predicted your customers' orders better than assuming everyone keeps "
+            f"their past pace, so that is what we show: it was off by {r.mae_same_pace:.2f} "
+            "orders per customer."
+        )
+    return (
+        f"We predict next-{r.horizon_days}-day orders with {SERVED_WORDS.get(kind, kind)}: "
+        f"it was off by {mae:.2f} orders per customer, vs {r.mae_same_pace:.2f} if we "
+        "assumed everyone kept their past pace."
+    )
+
+
+def _plain_words(
+    r: BacktestResult, *, top_n: int, missing: list[str], scores: dict[str, Any] | None = None
+) -> list[str]:
     words = []
     if r.method == "heuristic":
         words.append(
@@ -259,7 +371,9 @@ def _plain_words(r: BacktestResult, *, top_n: int, missing: list[str]) -> list[s
         f"We used orders up to {r.cutoff} to predict the next {r.horizon_days} days for "
         f"{r.n_customers:,} customers, then compared with what they actually did."
     )
-    if r.actual_orders > 0:
+    if not math.isfinite(r.predicted_orders):
+        pass
+    elif r.actual_orders > 0:
         diff = (r.predicted_orders - r.actual_orders) / r.actual_orders
         direction = "more" if diff > 0 else "fewer"
         closeness = (
@@ -275,12 +389,15 @@ def _plain_words(r: BacktestResult, *, top_n: int, missing: list[str]) -> list[s
         words.append(
             f"We predicted {_orders(r.predicted_orders)}; none came in from these customers."
         )
-    compare = "better than" if r.mae_per_customer < r.mae_same_pace else "no better than"
-    words.append(
-        f"For a single customer the prediction was off by {r.mae_per_customer:.2f} orders on "
-        f"average, {compare} assuming everyone keeps their past pace "
-        f"(off by {r.mae_same_pace:.2f})."
-    )
+    if r.served:
+        words.append(_served_sentence(r, scores or {}))
+    else:
+        compare = "better than" if r.mae_per_customer < r.mae_same_pace else "no better than"
+        words.append(
+            f"For a single customer the prediction was off by {r.mae_per_customer:.2f} orders "
+            f"on average, {compare} assuming everyone keeps their past pace "
+            f"(off by {r.mae_same_pace:.2f})."
+        )
     for row in r.calibration_by_band:
         words.append(
             f"Of the {row['customers']:,} customers rated {row['group']} risk, "
