@@ -126,6 +126,13 @@ class Product(TenantModel):
         return self.name or self.sku
 
 
+class OrderStatus(models.TextChoices):
+    PAID = "paid", "Paid"
+    PENDING = "pending", "Pending"
+    CANCELLED = "cancelled", "Cancelled"
+    REFUNDED = "refunded", "Refunded"
+
+
 class Order(TenantModel):
     # The business's order id; for rows without one, "h:<content hash>:<occurrence>".
     external_id = models.CharField(max_length=255)
@@ -138,6 +145,11 @@ class Order(TenantModel):
     location = models.CharField(max_length=255, blank=True)
     total = models.DecimalField(default=0, **MONEY)  # sum of the line amounts (net)
     is_return = models.BooleanField(default=False)
+    # The shop's payment status: only paid orders are purchases and revenue; pending
+    # ones are kept apart, cancelled (voided, failed) and refunded ones count for nothing.
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default="paid", db_default="paid"
+    )
     properties = models.JSONField(default=dict, blank=True)
     # Hash of everything the import wrote for this order: equal means unchanged.
     content_hash = models.CharField(max_length=40, blank=True)
@@ -172,7 +184,9 @@ class OrderLine(TenantModel):
     category = models.CharField(max_length=255, blank=True)
     quantity = models.IntegerField(default=1)  # negative: returned
     unit_price = models.DecimalField(null=True, blank=True, **MONEY)
-    amount = models.DecimalField(default=0, **MONEY)  # line total
+    amount = models.DecimalField(default=0, **MONEY)  # line total, net of its discount
+    discount_code = models.CharField(max_length=255, blank=True, default="", db_default="")
+    discount_amount = models.DecimalField(null=True, blank=True, **MONEY)  # taken off amount
     position = models.PositiveIntegerField(default=0)
 
     class Meta(TenantModel.Meta):

@@ -15,7 +15,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 
 from . import registry
-from .models import Customer, Event, Feedback, Import, Order, OrderLine, Product
+from .models import Customer, Event, Feedback, Import, Order, OrderLine, OrderStatus, Product
 from .registry import (  # re-exported: segmentation registers through these names too
     register_customer_enricher,
     register_customer_filter,
@@ -405,11 +405,28 @@ def dashboard_summary(*, organization) -> dict:
     in the 90 days up to the latest data date), repeat rate, revenue by month."""
     customers = customers_active()
     n_customers = customers.count()
+    # Only paid orders are purchases and revenue; pending ones are shown apart.
+    # Revenue is in the organisation's currency (or none named): other currencies'
+    # sums are listed apart, never added to it.
+    paid = Q(status=OrderStatus.PAID)
+    pending = Q(status=OrderStatus.PENDING)
+    own = (organization.currency or "").upper()
+    home = Q(currency="") | Q(currency=own)
     orders = Order.objects.aggregate(
-        purchases=Count("pk", filter=Q(is_return=False)),
-        returns=Count("pk", filter=Q(is_return=True)),
-        revenue=Sum("total"),
+        purchases=Count("pk", filter=paid & Q(is_return=False)),
+        returns=Count("pk", filter=paid & Q(is_return=True)),
+        revenue=Sum("total", filter=paid & home),
+        pending=Count("pk", filter=pending & home),
+        pending_revenue=Sum("total", filter=pending & home),
     )
+    other_currencies = [
+        {"currency": row["currency"], "revenue": row["revenue"] or Decimal(0)}
+        for row in Order.objects.filter(paid)
+        .exclude(home)
+        .values("currency")
+        .annotate(revenue=Sum("total"))
+        .order_by("currency")
+    ]
     latest = latest_data_date()
     has_data = bool(n_customers or orders["purchases"] or orders["returns"])
     summary: dict[str, Any] = {
@@ -419,6 +436,9 @@ def dashboard_summary(*, organization) -> dict:
         "orders_count": orders["purchases"],
         "returns_count": orders["returns"],
         "revenue": orders["revenue"] or Decimal(0),
+        "pending_count": orders["pending"],
+        "pending_revenue": orders["pending_revenue"] or Decimal(0),
+        "other_currencies": other_currencies,
         "latest_data_date": latest,
         "active_customers": 0,
         "repeat_rate": None,
@@ -436,7 +456,8 @@ def dashboard_summary(*, organization) -> dict:
     summary["buyers"] = buyers
     summary["repeat_rate"] = round(100 * repeaters / buyers, 1) if buyers else None
     by_month = (
-        Order.objects.annotate(month=TruncMonth("ordered_at", tzinfo=_tz(organization)))
+        Order.objects.filter(paid & home)
+        .annotate(month=TruncMonth("ordered_at", tzinfo=_tz(organization)))
         .values("month")
         .annotate(revenue=Sum("total"), orders=Count("pk", filter=Q(is_return=False)))
         .order_by("month")

@@ -398,11 +398,14 @@ def _max_bytes() -> int:
     return settings.UPLOAD_MAX_BYTES
 
 
-def _mapping_rows(imp: Import, preview: dict) -> list[dict]:
+def _mapping_rows(imp: Import, preview: dict, chosen: dict | None = None) -> list[dict]:
+    """The mapping form's rows; `chosen` (the owner's choices just refused) wins
+    over the stored mapping, so nothing they chose is lost."""
     fields = FIELDS[imp.kind]
+    mapping = chosen if chosen is not None else imp.mapping
     rows = []
     for i, column in enumerate(preview["header"]):
-        current = imp.mapping.get(column, column)
+        current = mapping.get(column, column)
         samples = [r[i] for r in preview["rows"] if i < len(r) and r[i].strip()][:3]
         rows.append(
             {
@@ -426,7 +429,7 @@ def _import_context(imp: Import, **extra) -> dict:
             return context
         context.update(
             preview=preview,
-            mapping_rows=_mapping_rows(imp, preview),
+            mapping_rows=_mapping_rows(imp, preview, extra.get("chosen")),
             field_choices=[(f, f.replace("_", " ")) for f in FIELDS[imp.kind]],
             field_help=FIELD_HELP,
             options_form=extra.get("options_form")
@@ -479,7 +482,7 @@ def import_map(request, pk: int):
         return render(
             request,
             "customers/import_detail.html",
-            _import_context(imp, error=exc.message, options_form=options_form),
+            _import_context(imp, error=exc.message, options_form=options_form, chosen=mapping),
             status=400,
         )
     return render(

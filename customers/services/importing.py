@@ -123,7 +123,7 @@ def import_create(
     except ApplicationError:
         target.unlink(missing_ok=True)
         raise
-    imp.detected = {**info.as_dict(), "format": plan.fmt}
+    imp.detected = {**info.as_dict(), "format": plan.fmt, "format_name": plan.label}
     imp.mapping = plan.mapping
     imp.save()
     return imp
@@ -144,6 +144,7 @@ def import_preview(*, imp: Import, rows: int = 8) -> dict:
         "rows": preview(info, rows),
         "suggested": plan.mapping,
         "format": plan.fmt,
+        "format_name": plan.label,
         "fields": list(FIELDS[imp.kind]),
     }
 
@@ -172,7 +173,12 @@ def import_set_mapping(*, imp: Import, mapping: dict, options: dict | None = Non
         )
     plan = build_plan(imp.kind, info.header, chosen)
     imp.mapping = plan.mapping
-    imp.detected = {**imp.detected, **info.as_dict(), "format": plan.fmt}
+    imp.detected = {
+        **imp.detected,
+        **info.as_dict(),
+        "format": plan.fmt,
+        "format_name": plan.label,
+    }
     imp.save(update_fields=["mapping", "options", "detected"])
     return imp
 

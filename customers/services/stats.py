@@ -13,7 +13,8 @@ BATCH = 500
 
 
 def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int | None]) -> None:
-    """Recompute first/last order, purchase count (returns excluded) and net spend."""
+    """Recompute first/last order, purchase count (returns excluded) and net spend,
+    from paid orders only (pending, cancelled and refunded orders are no purchase)."""
     ids = sorted({int(i) for i in customer_ids if i is not None})
     if not ids:
         return
@@ -28,10 +29,12 @@ def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int |
                   first_order_at = s.first_at, last_order_at = s.last_at
                 FROM (
                   SELECT customer_id,
-                    SUM(CASE WHEN is_return THEN 0 ELSE 1 END) AS purchases,
-                    SUM(total) AS spent,
-                    MIN(CASE WHEN is_return THEN NULL ELSE ordered_at END) AS first_at,
-                    MAX(CASE WHEN is_return THEN NULL ELSE ordered_at END) AS last_at
+                    SUM(CASE WHEN is_return OR status <> 'paid' THEN 0 ELSE 1 END) AS purchases,
+                    SUM(CASE WHEN status = 'paid' THEN total ELSE 0 END) AS spent,
+                    MIN(CASE WHEN is_return OR status <> 'paid' THEN NULL ELSE ordered_at END)
+                      AS first_at,
+                    MAX(CASE WHEN is_return OR status <> 'paid' THEN NULL ELSE ordered_at END)
+                      AS last_at
                   FROM customers_order
                   WHERE organization_id = %s AND customer_id IN ({marks})
                   GROUP BY customer_id

@@ -91,7 +91,10 @@ class Command(BaseCommand):
                     progress=progress,
                 )
             except ApplicationError as exc:
-                self.fail(exc.message)
+                hint = ""
+                if exc.message.startswith("This file cannot be read as"):
+                    hint = " Give it with --map 'Your Column=field'."
+                self.fail(exc.message + hint)
         errors = [
             {k: e[k] for k in ("row", "field", "message", "value") if k in e}
             for e in imp.errors[:ERRORS_SHOWN]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from core.exceptions import ApplicationError
 
+from . import platforms
+
 KINDS = ("customers", "products", "orders", "events", "feedback")
 
 # field -> type, in the order the import form lists them
@@ -60,7 +62,15 @@ FIELDS: dict[str, dict[str, str]] = {
         "currency": "str",
         "channel": "str",
         "location": "str",
-        # the customer's address on the order: fills the customer's profile
+        # paid (default), pending, cancelled or refunded: only paid orders are purchases
+        "status": "str",
+        "discount_code": "str",
+        "discount_amount": "money",
+        # the customer's name, phone and address on the order: fill the customer's
+        # profile (the latest order wins; a blank keeps the stored value)
+        "first_name": "str",
+        "last_name": "str",
+        "phone": "str",
         "city": "str",
         "region": "str",
         "country": "str",
@@ -308,6 +318,13 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
         ],
         "currency": ["currency", "currency_code"],
         "channel": ["channel", "sales_channel", "source_name", "source"],
+        # plain "status" is often a delivery status: only payment words are read alone
+        "status": ["financial_status", "payment_status", "order_status"],
+        "discount_code": ["discount_code", "coupon_code", "coupon", "promo_code", "voucher_code"],
+        "discount_amount": ["discount_amount", "discount", "discounts", "discount_total"],
+        "phone": ["phone", "phone_number", "billing_phone", "mobile", "telephone"],
+        "first_name": ["first_name", "billing_first_name", "firstname"],
+        "last_name": ["last_name", "billing_last_name", "lastname", "surname"],
         "location": ["location", "store", "shop", "store_id", "branch"],
         # billing before shipping: the customer's own address rather than a gift's
         "city": ["city", "customer_city", "billing_city", "shipping_city", "town"],
@@ -398,45 +415,14 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
     },
 }
 
-# Shopify exports, recognised by their columns and mapped without any question.
-SHOPIFY_ORDERS = {
-    "name": "order_id",
-    "email": "email",
-    "created_at": "ordered_at",
-    "lineitem_quantity": "quantity",
-    "lineitem_name": "product_name",
-    "lineitem_price": "unit_price",
-    "lineitem_sku": "sku",
-    "currency": "currency",
-    "source": "channel",
-    "location": "location",
-    "billing_city": "city",
-    "billing_province": "region",
-    "billing_country": "country",
-    "billing_zip": "postal_code",
-    "shipping_city": "city",
-    "shipping_province": "region",
-    "shipping_country": "country",
-    "shipping_zip": "postal_code",
-}
-SHOPIFY_CUSTOMERS = {
-    "customer_id": "customer_id",
-    "first_name": "first_name",
-    "last_name": "last_name",
-    "email": "email",
-    "accepts_email_marketing": "accepts_email",
-    "accepts_marketing": "accepts_email",
-    "accepts_sms_marketing": "accepts_sms",
-    "phone": "phone",
-    "city": "city",
-    "default_address_city": "city",
-    "province": "region",
-    "default_address_province_code": "region",
-    "country": "country",
-    "default_address_country_code": "country",
-    "zip": "postal_code",
-    "default_address_zip": "postal_code",
-}
+# Shop systems' export layouts (Shopify, Etsy, Stripe, WooCommerce, Square) are
+# recognised by their columns and mapped whole: see platforms.py.
+
+
+_ZONE_SUFFIX = re.compile(r"_(utc|gmt)$")
+# Shopify (and spreadsheets) write ids and phone numbers as '8687677178101 so that
+# no spreadsheet turns them into numbers; the apostrophe is not part of the value.
+APOSTROPHE_FIELDS = {"phone", "postal_code"}
 
 
 def normalise(name: str) -> str:
@@ -444,17 +430,8 @@ def normalise(name: str) -> str:
 
 
 def detect_format(kind: str, header: list[str]) -> str:
-    names = {normalise(h) for h in header}
-    if kind == "orders" and {"name", "lineitem_quantity", "lineitem_name"} <= names:
-        return "shopify_orders"
-    if (
-        kind == "customers"
-        and {"first_name", "last_name", "email"} <= names
-        and names & {"accepts_email_marketing", "accepts_marketing"}
-        and names & {"total_spent", "total_orders"}
-    ):
-        return "shopify_customers"
-    return "generic"
+    layout = platforms.detect_layout(kind, header)
+    return layout.key if layout else "generic"
 
 
 def auto_map(kind: str, header: list[str]) -> tuple[dict[str, str], str]:
@@ -466,13 +443,19 @@ def auto_map(kind: str, header: list[str]) -> tuple[dict[str, str], str]:
     taken: set[str] = set()
     normalised = [(h, normalise(h)) for h in header]
     if fmt != "generic":
-        table = SHOPIFY_ORDERS if fmt == "shopify_orders" else SHOPIFY_CUSTOMERS
+        # the layout's own order decides between two columns for one field
+        # (Shopify's Province Code before its Province name)
+        by_name = {}
         for h, n in normalised:
-            target = table.get(n)
-            if target and target not in taken:
+            by_name.setdefault(n, h)
+        for n, target in platforms.BY_KEY[fmt].columns.items():
+            h = by_name.get(n)
+            if h is not None and target not in taken and mapping[h] == h:
                 mapping[h] = target
                 taken.add(target)
         return mapping, fmt
+    # "Created date (UTC)" is a "created date" whose zone the header gives
+    normalised = [(h, _ZONE_SUFFIX.sub("", n)) for h, n in normalised]
     for fld, names in SYNONYMS[kind].items():
         for name in names:
             match = next((h for h, n in normalised if n == name and mapping[h] == h), None)
@@ -518,6 +501,9 @@ class Plan:
     fmt: str = "generic"
 
     def __post_init__(self):
+        self.layout = platforms.BY_KEY.get(self.fmt)
+        self.label = self.layout.label if self.layout else ""
+        self._state: dict = {}  # what the layout remembers from row to row
         self.fields: list[tuple[int, str]] = []
         self.attributes: list[tuple[int, str]] = []
         for i, h in enumerate(self.header):
@@ -530,6 +516,20 @@ class Plan:
                 self.attributes.append((i, target))
         self.field_names = {f for _, f in self.fields}
         self.column_of = {f: self.header[i] for i, f in self.fields}
+        kind_fields = FIELDS[self.kind]
+        self._unquote = [
+            i for i, f in self.fields if kind_fields[f] == "id" or f in APOSTROPHE_FIELDS
+        ]
+        # A date column whose header names its zone ("Created date (UTC)").
+        self.zones = {
+            f: zone
+            for i, f in self.fields
+            if kind_fields[f] in ("date", "datetime")
+            and (zone := platforms.header_zone(self.header[i])) is not None
+        }
+        # A layout's dates are month-first (Etsy) whatever the values show.
+        self.date_orders = dict(self.layout.date_orders) if self.layout else {}
+        self._normalised = [normalise(h) for h in self.header]
         # Without a customer id column, the email identifies the customer.
         self.customer_key = (
             "customer_id"
@@ -561,14 +561,20 @@ class Plan:
         if missing:
             raise ApplicationError(
                 f"This file cannot be read as {kind}: no column for {', '.join(missing)}. "
-                f"The file's columns are: {', '.join(self.header)}. Map a column to "
-                + ("each of them" if len(missing) > 1 else "it")
-                + " (for example --map 'Your Column=field')."
+                f"The file's columns are: {', '.join(self.header)}. Choose the column "
+                + ("that holds each of them." if len(missing) > 1 else "that holds it."),
+                {"fields": {"map": f"No column for {', '.join(missing)}."}},
             )
 
     def extract(self, cells: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         n = len(cells)
         rec = {f: (cells[i].strip() if i < n else "") for i, f in self.fields}
+        for i in self._unquote:
+            if i < n:
+                fld = self.header_field(i)
+                value = rec[fld]
+                if len(value) > 1 and value[0] == "'":
+                    rec[fld] = value[1:].strip()
         attrs = {}
         for i, name in self.attributes:
             if i < n:
@@ -576,6 +582,24 @@ class Plan:
                 if v:
                     attrs[name] = v
         return rec, attrs
+
+    def header_field(self, i: int) -> str:
+        return self.mapping.get(self.header[i], self.header[i])
+
+    def rows(self, cells: list[str]) -> list[tuple[dict[str, str], dict[str, str]]]:
+        """The records one line of the file holds: usually one; none for a line a
+        layout knows to carry no record (a Shopify product's extra image); several
+        for a WooCommerce order's lines."""
+        rec, attrs = self.extract(cells)
+        if self.layout is None or self.layout.prepare is None:
+            return [(rec, attrs)]
+        raw = {
+            name: (cells[i] if i < len(cells) else "") for i, name in enumerate(self._normalised)
+        }
+        for i in self._unquote:
+            if i < len(cells):
+                raw[self._normalised[i]] = rec[self.header_field(i)]
+        return self.layout.prepare(rec, attrs, platforms.RowContext(raw=raw, state=self._state))
 
     def column(self, fld: str) -> str:
         return self.column_of.get(fld, fld)

@@ -183,8 +183,12 @@ def date_parsers(
 ) -> dict[str, DateParser]:
     parsers = {}
     shift = dt.timedelta(days=shift_days) if shift_days else None
+    zones = getattr(plan, "zones", {})
+    date_orders = getattr(plan, "date_orders", {})
+    default_tz = tz
     for f in DATE_FIELDS[kind]:
         date_only = FIELDS[kind][f] == "date"
+        tz = zones.get(f, default_tz)  # "Created date (UTC)": the header names the zone
         if date_format:
             parsers[f] = DateParser(
                 tz=tz,
@@ -194,8 +198,8 @@ def date_parsers(
                 date_only=date_only,
             )
             continue
-        order = None
-        sniff = scan.sniffs.get(f) if scan else None
+        order = date_orders.get(f)
+        sniff = scan.sniffs.get(f) if scan and order is None else None
         if sniff is not None:
             try:
                 order = sniff.decide()
@@ -293,13 +297,26 @@ def run_file(
     )
     processor = make_processor(ctx, scan.split_ids)
     total_rows = scan.rows if not prescan_limit else None
-    detected = {**info.as_dict(), "format": plan.fmt, "rows_scanned": scan.rows}
+    detected = {
+        **info.as_dict(),
+        "format": plan.fmt,
+        "format_name": plan.label,
+        "rows_scanned": scan.rows,
+    }
     if not date_format:
         detected["date_order"] = {
-            plan.column(f): s.decide() for f, s in scan.sniffs.items() if s.numeric
+            plan.column(f): plan.date_orders.get(f) or s.decide()
+            for f, s in scan.sniffs.items()
+            if s.numeric
         }
 
     def outcome() -> Outcome:
+        if ctx.currencies:
+            own = (organization.currency or "").upper()
+            detected["currencies"] = dict(ctx.currencies)
+            # amounts in another currency are kept in it, never added to the
+            # organisation's: the report says so
+            detected["other_currencies"] = sorted(c for c in ctx.currencies if c and c != own)
         return Outcome(
             counts=ctx.counts,
             errors=errors.kept,
@@ -314,15 +331,18 @@ def run_file(
         with RowStream(info, stop_after_bytes=sample_bytes) as stream:
             try:
                 for rownum, cells in stream:
-                    rec, attrs = plan.extract(cells)
-                    if not attrs and not any(rec.values()):
+                    records = plan.rows(cells)
+                    if not any(attrs or any(rec.values()) for rec, attrs in records):
                         continue  # an empty line is not a data row
                     if max_rows and ctx.counts.rows >= max_rows:
                         break
                     ctx.counts.rows += 1
-                    if _oversized(ctx, limits, rownum, cells, attrs):
+                    if _oversized(ctx, limits, rownum, cells, records[0][1]):
                         continue
-                    if processor.feed(rownum, rec, attrs):
+                    wrote = False
+                    for rec, attrs in records:
+                        wrote = processor.feed(rownum, rec, attrs) or wrote
+                    if wrote:
                         c = ctx.counts
                         of = f" of {total_rows:,}" if total_rows else ""
                         report(

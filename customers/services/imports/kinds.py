@@ -125,6 +125,9 @@ class Context:
     db: BulkDb = None  # type: ignore[assignment]
     changed_customer_ids: set[int] = field(default_factory=set)
     products: dict[str, tuple[int, bool, bool]] = field(default_factory=dict)
+    # rows per currency code ("" when the row names none): a file in another
+    # currency than the organisation's is flagged in the report
+    currencies: Counter = field(default_factory=Counter)
 
     def __post_init__(self):
         self.db = BulkDb(self.organization_id)
@@ -211,6 +214,75 @@ def _currency(rec: dict) -> str:
     return code
 
 
+# What shop systems write for an order's payment (Shopify's Financial Status,
+# WooCommerce's and Etsy's order status, Stripe's payment status), read as one of
+# paid, pending, cancelled, refunded. Only paid orders are purchases and revenue.
+STATUS_WORDS = {
+    "paid": "paid",
+    "completed": "paid",
+    "complete": "paid",
+    "processing": "paid",
+    "succeeded": "paid",
+    "captured": "paid",
+    "shipped": "paid",
+    "partially refunded": "paid",  # the order stands; the refunded part is not taken off
+    "partially paid": "pending",
+    "pending": "pending",
+    "pending payment": "pending",
+    "authorized": "pending",
+    "authorised": "pending",
+    "on-hold": "pending",
+    "on hold": "pending",
+    "unpaid": "pending",
+    "uncaptured": "pending",
+    "incomplete": "pending",
+    "open": "pending",
+    "draft": "pending",
+    "checkout-draft": "pending",
+    "voided": "cancelled",
+    "void": "cancelled",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "failed": "cancelled",
+    "expired": "cancelled",
+    "declined": "cancelled",
+    "refunded": "refunded",
+    "fully refunded": "refunded",
+    "disputed": "refunded",
+}
+ORDER_STATUSES = ("paid", "pending", "cancelled", "refunded")
+
+
+def _status(rec: dict) -> str:
+    """The order's payment status; '' when the row does not say (the order's other
+    rows may; an order none of whose rows says is paid)."""
+    value = (rec.get("status") or "").strip()
+    if not value:
+        return ""
+    word = value.lower().removeprefix("wc-").replace("_", " ")
+    status = STATUS_WORDS.get(word)
+    if status is None:
+        raise RowError(
+            "status",
+            "is not a payment status we know (paid, pending, authorized, voided, "
+            "cancelled, refunded, failed, completed, processing, on-hold, …); if the "
+            "column is not about payment, leave it unmapped",
+            value,
+        )
+    return status
+
+
+def _phone_key(value: str) -> str:
+    """A phone number as a customer's identity: its digits, a leading + kept."""
+    text = value.strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("00"):
+        text, digits = "+" + text[2:], digits[2:]
+    if len(digits) < 6:
+        return ""
+    return ("+" if text.startswith("+") else "") + digits
+
+
 # --- customers referenced by other kinds ------------------------------------------------------
 
 
@@ -291,12 +363,24 @@ class CustomerResolver:
         if unknown:
             ids.update(db.select("customers_customer", "external_id", unknown, ["id"]))
         missing = [k for k in wanted if k not in ids]
-        if missing and self.ctx.plan.customer_key == "email":
+        # Customers known by their email (an email-keyed file, or a row whose
+        # customer id is blank): the stored customer with that address.
+        by_email = [k for k in missing if self.ctx.plan.customer_key == "email" or wanted[k] == k]
+        if by_email:
             found = db.select(
-                "customers_customer", "email", missing, ["id"], where=" AND erased_at IS NULL"
+                "customers_customer", "email", by_email, ["id"], where=" AND erased_at IS NULL"
             )
             for email, cid in sorted(found, key=lambda r: r[1], reverse=True):
                 ids[email] = cid  # the oldest customer with the address wins
+            missing = [k for k in missing if k not in ids]
+        # A buyer known by an international phone number: the customer with that phone.
+        by_phone = [k for k in missing if k.startswith("+") and not wanted[k]]
+        if by_phone:
+            found = db.select(
+                "customers_customer", "phone", by_phone, ["id"], where=" AND erased_at IS NULL"
+            )
+            for phone, cid in sorted(found, key=lambda r: r[1], reverse=True):
+                ids[phone] = cid
             missing = [k for k in missing if k not in ids]
         if missing:
             now = timezone.now()
@@ -867,6 +951,9 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
 
 # The customer's address an orders row may carry (customers_customer column sizes).
 PROFILE_FIELDS = {"city": 120, "region": 120, "country": 120, "postal_code": 32}
+# ...and the name and phone number a shop writes on the order (a buyer known only
+# by the phone).
+ORDER_PROFILE = {**PROFILE_FIELDS, "phone": 64, "first_name": 150, "last_name": 150}
 
 
 @dataclass
@@ -888,6 +975,9 @@ class LineRow:
     props: dict
     own_order: bool = False  # a row without an order id is an order of its own
     profile: dict = field(default_factory=dict)  # the customer's address, when given
+    status: str = ""  # paid, pending, cancelled, refunded; "" when the row does not say
+    discount_code: str = ""
+    discount_amount: Decimal | None = None
 
 
 @dataclass
@@ -903,6 +993,7 @@ class AssembledOrder:
     lines: list[LineRow]
     rownums: list[int]
     profile: dict = field(default_factory=dict)
+    status: str = "paid"
 
     @property
     def total(self) -> Decimal:
@@ -932,9 +1023,16 @@ class AssembledOrder:
                         ln.quantity,
                         str(ln.unit_price),
                         str(ln.amount),
+                        # only when given: orders imported before keep their hash
+                        *(
+                            [ln.discount_code, str(ln.discount_amount)]
+                            if ln.discount_code or ln.discount_amount is not None
+                            else []
+                        ),
                     ]
                     for ln in self.lines
                 ],
+                *([self.status] if self.status != "paid" else []),
             ]
         )
 
@@ -976,6 +1074,10 @@ class OrdersProcessor(Processor):
             email = _parse(rec, "email", parse_email) or ""
         elif ctx.plan.customer_key == "email":
             email = customer
+        if not customer:
+            # The best identifier the row has: a blank customer id gives way to the
+            # email, then to the phone number (a cash-on-delivery buyer).
+            customer = email or _phone_key(_ident(rec, "phone", 64))
         ordered_at = _date(ctx, rec, "ordered_at")
         quantity = _parse(rec, "quantity", parse_int)
         if quantity is None:
@@ -1031,10 +1133,23 @@ class OrdersProcessor(Processor):
             props=attrs,
             profile={
                 f: value
-                for f, max_len in PROFILE_FIELDS.items()
+                for f, max_len in ORDER_PROFILE.items()
                 if (value := _text(rec, f, max_len).strip())
             },
+            status=_status(rec),
+            discount_code=_text(rec, "discount_code", 255).strip(),
         )
+        ctx.currencies[line.currency] += 1
+        discount = _money(rec, "discount_amount")
+        if discount is not None and discount:
+            # Revenue is net of discounts: the line's amount is what was paid for it
+            # (an order's discount, written on its first row, comes off that line).
+            discount = abs(discount)
+            net = amount - discount if amount >= 0 else amount + discount
+            problem = money_problem(net)
+            if problem:
+                raise RowError("discount_amount", problem, rec.get("discount_amount", ""))
+            line.amount, line.discount_amount = net, discount
         if not order_id:
             if ordered_at is None:
                 raise RowError("ordered_at", "is required")
@@ -1154,9 +1269,11 @@ class OrdersProcessor(Processor):
             location=first("location"),
             props=props,
             lines=good,
-            rownums=[r.rownum for r in good],
+            # a row may hold several lines (a WooCommerce order): each row counts once
+            rownums=list(dict.fromkeys(r.rownum for r in good)),
             # the order's last row that gives each part of the address
             profile={k: v for r in good for k, v in r.profile.items()},
+            status=first("status") or "paid",
         )
 
     def _note_profile(self, order: AssembledOrder, cid: int | None) -> None:
@@ -1175,7 +1292,7 @@ class OrdersProcessor(Processor):
         if not self.profiles:
             return
         ctx, db = self.ctx, self.ctx.db
-        names = list(PROFILE_FIELDS)
+        names = list(ORDER_PROFILE)
         stored = {
             row[0]: dict(zip(names, row[1:], strict=True))
             for row in db.select("customers_customer", "id", list(self.profiles), names)
@@ -1267,7 +1384,7 @@ class OrdersProcessor(Processor):
             ctx.counts.add("updated" if before else "created", len(o.rownums))
             if before is not None:
                 recompute.update(c for c in (before[2], cid) if c)
-            elif cid:
+            elif cid and o.status == "paid":  # pending, cancelled, refunded: no purchase
                 deltas.setdefault(cid, StatsDelta()).add(
                     ordered_at=o.ordered_at, total=o.total, is_return=o.is_return
                 )
@@ -1281,6 +1398,7 @@ class OrdersProcessor(Processor):
                 "location",
                 "total",
                 "is_return",
+                "status",
                 "properties",
                 "content_hash",
                 "lines_count",
@@ -1297,6 +1415,7 @@ class OrdersProcessor(Processor):
                     o.location,
                     o.total,
                     o.is_return,
+                    o.status,
                     o.props,
                     digest,
                     len(o.lines),
@@ -1327,6 +1446,8 @@ class OrdersProcessor(Processor):
                         ln.quantity,
                         ln.unit_price,
                         ln.amount,
+                        ln.discount_code,
+                        ln.discount_amount,
                         position,
                     ]
                 )
@@ -1341,6 +1462,8 @@ class OrdersProcessor(Processor):
                 "quantity",
                 "unit_price",
                 "amount",
+                "discount_code",
+                "discount_amount",
                 "position",
             ],
             line_rows,

@@ -60,6 +60,16 @@ class Layout:
         )
 
 
+def _full_name(rec: dict, *names: str, row: RowContext) -> None:
+    """A buyer's full name ("Ada Lane") as first and last name, unless the row
+    gives them apart."""
+    if rec.get("first_name") or rec.get("last_name"):
+        return
+    full = next((row.get(n) for n in names if row.get(n)), "")
+    first, _, last = full.partition(" ")
+    rec["first_name"], rec["last_name"] = first.strip(), last.strip()
+
+
 def _money(text: str) -> Decimal | None:
     try:
         return parse_decimal(text) if text.strip() else None
@@ -79,6 +89,7 @@ def _shopify_order(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     # "Cancelled at" is on the order's first row only, like the status.
     if row.get("cancelled_at"):
         rec["status"] = "cancelled"
+    _full_name(rec, "billing_name", "shipping_name", row=row)
     return [(rec, attrs)]
 
 
@@ -194,12 +205,14 @@ def _etsy_items(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     # Each item row carries its own share of the coupon (Discount Amount).
     if not row.get("date_paid"):
         rec["status"] = "pending"
+    _full_name(rec, "ship_name", row=row)
     return [(rec, attrs)]
 
 
 def _etsy_orders(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     if not rec.get("customer_id"):
         rec["customer_id"] = row.get("buyer_user_id")
+    _full_name(rec, "full_name", row=row)
     return [(rec, attrs)]
 
 
@@ -239,6 +252,8 @@ ETSY_SOLD_ORDERS = Layout(
         "order_id": "order_id",
         "sale_date": "ordered_at",
         "buyer": "customer_id",
+        "first_name": "first_name",
+        "last_name": "last_name",
         "order_value": "amount",
         "currency": "currency",
         "coupon_code": "discount_code",
@@ -260,6 +275,7 @@ def _stripe_payment(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     amount, refunded = _money(rec.get("amount", "")), _money(row.get("amount_refunded"))
     if amount is not None and refunded and 0 < refunded < amount:
         rec["amount"] = _fmt(amount - refunded)  # a partial refund: what was kept
+    _full_name(rec, "card_name", row=row)  # the cardholder
     return [(rec, attrs)]
 
 
@@ -389,6 +405,8 @@ WOOCOMMERCE_ORDERS = Layout(
         "customer_user": "customer_id",
         "customer_email": "email",
         "billing_email": "email",
+        "billing_first_name": "first_name",
+        "billing_last_name": "last_name",
         "billing_phone": "phone",
         "billing_city": "city",
         "billing_state": "region",
@@ -456,6 +474,7 @@ def _square(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     # Discounts are written as negative amounts ("-$1.00"): the discount is its size.
     discount = _money(rec.get("discount_amount", ""))
     rec["discount_amount"] = _fmt(abs(discount)) if discount else ""
+    _full_name(rec, "customer_name", row=row)
     return [(rec, attrs)]
 
 

@@ -1,0 +1,361 @@
+"""Shop systems' own exports (invented rows in each platform's exact columns, see
+tests/data/shops/README.md) import with no column map: the right layout, revenue
+from paid orders only and net of discounts, statuses, customers, times."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from customers.models import Customer, Order, Product
+from customers.selectors import dashboard_summary
+from customers.services.imports import run_file
+
+pytestmark = pytest.mark.django_db
+
+SHOPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "shops"
+UTC = dt.UTC
+
+
+@pytest.fixture
+def shop(in_org):
+    """An organisation in New York: a file's times without a zone are read there."""
+    in_org.time_zone = "America/New_York"
+    in_org.save(update_fields=["time_zone"])
+    return in_org
+
+
+def run(org, name, kind="orders", path=None, **options):
+    return run_file(organization=org, path=str(path or SHOPS / name), kind=kind, **options)
+
+
+def counts(outcome):
+    c = outcome.counts
+    return c.rows, c.created, c.updated, c.unchanged, c.rejected
+
+
+def order(key):
+    return Order.objects.get(external_id=key)
+
+
+def paid_revenue(currency=None):
+    orders = Order.objects.filter(status="paid")
+    if currency:
+        orders = orders.filter(currency=currency)
+    return sum((o.total for o in orders), Decimal(0))
+
+
+@pytest.mark.parametrize(
+    "name,kind,layout,label,rows",
+    [
+        ("shopify_orders.csv", "orders", "shopify_orders", "Shopify orders", 8),
+        ("shopify_customers.csv", "customers", "shopify_customers", "Shopify customers", 3),
+        ("shopify_customers_old.csv", "customers", "shopify_customers", "Shopify customers", 2),
+        ("shopify_products.csv", "products", "shopify_products", "Shopify products", 4),
+        ("etsy_order_items.csv", "orders", "etsy_order_items", "Etsy order items", 4),
+        ("etsy_sold_orders.csv", "orders", "etsy_sold_orders", "Etsy sold orders", 4),
+        ("stripe_payments.csv", "orders", "stripe_payments", "Stripe payments", 7),
+        ("woocommerce_products.csv", "products", "woocommerce_products", "WooCommerce products", 4),
+        ("woocommerce_orders.csv", "orders", "woocommerce_orders", "WooCommerce orders", 6),
+        ("square_items.csv", "orders", "square_items", "Square item details", 5),
+        ("square_transactions.csv", "orders", "square_transactions", "Square transactions", 3),
+    ],
+)
+def test_each_shop_export_imports_with_no_map(shop, name, kind, layout, label, rows):
+    out = run(shop, name, kind)
+    assert out.detected["format"] == layout
+    assert out.detected["format_name"] == label  # a person's words, not "Shopifyorders"
+    assert counts(out) == (rows, rows, 0, 0, 0), out.errors
+    # importing the same file again changes nothing
+    again = run(shop, name, kind)
+    assert counts(again) == (rows, 0, 0, rows, 0)
+
+
+def test_shopify_orders_revenue_is_paid_orders_net_of_discounts(shop):
+    out = run(shop, "shopify_orders.csv")
+    # the file mixes rand and dollars: the report says so
+    assert out.detected["other_currencies"] == ["ZAR"]
+    assert order("#1001").total == Decimal("30.00")  # 2 × 10 + 15, less SAVE5's 5.00
+    first = order("#1001").lines.order_by("position").first()
+    assert (first.discount_code, first.discount_amount) == ("SAVE5", Decimal("5.00"))
+    assert order("#1002").status == "pending"  # cash on delivery, not paid yet
+    assert order("#1003").status == "cancelled"  # voided
+    assert order("#1004").status == "cancelled"  # refunded, then cancelled
+    assert order("#1007").status == "paid"  # partially refunded: the order stands
+    assert paid_revenue("USD") == Decimal("45.00")
+    assert paid_revenue("ZAR") == Decimal("690.00")
+    # The buyer whose only order was voided has bought nothing.
+    bob = Customer.objects.get(email="bob.rowe@example.com")
+    assert (bob.orders_count, bob.total_spent) == (0, Decimal(0))
+    ada = Customer.objects.get(email="ada.lane@example.com")
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("45.00"))
+    # Shopify's leading apostrophe is not part of a phone or a zip.
+    assert ada.phone == "+1 413 555 0100" and ada.postal_code == "01101"
+    summary = dashboard_summary(organization=shop)
+    assert summary["orders_count"] == 4
+    # revenue in the organisation's currency; rand apart, never added to it
+    assert summary["revenue"] == Decimal("45.00")
+    assert summary["other_currencies"] == [{"currency": "ZAR", "revenue": Decimal("690.00")}]
+    assert summary["pending_count"] == 0  # the pending order is in rand
+
+
+def test_pending_orders_are_shown_apart_on_the_dashboard(shop):
+    run(shop, "woocommerce_orders.csv")
+    summary = dashboard_summary(organization=shop)
+    assert summary["revenue"] == Decimal("84.00")  # 2001 and 2002; 2006 is in CAD
+    assert (summary["pending_count"], summary["pending_revenue"]) == (1, Decimal("45.00"))
+    assert summary["other_currencies"] == [{"currency": "CAD", "revenue": Decimal("20.00")}]
+
+
+def test_shopify_buyers_without_email_are_customers_by_phone(shop):
+    run(shop, "shopify_orders.csv")
+    thandi = Customer.objects.get(external_id="+27825550102")
+    assert thandi.orders.count() == 2  # the same phone on two orders
+    assert (thandi.orders_count, thandi.total_spent) == (2, Decimal("690.00"))
+    assert thandi.city == "Cape Town"
+    # the order's Billing Name fills the profile: a buyer one can address
+    assert (thandi.first_name, thandi.last_name) == ("Thandi", "Nkosi")
+    sipho = Customer.objects.get(external_id="+27825550101")
+    assert (sipho.orders_count, sipho.phone) == (0, "+27 82 555 0101")  # pending only
+    assert Order.objects.filter(customer__isnull=True).count() == 0
+
+
+def test_shopify_customers_then_orders_find_the_customer_by_id_email_and_phone(shop):
+    out = run(shop, "shopify_customers.csv", kind="customers")
+    assert counts(out) == (3, 3, 0, 0, 0)
+    ada = Customer.objects.get(external_id="8800000000101")  # no apostrophe
+    assert ada.phone == "+14135550100"  # Phone, before Default Address Phone
+    assert ada.accepts_email is True and ada.accepts_sms is False
+    run(shop, "shopify_orders.csv")
+    assert order("#1001").customer == ada  # by email
+    thandi = Customer.objects.get(external_id="8800000000103")
+    assert {o.external_id for o in thandi.orders.all()} == {"#1005", "#1006"}  # by phone
+
+
+def test_shopify_customers_older_layout_is_keyed_by_email(shop):
+    run(shop, "shopify_customers_old.csv", kind="customers")
+    cara = Customer.objects.get(external_id="cara.moss@example.com")
+    assert (cara.first_name, cara.region, cara.country) == ("Cara", "OR", "US")
+    assert cara.phone == "+15035550103" and cara.accepts_email is True
+
+
+def test_shopify_products_carry_the_title_to_every_variant(shop):
+    out = run(shop, "shopify_products.csv", kind="products")
+    assert out.counts.rows == 4  # the image-only row holds no product
+    for sku in ("TEE-S", "TEE-M", "TEE-L"):
+        tee = Product.objects.get(sku=sku)
+        assert (tee.name, tee.category) == ("Garden tee", "T-shirts")
+    assert Product.objects.get(sku="TEE-L").price == Decimal("22.00")
+    kit = Product.objects.get(sku="seed-kit")  # no variant SKU: the handle
+    assert (kit.name, kit.price) == ("Seed kit", Decimal("12.50"))
+    assert Product.objects.count() == 4
+
+
+def test_etsy_order_items(shop):
+    run(shop, "etsy_order_items.csv")
+    # Etsy's dates are month first: 03/04/26 is 4 March (no value in the file shows it)
+    assert order("3001").ordered_at == dt.datetime(2026, 3, 4, 5, 0, tzinfo=UTC)
+    assert order("3001").total == Decimal("18.00")  # 2 × 5 + 10, less 1.00 per item
+    assert order("3002").status == "pending"  # no Date Paid
+    assert order("3003").currency == "EUR"
+    fox = Customer.objects.get(external_id="foxfan42")  # Etsy's Buyer
+    assert fox.orders_count == 2
+    assert Customer.objects.get(external_id="quietowl").orders_count == 0
+
+
+def test_etsy_sold_orders(shop):
+    run(shop, "etsy_sold_orders.csv")
+    assert order("3001").total == Decimal("18.00")  # Order Value 20.00 less the coupon's 2.00
+    assert order("3004").status == "cancelled"
+    assert order("3005").status == "refunded"
+    assert order("3004").customer.external_id == "9103"  # no Buyer: Etsy's buyer user id
+    assert paid_revenue() == Decimal("28.00")
+
+
+def test_stripe_payments(shop):
+    run(shop, "stripe_payments.csv")
+    # "Created date (UTC)": the times are UTC, not New York time
+    assert order("ch_3Invented0001").ordered_at == dt.datetime(2026, 3, 5, 23, 30, tzinfo=UTC)
+    assert order("ch_3Invented0002").total == Decimal("1200.00")
+    assert order("ch_3Invented0003").status == "refunded"
+    assert order("ch_3Invented0004").status == "cancelled"  # failed
+    assert order("ch_3Invented0005").total == Decimal("70.00")  # 100 less 30 refunded
+    assert order("ch_3Invented0007").status == "pending"  # not captured
+    assert order("ch_3Invented0006").currency == "EUR"
+    ana = Customer.objects.get(external_id="cus_InventedA")
+    assert (ana.orders_count, ana.total_spent) == (2, Decimal("110.00"))
+    # an empty Customer ID beside a filled email: the email is the customer
+    ben = order("ch_3Invented0002").customer
+    assert (ben.external_id, ben.email) == ("ben.osei@example.com", "ben.osei@example.com")
+    assert Customer.objects.get(external_id="cus_InventedC").orders_count == 0
+
+
+def test_stripe_corrected_reimport_replaces_rather_than_adds(shop):
+    first = run(shop, "stripe_payments.csv", mapping={"Description": "", "Customer Email": ""})
+    assert first.counts.created == 7
+    # the map corrected: the same payments, now with their descriptions and emails
+    corrected = run(shop, "stripe_payments.csv")
+    assert corrected.counts.created == 0 and corrected.counts.updated == 7
+    assert Order.objects.count() == 7
+    assert counts(run(shop, "stripe_payments.csv")) == (7, 0, 0, 7, 0)
+    assert Order.objects.count() == 7
+
+
+def test_woocommerce_products(shop):
+    run(shop, "woocommerce_products.csv", kind="products")
+    hoodie = Product.objects.get(sku="HOOD")
+    assert hoodie.category == "Clothing > Hoodies"  # the first of its categories
+    assert hoodie.image_url == "https://example.com/hood-1.jpg"  # the first image
+    assert Product.objects.get(sku="HOOD-GRY").in_stock is False
+    beanie = Product.objects.get(sku="woo-104")  # no SKU: WooCommerce's id
+    assert (beanie.name, beanie.price) == ("Beanie", Decimal("15.00"))
+
+
+def test_woocommerce_orders(shop):
+    run(shop, "woocommerce_products.csv", kind="products")
+    run(shop, "woocommerce_orders.csv")
+    first = order("2001")
+    lines = list(first.lines.order_by("position"))
+    assert [ln.sku for ln in lines] == ["HOOD-GRN", "woo-104"]
+    assert [ln.amount for ln in lines] == [Decimal("40.50"), Decimal("13.50")]
+    assert lines[0].discount_code == "trail10" and lines[0].discount_amount == Decimal("4.50")
+    assert first.total == Decimal("54.00")
+    assert lines[1].product.name == "Beanie"  # the product file's woo-104
+    statuses = dict(Order.objects.values_list("external_id", "status"))
+    assert statuses == {
+        "2001": "paid",
+        "2002": "paid",  # processing: paid, not yet shipped
+        "2003": "pending",
+        "2004": "cancelled",
+        "2005": "refunded",
+        "2006": "paid",
+    }
+    eli = Customer.objects.get(external_id="7")
+    assert (eli.orders_count, eli.total_spent) == (2, Decimal("84.00"))
+    assert (eli.first_name, eli.last_name) == ("Invented", "Buyer2005")  # the latest order's
+    guest = order("2003").customer  # customer 0 is WooCommerce's guest: the email
+    assert guest.external_id == "fay.quinn@example.com"
+
+
+def test_square_item_details(shop):
+    run(shop, "square_items.csv")
+    tx = order("TX0001")
+    # 09:15 Pacific Time (the row's own zone, not the organisation's) is 17:15 UTC
+    assert tx.ordered_at == dt.datetime(2026, 3, 5, 17, 15, tzinfo=UTC)
+    assert tx.total == Decimal("11.60")  # $9.00 + $3.50, less the -$0.90 discount
+    assert order("TX0003").total == Decimal("1000.00")
+    assert order("TX0002").customer is None  # a walk-in
+    refund = order("TX0004")
+    assert refund.is_return and refund.total == Decimal("-3.50")
+    iris = Customer.objects.get(external_id="SQCUST01")
+    assert (iris.orders_count, iris.total_spent) == (1, Decimal("8.10"))
+
+
+def test_square_transactions(shop):
+    run(shop, "square_transactions.csv")
+    assert order("TX0001").total == Decimal("11.60")
+    assert order("TX0005").status == "pending"
+    assert order("TX0005").ordered_at == dt.datetime(2026, 3, 9, 23, 20, tzinfo=UTC)
+
+
+def test_a_paid_correction_turns_a_voided_order_into_a_purchase(shop, tmp_path):
+    run(shop, "shopify_orders.csv")
+    assert Customer.objects.get(email="bob.rowe@example.com").orders_count == 0
+    text = (SHOPS / "shopify_orders.csv").read_text()
+    fixed = tmp_path / "orders.csv"
+    fixed.write_text(
+        text.replace("#1003,bob.rowe@example.com,voided", "#1003,bob.rowe@example.com,paid")
+    )
+    out = run(shop, "", path=fixed)
+    assert out.counts.updated == 1
+    bob = Customer.objects.get(email="bob.rowe@example.com")
+    assert (bob.orders_count, bob.total_spent) == (1, Decimal("500.00"))
+
+
+def test_an_unknown_payment_status_is_rejected_not_counted(shop, tmp_path):
+    path = tmp_path / "o.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,amount,financial_status\n"
+        "A1,c1,2026-03-01,10,paid\nA2,c1,2026-03-02,20,weird\nA3,c1,2026-03-03,30,wc-on-hold\n"
+    )
+    out = run(shop, "", path=path)
+    assert counts(out) == (3, 2, 0, 0, 1)
+    assert out.errors[0]["field"] == "financial_status" and out.errors[0]["value"] == "weird"
+    assert order("A3").status == "pending"
+    assert Customer.objects.get(external_id="c1").total_spent == Decimal("10")
+
+
+def test_a_zone_in_a_generic_header_is_honoured(shop, tmp_path):
+    path = tmp_path / "o.csv"
+    path.write_text("order_id,Order date (UTC),amount\nA1,2026-03-01 23:00,10\n")
+    run(shop, "", path=path)
+    assert order("A1").ordered_at == dt.datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
+
+
+def test_a_leading_apostrophe_is_not_part_of_an_id(shop, tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("customer_id,email,phone\n'00042,a@example.com,'+44 20 7946 0000\n")
+    run(shop, "", kind="customers", path=path)
+    customer = Customer.objects.get()
+    assert (customer.external_id, customer.phone) == ("00042", "+44 20 7946 0000")
+
+
+def test_the_pages_name_the_layout_and_the_other_currencies(shop, owner_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from customers.services.importing import import_create, import_start
+
+    upload = SimpleUploadedFile("orders_export.csv", (SHOPS / "shopify_orders.csv").read_bytes())
+    imp = import_create(organization=shop, kind="orders", uploaded_file=upload)
+    mapping_page = owner_client.get(reverse("customers:import_detail", args=[imp.pk]))
+    assert "<strong>Shopify orders</strong> export" in mapping_page.content.decode()
+    import_start(imp=imp, sync=True)
+    report = owner_client.get(reverse("customers:import_detail", args=[imp.pk])).content.decode()
+    assert "recognised as a Shopify orders export" in report  # not "Shopifyorders"
+    assert "Amounts in ZAR besides USD" in report
+    dashboard = owner_client.get("/").content.decode()
+    assert "Revenue in other currencies" in dashboard and "ZAR 690" in dashboard
+
+
+def test_the_wizard_keeps_the_owners_choices_after_a_refusal(owner_client, org):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from accounts.tenancy import tenant_context
+    from customers.models import Import
+
+    content = b"Rechnung;Kunde;Datum;Artikel;Menge;Preis\n1;c1;2024-01-02;A;1;2,50\n"
+    r = owner_client.post(
+        "/customers/imports/new/",
+        {"kind": "orders", "file": SimpleUploadedFile("kasse.csv", content)},
+    )
+    with tenant_context(org):
+        imp = Import.objects.get()
+    chosen = {"map_0": "order_id", "map_1": "customer_id", "map_2": "ordered_at"}
+    chosen |= {"map_3": "sku", "map_4": "sku", "map_5": "unit_price"}  # sku twice
+    r = owner_client.post(f"/customers/imports/{imp.pk}/map/", {**chosen, "action": "check"})
+    assert r.status_code == 400
+    rows = {row["column"]: row["current"] for row in r.context["mapping_rows"]}
+    assert rows == {
+        "Rechnung": "order_id",
+        "Kunde": "customer_id",
+        "Datum": "ordered_at",
+        "Artikel": "sku",
+        "Menge": "sku",
+        "Preis": "unit_price",
+    }
+    # no required column: the page says so in its own words, not the command's
+    missing = {"map_0": "order_id", "map_1": "customer_id", "map_2": "", "map_5": "unit_price"}
+    r = owner_client.post(f"/customers/imports/{imp.pk}/map/", {**missing, "action": "check"})
+    html = r.content.decode()
+    assert r.status_code == 400 and "no column for ordered_at" in html
+    assert "--map" not in html
+
+
+def test_the_order_page_shows_payment_status_and_discount(shop, owner_client):
+    run(shop, "shopify_orders.csv")
+    voided = owner_client.get(f"/customers/orders/{order('#1003').pk}/").content.decode()
+    assert "Cancelled: not in revenue" in voided
+    discounted = owner_client.get(f"/customers/orders/{order('#1001').pk}/").content.decode()
+    assert "5.00 (SAVE5)" in discounted
