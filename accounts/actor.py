@@ -112,6 +112,16 @@ class Actor:
                 return actor
         return cls.system(reason, organization)
 
+    @staticmethod
+    def person(value):
+        """The User behind `value` (an Actor, a user or an API key's principal), for
+        "created by" and "updated by" columns; None for API keys and the system."""
+        if isinstance(value, Actor):
+            return value.user if value.is_user and value.id else None
+        if getattr(value, "is_authenticated", False) and getattr(value, "pk", None):
+            return value
+        return None
+
     # --- what it may do ------------------------------------------------------------
 
     @property

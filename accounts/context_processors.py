@@ -1,3 +1,5 @@
+from .actor import Actor
+from .models import Role
 from .selectors import memberships_of_user
 
 
@@ -11,11 +13,12 @@ def _nav() -> list[tuple[str, str]]:
 def tenant(request):
     user = getattr(request, "user", None)
     membership = getattr(request, "membership", None)
+    actor = Actor.from_request(request)
     return {
         "organization": getattr(request, "organization", None),
         "membership": membership,
-        "can_edit": bool(membership and membership.can_edit),
-        "can_manage": bool(membership and membership.can_manage),
+        "can_edit": bool(membership) and actor.can(Role.MARKETER),
+        "can_manage": bool(membership) and actor.can(Role.ADMIN),
         "all_memberships": memberships_of_user(user=user)
         if user is not None and user.is_authenticated
         else [],

@@ -403,12 +403,7 @@ def _person(user):
     """The User behind an actor, if a person (API keys and the system are not)."""
     from accounts.actor import Actor
 
-    if isinstance(user, Actor):
-        return user.user if user.is_user and user.id else None
-    # API-key principals are authenticated but are not users.
-    if getattr(user, "is_authenticated", False) and getattr(user, "pk", None):
-        return user
-    return None
+    return Actor.person(user)
 
 
 def job_start(

@@ -326,7 +326,7 @@ def product_detail(request, pk: int):
             "flags_form": ProductFlagsForm(
                 initial={"merchandise": product.merchandise, "hidden": product.hidden}
             ),
-            "can_set_flags": request.membership.has_role(Role.ADMIN),
+            "can_set_flags": Actor.from_request(request).can(Role.ADMIN),
             "merchandise_reason": detect_merchandise(
                 sku=product.sku, name=product.name, category=product.category
             ).reason,

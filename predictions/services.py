@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection, transaction
 
+from accounts.actor import Actor
 from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
@@ -244,8 +245,8 @@ def prediction_settings_update(
         )
     row = PredictionSettings.objects.first() or PredictionSettings(organization=organization)
     row.annual_discount_rate = rate
-    if getattr(user, "pk", None) is not None and getattr(user, "is_authenticated", False):
-        row.updated_by = user
+    if Actor.person(user) is not None:
+        row.updated_by = Actor.person(user)
     row.save()
     log.info("predictions.settings_updated org_id=%s rate=%s", organization.pk, rate)
     return row

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.actor import Actor
 from accounts.decorators import org_required
 from accounts.models import Role
 from core.exceptions import ApplicationError
@@ -123,7 +124,7 @@ def segments(request):
             "job": job if show_job else None,
             "chart": chart,
             "settings_row": selectors.segmentation_settings_get(),
-            "can_configure": bool(request.membership and request.membership.can_manage),
+            "can_configure": Actor.from_request(request).can(Role.ADMIN),
             "has_customers": has_customers,
             "migration": selectors.migration_matrix() if run else None,
             "sensitive": sorted(

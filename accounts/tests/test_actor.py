@@ -126,3 +126,12 @@ def test_from_request_reads_the_key_before_the_session(rf, org, owner):
     actor = Actor.from_request(request)
     assert (actor.kind, actor.user, actor.role) == ("user", owner, Role.OWNER)
     assert isinstance(key, ApiKey)
+
+
+def test_the_person_behind_an_actor_is_kept_as_created_by(org, owner):
+    write, _ = make_api_key(org, "write")
+    assert Actor.person(Actor.for_user(owner, org)) == owner
+    assert Actor.person(owner) == owner
+    assert Actor.person(Actor.for_api_key(write)) is None
+    assert Actor.person(Actor.system("nightly")) is None
+    assert Actor.person(None) is None

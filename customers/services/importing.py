@@ -13,6 +13,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.actor import Actor
 from core.exceptions import ApplicationError
 from core.formats import size_text
 from core.jobs import JobCancelled, job_start
@@ -99,9 +100,7 @@ def import_create(
         size_bytes=size,
         source=source,
         options=clean_options(options),
-        created_by=user
-        if getattr(user, "is_authenticated", False) and getattr(user, "pk", None)
-        else None,
+        created_by=Actor.person(user),
     )
     relative = Path(
         f"org_{organization.pk}", "imports", f"{imp.pk}-{_safe_name(uploaded_file.name)}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from accounts.actor import Actor
 from core.exceptions import ApplicationError
 
 from ..models import Persona, Segment
@@ -130,8 +131,8 @@ def persona_update(
     if not changed:
         return persona
     persona.human_edited_fields = human
-    if getattr(user, "is_authenticated", False) and getattr(user, "pk", None):
-        persona.updated_by = user
+    if Actor.person(user) is not None:
+        persona.updated_by = Actor.person(user)
     with transaction.atomic():
         persona.save()
         if "name" in changed:

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts.actor import Actor
 from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
@@ -1022,8 +1023,8 @@ def segmentation_settings_update(*, organization, data: dict[str, Any], user=Non
         )
     row.k_min, row.k_max = k_min, k_max
     row.min_segment_size, row.min_segment_share = min_size, min_share
-    if getattr(user, "is_authenticated", False) and getattr(user, "pk", None):
-        row.updated_by = user
+    if Actor.person(user) is not None:
+        row.updated_by = Actor.person(user)
     row.save()
     return row
 
