@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from core.web import web_url_problem
+from customers import fields as customer_fields
 from customers.merchandise import is_merchandise
 from customers.models import (
     Customer,
@@ -585,48 +586,26 @@ def _cust(ctx: Context, rec: dict) -> str:
 
 # --- customers -----------------------------------------------------------------------
 
-CUSTOMER_FIELDS = [
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "birth_date",
-    "gender",
-    "city",
-    "region",
-    "country",
-    "postal_code",
-    "latitude",
-    "longitude",
-    "signup_at",
-    "accepts_email",
-    "accepts_sms",
-]
-CUSTOMER_TEXT = {
-    "phone": 64,
-    "first_name": 150,
-    "last_name": 150,
-    "gender": 32,
-    "city": 120,
-    "region": 120,
-    "country": 120,
-    "postal_code": 32,
-}
+# The customers file's columns other than the id (customers/fields.py), the consent
+# records they change and the custom attributes: what a customers import writes.
+CUSTOMER_FIELDS = [f.name for f in customer_fields.select(imported=True) if f.kind != "id"]
+CUSTOMER_TEXT = customer_fields.text_max_lengths(customer_fields.select(imported=True))
 CUSTOMER_STORED = [
     *CUSTOMER_FIELDS,
-    "email_consent_at",
-    "email_consent_source",
-    "sms_consent_at",
-    "sms_consent_source",
-    "attributes",
+    *customer_fields.names(consent=True, imported=False),
+    *customer_fields.names(kind="json"),
+]
+_PARSERS = {"latitude": parse_latitude, "longitude": parse_longitude, "bool": parse_bool}
+CUSTOMER_PARSED = [
+    (f.name, _PARSERS[f.kind]) for f in customer_fields.select(imported=True) if f.kind in _PARSERS
+]
+CUSTOMER_DATES = [
+    f.name for f in customer_fields.select(imported=True) if f.kind in ("date", "datetime")
 ]
 
 
 def new_customer_state(now: dt.datetime) -> dict:
-    state = {}
-    for name in CUSTOMER_STORED:
-        f = Customer._meta.get_field(name)
-        state[name] = f.get_default() if isinstance(f, models.Field) and not f.null else None
+    state = {name: customer_fields.FIELDS[name].blank for name in CUSTOMER_STORED}
     state["created_at"] = now
     return state
 
@@ -654,16 +633,11 @@ class CustomersProcessor(Processor):
                 values[name] = rec[name][:max_len]
         if rec.get("email"):
             values["email"] = _parse(rec, "email", parse_email)
-        for name, parser in (
-            ("latitude", parse_latitude),
-            ("longitude", parse_longitude),
-            ("accepts_email", parse_bool),
-            ("accepts_sms", parse_bool),
-        ):
+        for name, parser in CUSTOMER_PARSED:
             value = _parse(rec, name, parser)
             if value is not None:
                 values[name] = value
-        for name in ("birth_date", "signup_at"):
+        for name in CUSTOMER_DATES:
             value = _date(ctx, rec, name)
             if value is not None:
                 values[name] = value
@@ -949,8 +923,8 @@ def ensure_products(ctx: Context, wanted: dict[str, tuple[str, str]]) -> dict[st
 
 # --- orders --------------------------------------------------------------------------
 
-# The customer's address an orders row may carry (customers_customer column sizes).
-PROFILE_FIELDS = {"city": 120, "region": 120, "country": 120, "postal_code": 32}
+# The customer's address an orders row may carry, and its column sizes.
+PROFILE_FIELDS = customer_fields.text_max_lengths(customer_fields.select(on_orders=True))
 # ...and the name and phone number a shop writes on the order (a buyer known only
 # by the phone).
 ORDER_PROFILE = {**PROFILE_FIELDS, "phone": 64, "first_name": 150, "last_name": 150}
