@@ -21,6 +21,7 @@ from customers.api.serializers import (
 from customers.forms import CustomerForm
 from customers.models import Customer
 from customers.services import customer_erase, customer_export_data
+from customers.services.consent import CONSENT_FIELDS
 from customers.services.customers import CUSTOMER_EDITABLE, customer_update
 from customers.services.exports import CUSTOMER_EXPORT_COLUMNS
 from customers.services.imports import kinds, run_records
@@ -114,6 +115,8 @@ def test_consent_fields_are_marked():
         "sms_consent_at",
         "sms_consent_source",
     ]
+    # the fields only the consent service writes
+    assert sorted(CONSENT_FIELDS) == sorted(customer_fields.names(consent=True))
 
 
 def test_import_columns_and_aliases_follow_the_definition():
