@@ -225,7 +225,8 @@ class ProductForecast(TenantModel):
     upper_4w = models.FloatField()
     units_last_4w = models.FloatField(default=0)
     trend = models.CharField(max_length=12, choices=Trend.choices)
-    trend_change = models.FloatField(null=True, blank=True)  # relative, last 8 weeks vs before
+    # relative: the next 4 weeks' expected units against the last 4 weeks' sales
+    trend_change = models.FloatField(null=True, blank=True)
     label = models.CharField(max_length=300, blank=True)
     method = models.CharField(max_length=32)
     method_label = models.CharField(max_length=100, blank=True)
