@@ -138,6 +138,8 @@ class OrderLineSerializer(serializers.ModelSerializer):
             "quantity",
             "unit_price",
             "amount",
+            "discount_code",
+            "discount_amount",
             "position",
             "product",
         ]
@@ -164,6 +166,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "location",
             "total",
             "is_return",
+            "status",
             "properties",
             "lines",
         ]

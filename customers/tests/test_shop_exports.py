@@ -359,3 +359,14 @@ def test_the_order_page_shows_payment_status_and_discount(shop, owner_client):
     assert "Cancelled: not in revenue" in voided
     discounted = owner_client.get(f"/customers/orders/{order('#1001').pk}/").content.decode()
     assert "5.00 (SAVE5)" in discounted
+
+
+def test_the_orders_api_gives_status_and_discounts(shop, api):
+    run(shop, "shopify_orders.csv")
+    r = api.get("/api/v1/orders/", {"external_id": "#1001"})
+    body = r.json()["results"][0]
+    assert body["status"] == "paid" and body["total"] == "30.0000"
+    first = body["lines"][0]
+    assert (first["discount_code"], first["discount_amount"]) == ("SAVE5", "5.0000")
+    voided = api.get("/api/v1/orders/", {"external_id": "#1003"}).json()["results"][0]
+    assert voided["status"] == "cancelled"
