@@ -92,6 +92,11 @@ def test_shopify_orders_revenue_is_paid_orders_net_of_discounts(shop):
     assert (ada.orders_count, ada.total_spent) == (2, Decimal("45.00"))
     # Shopify's leading apostrophe is not part of a phone or a zip.
     assert ada.phone == "+1 413 555 0100" and ada.postal_code == "01101"
+    # her latest order's Accepts Marketing, stated when she ordered (consent rules)
+    assert ada.accepts_email is True
+    assert ada.email_consent_at == dt.datetime(2026, 3, 8, 21, 45, tzinfo=UTC)
+    assert ada.consent_changes.get().via == "import"
+    assert bob.accepts_email is False and not bob.consent_changes.exists()
     summary = dashboard_summary(organization=shop)
     assert summary["orders_count"] == 4
     # revenue in the organisation's currency; rand apart, never added to it
@@ -359,6 +364,21 @@ def test_the_order_page_shows_payment_status_and_discount(shop, owner_client):
     assert "Cancelled: not in revenue" in voided
     discounted = owner_client.get(f"/customers/orders/{order('#1001').pk}/").content.decode()
     assert "5.00 (SAVE5)" in discounted
+
+
+def test_an_older_order_does_not_undo_a_later_unsubscribe(shop):
+    from accounts.actor import Actor
+    from customers.services.consent import consent_change
+
+    run(shop, "shopify_orders.csv")
+    ada = Customer.objects.get(email="ada.lane@example.com")
+    consent_change(
+        customer=ada, channel="email", granted=False, actor=Actor.system("link"), via="unsubscribe"
+    )
+    again = run(shop, "shopify_orders.csv")
+    assert again.counts.unchanged == 8
+    ada.refresh_from_db()
+    assert ada.accepts_email is False  # her unsubscribe is later than the order's yes
 
 
 def test_the_orders_api_gives_status_and_discounts(shop, api):

@@ -55,6 +55,9 @@ FIELDS: dict[str, dict[str, str]] = {
         "first_name": "str",
         "last_name": "str",
         "phone": "str",
+        # the buyer's marketing consent as the order states it
+        "accepts_email": "bool",
+        "accepts_sms": "bool",
         **{f.file_column: f.kind for f in customer_fields.select(on_orders=True)},
     },
     "events": {
@@ -219,6 +222,8 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
         "phone": ["phone", "phone_number", "billing_phone", "mobile", "telephone"],
         "first_name": ["first_name", "billing_first_name", "firstname"],
         "last_name": ["last_name", "billing_last_name", "lastname", "surname"],
+        "accepts_email": ["accepts_email", "accepts_email_marketing", "accepts_marketing"],
+        "accepts_sms": ["accepts_sms", "accepts_sms_marketing"],
         "location": ["location", "store", "shop", "store_id", "branch"],
         # billing before shipping: the customer's own address rather than a gift's
         **{f.file_column: list(f.order_aliases) for f in customer_fields.select(on_orders=True)},

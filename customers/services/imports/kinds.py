@@ -928,6 +928,7 @@ PROFILE_FIELDS = customer_fields.text_max_lengths(customer_fields.select(on_orde
 # ...and the name and phone number a shop writes on the order (a buyer known only
 # by the phone).
 ORDER_PROFILE = {**PROFILE_FIELDS, "phone": 64, "first_name": 150, "last_name": 150}
+ORDER_CONSENT = ("accepts_email", "accepts_sms")
 
 
 @dataclass
@@ -1114,6 +1115,12 @@ class OrdersProcessor(Processor):
             discount_code=_text(rec, "discount_code", 255).strip(),
         )
         ctx.currencies[line.currency] += 1
+        # the buyer's marketing consent as the order states it (Shopify's Accepts
+        # Marketing): applied through the consent rules once the file is read
+        for name in ORDER_CONSENT:
+            flag = _parse(rec, name, parse_bool)
+            if flag is not None:
+                line.profile[name] = flag
         discount = _money(rec, "discount_amount")
         if discount is not None and discount:
             # Revenue is net of discounts: the line's amount is what was paid for it
@@ -1265,6 +1272,12 @@ class OrdersProcessor(Processor):
         a blank keeps the stored value."""
         if not self.profiles:
             return
+        consents = {}
+        for cid, known in self.profiles.items():
+            stated = {f: known.pop(f) for f in ORDER_CONSENT if f in known}
+            if stated:
+                consents[cid] = stated
+        self._apply_consent(consents)
         ctx, db = self.ctx, self.ctx.db
         names = list(ORDER_PROFILE)
         stored = {
@@ -1287,6 +1300,51 @@ class OrdersProcessor(Processor):
         )
         ctx.changed_customer_ids.update(u[-1] for u in updates)
         self.profiles = {}
+
+    def _apply_consent(self, consents: dict[int, dict[str, tuple]]) -> None:
+        """The consent the customers' latest orders in the file state, through the
+        consent service's rules (a person's own unsubscribe stands unless a later
+        order grants it again; an order older than the held consent changes
+        nothing); the time of the order is the time the consent was stated."""
+        if not consents:
+            return
+        ctx, db = self.ctx, self.ctx.db
+        existing = {
+            row["external_id"]: row
+            for row in Customer.objects.filter(
+                pk__in=list(consents), erased_at__isnull=True
+            ).values("id", "external_id", *CONSENT_FIELDS)
+        }
+        now = timezone.now()
+        batch = ConsentBatch(
+            actor=ctx.actor or Actor.system(ctx.source_label),
+            source=ctx.source_label,
+            via=ctx.via,
+            now=now,
+        )
+        batch.held_via(existing)
+        updates = []
+        for key, row in existing.items():
+            values: dict[str, Any] = {}
+            for name, ((ordered_at, _), flag) in consents[row["id"]].items():
+                values[name] = flag
+                values[f"{name.removeprefix('accepts_')}_consent_at"] = ordered_at
+            state = dict(row)
+            if batch.apply(key, state, values):
+                updates.append(
+                    [*(state[f] for f in CONSENT_FIELDS), now, ctx.organization_id, row["id"]]
+                )
+        sets = ", ".join(f"{f} = %s" for f in [*CONSENT_FIELDS, "updated_at"])
+        db.executemany(
+            f"UPDATE customers_customer SET {sets} WHERE organization_id = %s AND id = %s",  # noqa: S608 - fixed names
+            updates,
+        )
+        db.insert(
+            "customers_consentchange",
+            batch.HISTORY_COLUMNS,
+            batch.history_rows({key: row["id"] for key, row in existing.items()}),
+        )
+        ctx.changed_customer_ids.update(u[-1] for u in updates)
 
     def write(self, orders: list[AssembledOrder]) -> None:
         ctx, db = self.ctx, self.ctx.db
