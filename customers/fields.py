@@ -91,8 +91,8 @@ def _statistic(name: str, label: str, kind: str) -> CustomerField:
     )
 
 
-def _consent_record(name: str, label: str, kind: str) -> CustomerField:
-    return CustomerField(name, label, kind, personal=True, exported=True, consent=True)
+def _consent_record(name: str, label: str, kind: str, **more) -> CustomerField:
+    return CustomerField(name, label, kind, personal=True, exported=True, consent=True, **more)
 
 
 # In the order of the organisation export's columns (the API and the list export
@@ -301,9 +301,23 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         consent=True,
         profile=False,
     ),
-    _consent_record("email_consent_at", "Email consent changed", "datetime"),
+    # When the person decided: read with `accepts_email` by the consent service's
+    # rules (services/consent.py), never set on its own.
+    _consent_record(
+        "email_consent_at",
+        "Email consent changed",
+        "datetime",
+        imported=True,
+        aliases=("email_consent_at", "email_consent_date", "email_opt_in_at", "email_optin_date"),
+    ),
     _consent_record("email_consent_source", "Email consent source", "str"),
-    _consent_record("sms_consent_at", "SMS consent changed", "datetime"),
+    _consent_record(
+        "sms_consent_at",
+        "SMS consent changed",
+        "datetime",
+        imported=True,
+        aliases=("sms_consent_at", "sms_consent_date", "sms_opt_in_at", "sms_optin_date"),
+    ),
     _consent_record("sms_consent_source", "SMS consent source", "str"),
     # Columns of a file that are not canonical; set whole by the API and `customer_update`.
     CustomerField(

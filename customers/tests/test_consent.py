@@ -100,6 +100,22 @@ def test_api_patch_records_the_key(api, org):
     assert change.actor_label.startswith("API key test write (")
 
 
+def test_bulk_records_keep_the_stated_time(api, org):
+    customer = _customer(org)
+    stated = "2025-06-01T09:30:00Z"
+    r = api.post(
+        "/api/v1/customers/bulk/",
+        [{"customer_id": "C1", "accepts_email": True, "email_consent_at": stated}],
+        format="json",
+    )
+    assert r.status_code == 200, r.json()
+    [change] = _history(org, customer)
+    assert (change.via, change.actor_kind, change.granted) == ("api", "api_key", True)
+    assert change.changed_at == dt.datetime(2025, 6, 1, 9, 30, tzinfo=UTC)
+    assert change.recorded_at > change.changed_at
+    assert _state(org, customer) == (True, change.changed_at)
+
+
 def test_file_import_records_the_member_who_imported(org, owner):
     _import(org, owner, "customer_id,accepts_email,accepts_sms\nC9,yes,no\n")
     with tenant_context(org):
@@ -139,6 +155,9 @@ def test_an_unsubscribe_outlives_imports_and_edits_without_a_later_time(
     unsubscribed = _unsubscribe(org, customer)
     # A nightly file that still says yes, with no consent time of its own: kept.
     _import(org, owner, "customer_id,accepts_email\nC1,yes\n")
+    # One stating a time before the unsubscribe: older news, kept.
+    earlier = (unsubscribed.changed_at - dt.timedelta(days=30)).isoformat()
+    _import(org, owner, f"customer_id,accepts_email,email_consent_at\nC1,yes,{earlier}\n")
     assert _state(org, customer) == (False, unsubscribed.changed_at)
     # The API's PATCH and the site's box cannot reverse it either: they say why.
     r = api.patch(f"/api/v1/customers/{customer.pk}/", {"accepts_email": True}, format="json")
@@ -156,6 +175,20 @@ def test_an_unsubscribe_outlives_imports_and_edits_without_a_later_time(
     assert [c.via for c in _history(org, customer)] == ["unsubscribe"]
 
 
+def test_an_opt_in_with_a_later_time_reverses_an_unsubscribe(api, org):
+    customer = _customer(org, accepts_email=True)
+    unsubscribed = _unsubscribe(org, customer)
+    later = unsubscribed.changed_at + dt.timedelta(minutes=5)
+    r = api.post(
+        "/api/v1/customers/bulk/",
+        [{"customer_id": "C1", "accepts_email": True, "email_consent_at": later.isoformat()}],
+        format="json",
+    )
+    assert r.status_code == 200, r.json()
+    assert _state(org, customer) == (True, later)
+    assert [c.granted for c in _history(org, customer)] == [False, True]
+
+
 def test_the_persons_own_opt_in_reverses_an_unsubscribe(org):
     customer = _customer(org, accepts_email=True)
     _unsubscribe(org, customer)
@@ -168,6 +201,24 @@ def test_the_persons_own_opt_in_reverses_an_unsubscribe(org):
             actor=Actor.system("preference page"),
         )
     assert change is not None and _state(org, customer) == (True, change.changed_at)
+
+
+def test_a_stated_time_older_than_the_held_one_is_not_applied(api, org):
+    held_at = dt.datetime(2025, 5, 1, tzinfo=UTC)
+    customer = _customer(org, accepts_email=True, email_consent_at=held_at)
+    r = api.post(
+        "/api/v1/customers/bulk/",
+        [{"customer_id": "C1", "accepts_email": False, "email_consent_at": "2025-04-01T00:00:00Z"}],
+        format="json",
+    )
+    assert r.status_code == 200
+    assert _state(org, customer) == (True, held_at)
+    assert _history(org, customer) == []
+    # Withdrawals that do not state an older time always apply.
+    api.post(
+        "/api/v1/customers/bulk/", [{"customer_id": "C1", "accepts_email": False}], format="json"
+    )
+    assert _state(org, customer)[0] is False
 
 
 def test_customer_update_in_a_job_records_the_system(org):
