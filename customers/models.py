@@ -268,8 +268,8 @@ class ConsentVia(models.TextChoices):
 
 class ConsentChange(TenantModel):
     """Every grant or withdrawal of consent, kept after the current value changes.
-    Written only by `services/consent.py` (`consent_change`, and the import's
-    `ConsentDecider`), which applies the precedence rules first."""
+    Written only by `services/consent.py` (`consent_change`, and `ConsentBatch` for
+    imports and bulk records), which applies the precedence rules first."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consent_changes")
     channel = models.CharField(max_length=8, choices=ConsentChannel.choices)
