@@ -36,6 +36,21 @@
     el.querySelectorAll("a, button, [tabindex]").forEach(function (node) { node.setAttribute("tabindex", "-1"); });
   }
 
+  // A month axis ("2026-03" values) reads as months whatever the span: left to
+  // itself, plotly zooms a single month to fractions of a second around its first
+  // day. Up to a year, one tick per month; one month gets half a month each side.
+  function monthAxis(months) {
+    var axis = {type: "date", tickformat: "%b %Y", hoverformat: "%b %Y"};
+    if (months.length <= 12) axis.dtick = "M1";
+    if (months.length === 1) {
+      var first = new Date(months[0] + "-01T00:00:00Z");
+      var day = 24 * 3600 * 1000;
+      axis.range = [new Date(first.getTime() - 15 * day).toISOString().slice(0, 10),
+                    new Date(first.getTime() + 16 * day).toISOString().slice(0, 10)];
+    }
+    return axis;
+  }
+
   // --- revenue ---
   (function () {
     var d = read("revenue-data");
@@ -45,6 +60,7 @@
       {x: d.months, y: d.orders, type: "scatter", mode: "lines+markers", name: "Orders", yaxis: "y2", line: {color: "#17794a"}}
     ], {
       margin: {t: 20, r: 60, b: 40, l: 60},
+      xaxis: monthAxis(d.months),
       yaxis: {title: {text: "Revenue"}, rangemode: "tozero"}, yaxis2: {title: {text: "Orders"}, overlaying: "y", side: "right", rangemode: "tozero"},
       legend: {orientation: "h"}
     });
@@ -59,6 +75,7 @@
       {x: d.months, y: d.revenue, type: "scatter", mode: "lines+markers", name: "Revenue", yaxis: "y2", line: {color: "#17794a"}}
     ], {
       margin: {t: 20, r: 60, b: 40, l: 50},
+      xaxis: monthAxis(d.months),
       yaxis: {title: {text: "Units"}, rangemode: "tozero"}, yaxis2: {title: {text: "Revenue"}, overlaying: "y", side: "right", rangemode: "tozero"},
       legend: {orientation: "h"}
     });
