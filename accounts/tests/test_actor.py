@@ -135,3 +135,18 @@ def test_the_person_behind_an_actor_is_kept_as_created_by(org, owner):
     assert Actor.person(Actor.for_api_key(write)) is None
     assert Actor.person(Actor.system("nightly")) is None
     assert Actor.person(None) is None
+
+
+def test_migration_gives_earlier_entries_their_actor_kind(org, owner):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("accounts.migrations.0002_audit_actor")
+    with tenant_context(org):
+        for actor, label in ((owner, owner.email), (None, "api-key:ab12"), (None, "command line")):
+            AuditLogEntry.objects.create(action="sign_in", actor=actor, actor_label=label)
+    migration.actor_kinds(apps, None)
+    with tenant_context(org):
+        kinds = dict(AuditLogEntry.objects.values_list("actor_label", "actor_kind"))
+    assert kinds == {owner.email: "user", "api-key:ab12": "api_key", "command line": ""}

@@ -292,3 +292,25 @@ def test_customer_page_shows_how_and_who(owner_client, org, owner):
     html = owner_client.get(f"/customers/{customer.pk}/").content.decode()
     assert "Unsubscribe link" in html and "unsubscribe link" in html
     assert "Edited on the site" in html and owner.email in html
+
+
+def test_migration_says_how_earlier_changes_came(org, owner):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("customers.migrations.0007_consent_history")
+    customer = _customer(org)
+    with tenant_context(org):
+        for source in (f"edited by {owner.email}", "API key ab12cd34", "import #3 (shop.csv)", "?"):
+            ConsentChange.objects.create(
+                customer=customer, channel="email", granted=True, source=source
+            )
+    migration.describe_old_changes(apps, None)
+    rows = [(c.via, c.actor_kind, c.actor_label) for c in _history(org, customer)]
+    assert rows == [
+        ("site", "user", owner.email),
+        ("api", "api_key", "API key ab12cd34"),
+        ("import", "system", "import #3 (shop.csv)"),
+        ("", "", ""),
+    ]
