@@ -390,3 +390,28 @@ def test_the_orders_api_gives_status_and_discounts(shop, api):
     assert (first["discount_code"], first["discount_amount"]) == ("SAVE5", "5.0000")
     voided = api.get("/api/v1/orders/", {"external_id": "#1003"}).json()["results"][0]
     assert voided["status"] == "cancelled"
+
+
+def test_bulk_order_records_carry_status_and_discount(shop, api):
+    records = [
+        {
+            "order_id": "B1",
+            "customer_id": "k1",
+            "ordered_at": "2026-03-01T10:00:00Z",
+            "amount": "50",
+            "discount_code": "TEN",
+            "discount_amount": "10",
+        },
+        {
+            "order_id": "B2",
+            "customer_id": "k1",
+            "ordered_at": "2026-03-02T10:00:00Z",
+            "amount": "70",
+            "status": "voided",
+        },
+    ]
+    r = api.post("/api/v1/orders/bulk/", records, format="json")
+    assert r.status_code == 200 and r.json()["created"] == 2, r.json()
+    assert order("B1").total == Decimal("40") and order("B2").status == "cancelled"
+    k1 = Customer.objects.get(external_id="k1")
+    assert (k1.orders_count, k1.total_spent) == (1, Decimal("40"))
