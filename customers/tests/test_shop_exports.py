@@ -322,6 +322,7 @@ def test_the_pages_name_the_layout_and_the_other_currencies(shop, owner_client):
     assert "Amounts in ZAR besides USD" in report
     dashboard = owner_client.get("/").content.decode()
     assert "Revenue in other currencies" in dashboard and "ZAR 690" in dashboard
+    assert "paid orders, net of returns and discounts, without shipping and taxes" in dashboard
 
 
 def test_the_wizard_keeps_the_owners_choices_after_a_refusal(owner_client, org):
