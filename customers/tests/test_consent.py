@@ -314,3 +314,26 @@ def test_migration_says_how_earlier_changes_came(org, owner):
         ("import", "system", "import #3 (shop.csv)"),
         ("", "", ""),
     ]
+
+
+def test_nothing_else_writes_consent_history():
+    """The consent service is the one way: no other module creates history rows or
+    inserts them except with the service's own batch (imports and bulk records)."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    writes = re.compile(
+        r"(?<!class )ConsentChange(\.objects\.(create|bulk_create|get_or_create)|\()"
+    )
+    offenders = []
+    for path in root.glob("*/**/*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith((".venv/", "var/")) or "/tests/" in rel or "/migrations/" in rel:
+            continue
+        text = path.read_text()
+        if rel != "customers/services/consent.py" and writes.search(text):
+            offenders.append(rel)
+        for match in re.finditer(r'insert\(\s*"customers_consentchange",\s*(\S+)', text):
+            if not match.group(1).endswith("HISTORY_COLUMNS,"):
+                offenders.append(rel)
+    assert offenders == []
