@@ -1,9 +1,9 @@
 """The predictions step: load → fit and score (CLV, churn, next order) → back-test →
 purchase propensity → product demand → write, atomically.
 
-`prediction_run()` reads the organisation's orders straight from the database
-(raw SQL, organisation filtered explicitly, only purchases: return orders and
-orders with a negative total are left out of the customer models), hands plain
+`prediction_run()` reads the organisation's orders through the shared reader
+(`customers.history.History`: only purchases, return orders and orders with a
+negative total are left out of the customer models), hands plain
 arrays to the numerical code in `segmentation/ml/`, and then replaces the live
 run in one transaction: a failure or a cancellation anywhere before the commit
 changes nothing.
@@ -36,13 +36,14 @@ from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
+from customers.history import History, Purchases
 from predictions.ml import backtest as ml_backtest
 from predictions.ml import clv as ml_clv
 from predictions.ml import demand as ml_demand
 from predictions.ml import propensity as ml_propensity
 from segmentation.pipeline import pipeline_wait_for_imports
 from segmentation.services import rules
-from segmentation.services.sql import day_sql, epoch_sql, float_sql, latest_data_date, table_name
+from segmentation.services.sql import latest_data_date, table_name
 
 from .models import (
     ChurnRisk,
@@ -74,7 +75,7 @@ PROPENSITY_DESCRIPTIONS = {
 BACKTEST_HORIZONS = (90, 60, 30)
 MAX_DISCOUNT_RATE = 0.5
 WRITE_CHUNK = 5_000
-FETCH_CHUNK = 100_000
+FETCH_CHUNK = 100_000  # rows per chunk of the reads (progress between them)
 # Older runs keep their JSON summaries (accuracy over time); their per-customer and
 # per-product rows are pruned beyond the newest few runs.
 KEEP_RUNS_WITH_ROWS = 3
@@ -85,132 +86,33 @@ AT_RISK_SPEND_QUANTILE = 0.75
 VALUE_BINS = 20
 
 
-# --- small SQL helpers ---------------------------------------------------------------
-def _cutoff(as_of: dt.date) -> Any:
-    """The first instant after `as_of` (UTC), as a query parameter."""
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
-    return connection.ops.adapt_datetimefield_value(end)
+# --- reading: the shared reader (customers.history) ----------------------------------
+# Purchases up to `as_of`, one entry per order (customer id, UTC day, value).
+OrderData = Purchases
 
 
 def _day_number(day: dt.date) -> int:
     return (day - dt.date(1970, 1, 1)).days
 
 
-@dataclass
-class OrderData:
-    """Purchases up to `as_of`, one entry per order (customer id, UTC day, value)."""
-
-    customer_ids: np.ndarray
-    days: np.ndarray  # datetime64[D]
-    amounts: np.ndarray
-    returns_excluded: int = 0
-
-    @property
-    def n_orders(self) -> int:
-        return int(self.customer_ids.size)
-
-
 def prediction_load_orders(
     *, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
 ) -> OrderData:
-    """The organisation's purchases up to and including `as_of` as arrays.
-
-    Guest orders (no customer), erased customers' orders, return orders and
-    orders with a negative total are left out: the customer models count
-    purchases only. Only table names from model metadata and fixed snippets are
-    formatted into the SQL; every value is a parameter.
-    """
-    from customers.models import Customer, Order
-
-    order_t, cust_t = table_name(Order), table_name(Customer)
-    cutoff = _cutoff(as_of)
-    # Erasure detaches a person's orders already; their ids are dropped here too so
-    # that a half-finished erasure can never leak into a model. A join would do the
-    # same at twice the cost of reading the orders.
-    where = "o.organization_id = %s AND o.customer_id IS NOT NULL AND o.ordered_at < %s"
-    params = [organization_id, cutoff]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {cust_t} WHERE organization_id = %s AND erased_at IS NOT NULL",  # noqa: S608 - tables from model metadata
-            [organization_id],
-        )
-        erased = np.array([r[0] for r in cursor.fetchall()], dtype=np.int64)
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {order_t} o WHERE {where} AND (o.is_return OR o.total < 0)",  # noqa: S608 - tables from model metadata
-            params,
-        )
-        returns = int(cursor.fetchone()[0])
-        cursor.execute(
-            f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql('o.total')} "  # noqa: S608 - tables from model metadata
-            f"FROM {order_t} o WHERE {where} AND NOT o.is_return AND o.total >= 0",
-            params,
-        )
-        parts = []
-        done = 0
-        while True:
-            rows = cursor.fetchmany(FETCH_CHUNK)
-            if not rows:
-                break
-            parts.append(np.array(rows, dtype=np.float64).reshape(-1, 3))
-            done += len(rows)
-            job.progress(2 + min(done / 2_000_000, 1.0) * 10, f"Reading orders: {done:,}")
-    data = np.concatenate(parts) if parts else np.zeros((0, 3))
-    if erased.size:
-        data = data[~np.isin(data[:, 0].astype(np.int64), erased)]
-    return OrderData(
-        customer_ids=data[:, 0].astype(np.int64),
-        days=(data[:, 1].astype(np.int64) // 86400).astype("datetime64[D]"),
-        amounts=np.nan_to_num(data[:, 2]),
-        returns_excluded=returns,
-    )
+    """The organisation's purchases up to and including `as_of` as arrays
+    (`History.purchases`): guest orders, erased customers' orders, return orders
+    and orders with a negative total are left out; the customer models count
+    purchases only."""
+    history = History(organization_id, as_of, job=job, chunk=FETCH_CHUNK)
+    return history.purchases(progress=(2, 10))
 
 
 def prediction_load_sales(
     *, organization_id: int, as_of: dt.date, max_weeks: int = DEMAND_MAX_WEEKS
 ) -> pd.DataFrame:
     """Units per product and UTC day from every order line (guest orders included,
-    returns netted), for the demand forecast. Summed in SQL: one row per product-day."""
-    from customers.models import Order, OrderLine, Product
-
-    order_t, line_t = table_name(Order), table_name(OrderLine)
-    product_t = table_name(Product)
-    start = dt.datetime.combine(
-        as_of - dt.timedelta(days=7 * max_weeks - 1), dt.time(0, 0), tzinfo=dt.UTC
-    )
-    day = day_sql("o.ordered_at")
-    # postage, fees, adjustments and hidden products have no demand to forecast
-    sql = (
-        f"SELECT l.sku, {day}, "  # noqa: S608 - tables from model metadata
-        "SUM(CASE WHEN o.is_return THEN -ABS(l.quantity) ELSE l.quantity END) "
-        f"FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "
-        "WHERE l.organization_id = %s AND o.organization_id = %s "
-        "AND o.ordered_at >= %s AND o.ordered_at < %s AND l.sku <> '' "
-        f"AND l.sku NOT IN (SELECT p.sku FROM {product_t} p WHERE p.organization_id = %s "
-        "AND (p.merchandise = %s OR p.hidden = %s)) "
-        f"GROUP BY l.sku, {day}"
-    )
-    params = [
-        organization_id,
-        organization_id,
-        connection.ops.adapt_datetimefield_value(start),
-        _cutoff(as_of),
-        organization_id,
-        False,
-        True,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if not rows:
-        return pd.DataFrame({"sku": [], "date": np.zeros(0, "datetime64[D]"), "units": []})
-    skus, days, units = zip(*rows, strict=True)
-    return pd.DataFrame(
-        {
-            "sku": np.asarray(skus, dtype=object),
-            "date": np.asarray(days, dtype=np.int64).astype("datetime64[D]"),
-            "units": np.asarray(units, dtype=np.float64),
-        }
-    )
+    returns netted, non-merchandise and hidden products left out), for the demand
+    forecast (`History.product_sales`)."""
+    return History(organization_id, as_of).product_sales(weeks=max_weeks)
 
 
 # --- settings -------------------------------------------------------------------------

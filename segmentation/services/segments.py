@@ -1,9 +1,9 @@
 """The segmentation step: load → features → clusters, RFM groups, profiles,
 personas → match to the live run → write, atomically.
 
-`segmentation_run()` reads the organisation's data straight from the database
-(raw SQL, organisation filtered explicitly, timestamps and amounts converted in
-SQL so nothing is built row by row in Python), hands data frames to the pure
+`segmentation_run()` reads the organisation's data through the shared reader
+(`customers.history.History`: raw SQL, organisation filtered explicitly, nothing
+built row by row in Python), hands data frames to the pure
 numerical code in `segmentation/ml/`, and then replaces the live run in one
 transaction: a failure anywhere before the commit changes nothing.
 
@@ -16,7 +16,6 @@ keeps its row, its persona and the persona's human edits.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -33,6 +32,7 @@ from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
+from customers.history import History
 from segmentation.pipeline import pipeline_wait_for_imports
 
 from ..models import (
@@ -45,10 +45,7 @@ from ..models import (
 )
 from .personas import persona_apply_generated, persona_fields_from_ml
 from .rules import RuleContext, rule_segments_refresh_all, write_memberships
-from .sql import epoch_sql as _epoch_sql
-from .sql import float_sql as _float_sql
 from .sql import latest_data_date
-from .sql import table_name as _db_table
 
 log = logging.getLogger("segmenta.segments")
 
@@ -58,19 +55,10 @@ PROJECTION_SAMPLE = 2_000
 # Memberships of older runs are pruned; each run keeps its per-segment summary,
 # so size-over-time charts go back further than the member lists.
 MEMBERSHIP_HISTORY_RUNS = 24
-FETCH_CHUNK = 100_000
-MAX_ATTRIBUTE_COLUMNS = 20
-
-
-def _dt_param(value: dt.datetime):
-    return connection.ops.adapt_datetimefield_value(value)
+FETCH_CHUNK = 100_000  # rows per chunk of the reads (progress between them)
 
 
 # --- what the data says --------------------------------------------------------------
-def _cutoff(as_of: dt.date) -> dt.datetime:
-    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
-
-
 @dataclass
 class LoadedData:
     lines: pd.DataFrame
@@ -81,264 +69,33 @@ class LoadedData:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _fetch_frame(
-    sql: str,
-    params: list,
-    names: list[str],
-    *,
-    job: JobHandle = NULL_JOB,
-    progress: tuple[float, float, int, str] | None = None,
-) -> pd.DataFrame:
-    """A query's rows as a data frame, fetched in chunks (with progress between them)."""
-    parts = []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        done = 0
-        while True:
-            rows = cursor.fetchmany(FETCH_CHUNK)
-            if not rows:
-                break
-            parts.append(pd.DataFrame.from_records(rows, columns=names, coerce_float=True))
-            done += len(rows)
-            if progress is not None:
-                start, span, total, what = progress
-                job.progress(
-                    start + span * min(done / max(total, 1), 1.0),
-                    f"Reading {what}: {done:,} of {total:,}",
-                )
-    if not parts:
-        return pd.DataFrame({n: [] for n in names})
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
-
-def _timestamps(values: pd.Series) -> pd.DatetimeIndex:
-    """UTC timestamps from what the database returned: epoch seconds (PostgreSQL,
-    converted in SQL) or Django's SQLite text ("YYYY-MM-DD HH:MM:SS[.ffffff]")."""
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        return pd.DatetimeIndex(
-            pd.to_datetime(values.to_numpy(dtype=np.float64), unit="s", utc=True)
-        )
-    return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=True))
-
-
-def _ts_sql(column: str) -> str:
-    # PostgreSQL converts in C. On SQLite, parsing the stored text in pandas beats
-    # both strftime() and the driver's per-row datetime converter (skipped by the
-    # cast, which drops the column's declared type).
-    return _epoch_sql(column) if connection.vendor == "postgresql" else f"CAST({column} AS TEXT)"
-
-
 def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB) -> LoadedData:
-    """Order lines, customers, recent events and product names up to `as_of`, as frames.
-
-    Raw SQL for speed; every statement filters `organization_id` itself. Only
-    table names (from model metadata) and fixed SQL snippets are formatted into
-    the statements; every value is a parameter. Orders and lines are read
-    separately and joined in memory (several times faster than a join in SQLite).
-    """
-    from customers.models import Customer, Event, Order, OrderLine, Product
-
+    """Order lines, customers, recent events and product names up to `as_of`, as
+    frames, through the shared reader (`customers.history.History`: the current
+    scope must be the organisation's; erased customers left out, returns netted)."""
+    history = History(organization_id, as_of, job=job, chunk=FETCH_CHUNK)
     timings: dict[str, float] = {}
     started = time.monotonic()
-    cutoff = _dt_param(_cutoff(as_of))
-    cust_t, order_t, line_t = _db_table(Customer), _db_table(Order), _db_table(OrderLine)
-    event_t, product_t = _db_table(Event), _db_table(Product)
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {cust_t} WHERE organization_id = %s AND erased_at IS NOT NULL",  # noqa: S608 - tables from model metadata
-            [organization_id],
-        )
-        erased = np.array([r[0] for r in cursor.fetchall()], dtype=np.int64)
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {line_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
-            [organization_id],
-        )
-        total_lines = int(cursor.fetchone()[0])
-
-    orders = _fetch_frame(
-        f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return FROM {order_t} "  # noqa: S608 - tables from model metadata
-        "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s",
-        [organization_id, cutoff],
-        ["order_id", "customer_id", "ordered_at", "channel", "is_return"],
-    )
-    if len(erased):
-        orders = orders[~orders["customer_id"].isin(erased)]
-    orders = orders.sort_values("order_id", kind="stable")
-    order_ids = orders["order_id"].to_numpy(dtype=np.int64)
-    job.progress(8, f"Read {len(orders):,} orders")
-
-    raw = _fetch_frame(
-        f"SELECT order_id, quantity, {_float_sql('amount')}, category, product_id FROM {line_t} "  # noqa: S608 - tables from model metadata
-        "WHERE organization_id = %s",
-        [organization_id],
-        ["order_id", "quantity", "amount", "category", "product_id"],
-        job=job,
-        progress=(8, 27, total_lines, "order lines"),
-    )
+    lines = history.order_lines(progress=(8, 28))
     timings["read_lines"] = time.monotonic() - started
-    job.progress(36, f"Read {len(raw):,} order lines; preparing features")
-
-    # keep the lines of customers' orders up to the cut-off (guest orders, later
-    # orders and erased customers' orders are not in `orders`)
-    line_order = raw["order_id"].to_numpy(dtype=np.int64)
-    pos = np.searchsorted(order_ids, line_order)
-    pos[pos >= len(order_ids)] = 0
-    keep = (order_ids[pos] == line_order) if len(order_ids) else np.zeros(len(raw), dtype=bool)
-    raw = raw[keep]
-    pos = pos[keep]
-    ordered_at_all = _timestamps(orders["ordered_at"])
-    is_return = orders["is_return"].to_numpy(dtype=bool)[pos]
-    quantity = raw["quantity"].to_numpy(dtype=np.float64)
-    amount = np.nan_to_num(raw["amount"].to_numpy(dtype=np.float64))
-    # returns reduce revenue and are not purchases, whatever sign the file gave them
-    quantity = np.where(is_return, -np.abs(quantity), quantity)
-    amount = np.where(is_return | (quantity < 0), -np.abs(amount), amount)
-    customer_ids = orders["customer_id"].to_numpy(dtype=np.int64)[pos]
-    ordered_at = ordered_at_all[pos]
-    lines = pd.DataFrame(
-        {
-            "customer_id": customer_ids,
-            "order_id": raw["order_id"].to_numpy(dtype=np.int64),
-            "ordered_at": ordered_at,
-            "quantity": quantity,
-            "amount": amount,
-            "category": _blank_to_none(raw["category"]),
-            "channel": _blank_to_none(orders["channel"]).take(pos),
-        }
-    )
-
-    product_lines = None
-    product_ids = pd.to_numeric(raw["product_id"], errors="coerce")
-    if product_ids.notna().any():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, name, sku, merchandise, hidden FROM {product_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
-                [organization_id],
-            )
-            # postage, fees, adjustments and hidden products are nobody's favourite
-            names_by_id = {
-                pid: (name or sku)
-                for pid, name, sku, goods, hidden in cursor.fetchall()
-                if goods and not hidden
-            }
-        has_product = product_ids.isin(list(names_by_id)).to_numpy()
-        codes, uniques = pd.factorize(product_ids[has_product].astype(np.int64).to_numpy())
-        # two products may share a name: categories are the distinct names
-        name_codes, names = pd.factorize(
-            pd.Index([names_by_id.get(int(u)) or f"#{int(u)}" for u in uniques], dtype=object)
-        )
-        product_lines = pd.DataFrame(
-            {
-                "customer_id": customer_ids[has_product],
-                "product": pd.Categorical.from_codes(name_codes[codes], categories=names),
-                "amount": amount[has_product],
-                "ordered_at": ordered_at[has_product],
-            }
-        )
+    product_lines = history.product_lines()
 
     t0 = time.monotonic()
-    customers = _customers_frame(
-        _fetch_frame(
-            f"SELECT id, {_ts_sql('signup_at')}, birth_date, gender, country, attributes "  # noqa: S608 - tables from model metadata
-            f"FROM {cust_t} WHERE organization_id = %s AND erased_at IS NULL",
-            [organization_id],
-            ["customer_id", "signup_at", "birth_date", "gender", "country", "attributes"],
-        )
-    )
+    customers = history.customers()
     timings["read_customers"] = time.monotonic() - t0
 
     t0 = time.monotonic()
     # only the engagement window of the features is read (90 days)
-    window_start = _dt_param(_cutoff(as_of) - dt.timedelta(days=91))
-    ev = _fetch_frame(
-        f"SELECT customer_id, type, {_ts_sql('occurred_at')} FROM {event_t} "  # noqa: S608 - tables from model metadata
-        "WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
-        [organization_id, window_start, cutoff],
-        ["customer_id", "type", "occurred_at"],
-    )
-    events = None
-    if len(ev):
-        if len(erased):
-            ev = ev[~ev["customer_id"].isin(erased)]
-        events = pd.DataFrame(
-            {
-                "customer_id": ev["customer_id"].to_numpy(dtype=np.int64),
-                "type": _blank_to_none(ev["type"]),
-                "occurred_at": _timestamps(ev["occurred_at"]),
-            }
-        )
+    events = history.events(days=91)
     timings["read_events"] = time.monotonic() - t0
     return LoadedData(
         lines=lines,
         customers=customers,
-        events=events,
+        events=events if len(events) else None,
         product_lines=product_lines,
-        erased=erased,
+        erased=history.erased_ids(),
         seconds=timings,
     )
-
-
-def _blank_to_none(values: pd.Series) -> pd.Categorical:
-    """Text as a categorical; blank and missing values become missing."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-    keep = [i for i, u in enumerate(uniques) if isinstance(u, str) and u.strip()]
-    remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # remap[-1] is -1 (missing)
-    remap[keep] = np.arange(len(keep))
-    return pd.Categorical.from_codes(remap[codes], categories=[uniques[i] for i in keep])
-
-
-def _customers_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    if not len(rows):
-        return pd.DataFrame({"customer_id": np.empty(0, dtype=np.int64)})
-    frame = pd.DataFrame(
-        {
-            "customer_id": rows["customer_id"].to_numpy(dtype=np.int64),
-            "signup_at": _timestamps(rows["signup_at"]),
-            "birth_date": pd.to_datetime(rows["birth_date"].astype(object), errors="coerce"),
-            "gender": rows["gender"].astype(object).replace("", None),
-            "country": rows["country"].astype(object).replace("", None),
-        }
-    )
-    extra = _attribute_columns(rows["attributes"].tolist())
-    if extra is not None:
-        frame = pd.concat([frame, extra], axis=1)
-    return frame
-
-
-def _attribute_columns(values) -> pd.DataFrame | None:
-    """Custom attributes (JSON) as columns: the most filled-in keys only."""
-    parsed = []
-    counts: dict[str, int] = {}
-    for value in values:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value not in ("", "{}") else {}
-            except ValueError:
-                value = {}
-        if not isinstance(value, dict):
-            value = {}
-        parsed.append(value)
-        for key in value:
-            counts[key] = counts.get(key, 0) + 1
-    if not counts:
-        return None
-    keys = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_ATTRIBUTE_COLUMNS]
-    reserved = {"customer_id", "signup_at", "birth_date", "gender", "country"}
-    out = {}
-    for key in keys:
-        if key in reserved:
-            continue
-        column = [p.get(key) for p in parsed]
-        series = pd.Series(column, dtype=object)
-        numeric = pd.to_numeric(series, errors="coerce")
-        if numeric.notna().sum() >= 0.9 * series.notna().sum() and series.notna().any():
-            out[f"attr:{key}"] = numeric.astype("float64")
-        else:
-            out[f"attr:{key}"] = series.where(series.notna(), None).map(
-                lambda v: v if v is None else str(v)
-            )
-    return pd.DataFrame(out) if out else None
 
 
 # --- the run -------------------------------------------------------------------------

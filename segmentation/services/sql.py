@@ -1,35 +1,14 @@
-"""SQL and date helpers shared by the segmentation and prediction steps, which
-read the organisation's orders with raw SQL (always filtered by organisation)."""
+"""SQL and date helpers shared by the steps that write with raw SQL. Reads of an
+organisation's history go through `customers.history.History`; the snippets live
+there and are re-exported here for the writers."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
+from customers.history import day_sql, epoch_sql, float_sql, table_name
 
-
-def table_name(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def epoch_sql(column: str) -> str:
-    """Seconds since 1970-01-01 (UTC) of a timestamp column."""
-    if connection.vendor == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
-    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
-
-
-def day_sql(column: str) -> str:
-    """Days since 1970-01-01 (UTC) of a timestamp column."""
-    if connection.vendor == "postgresql":
-        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS BIGINT)"
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / 86400)"
-
-
-def float_sql(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"CAST({column} AS DOUBLE PRECISION)"
-    return f"CAST({column} AS REAL)"
+__all__ = ["day_sql", "epoch_sql", "float_sql", "latest_data_date", "table_name"]
 
 
 def latest_data_date() -> dt.date | None:

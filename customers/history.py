@@ -1,0 +1,543 @@
+"""One reader of an organisation's history for every model step.
+
+Segments, predictions and the steps that come next (recommendations, audiences,
+research) read the organisation's customers, orders, order lines, events,
+product sales and feedback through `History`, not through SQL of their own:
+
+    history = History(organization, as_of)  # checks the scope agrees
+    lines = history.order_lines()  # one row per order line, returns netted
+    purchases = history.purchases()  # one entry per purchase, for customer models
+
+What every read does the same way:
+- it runs only for the current organisation: the constructor calls
+  `scope_check(organization=...)` (a different organisation's scope raises
+  `ScopeMismatch`, none raises `TenantNotSet`), and every statement also filters
+  `organization_id` itself (raw SQL is not filtered by the tenant manager; on
+  PostgreSQL row-level security binds it too). In the platform's
+  `unscoped_context()` the reads go through the platform connection;
+- it stops at `as_of`, a UTC calendar day, included: nothing at or after
+  midnight UTC of the next day is read (`cutoff`), so `--as-of` means the same
+  orders in every step;
+- erased customers are left out (their ids are dropped even if an erasure is half
+  done), while guest orders stay where the figure is about products, not people
+  (`product_sales`);
+- it is raw SQL for speed (timestamps and amounts converted in SQL or in one
+  pandas call, nothing built row by row in Python), fetched in chunks, with job
+  progress between chunks where a read can be long. Only table names from model
+  metadata and fixed snippets are formatted into the statements; every value is
+  a parameter.
+
+Reads are cached on the reader: `product_lines()` reuses `order_lines()`, and the
+erased ids are read once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from django.db import connection, connections
+
+from accounts.tenancy import bypass_active, platform_alias, scope_check
+from core.jobs import NULL_JOB, JobHandle
+
+FETCH_CHUNK = 100_000
+MAX_ATTRIBUTE_COLUMNS = 20
+EVENT_WINDOW_DAYS = 91
+# Purchases are counted towards this many rows for the progress bar (a count
+# would cost a second pass over the orders).
+PURCHASES_PROGRESS_ROWS = 2_000_000
+
+
+# --- SQL snippets (PostgreSQL and SQLite) ---------------------------------------------
+def table_name(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def epoch_sql(column: str) -> str:
+    """Seconds since 1970-01-01 (UTC) of a timestamp column."""
+    if connection.vendor == "postgresql":
+        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
+    return f"CAST(strftime('%%s', {column}) AS INTEGER)"
+
+
+def day_sql(column: str) -> str:
+    """Days since 1970-01-01 (UTC) of a timestamp column."""
+    if connection.vendor == "postgresql":
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS BIGINT)"
+    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / 86400)"
+
+
+def float_sql(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"CAST({column} AS DOUBLE PRECISION)"
+    return f"CAST({column} AS REAL)"
+
+
+def _ts_sql(column: str) -> str:
+    # PostgreSQL converts in C. On SQLite, parsing the stored text in pandas beats
+    # both strftime() and the driver's per-row datetime converter (skipped by the
+    # cast, which drops the column's declared type).
+    return epoch_sql(column) if connection.vendor == "postgresql" else f"CAST({column} AS TEXT)"
+
+
+def day_cutoff(as_of: dt.date) -> dt.datetime:
+    """The first instant after the UTC day `as_of`."""
+    return dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(0, 0), tzinfo=dt.UTC)
+
+
+def timestamps(values: pd.Series) -> pd.DatetimeIndex:
+    """UTC timestamps from what the database returned: epoch seconds (PostgreSQL,
+    converted in SQL) or Django's SQLite text ("YYYY-MM-DD HH:MM:SS[.ffffff]")."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return pd.DatetimeIndex(
+            pd.to_datetime(values.to_numpy(dtype=np.float64), unit="s", utc=True)
+        )
+    return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=True))
+
+
+def blank_to_none(values: pd.Series) -> pd.Categorical:
+    """Text as a categorical; blank and missing values become missing."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    keep = [i for i, u in enumerate(uniques) if isinstance(u, str) and u.strip()]
+    remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # remap[-1] is -1 (missing)
+    remap[keep] = np.arange(len(keep))
+    return pd.Categorical.from_codes(remap[codes], categories=[uniques[i] for i in keep])
+
+
+# --- what the reads return --------------------------------------------------------------
+@dataclass
+class Purchases:
+    """Purchases up to `as_of`, one entry per order (customer id, UTC day, value)."""
+
+    customer_ids: np.ndarray
+    days: np.ndarray  # datetime64[D]
+    amounts: np.ndarray
+    returns_excluded: int = 0
+
+    @property
+    def n_orders(self) -> int:
+        return int(self.customer_ids.size)
+
+
+class History:
+    """The organisation's data up to and including the UTC day `as_of`.
+
+    `organization` is an Organization or its id; `job` receives progress reports
+    during the long reads (each read takes the span of the job's bar it may use),
+    between chunks of `chunk` rows.
+    """
+
+    def __init__(
+        self,
+        organization,
+        as_of: dt.date,
+        *,
+        job: JobHandle = NULL_JOB,
+        chunk: int = FETCH_CHUNK,
+    ):
+        scope_check(organization=organization)
+        self.organization_id: int = (
+            organization if isinstance(organization, int) else organization.pk
+        )
+        self.as_of = as_of
+        self.cutoff = day_cutoff(as_of)
+        self.job = job
+        self.chunk = chunk
+        # platform code (unscoped_context) reads through the platform login: raw SQL
+        # is not routed, and as the application role it would see no row
+        self._db = connections[platform_alias()] if bypass_active() else connection
+        self._erased: np.ndarray | None = None
+        self._lines: pd.DataFrame | None = None
+
+    # --- plumbing ----------------------------------------------------------------------
+    def _param(self, value: dt.datetime):
+        return self._db.ops.adapt_datetimefield_value(value)
+
+    def _rows(self, sql: str, params: list) -> list[tuple]:
+        with self._db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def _frame(
+        self,
+        sql: str,
+        params: list,
+        names: list[str],
+        *,
+        progress: tuple[float, float, int, str] | None = None,
+    ) -> pd.DataFrame:
+        """A query's rows as a data frame, fetched in chunks (progress between them)."""
+        parts = []
+        with self._db.cursor() as cursor:
+            cursor.execute(sql, params)
+            done = 0
+            while True:
+                rows = cursor.fetchmany(self.chunk)
+                if not rows:
+                    break
+                parts.append(pd.DataFrame.from_records(rows, columns=names, coerce_float=True))
+                done += len(rows)
+                if progress is not None:
+                    start, span, total, what = progress
+                    self.job.progress(
+                        start + span * min(done / max(total, 1), 1.0),
+                        f"Reading {what}: {done:,} of {total:,}",
+                    )
+        if not parts:
+            return pd.DataFrame({n: [] for n in names})
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    # --- reads ---------------------------------------------------------------------------
+    def erased_ids(self) -> np.ndarray:
+        """Ids of the organisation's erased customers (tombstones), read once."""
+        if self._erased is None:
+            from .models import Customer
+
+            rows = self._rows(
+                f"SELECT id FROM {table_name(Customer)} "  # noqa: S608 - tables from model metadata
+                "WHERE organization_id = %s AND erased_at IS NOT NULL",
+                [self.organization_id],
+            )
+            self._erased = np.array([r[0] for r in rows], dtype=np.int64)
+        return self._erased
+
+    def purchases(self, *, progress: tuple[float, float] = (2, 10)) -> Purchases:
+        """One entry per purchase up to `as_of`, for the customer models.
+
+        Guest orders, erased customers' orders, return orders and orders with a
+        negative total are left out; the number of returns left out is reported.
+        Erasure detaches a person's orders already; their ids are dropped here too
+        so that a half-finished erasure can never leak into a model (a join would
+        do the same at twice the cost of reading the orders).
+        """
+        from .models import Order
+
+        order_t = table_name(Order)
+        where = "o.organization_id = %s AND o.customer_id IS NOT NULL AND o.ordered_at < %s"
+        params = [self.organization_id, self._param(self.cutoff)]
+        erased = self.erased_ids()
+        returns = int(
+            self._rows(
+                f"SELECT COUNT(*) FROM {order_t} o WHERE {where} "  # noqa: S608 - tables from model metadata
+                "AND (o.is_return OR o.total < 0)",
+                params,
+            )[0][0]
+        )
+        start, span = progress
+        parts = []
+        with self._db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql('o.total')} "  # noqa: S608 - tables from model metadata
+                f"FROM {order_t} o WHERE {where} AND NOT o.is_return AND o.total >= 0",
+                params,
+            )
+            done = 0
+            while True:
+                rows = cursor.fetchmany(self.chunk)
+                if not rows:
+                    break
+                parts.append(np.array(rows, dtype=np.float64).reshape(-1, 3))
+                done += len(rows)
+                self.job.progress(
+                    start + min(done / PURCHASES_PROGRESS_ROWS, 1.0) * span,
+                    f"Reading orders: {done:,}",
+                )
+        data = np.concatenate(parts) if parts else np.zeros((0, 3))
+        if erased.size:
+            data = data[~np.isin(data[:, 0].astype(np.int64), erased)]
+        return Purchases(
+            customer_ids=data[:, 0].astype(np.int64),
+            days=(data[:, 1].astype(np.int64) // 86400).astype("datetime64[D]"),
+            amounts=np.nan_to_num(data[:, 2]),
+            returns_excluded=returns,
+        )
+
+    def order_lines(self, *, progress: tuple[float, float] = (8, 28)) -> pd.DataFrame:
+        """Customers' order lines up to `as_of`, in order-id order, returns netted.
+
+        Columns: `customer_id`, `order_id`, `ordered_at` (UTC), `quantity` and
+        `amount` (negative for returned goods: a return order's lines and lines with
+        a negative quantity, whatever sign the file gave them), `category` and
+        `channel` (categoricals, blank is missing) and `product_id` (-1: none).
+        Guest orders and erased customers' orders are left out. Orders and lines
+        are read separately and joined in memory (several times faster than a
+        join in SQLite). Read once per reader.
+        """
+        if self._lines is not None:
+            return self._lines
+        from .models import Order, OrderLine
+
+        org = self.organization_id
+        order_t, line_t = table_name(Order), table_name(OrderLine)
+        erased = self.erased_ids()
+        total_lines = int(
+            self._rows(
+                f"SELECT COUNT(*) FROM {line_t} WHERE organization_id = %s",  # noqa: S608 - tables from model metadata
+                [org],
+            )[0][0]
+        )
+        start, span = progress
+        orders = self._frame(
+            f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return FROM {order_t} "  # noqa: S608 - tables from model metadata
+            "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s",
+            [org, self._param(self.cutoff)],
+            ["order_id", "customer_id", "ordered_at", "channel", "is_return"],
+        )
+        if len(erased):
+            orders = orders[~orders["customer_id"].isin(erased)]
+        orders = orders.sort_values("order_id", kind="stable")
+        order_ids = orders["order_id"].to_numpy(dtype=np.int64)
+        self.job.progress(start, f"Read {len(orders):,} orders")
+
+        raw = self._frame(
+            f"SELECT order_id, quantity, {float_sql('amount')}, category, product_id FROM {line_t} "  # noqa: S608 - tables from model metadata
+            "WHERE organization_id = %s",
+            [org],
+            ["order_id", "quantity", "amount", "category", "product_id"],
+            progress=(start, span - 1, total_lines, "order lines"),
+        )
+        self.job.progress(start + span, f"Read {len(raw):,} order lines; preparing features")
+
+        # keep the lines of customers' orders up to the cut-off (guest orders, later
+        # orders and erased customers' orders are not in `orders`)
+        line_order = raw["order_id"].to_numpy(dtype=np.int64)
+        pos = np.searchsorted(order_ids, line_order)
+        pos[pos >= len(order_ids)] = 0
+        keep = (order_ids[pos] == line_order) if len(order_ids) else np.zeros(len(raw), dtype=bool)
+        raw = raw[keep]
+        pos = pos[keep]
+        is_return = orders["is_return"].to_numpy(dtype=bool)[pos]
+        quantity = raw["quantity"].to_numpy(dtype=np.float64)
+        amount = np.nan_to_num(raw["amount"].to_numpy(dtype=np.float64))
+        # returns reduce revenue and are not purchases, whatever sign the file gave them
+        quantity = np.where(is_return, -np.abs(quantity), quantity)
+        amount = np.where(is_return | (quantity < 0), -np.abs(amount), amount)
+        product_ids = pd.to_numeric(raw["product_id"], errors="coerce")
+        self._lines = pd.DataFrame(
+            {
+                "customer_id": orders["customer_id"].to_numpy(dtype=np.int64)[pos],
+                "order_id": raw["order_id"].to_numpy(dtype=np.int64),
+                "ordered_at": timestamps(orders["ordered_at"])[pos],
+                "quantity": quantity,
+                "amount": amount,
+                "category": blank_to_none(raw["category"]),
+                "channel": blank_to_none(orders["channel"]).take(pos),
+                "product_id": product_ids.fillna(-1).to_numpy(dtype=np.int64),
+            }
+        )
+        return self._lines
+
+    def products(self) -> pd.DataFrame:
+        """The organisation's products: `product_id`, `sku`, `name`, `category`,
+        `merchandise` (False for postage, fees, adjustments) and `hidden` (by the owner)."""
+        from .models import Product
+
+        rows = self._rows(
+            f"SELECT id, sku, name, category, merchandise, hidden FROM {table_name(Product)} "  # noqa: S608 - tables from model metadata
+            "WHERE organization_id = %s ORDER BY id",
+            [self.organization_id],
+        )
+        names = ["product_id", "sku", "name", "category", "merchandise", "hidden"]
+        frame = pd.DataFrame.from_records(rows, columns=names)
+        return frame.astype({"product_id": np.int64, "merchandise": bool, "hidden": bool})
+
+    def product_lines(self) -> pd.DataFrame | None:
+        """The order lines of merchandise the owner has not hidden, for favourites:
+        `customer_id`, `product` (a categorical of product names, the sku when a
+        product has none; two products of one name are one category), `amount`,
+        `ordered_at`. None when no line names a product."""
+        lines = self.order_lines()
+        line_products = lines["product_id"].to_numpy()
+        if not (line_products >= 0).any():
+            return None
+        # postage, fees, adjustments and hidden products are nobody's favourite
+        products = self.products()
+        goods = products[products["merchandise"] & ~products["hidden"]]
+        names_by_id = {
+            int(pid): (name or sku)
+            for pid, name, sku in zip(goods["product_id"], goods["name"], goods["sku"], strict=True)
+        }
+        has_product = np.isin(line_products, np.fromiter(names_by_id, dtype=np.int64))
+        codes, uniques = pd.factorize(line_products[has_product])
+        name_codes, names = pd.factorize(
+            pd.Index([names_by_id.get(int(u)) or f"#{int(u)}" for u in uniques], dtype=object)
+        )
+        return pd.DataFrame(
+            {
+                "customer_id": lines["customer_id"].to_numpy()[has_product],
+                "product": pd.Categorical.from_codes(name_codes[codes], categories=names),
+                "amount": lines["amount"].to_numpy()[has_product],
+                "ordered_at": lines["ordered_at"].array[has_product],
+            }
+        )
+
+    def customers(self) -> pd.DataFrame:
+        """Customers not erased: `customer_id`, `signup_at` (UTC), `birth_date`,
+        `gender`, `country` (blank is missing), and the most filled-in custom
+        attributes as `attr:<key>` columns (numbers where nine in ten values are).
+        Every customer is read, whenever they signed up: a profile has no date."""
+        from .models import Customer
+
+        rows = self._frame(
+            f"SELECT id, {_ts_sql('signup_at')}, birth_date, gender, country, attributes "  # noqa: S608 - tables from model metadata
+            f"FROM {table_name(Customer)} WHERE organization_id = %s AND erased_at IS NULL",
+            [self.organization_id],
+            ["customer_id", "signup_at", "birth_date", "gender", "country", "attributes"],
+        )
+        if not len(rows):
+            return pd.DataFrame({"customer_id": np.empty(0, dtype=np.int64)})
+        frame = pd.DataFrame(
+            {
+                "customer_id": rows["customer_id"].to_numpy(dtype=np.int64),
+                "signup_at": timestamps(rows["signup_at"]),
+                "birth_date": pd.to_datetime(rows["birth_date"].astype(object), errors="coerce"),
+                "gender": rows["gender"].astype(object).replace("", None),
+                "country": rows["country"].astype(object).replace("", None),
+            }
+        )
+        extra = _attribute_columns(rows["attributes"].tolist())
+        if extra is not None:
+            frame = pd.concat([frame, extra], axis=1)
+        return frame
+
+    def events(self, *, days: int = EVENT_WINDOW_DAYS) -> pd.DataFrame:
+        """Events of the last `days` days up to `as_of` (erased customers' left
+        out): `customer_id`, `type` (a categorical), `occurred_at` (UTC)."""
+        from .models import Event
+
+        ev = self._frame(
+            f"SELECT customer_id, type, {_ts_sql('occurred_at')} FROM {table_name(Event)} "  # noqa: S608 - tables from model metadata
+            "WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
+            [
+                self.organization_id,
+                self._param(self.cutoff - dt.timedelta(days=days)),
+                self._param(self.cutoff),
+            ],
+            ["customer_id", "type", "occurred_at"],
+        )
+        erased = self.erased_ids()
+        if len(ev) and len(erased):
+            ev = ev[~ev["customer_id"].isin(erased)]
+        return pd.DataFrame(
+            {
+                "customer_id": ev["customer_id"].to_numpy(dtype=np.int64),
+                "type": blank_to_none(ev["type"]),
+                "occurred_at": timestamps(ev["occurred_at"]),
+            }
+        )
+
+    def product_sales(self, *, weeks: int) -> pd.DataFrame:
+        """Units per sku and UTC day over the last `weeks` weeks up to `as_of`, from
+        every order line (guest orders included: the figure is about products),
+        returns netted, summed in SQL: `sku`, `date` (datetime64[D]), `units`.
+        Postage, fees, adjustments and hidden products are left out."""
+        from .models import Order, OrderLine, Product
+
+        order_t, line_t = table_name(Order), table_name(OrderLine)
+        product_t = table_name(Product)
+        start = dt.datetime.combine(
+            self.as_of - dt.timedelta(days=7 * weeks - 1), dt.time(0, 0), tzinfo=dt.UTC
+        )
+        day = day_sql("o.ordered_at")
+        org = self.organization_id
+        rows = self._rows(
+            f"SELECT l.sku, {day}, "  # noqa: S608 - tables from model metadata
+            "SUM(CASE WHEN o.is_return THEN -ABS(l.quantity) ELSE l.quantity END) "
+            f"FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "
+            "WHERE l.organization_id = %s AND o.organization_id = %s "
+            "AND o.ordered_at >= %s AND o.ordered_at < %s AND l.sku <> '' "
+            f"AND l.sku NOT IN (SELECT p.sku FROM {product_t} p WHERE p.organization_id = %s "
+            "AND (p.merchandise = %s OR p.hidden = %s)) "
+            f"GROUP BY l.sku, {day}",
+            [org, org, self._param(start), self._param(self.cutoff), org, False, True],
+        )
+        if not rows:
+            return pd.DataFrame({"sku": [], "date": np.zeros(0, "datetime64[D]"), "units": []})
+        skus, days, units = zip(*rows, strict=True)
+        return pd.DataFrame(
+            {
+                "sku": np.asarray(skus, dtype=object),
+                "date": np.asarray(days, dtype=np.int64).astype("datetime64[D]"),
+                "units": np.asarray(units, dtype=np.float64),
+            }
+        )
+
+    def feedback(self, *, progress: tuple[float, float] | None = None) -> pd.DataFrame:
+        """Reviews, survey answers and support messages given up to `as_of`, oldest
+        first: `feedback_id`, `customer_id` (-1: anonymous), `created_at` (UTC),
+        `source`, `rating` (NaN: none) and `text`. Erased customers' feedback is
+        left out (erasure deletes it; a half-finished one must not leak)."""
+        from .models import Feedback
+
+        org = self.organization_id
+        params = [org, self._param(self.cutoff)]
+        where = "WHERE organization_id = %s AND created_at < %s"
+        total = 0
+        if progress is not None:
+            total = int(
+                self._rows(
+                    f"SELECT COUNT(*) FROM {table_name(Feedback)} {where}",  # noqa: S608 - tables from model metadata
+                    params,
+                )[0][0]
+            )
+        rows = self._frame(
+            f"SELECT id, customer_id, {_ts_sql('created_at')}, source, rating, text "  # noqa: S608 - tables from model metadata
+            f"FROM {table_name(Feedback)} {where} ORDER BY created_at, id",
+            params,
+            ["feedback_id", "customer_id", "created_at", "source", "rating", "text"],
+            progress=None if progress is None else (*progress, total, "feedback"),
+        )
+        customer_ids = pd.to_numeric(rows["customer_id"], errors="coerce").fillna(-1)
+        customer_ids = customer_ids.to_numpy(dtype=np.int64)
+        erased = self.erased_ids()
+        keep = ~np.isin(customer_ids, erased) if erased.size else np.ones(len(rows), dtype=bool)
+        rows = rows[keep]
+        return pd.DataFrame(
+            {
+                "feedback_id": rows["feedback_id"].to_numpy(dtype=np.int64),
+                "customer_id": customer_ids[keep],
+                "created_at": timestamps(rows["created_at"]),
+                "source": rows["source"].astype(object).to_numpy(),
+                "rating": pd.to_numeric(rows["rating"], errors="coerce").to_numpy(dtype=np.float64),
+                "text": rows["text"].astype(object).to_numpy(),
+            }
+        )
+
+
+def _attribute_columns(values) -> pd.DataFrame | None:
+    """Custom attributes (JSON) as columns: the most filled-in keys only."""
+    parsed = []
+    counts: dict[str, int] = {}
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value not in ("", "{}") else {}
+            except ValueError:
+                value = {}
+        if not isinstance(value, dict):
+            value = {}
+        parsed.append(value)
+        for key in value:
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return None
+    keys = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_ATTRIBUTE_COLUMNS]
+    reserved = {"customer_id", "signup_at", "birth_date", "gender", "country"}
+    out = {}
+    for key in keys:
+        if key in reserved:
+            continue
+        column = [p.get(key) for p in parsed]
+        series = pd.Series(column, dtype=object)
+        numeric = pd.to_numeric(series, errors="coerce")
+        if numeric.notna().sum() >= 0.9 * series.notna().sum() and series.notna().any():
+            out[f"attr:{key}"] = numeric.astype("float64")
+        else:
+            out[f"attr:{key}"] = series.where(series.notna(), None).map(
+                lambda v: v if v is None else str(v)
+            )
+    return pd.DataFrame(out) if out else None
