@@ -60,6 +60,14 @@ def paid_revenue(currency=None):
         ("woocommerce_orders.csv", "orders", "woocommerce_orders", "WooCommerce orders", 6),
         ("square_items.csv", "orders", "square_items", "Square item details", 5),
         ("square_transactions.csv", "orders", "square_transactions", "Square transactions", 3),
+        (
+            "woocommerce_analytics_orders.csv",
+            "orders",
+            "woocommerce_analytics_orders",
+            "WooCommerce Analytics orders",
+            4,
+        ),
+        ("etsy_sold_orders_old.csv", "orders", "etsy_sold_orders", "Etsy sold orders", 1),
     ],
 )
 def test_each_shop_export_imports_with_no_map(shop, name, kind, layout, label, rows):
@@ -416,3 +424,26 @@ def test_bulk_order_records_carry_status_and_discount(shop, api):
     assert order("B1").total == Decimal("40") and order("B2").status == "cancelled"
     k1 = Customer.objects.get(external_id="k1")
     assert (k1.orders_count, k1.total_spent) == (1, Decimal("40"))
+
+
+def test_woocommerce_analytics_orders(shop):
+    run(shop, "woocommerce_analytics_orders.csv")
+    assert order("2001").total == Decimal("54.00")  # Net Sales: after the coupon
+    assert order("2001").lines.get().discount_code == "trail10"
+    assert order("2003").status == "pending" and order("2004").status == "cancelled"
+    eli = Customer.objects.get(external_id="Eli Moon")  # the name is the only identity
+    assert (eli.orders_count, eli.total_spent) == (2, Decimal("84.00"))
+    assert (eli.first_name, eli.last_name) == ("Eli", "Moon")
+
+
+def test_etsy_sold_orders_without_a_buyer_column(shop):
+    run(shop, "etsy_sold_orders_old.csv")
+    assert order("3101").customer.external_id == "9201"  # Buyer User ID
+
+
+def test_square_in_pounds_names_its_currency(shop, tmp_path):
+    text = (SHOPS / "square_items.csv").read_text().replace("$", "£")
+    path = tmp_path / "items.csv"
+    path.write_text(text)
+    run(shop, "", path=path)
+    assert order("TX0001").currency == "GBP" and order("TX0001").total == Decimal("11.60")

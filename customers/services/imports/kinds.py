@@ -240,6 +240,12 @@ STATUS_WORDS = {
     "open": "pending",
     "draft": "pending",
     "checkout-draft": "pending",
+    "awaiting payment": "pending",
+    "not paid": "pending",
+    "requires capture": "pending",
+    "requires action": "pending",
+    "requires confirmation": "pending",
+    "in progress": "pending",
     "voided": "cancelled",
     "void": "cancelled",
     "cancelled": "cancelled",
@@ -247,6 +253,9 @@ STATUS_WORDS = {
     "failed": "cancelled",
     "expired": "cancelled",
     "declined": "cancelled",
+    "blocked": "cancelled",  # Stripe Radar
+    "requires payment method": "cancelled",  # a Stripe payment that never went through
+    "trash": "cancelled",  # WooCommerce's bin
     "refunded": "refunded",
     "fully refunded": "refunded",
     "disputed": "refunded",

@@ -255,6 +255,7 @@ ETSY_SOLD_ORDERS = Layout(
         "order_id": "order_id",
         "sale_date": "ordered_at",
         "buyer": "customer_id",
+        "buyer_user_id": "customer_id",  # older files have no Buyer column
         "first_name": "first_name",
         "last_name": "last_name",
         "order_value": "amount",
@@ -424,6 +425,33 @@ WOOCOMMERCE_ORDERS = Layout(
 )
 
 
+def _woo_analytics(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
+    # Net Sales is already net of the coupons (which are only named); the buyer's
+    # name is all the file says of them
+    _full_name(rec, "customer", row=row)
+    return [(rec, attrs)]
+
+
+WOOCOMMERCE_ANALYTICS_ORDERS = Layout(
+    key="woocommerce_analytics_orders",
+    label="WooCommerce Analytics orders",
+    kind="orders",
+    required=frozenset({"date", "order", "status", "customer", "net_sales"}),
+    any_of=(frozenset({"items_sold", "product_s", "customer_type"}),),
+    columns={
+        "order": "order_id",
+        "date": "ordered_at",
+        "status": "status",
+        "customer": "customer_id",  # the buyer's name: the only identity this file has
+        "product_s": "product_name",
+        "items_sold": "quantity",
+        "net_sales": "amount",
+        "coupon_s": "discount_code",
+    },
+    prepare=_woo_analytics,
+)
+
+
 # --- Square -------------------------------------------------------------------------
 
 # Square writes the seller's time zone by its display name, one per row.
@@ -470,7 +498,15 @@ def square_moment(date: str, time: str, zone: str) -> str:
     return moment.replace(tzinfo=tz).isoformat()
 
 
+# A Square amount's own symbol names its currency when it is not a dollar (which
+# could be US, Canadian or Australian).
+SQUARE_SYMBOLS = {"£": "GBP", "€": "EUR", "¥": "JPY"}
+
+
 def _square(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
+    symbol = next((c for c in rec.get("amount", "") if c in SQUARE_SYMBOLS), "")
+    if symbol and not rec.get("currency"):
+        rec["currency"] = SQUARE_SYMBOLS[symbol]
     rec["ordered_at"] = square_moment(
         rec.get("ordered_at", ""), row.get("time"), row.get("time_zone")
     )
@@ -531,6 +567,7 @@ LAYOUTS: tuple[Layout, ...] = (
     STRIPE_PAYMENTS,
     WOOCOMMERCE_PRODUCTS,
     WOOCOMMERCE_ORDERS,
+    WOOCOMMERCE_ANALYTICS_ORDERS,
     SQUARE_ITEMS,
     SQUARE_TRANSACTIONS,
 )
