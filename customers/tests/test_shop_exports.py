@@ -447,3 +447,45 @@ def test_square_in_pounds_names_its_currency(shop, tmp_path):
     path.write_text(text)
     run(shop, "", path=path)
     assert order("TX0001").currency == "GBP" and order("TX0001").total == Decimal("11.60")
+
+
+def test_an_order_discount_larger_than_its_first_line_is_shared(shop, tmp_path):
+    header = (SHOPS / "shopify_orders.csv").read_text().splitlines()[0]
+    cols = header.split(",")
+
+    def row(**cells):
+        return ",".join(cells.get(c, "") for c in cols)
+
+    base = {"Name": "#9001", "Email": "zed@example.com", "Created at": "2026-03-02 10:00:00 -0500"}
+    path = tmp_path / "orders.csv"
+    lines = [
+        header,
+        row(
+            **base,
+            **{
+                "Financial Status": "paid",
+                "Currency": "USD",
+                "Discount Code": "BIG",
+                "Discount Amount": "5.00",
+                "Lineitem quantity": "1",
+                "Lineitem name": "Sticker",
+                "Lineitem price": "2.00",
+                "Lineitem sku": "ST",
+            },
+        ),
+        row(
+            **base,
+            **{
+                "Lineitem quantity": "1",
+                "Lineitem name": "Poster",
+                "Lineitem price": "18.00",
+                "Lineitem sku": "PO",
+            },
+        ),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    run(shop, "", path=path)
+    placed = order("#9001")
+    amounts = [ln.amount for ln in placed.lines.order_by("position")]
+    assert amounts == [Decimal("1.50"), Decimal("13.50")]  # 5.00 shared 2 : 18
+    assert placed.total == Decimal("15.00") and not placed.is_return

@@ -1235,6 +1235,7 @@ class OrdersProcessor(Processor):
         if not times:
             ctx.reject([r.rownum for r in good], "ordered_at", "is required", "", customer)
             return None
+        _spread_discount(good)
         problem = money_problem(sum((r.amount for r in good), Decimal(0)))
         if problem:
             ctx.reject(
@@ -1514,6 +1515,29 @@ class OrdersProcessor(Processor):
         customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=recompute)
         customer_stats_add(db=db, deltas={c: d for c, d in deltas.items() if c not in recompute})
         ctx.changed_customer_ids.update(recompute, deltas)
+
+
+def _spread_discount(lines: list[LineRow]) -> None:
+    """An order's discount written on one line (Shopify's Discount Amount is on the
+    order's first row) can be larger than that line: then the order's discounts are
+    shared among its sold lines in proportion to their amounts, so that no line
+    (and no product's revenue) goes below zero. The order's total is the same."""
+    if not any(
+        ln.discount_amount and ln.amount < 0 <= ln.amount + ln.discount_amount for ln in lines
+    ):
+        return
+    gross = {id(ln): ln.amount + (ln.discount_amount or 0) for ln in lines}
+    sold = [ln for ln in lines if gross[id(ln)] > 0]
+    base = sum((gross[id(ln)] for ln in sold), Decimal(0))
+    total = sum((ln.discount_amount or Decimal(0) for ln in sold), Decimal(0))
+    if not sold or base <= 0 or total > base:
+        return  # more discount than goods: left as written
+    left = total
+    for i, ln in enumerate(sold):
+        share = left if i == len(sold) - 1 else (total * gross[id(ln)] / base).quantize(Q4)
+        left -= share
+        ln.discount_amount = share
+        ln.amount = gross[id(ln)] - share
 
 
 def _decimal(value) -> Decimal:
