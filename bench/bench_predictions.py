@@ -14,8 +14,10 @@
    propensity=False, demand=False)`` — load the purchases from the database, fit,
    score, write every customer's predictions and swap the live run in one
    transaction (the second and later repeats also replace a live run and prune).
-4. Timed separately, each on the same data: the back-test (90-day horizon), the
-   30-day purchase propensity model, and the demand forecast (load units per
+4. Timed separately, each on the same data: the back-test of every candidate
+   against its baseline and the choice of what to serve (90-day horizon; the
+   30-day propensity back-tested at as_of − 30), serving the propensity with its
+   reasons, and the demand forecast (load units per
    product and day in SQL, forecast 4 weeks for every product).
 5. A full run with everything, as the nightly job does it, with its own step
    timings.
@@ -97,6 +99,7 @@ def main() -> None:
     from accounts.tenancy import tenant_context
     from customers.models import Customer, Order, OrderLine
     from predictions import services as svc
+    from predictions.ml import serving as ml_serving
     from predictions.models import CustomerPrediction, PredictionRun
     from predictions.tests.factories import simulate_world, write_world
 
@@ -165,13 +168,14 @@ def main() -> None:
         scoring_parts = min((r.timings for r in runs), key=lambda tm: tm["total"])
         assert CustomerPrediction.objects.filter(run=run).count() == predictions.customer_ids.size
 
-        t_backtest, (backtest, _) = _best(
-            lambda: svc.prediction_backtest(orders, as_of=as_of, annual_discount_rate=rate),
-            args.repeat,
-        )
-        t_propensity, (propensity, _) = _best(
-            lambda: svc.prediction_propensity(orders, as_of=as_of), args.repeat
-        )
+        def backtest_and_serve():
+            _, stored, _, choice = svc.prediction_backtest_and_serve(
+                orders, as_of=as_of, predictions=predictions, annual_discount_rate=rate
+            )
+            return stored, choice
+
+        t_backtest, (backtest, choice) = _best(backtest_and_serve, args.repeat)
+        t_propensity, propensity = _best(lambda: ml_serving.propensity_result(choice), args.repeat)
         t_load_sales, sales = _best(
             lambda: svc.prediction_load_sales(organization_id=org.pk, as_of=as_of), args.repeat
         )
@@ -192,8 +196,8 @@ def main() -> None:
         ("  of which: load purchases from the database", scoring_parts["load_orders"]),
         ("  of which: fit + score", scoring_parts["fit_score"]),
         ("  of which: write predictions, swap live run", scoring_parts["write"]),
-        ("back-test (90 days)", t_backtest),
-        ("purchase propensity (30 days)", t_propensity),
+        ("back-test every candidate (90 days, 30 for propensity), choose", t_backtest),
+        ("serve purchase propensity (30 days) with reasons", t_propensity),
         ("demand: load units per product-day", t_load_sales),
         ("demand: forecast 4 weeks", t_demand),
         ("full run (everything, one pass)", t_full),
@@ -210,7 +214,8 @@ def main() -> None:
         f"\nfitted BG/NBD {params} (true r=0.5, alpha=20, a=0.8, b=2.5); method "
         f"{predictions.method}; back-test predicted {backtest['predicted_orders']:,.0f} vs "
         f"actual {backtest['actual_orders']:,} orders; propensity AUC "
-        f"{(propensity.auc or float('nan')):.3f}; full-run step timings {full.timings}"
+        f"{(propensity.auc or float('nan')):.3f}; served {choice.served}; "
+        f"full-run step timings {full.timings}"
     )
     out = {
         "customers": n,

@@ -94,8 +94,28 @@ _BACKTEST_CONTRACT_KEYS = (
     "predicted_orders",
     "actual_orders",
     "mae_per_customer",
+    "mae_same_pace",
     "top_decile_revenue_share",
+    "calibration_by_band",
 )
+
+SERVED_KEYS = ("orders", "value", "churn", "propensity")
+
+
+def served_kinds(run: PredictionRun) -> dict[str, str]:
+    """What each customer-facing prediction of the run uses: `bgnbd`, another model kind
+    (`gradient_boosting`) or `baseline`. Runs stored before the choice was made served
+    BG/NBD (or the averages, the baseline, on thin data) and their propensity model."""
+    stored = (run.summary or {}).get("served") or {}
+    fitted = "baseline" if run.is_heuristic else "bgnbd"
+    prop = (run.propensity or {}).get("method")
+    fallback = {
+        "orders": fitted,
+        "value": fitted,
+        "churn": fitted,
+        "propensity": "gradient_boosting" if prop == "gradient_boosting" else "baseline",
+    }
+    return {k: stored.get(k) or fallback[k] for k in SERVED_KEYS}
 
 
 def _contract_keys_first(backtest: dict | None) -> dict | None:
@@ -123,6 +143,7 @@ def model_latest() -> dict[str, Any] | None:
         else None,
         "as_of": run.as_of.isoformat(),
         "backtest": _contract_keys_first(run.backtest),
+        "served": served_kinds(run),
         # extras
         "run_id": run.pk,
         "method": run.method,
@@ -168,6 +189,9 @@ def customer_panel(*, request, customer) -> dict | None:
             "prediction": prediction,
             "run": prediction.run,
             "currency": getattr(organization, "currency", ""),
+            "served_sentences": served_sentences(
+                prediction.run, currency=getattr(organization, "currency", "")
+            ),
         },
     }
 
@@ -188,3 +212,142 @@ def product_panel(*, request, product) -> dict | None:
     if forecast is None:
         return None
     return {"template": "predictions/_product_demand.html", "context": {"forecast": forecast}}
+
+
+# --- what is served, in plain words ----------------------------------------------------------
+SERVED_WORDS = {
+    "bgnbd": "a model of each customer's buying rhythm",
+    "gradient_boosting": "a model trained on how your customers behaved before",
+}
+MODEL_NAMES = {
+    "bgnbd": "BG/NBD (Gamma-Gamma for spend)",
+    "gradient_boosting": "Gradient-boosted trees on recency, frequency, spend and rhythm",
+    "heuristic": "Simple averages",
+}
+BASELINE_NAMES = {
+    "orders": "Same pace: repeat orders ÷ days as a customer",
+    "value": "Same pace × the customer's average order",
+    "churn": "Ranking by days since the last order",
+    "propensity": "The shop's average chance (base rate)",
+}
+METRIC_NAMES = {
+    "mae": "MAE per customer (lower is better)",
+    "auc": "AUC (higher is better)",
+    "brier": "Brier score (lower is better)",
+}
+
+
+def _scores(run: PredictionRun) -> tuple[dict, dict, int | None]:
+    candidates = (run.backtest or {}).get("candidates") or {}
+    return (
+        candidates.get("scores") or {},
+        candidates.get("metric") or {},
+        candidates.get("horizon_days"),
+    )
+
+
+def served_sentences(run: PredictionRun, *, currency: str = "") -> list[str]:
+    """One plain sentence per prediction: what it is based on and how far off it was
+    on the owner's own back-test (model names stay in "about this model")."""
+    served = served_kinds(run)
+    scores, _, h = _scores(run)
+    if not scores:
+        if run.backtest:  # a run stored before the back-test compared models
+            return []
+        return [
+            "There is not enough order history yet to check predictions against what "
+            "happened, so every figure is a simple rule: each customer keeps their past "
+            "pace, and churn risk is the chance of a quiet spell."
+        ]
+    out = []
+    o = scores.get("orders", {})
+    kind = served["orders"]
+    if kind != "baseline":
+        out.append(
+            f"We predict next-{h}-day orders with {SERVED_WORDS.get(kind, kind)}: on your "
+            f"own orders it was off by {o.get(kind, 0):.2f} orders per customer, vs "
+            f"{o.get('baseline', 0):.2f} if we assumed everyone kept their past pace."
+        )
+    else:
+        out.append(
+            "Expected orders assume each customer keeps their past pace: no model did "
+            f"better on your own orders (that rule was off by {o.get('baseline', 0):.2f} "
+            f"orders per customer over {h} days)."
+        )
+    v = scores.get("value", {})
+    kind = served["value"]
+    cur = f" {currency}" if currency else ""
+    if kind != "baseline":
+        out.append(
+            f"Predicted value comes from {SERVED_WORDS.get(kind, kind)}: over {h} days it "
+            f"was off by {v.get(kind, 0):,.0f}{cur} per customer, vs "
+            f"{v.get('baseline', 0):,.0f}{cur} at their past pace."
+        )
+    else:
+        out.append(
+            "Predicted value assumes each customer keeps their past pace and average order: "
+            f"no model did better (off by {v.get('baseline', 0):,.0f}{cur} per customer over "
+            f"{h} days)."
+        )
+    c = scores.get("churn", {})
+    kind = served["churn"]
+    if kind != "baseline":
+        out.append(
+            f"Churn risk comes from {SERVED_WORDS.get(kind, kind)}: of two customers, one who "
+            f"then did not order and one who did, it rated the first riskier "
+            f"{round(100 * (c.get(kind) or 0))} times in 100, vs "
+            f"{round(100 * (c.get('baseline') or 0))} going by the time since their last "
+            "order alone."
+        )
+    else:
+        out.append(
+            "Churn risk goes by the time since each customer's last order: no model told "
+            "better who would stop ordering."
+        )
+    p = scores.get("propensity", {})
+    kind = served["propensity"]
+    if kind != "baseline":
+        out.append(
+            f"The chance to order in the next 30 days comes from "
+            f"{SERVED_WORDS.get(kind, kind)}: its chances were closer to what happened than "
+            "giving everyone the shop's average."
+        )
+    elif p:
+        out.append(
+            "Everyone gets the shop's average chance to order in the next 30 days: no model "
+            "did better on your own orders."
+        )
+    return out
+
+
+def about_models(run: PredictionRun) -> list[dict[str, Any]]:
+    """Rows for "about this model": per prediction, the served kind and every candidate's
+    back-test score."""
+    served = served_kinds(run)
+    scores, metric, _ = _scores(run)
+    rows = []
+    for key, label in (
+        ("orders", "Orders"),
+        ("value", "Value"),
+        ("churn", "Churn risk"),
+        ("propensity", "Chance to order in 30 days"),
+    ):
+        kind = served[key]
+        rows.append(
+            {
+                "prediction": label,
+                "served": BASELINE_NAMES[key]
+                if kind == "baseline"
+                else MODEL_NAMES.get(kind, kind),
+                "metric": METRIC_NAMES.get(metric.get(key, ""), ""),
+                "scores": [
+                    {
+                        "kind": BASELINE_NAMES[key] if k == "baseline" else MODEL_NAMES.get(k, k),
+                        "score": v,
+                        "served": k == kind,
+                    }
+                    for k, v in (scores.get(key) or {}).items()
+                ],
+            }
+        )
+    return rows

@@ -41,6 +41,7 @@ from predictions.ml import backtest as ml_backtest
 from predictions.ml import clv as ml_clv
 from predictions.ml import demand as ml_demand
 from predictions.ml import propensity as ml_propensity
+from predictions.ml import serving as ml_serving
 from segmentation.pipeline import pipeline_wait_for_imports
 from segmentation.services import rules
 from segmentation.services.sql import latest_data_date, table_name
@@ -170,6 +171,9 @@ class Computed:
     returns_excluded: int = 0
     n_orders: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # what each customer-facing prediction serves (see predictions.ml.serving)
+    served: dict[str, str] = field(default_factory=dict)
+    candidates: dict[str, Any] | None = None
 
 
 def prediction_score(
@@ -234,6 +238,68 @@ def prediction_backtest(
         f"revenue of the {horizon} days after {out['cutoff']} (a random tenth would make about 10%)."
     )
     return out, ""
+
+
+def prediction_backtest_and_serve(
+    orders: OrderData,
+    *,
+    as_of: dt.date,
+    predictions: ml_clv.CustomerPredictions,
+    annual_discount_rate: float,
+) -> tuple[ml_clv.CustomerPredictions, dict[str, Any] | None, str, ml_serving.Choice | None]:
+    """Back-test BG/NBD, gradient boosting and the naive baselines at `as_of − horizon`,
+    serve for each prediction the best that beats its baseline (else the baseline).
+
+    Returns (the predictions with the served figures, the stored back-test describing
+    the served models or None, a note when None, the choice or None)."""
+    if orders.n_orders == 0:
+        return predictions, None, "There are no orders to test the predictions on.", None
+    first_day = orders.days.min().astype(dt.date)
+    horizon = backtest_horizon(first_day=first_day, as_of=as_of)
+    if horizon is None:
+        _, note = prediction_backtest(
+            orders, as_of=as_of, annual_discount_rate=annual_discount_rate
+        )
+        return predictions, None, note, None
+    try:
+        result, choice = ml_serving.backtest_and_choose(
+            orders.customer_ids,
+            orders.days,
+            orders.amounts,
+            as_of=as_of,
+            horizon_days=horizon,
+            fit_bgnbd=predictions.method != "heuristic",
+            annual_discount_rate=annual_discount_rate,
+            propensity_horizon_days=PROPENSITY_HORIZON_DAYS,
+        )
+    except ValueError as exc:
+        return predictions, None, str(exc), None
+    out = result.to_dict()
+    out["candidates"] = choice.to_dict()
+    share = out.get("top_decile_revenue_share")
+    out["ranking_sentence"] = (
+        None
+        if share is None
+        else f"The top 10% of customers by predicted value made {round(100 * share)}% of the "
+        f"revenue of the {horizon} days after {out['cutoff']} (a random tenth would make about 10%)."
+    )
+    return ml_serving.apply_choice(predictions, choice), out, "", choice
+
+
+def _served_without_backtest(predictions: ml_clv.CustomerPredictions, propensity) -> dict:
+    """Without a back-test nothing has been shown to beat its baseline: a heuristic run
+    is the baseline; a run told to skip the back-test keeps what it fitted."""
+    kind = "baseline" if predictions.method == "heuristic" else "bgnbd"
+    prop = "baseline"
+    if (
+        propensity is not None
+        and propensity.method == "gradient_boosting"
+        and propensity.brier is not None
+        and propensity.brier_base_rate is not None
+        and propensity.brier < propensity.brier_base_rate
+    ):
+        prop = "gradient_boosting"
+    return {"orders": kind, "value": kind, "churn": kind, "propensity": prop}
 
 
 def prediction_propensity(
@@ -320,19 +386,36 @@ def prediction_compute(
         timings=timings,
     )
 
+    choice = None
     if backtest:
         job.progress(35, "Back-testing: predicting a past period and comparing with what happened")
         t = time.perf_counter()
-        computed.backtest, computed.backtest_note = prediction_backtest(
-            orders, as_of=as_of, annual_discount_rate=rate
+        (
+            computed.predictions,
+            computed.backtest,
+            computed.backtest_note,
+            choice,
+        ) = prediction_backtest_and_serve(
+            orders, as_of=as_of, predictions=predictions, annual_discount_rate=rate
         )
         timings["backtest"] = time.perf_counter() - t
 
     if propensity:
         job.progress(48, "Learning who is likely to order in the next 30 days")
         t = time.perf_counter()
-        computed.propensity, computed.propensity_note = prediction_propensity(orders, as_of=as_of)
+        if choice is not None:
+            computed.propensity = ml_serving.propensity_result(choice)
+        else:
+            computed.propensity, computed.propensity_note = prediction_propensity(
+                orders, as_of=as_of
+            )
         timings["propensity"] = time.perf_counter() - t
+    if choice is not None:
+        computed.served = dict(choice.served)
+        if not propensity:
+            computed.served.pop("propensity", None)
+    else:
+        computed.served = _served_without_backtest(computed.predictions, computed.propensity)
 
     if demand:
         job.progress(65, "Forecasting product demand")
@@ -404,6 +487,7 @@ def _summary(computed: Computed, *, spend_threshold: float) -> dict[str, Any]:
         },
         "propensity_note": computed.propensity_note,
         "demand_note": computed.demand_note,
+        "served": dict(computed.served),
     }
 
 

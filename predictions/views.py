@@ -107,6 +107,10 @@ def _page(request, run: PredictionRun | None, *, is_history: bool = False):
                 "forecasts_count": forecasts.count(),
                 "risk_counts": (run.summary or {}).get("risk_counts") or {},
                 "week_rows": _week_rows(run.backtest),
+                "served_sentences": selectors.served_sentences(
+                    run, currency=request.organization.currency
+                ),
+                "about_models": selectors.about_models(run),
             }
         )
     return render(request, "predictions/predictions.html", context)

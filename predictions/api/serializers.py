@@ -14,8 +14,20 @@ CONTRACT_BACKTEST_KEYS = (
     "predicted_orders",
     "actual_orders",
     "mae_per_customer",
+    "mae_same_pace",
     "top_decile_revenue_share",
+    "calibration_by_band",
 )
+
+
+class ServedSerializer(serializers.Serializer):
+    """What each customer-facing prediction uses: `bgnbd`, another model kind
+    (`gradient_boosting`) or `baseline` (the naive rule it failed to beat)."""
+
+    orders = serializers.CharField()
+    value = serializers.CharField()
+    churn = serializers.CharField()
+    propensity = serializers.CharField()
 
 
 class BacktestSerializer(serializers.Serializer):
@@ -28,7 +40,8 @@ class BacktestSerializer(serializers.Serializer):
     actual_orders = serializers.IntegerField()
     mae_per_customer = serializers.FloatField()
     top_decile_revenue_share = serializers.FloatField(allow_null=True)
-    mae_same_pace = serializers.FloatField(required=False)
+    mae_same_pace = serializers.FloatField(allow_null=True)
+    calibration_by_band = serializers.ListField(child=serializers.DictField())
     plain_words = serializers.ListField(child=serializers.CharField(), required=False)
     ranking_sentence = serializers.CharField(required=False, allow_null=True)
 
@@ -57,6 +70,7 @@ class ModelLatestSerializer(serializers.Serializer):
     spend_params = SpendParamsSerializer(allow_null=True)
     as_of = serializers.DateField()
     backtest = BacktestSerializer(allow_null=True)
+    served = ServedSerializer()
     run_id = serializers.IntegerField()
     method = serializers.CharField()
     log_likelihood = serializers.FloatField(allow_null=True)

@@ -16,15 +16,18 @@ from predictions.services import prediction_run
 from predictions.tests.factories import build_world, simulate_world, write_world
 
 AS_OF = dt.date(2024, 6, 30)
-CONTRACT_KEYS = {"kind", "time_unit", "params", "spend_params", "as_of", "backtest"}
+CONTRACT_KEYS = {"kind", "time_unit", "params", "spend_params", "as_of", "backtest", "served"}
 BACKTEST_KEYS = [
     "cutoff",
     "horizon_days",
     "predicted_orders",
     "actual_orders",
     "mae_per_customer",
+    "mae_same_pace",
     "top_decile_revenue_share",
+    "calibration_by_band",
 ]
+SERVED_KINDS = {"bgnbd", "gradient_boosting", "baseline"}
 CUSTOMER_PREDICTION_KEYS = {
     "p_alive",
     "expected_orders_90d",
@@ -64,12 +67,37 @@ def test_latest_model_has_the_contract_shape(api_read, live):
     assert all(isinstance(v, float) and v > 0 for v in body["params"].values())
     assert set(body["spend_params"]) == {"p", "q", "gamma"}
     assert body["as_of"] == "2024-06-30"
-    assert list(body["backtest"])[:6] == BACKTEST_KEYS
+    assert list(body["backtest"])[:8] == BACKTEST_KEYS
     assert body["backtest"]["cutoff"] == "2024-04-01"
     assert body["backtest"]["horizon_days"] == 90
     assert isinstance(body["backtest"]["actual_orders"], int)
     assert body["run_id"] == run.pk
     assert body["data_check"]["ok"] is True
+    served = body["served"]
+    assert set(served) == {"orders", "value", "churn", "propensity"}
+    assert set(served.values()) <= SERVED_KINDS
+    # the back-test describes the served order model
+    bt = body["backtest"]
+    assert bt["mae_same_pace"] > 0
+    assert {row["group"] for row in bt["calibration_by_band"]} <= {"low", "medium", "high"}
+    if served["orders"] == "baseline":
+        assert bt["mae_per_customer"] == pytest.approx(bt["mae_same_pace"])
+    else:
+        assert bt["mae_per_customer"] < bt["mae_same_pace"]
+
+
+def test_every_served_model_beat_its_baseline_on_the_backtest(api_read, live):
+    body = api_read.get("/api/v1/predictions/models/latest/").json()
+    candidates = body["backtest"]["candidates"]
+    scores, metric = candidates["scores"], candidates["metric"]
+    for prediction, kind in body["served"].items():
+        score = scores[prediction]
+        if kind == "baseline":
+            continue
+        if metric[prediction] == "auc":
+            assert score[kind] > score["baseline"], prediction
+        else:
+            assert score[kind] < score["baseline"], prediction
 
 
 def test_latest_model_says_when_it_is_only_simple_averages(api_read, org):
@@ -80,6 +108,13 @@ def test_latest_model_says_when_it_is_only_simple_averages(api_read, org):
     assert body["kind"] == "heuristic"
     assert body["params"] is None and body["spend_params"] is None
     assert body["backtest"] is None and "back-test needs" in body["backtest_note"]
+    # nothing could be shown to beat the naive rules: the rules are served
+    assert body["served"] == {
+        "orders": "baseline",
+        "value": "baseline",
+        "churn": "baseline",
+        "propensity": "baseline",
+    }
     assert body["data_check"]["ok"] is False
     assert any("ordered more than once" in m for m in body["data_check"]["missing"])
 
