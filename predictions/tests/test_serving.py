@@ -54,6 +54,9 @@ def test_page_and_panel_say_what_is_served_and_how_accurate(owner_client, plante
     about = html.index("About this model")
     for name in ("BG/NBD", "AUC", "Brier"):
         assert html.index(name) > about, name
+    runs = owner_client.get("/segments/predictions/runs/").content.decode()
+    bt = run.backtest
+    assert f"{bt['mae_per_customer']:.2f} ({bt['mae_same_pace']:.2f})" in runs
     panel = owner_client.get(f"/segments/predictions/customers/{pk_of[OVERDUE]}/")
     text = panel.content.decode()
     assert "orders per customer" in text
