@@ -679,9 +679,11 @@ def _propensity(choice: Choice, history: DailyHistory, *, now: int, h: int, rand
         final = CalibratedClassifier(random_state).fit(train_now.X, y_now)
         choice.propensity_model = final
         choice.propensity_calibration = final.method
+        known = np.where(np.isfinite(train_now.X), train_now.X, np.nan)
+        empty = np.isnan(known).all(axis=0)  # e.g. last year's weeks in a young shop
+        known[:, empty] = 0.0
         choice.propensity_train_median = pd.Series(
-            np.nanmedian(np.where(np.isfinite(train_now.X), train_now.X, np.nan), axis=0),
-            index=list(FEATURES),
+            np.nanmedian(known, axis=0), index=list(FEATURES)
         )
         choice.propensity = final.predict(feats_now.to_numpy(dtype=np.float64))
     else:
