@@ -382,8 +382,10 @@ def _can_classify(y: np.ndarray) -> bool:
 def recency_baseline(train_recency: np.ndarray, train_no_order: np.ndarray, recency: np.ndarray):
     """P(no order) from the share of past customers with a similar time since their last
     order who did not order (fifths of recency): the "ranking by recency" baseline."""
-    if train_recency.size == 0:
-        return np.full(recency.size, np.nan)
+    if train_recency.size == 0 or recency.size == 0:
+        # no past period to learn from (a very young shop): still ordered by recency
+        scale = float(np.nanmean(recency)) if recency.size else 1.0
+        return 1.0 - np.exp(-np.asarray(recency, dtype=np.float64) / max(scale, 1.0))
     base = float(train_no_order.mean())
     edges = np.unique(np.nanquantile(train_recency, [0.2, 0.4, 0.6, 0.8]))
     past = np.searchsorted(edges, train_recency, side="right")

@@ -128,3 +128,22 @@ def current_summary_pace(current):
     )
     assert (summary.customer_ids == current.customer_ids).all()
     return summary.frequency.astype(float), summary.T.astype(float)
+
+
+def test_recency_baseline_without_a_past_period_is_still_a_probability_by_recency():
+    p = serving.recency_baseline(np.zeros(0), np.zeros(0, dtype=bool), np.array([0.0, 10, 50]))
+    assert np.isfinite(p).all() and (0 <= p).all() and (p < 1).all()
+    assert p[0] < p[1] < p[2]
+
+
+def test_a_young_shop_without_training_periods_before_the_backtest_gets_defined_figures():
+    # 200 days of history: the 90-day back-test leaves no earlier period to train on
+    orders = planted_orders(
+        as_of=AS_OF, n_regulars=300, n_occasional=200, history_days=200, seed=11
+    )
+    _, served, _, choice = _served(orders)
+    assert serving.GBM not in (choice.served["orders"], choice.served["churn"])
+    assert np.isfinite(served.churn_probability).all()
+    assert set(served.risk_band) != {"high"}
+    for horizon in (30, 90, 365):
+        assert np.isfinite(served.expected_orders[horizon]).all()
