@@ -217,7 +217,11 @@ class History:
         from .models import Order
 
         order_t = table_name(Order)
-        where = "o.organization_id = %s AND o.customer_id IS NOT NULL AND o.ordered_at < %s"
+        # paid orders only: pending, cancelled and refunded ones are no purchase
+        where = (
+            "o.organization_id = %s AND o.customer_id IS NOT NULL AND o.ordered_at < %s "
+            "AND o.status = 'paid'"
+        )
         params = [self.organization_id, self._param(self.cutoff)]
         erased = self.erased_ids()
         returns = int(
@@ -283,7 +287,8 @@ class History:
         start, span = progress
         orders = self._frame(
             f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return FROM {order_t} "  # noqa: S608 - tables from model metadata
-            "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s",
+            "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s "
+            "AND status = 'paid'",  # pending, cancelled and refunded orders: no purchase
             [org, self._param(self.cutoff)],
             ["order_id", "customer_id", "ordered_at", "channel", "is_return"],
         )
@@ -450,6 +455,7 @@ class History:
             f"FROM {line_t} l JOIN {order_t} o ON o.id = l.order_id "
             "WHERE l.organization_id = %s AND o.organization_id = %s "
             "AND o.ordered_at >= %s AND o.ordered_at < %s AND l.sku <> '' "
+            "AND o.status = 'paid' "
             f"AND l.sku NOT IN (SELECT p.sku FROM {product_t} p WHERE p.organization_id = %s "
             "AND (p.merchandise = %s OR p.hidden = %s)) "
             f"GROUP BY l.sku, {day}",

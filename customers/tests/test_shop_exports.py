@@ -489,3 +489,15 @@ def test_an_order_discount_larger_than_its_first_line_is_shared(shop, tmp_path):
     amounts = [ln.amount for ln in placed.lines.order_by("position")]
     assert amounts == [Decimal("1.50"), Decimal("13.50")]  # 5.00 shared 2 : 18
     assert placed.total == Decimal("15.00") and not placed.is_return
+
+
+def test_the_models_read_paid_orders_only(shop):
+    from customers.history import History
+
+    run(shop, "shopify_orders.csv")
+    history = History(shop, dt.date(2026, 3, 31))
+    paid = {o.pk for o in Order.objects.filter(status="paid")}
+    assert set(history.order_lines()["order_id"]) == paid
+    assert history.purchases().n_orders == len(paid)
+    sold = set(history.product_sales(weeks=8)["sku"])
+    assert "BRD-1" not in sold and "BOWL-1" in sold  # the voided board; the paid bowl
