@@ -67,3 +67,36 @@ class Job(TenantModel):
             return False
         seen = self.heartbeat_at or self.started_at or self.created_at
         return (timezone.now() - seen).total_seconds() > settings.JOB_STALE_AFTER_SECONDS
+
+
+class IdempotencyKey(TenantModel):
+    """The first answer to an API write sent with an `Idempotency-Key` header
+    (core/api/idempotency.py): a retry with the same key gets it again instead of
+    applying the write twice. Keys belong to one organisation and one API key (or
+    member), and are forgotten after `IDEMPOTENCY_KEY_HOURS`."""
+
+    key = models.CharField(max_length=255)
+    # who sent it: "api_key:<id>" or "user:<id>"
+    principal = models.CharField(max_length=40)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=1000)
+    # SHA-256 of the method, path, query and body: the same key with another request is refused
+    fingerprint = models.CharField(max_length=64)
+    # null while the first request is being answered
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "principal", "key"], name="idempotency_org_principal_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "expires_at"], name="idempotency_org_expiry")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key})"

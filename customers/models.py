@@ -188,6 +188,11 @@ class OrderLine(TenantModel):
     discount_code = models.CharField(max_length=255, blank=True, default="", db_default="")
     discount_amount = models.DecimalField(null=True, blank=True, **MONEY)  # taken off amount
     position = models.PositiveIntegerField(default=0)
+    # The integration's own key of the line within its order (`line_id`): a bulk
+    # write or file naming it updates that line and keeps the order's others, so
+    # an order split across batches is stored whole. Blank: the order's lines are
+    # replaced as a whole when it is imported again.
+    line_id = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     class Meta(TenantModel.Meta):
         indexes = [

@@ -2,6 +2,7 @@ from rest_framework import permissions
 
 from accounts.actor import Actor
 from accounts.models import Role
+from core.api.idempotency import idempotency_claim
 
 
 class IsOrganizationMember(permissions.BasePermission):
@@ -10,6 +11,13 @@ class IsOrganizationMember(permissions.BasePermission):
     message = "Your role in this organisation cannot change data."
 
     def has_permission(self, request, view):
+        if not self.allowed(request):
+            return False
+        # a write with an Idempotency-Key claims it, or gets its first answer
+        idempotency_claim(request, view)
+        return True
+
+    def allowed(self, request) -> bool:
         if getattr(request, "organization", None) is None:
             return False
         if request.method in permissions.SAFE_METHODS:
@@ -20,8 +28,8 @@ class IsOrganizationMember(permissions.BasePermission):
 class IsOrganizationManager(IsOrganizationMember):
     message = "Only owners and admins can do this."
 
-    def has_permission(self, request, view):
-        if not super().has_permission(request, view):
+    def allowed(self, request) -> bool:
+        if not super().allowed(request):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True

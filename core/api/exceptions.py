@@ -11,6 +11,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from accounts.tenancy import TenantNotSet
 from core.exceptions import ApplicationError
 
+from .idempotency import IdempotentReplay
+
 log = logging.getLogger("segmenta.api")
 
 
@@ -21,6 +23,8 @@ def _flatten(detail):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, IdempotentReplay):
+        return exc.response()
     if isinstance(exc, ApplicationError):
         return Response(
             {

@@ -34,6 +34,8 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "orders": {
         "order_id": "id",
+        # the integration's key of the line within its order: lines are upserted by it
+        "line_id": "id",
         "customer_id": "id",
         "email": "email",
         "ordered_at": "datetime",
@@ -86,6 +88,7 @@ FIELD_HELP = {
     "email": "Email address",
     "ordered_at": "When the order was placed (required)",
     "order_id": "Order or invoice number; rows with the same number are one order",
+    "line_id": "Your key of the line within its order: a line sent again replaces only that line",
     "quantity": "Units (negative for returns); default 1",
     "unit_price": "Price of one unit",
     "amount": "Line total (quantity × unit price)",
@@ -132,6 +135,7 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
         "hidden": ["hidden", "is_hidden"],
     },
     "orders": {
+        "line_id": ["line_id", "order_line_id"],
         "order_id": [
             "order_id",
             "invoiceno",

@@ -962,6 +962,8 @@ class LineRow:
     status: str = ""  # paid, pending, cancelled, refunded; "" when the row does not say
     discount_code: str = ""
     discount_amount: Decimal | None = None
+    line_id: str = ""  # the integration's key of the line within its order
+    product_id: int | None = None  # a stored line kept as it is (see _merge_stored_lines)
 
 
 @dataclass
@@ -1013,6 +1015,7 @@ class AssembledOrder:
                             if ln.discount_code or ln.discount_amount is not None
                             else []
                         ),
+                        *([ln.line_id] if ln.line_id else []),
                     ]
                     for ln in self.lines
                 ],
@@ -1122,6 +1125,7 @@ class OrdersProcessor(Processor):
             },
             status=_status(rec),
             discount_code=_text(rec, "discount_code", 255).strip(),
+            line_id=_ident(rec, "line_id"),
         )
         ctx.currencies[line.currency] += 1
         # the buyer's marketing consent as the order states it (Shopify's Accepts
@@ -1229,6 +1233,7 @@ class OrdersProcessor(Processor):
                 continue
             customer = customer or r.customer
             good.append(r)
+        good = self._keyed_lines(key, good, customer)
         if not good:
             return None
         times = [r.ordered_at for r in good if r.ordered_at is not None]
@@ -1266,6 +1271,76 @@ class OrdersProcessor(Processor):
             profile={k: v for r in good for k, v in r.profile.items()},
             status=first("status") or "paid",
         )
+
+    def _keyed_lines(self, key: str, rows: list[LineRow], customer: str) -> list[LineRow]:
+        """An order whose lines carry a `line_id` is upserted line by line: each key
+        once, on every line, sorted by key (so the order's lines and hash do not
+        depend on how its lines were split into batches)."""
+        if not any(r.line_id for r in rows):
+            return rows
+        ctx, seen, good = self.ctx, set(), []
+        for r in rows:
+            if not r.line_id:
+                message = f"is required: other lines of order {key} have one"
+            elif r.line_id in seen:
+                message = f"{r.line_id} is given twice for order {key}"
+            else:
+                seen.add(r.line_id)
+                good.append(r)
+                continue
+            ctx.reject([r.rownum], "line_id", message, r.line_id, customer)
+        good.sort(key=lambda r: _line_key_order(r.line_id))
+        return good
+
+    def _merge_stored_lines(self, orders: list[AssembledOrder], order_ids: dict[str, int]) -> None:
+        """Keyed orders already stored: the lines sent replace the stored lines with
+        their keys; the order's other keyed lines are kept (unkeyed stored lines are
+        replaced by the keyed ones), and so are its properties not sent again."""
+        db = self.ctx.db
+        names = ["line_id", "product_id", "sku", "product_name", "category", "quantity"]
+        names += ["unit_price", "amount", "discount_code", "discount_amount"]
+        stored: dict[int, list[tuple]] = {}
+        for row in db.select("customers_orderline", "order_id", order_ids.values(), names):
+            if row[1]:
+                stored.setdefault(row[0], []).append(row[1:])
+        props = dict(db.select("customers_order", "id", order_ids.values(), ["properties"]))
+        for o in orders:
+            oid = order_ids[o.key]
+            sent = {ln.line_id for ln in o.lines}
+            kept = [
+                LineRow(
+                    rownum=-1,
+                    order_id=o.key,
+                    customer=o.customer,
+                    email="",
+                    ordered_at=o.ordered_at,
+                    currency=o.currency,
+                    channel="",
+                    location="",
+                    sku=sku or "",
+                    product_name=name or "",
+                    category=category or "",
+                    quantity=int(quantity),
+                    unit_price=None if price is None else _decimal(price).quantize(Q4),
+                    amount=_decimal(amount).quantize(Q4),
+                    props={},
+                    discount_code=code or "",
+                    discount_amount=None if discount is None else _decimal(discount).quantize(Q4),
+                    line_id=line_id,
+                    product_id=product,
+                )
+                for line_id, product, sku, name, category, quantity, price, amount, code, discount in stored.get(
+                    oid, []
+                )
+                if line_id not in sent
+            ]
+            if kept:
+                o.lines = sorted([*o.lines, *kept], key=lambda r: _line_key_order(r.line_id))
+            held = props.get(oid)
+            if isinstance(held, str):
+                held = json.loads(held or "{}")
+            if held:
+                o.props = {**held, **o.props}
 
     def _note_profile(self, order: AssembledOrder, cid: int | None) -> None:
         """Remember the address of the customer's latest order in the file."""
@@ -1392,6 +1467,9 @@ class OrdersProcessor(Processor):
             )
         }
         deleted = {} if ctx.allow_deleted else deleted_orders(db, [o.key for o in orders])
+        keyed = [o for o in orders if o.key in existing and any(ln.line_id for ln in o.lines)]
+        if keyed:
+            self._merge_stored_lines(keyed, {o.key: existing[o.key][0] for o in keyed})
         totals = CustomerTotals(db, [*customer_ids.values(), *(e[2] for e in existing.values())])
         now = timezone.now()
         changed: list = []
@@ -1481,7 +1559,7 @@ class OrdersProcessor(Processor):
                 line_rows.append(
                     [
                         oid,
-                        product_ids.get(ln.sku) if ln.sku else None,
+                        (product_ids.get(ln.sku) if ln.sku else None) or ln.product_id,
                         ln.sku,
                         ln.product_name,
                         ln.category,
@@ -1491,6 +1569,7 @@ class OrdersProcessor(Processor):
                         ln.discount_code,
                         ln.discount_amount,
                         position,
+                        ln.line_id,
                     ]
                 )
         db.insert(
@@ -1507,6 +1586,7 @@ class OrdersProcessor(Processor):
                 "discount_code",
                 "discount_amount",
                 "position",
+                "line_id",
             ],
             line_rows,
         )
@@ -1515,6 +1595,11 @@ class OrdersProcessor(Processor):
         customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=recompute)
         customer_stats_add(db=db, deltas={c: d for c, d in deltas.items() if c not in recompute})
         ctx.changed_customer_ids.update(recompute, deltas)
+
+
+def _line_key_order(line_id: str) -> tuple:
+    """Line keys in their natural order: 2 before 10."""
+    return (0, int(line_id), "") if line_id.isdigit() and len(line_id) < 19 else (1, 0, line_id)
 
 
 def _spread_discount(lines: list[LineRow]) -> None:

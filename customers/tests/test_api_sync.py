@@ -1,0 +1,184 @@
+"""Issue 16: an integration's writes are lossless and repeatable (line keys,
+idempotency keys, one validation, consent precedence) and its reads stay in
+sync (updated_since, cursors, the run a read comes from)."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.tenancy import tenant_context
+from accounts.tests.factories import make_api_key
+from core.models import IdempotencyKey
+from customers.models import Customer, Order, OrderLine
+
+from .factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _lines(orders: int = 7, per_order: int = 5) -> list[dict]:
+    return [
+        {
+            "order_id": f"A{o}",
+            "line_id": str(n),
+            "customer_id": f"C{o % 3}",
+            "ordered_at": f"2026-03-{o + 1:02d}T10:00:00Z",
+            "sku": f"SKU{n}",
+            "quantity": n + 1,
+            "unit_price": "2.50",
+        }
+        for o in range(orders)
+        for n in range(per_order)
+    ]
+
+
+def _stored(org) -> list[tuple]:
+    with tenant_context(org):
+        return sorted(
+            OrderLine.objects.values_list("order__external_id", "line_id", "sku", "quantity")
+        )
+
+
+def test_order_lines_split_across_batches_are_stored_once_at_every_boundary(org, api):
+    lines = _lines()
+    expected = sorted((r["order_id"], r["line_id"], r["sku"], r["quantity"]) for r in lines)
+    for cut in range(1, len(lines)):
+        with tenant_context(org):
+            Order.objects.all().delete()
+        for batch in (lines[:cut], lines[cut:]):
+            r = api.post("/api/v1/orders/bulk/", batch, format="json")
+            assert r.status_code == 200 and r.json()["rejected"] == 0, r.json()
+        assert _stored(org) == expected, f"split after record {cut}"
+        # re-sending either batch, in any order, changes nothing
+        for batch in (lines[cut:], lines[:cut]):
+            body = api.post("/api/v1/orders/bulk/", batch, format="json").json()
+            assert (body["created"], body["updated"]) == (0, 0), (cut, body)
+        assert _stored(org) == expected
+    with tenant_context(org):
+        order = Order.objects.get(external_id="A2")
+        assert order.lines_count == 5
+        assert order.total == sum(2.5 * (n + 1) for n in range(5))
+
+
+def test_a_line_sent_again_with_its_key_is_updated_not_added(org, api):
+    lines = _lines(orders=1, per_order=3)
+    api.post("/api/v1/orders/bulk/", lines, format="json")
+    changed = dict(lines[1], quantity=10)
+    body = api.post("/api/v1/orders/bulk/", [changed], format="json").json()
+    assert body["updated"] == 1
+    assert [q for *_, q in _stored(org)] == [1, 10, 3]
+    with tenant_context(org):
+        assert list(OrderLine.objects.order_by("position").values_list("line_id", flat=True)) == [
+            "0",
+            "1",
+            "2",
+        ]
+
+
+def test_a_line_key_given_twice_in_one_order_is_rejected(org, api):
+    lines = _lines(orders=1, per_order=2)
+    lines[1]["line_id"] = lines[0]["line_id"]
+    body = api.post("/api/v1/orders/bulk/", lines, format="json").json()
+    assert body["rejected"] == 1
+    assert body["errors"][0]["index"] == 1 and body["errors"][0]["field"] == "line_id"
+
+
+# --- Idempotency-Key -----------------------------------------------------------------
+
+
+def _client(org, scope="write") -> APIClient:
+    _, raw = make_api_key(org, scope)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    return client
+
+
+def test_a_bulk_write_retried_with_its_key_applies_once_and_answers_the_same(org, api):
+    records = [{"customer_id": "K1", "first_name": "Kim"}]
+    first = api.post("/api/v1/customers/bulk/", records, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == 200 and first.json()["created"] == 1
+    with tenant_context(org):
+        Customer.objects.filter(external_id="K1").delete()  # the retry must not re-create it
+    again = api.post("/api/v1/customers/bulk/", records, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert again["Idempotent-Replayed"] == "true"
+    with tenant_context(org):
+        assert not Customer.objects.filter(external_id="K1").exists()
+    # without the key (or with a new one) it is a new request
+    fresh = api.post("/api/v1/customers/bulk/", records, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert fresh.json()["created"] == 1
+
+
+def test_a_single_write_retried_applies_once_and_errors_are_replayed_too(org, api):
+    with tenant_context(org):
+        customer = CustomerFactory(external_id="P1", first_name="Pat")
+    url = f"/api/v1/customers/{customer.pk}/"
+    first = api.patch(url, {"first_name": "Pam"}, format="json", HTTP_IDEMPOTENCY_KEY="p-1")
+    assert first.status_code == 200
+    with tenant_context(org):
+        Customer.objects.filter(pk=customer.pk).update(first_name="Changed since")
+    again = api.patch(url, {"first_name": "Pam"}, format="json", HTTP_IDEMPOTENCY_KEY="p-1")
+    assert (again.status_code, again.json()) == (200, first.json())
+    with tenant_context(org):
+        assert Customer.objects.get(pk=customer.pk).first_name == "Changed since"
+    bad = api.patch(url, {"first_name": "x" * 300}, format="json", HTTP_IDEMPOTENCY_KEY="p-2")
+    assert bad.status_code == 400
+    assert (
+        api.patch(url, {"first_name": "x" * 300}, format="json", HTTP_IDEMPOTENCY_KEY="p-2").json()
+        == bad.json()
+    )
+
+
+def test_the_same_key_with_another_body_is_refused_with_409(org, api):
+    url = "/api/v1/customers/bulk/"
+    api.post(url, [{"customer_id": "A"}], format="json", HTTP_IDEMPOTENCY_KEY="same")
+    r = api.post(url, [{"customer_id": "B"}], format="json", HTTP_IDEMPOTENCY_KEY="same")
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "idempotency_key_reused"
+    assert "Idempotency-Key" in r.json()["error"]["fields"]
+    r = api.post(
+        "/api/v1/products/bulk/", [{"customer_id": "A"}], format="json", HTTP_IDEMPOTENCY_KEY="same"
+    )
+    assert r.status_code == 409  # another address
+    with tenant_context(org):
+        assert not Customer.objects.filter(external_id="B").exists()
+    assert api.post(url, [], format="json", HTTP_IDEMPOTENCY_KEY="x" * 256).status_code == 400
+
+
+def test_keys_belong_to_one_api_key_of_one_organisation(org, other_org, api):
+    records = [{"customer_id": "S1"}]
+    url = "/api/v1/customers/bulk/"
+    assert (
+        api.post(url, records, format="json", HTTP_IDEMPOTENCY_KEY="shared").json()["created"] == 1
+    )
+    other_key = _client(org)
+    assert (
+        other_key.post(url, records, format="json", HTTP_IDEMPOTENCY_KEY="shared").json()[
+            "unchanged"
+        ]
+        == 1
+    )
+    rival = _client(other_org)
+    assert (
+        rival.post(url, records, format="json", HTTP_IDEMPOTENCY_KEY="shared").json()["created"]
+        == 1
+    )
+    with tenant_context(org):
+        assert IdempotencyKey.objects.count() == 2
+    with tenant_context(other_org):
+        assert IdempotencyKey.objects.count() == 1
+
+
+def test_keys_expire(org, api, monkeypatch):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    records = [{"customer_id": "E1"}]
+    url = "/api/v1/customers/bulk/"
+    api.post(url, records, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    with tenant_context(org):
+        IdempotencyKey.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    r = api.post(url, [{"customer_id": "E2"}], format="json", HTTP_IDEMPOTENCY_KEY="old")
+    assert r.status_code == 200 and r.json()["created"] == 1
