@@ -182,3 +182,72 @@ def test_keys_expire(org, api, monkeypatch):
         IdempotencyKey.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     r = api.post(url, [{"customer_id": "E2"}], format="json", HTTP_IDEMPOTENCY_KEY="old")
     assert r.status_code == 200 and r.json()["created"] == 1
+
+
+# --- one validation -------------------------------------------------------------------
+
+
+def test_bulk_rejects_a_name_patch_rejects_instead_of_truncating_it(org, api):
+    with tenant_context(org):
+        customer = CustomerFactory(external_id="L1", first_name="Lee")
+    long_name = "x" * 300
+    r = api.patch(f"/api/v1/customers/{customer.pk}/", {"first_name": long_name}, format="json")
+    assert r.status_code == 400 and "first_name" in r.json()["error"]["fields"]
+    body = api.post(
+        "/api/v1/customers/bulk/",
+        [
+            {"customer_id": "L1", "first_name": long_name},
+            {"customer_id": "L2", "last_name": long_name},
+        ],
+        format="json",
+    ).json()
+    assert body["rejected"] == 2
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [
+        (0, "first_name"),
+        (1, "last_name"),
+    ]
+    with tenant_context(org):
+        assert Customer.objects.get(external_id="L1").first_name == "Lee"
+        assert not Customer.objects.filter(external_id="L2").exists()
+    body = api.post(
+        "/api/v1/products/bulk/", [{"sku": "S", "name": "n" * 501}], format="json"
+    ).json()
+    assert body["rejected"] == 1 and body["errors"][0]["field"] == "name"
+
+
+def test_bulk_reports_every_problem_of_a_record(org, api):
+    body = api.post(
+        "/api/v1/customers/bulk/",
+        [
+            {
+                "customer_id": "M1",
+                "first_name": "y" * 151,
+                "email": "not an email",
+                "latitude": "200",
+                "accepts_email": "perhaps",
+            },
+            {"customer_id": "M2", "first_name": "Fine"},
+        ],
+        format="json",
+    ).json()
+    assert body["rejected"] == 1 and body["created"] == 1
+    assert sorted(e["field"] for e in body["errors"] if e["index"] == 0) == [
+        "accepts_email",
+        "email",
+        "first_name",
+        "latitude",
+    ]
+    body = api.post(
+        "/api/v1/orders/bulk/",
+        [
+            {
+                "order_id": "O1",
+                "ordered_at": "yesterday-ish",
+                "quantity": "many",
+                "unit_price": "cheap",
+            }
+        ],
+        format="json",
+    ).json()
+    assert body["rejected"] == 1
+    assert sorted(e["field"] for e in body["errors"]) == ["ordered_at", "quantity", "unit_price"]

@@ -15,6 +15,7 @@ import logging
 import sqlite3
 import tempfile
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -62,6 +63,20 @@ class RowError(Exception):
         self.field = field
         self.message = message
         self.value = value
+
+
+# While a row is parsed (Processor.feed), the problems of its fields are collected
+# here, so that a rejected row or record names every problem, not only the first.
+_row_problems: ContextVar[list[RowError] | None] = ContextVar("row_problems", default=None)
+
+
+def _problem(name: str, message: str, value: str = "") -> None:
+    """A field's value is not valid: noted (and parsing goes on with the field
+    blank) while a row is parsed, else raised."""
+    problems = _row_problems.get()
+    if problems is None:
+        raise RowError(name, message, value)
+    problems.append(RowError(name, message, value))
 
 
 def content_hash(parts: Any) -> str:
@@ -143,7 +158,13 @@ class Context:
 
 
 def _text(rec: dict, name: str, max_len: int) -> str:
-    return (rec.get(name) or "")[:max_len]
+    """A text field; longer than the field holds is refused (as `PATCH` refuses
+    it), not cut."""
+    value = rec.get(name) or ""
+    if len(value) > max_len:
+        _problem(name, f"is longer than {max_len} characters", value[:50])
+        return ""
+    return value
 
 
 def _ident(rec: dict, name: str, max_len: int = 255) -> str:
@@ -160,7 +181,8 @@ def _parse(rec: dict, name: str, parser):
     try:
         return parser(value)
     except ValueError as exc:
-        raise RowError(name, str(exc), value) from None
+        _problem(name, str(exc), value)
+        return None
 
 
 def _money(rec: dict, name: str) -> Decimal | None:
@@ -172,7 +194,8 @@ def _money(rec: dict, name: str) -> Decimal | None:
         value = value.quantize(Q4)
         problem = money_problem(value)  # 99999999999999.99999 rounds up to 10^14
     if problem:
-        raise RowError(name, problem, rec.get(name, ""))
+        _problem(name, problem, rec.get(name, ""))
+        return None
     return value
 
 
@@ -183,10 +206,12 @@ def _date(ctx: Context, rec: dict, name: str):
     try:
         parsed = ctx.dates[name](value)
     except (ValueError, OverflowError) as exc:
-        raise RowError(name, str(exc), value) from None
+        _problem(name, str(exc), value)
+        return None
     problem = moment_problem(parsed, now=ctx.now)
     if problem:
-        raise RowError(name, problem, value)
+        _problem(name, problem, value)
+        return None
     return parsed
 
 
@@ -428,9 +453,17 @@ class Processor:
 
     def feed(self, rownum: int, rec: dict, attrs: dict) -> bool:
         """Take one row; True when a chunk was written."""
+        problems: list[RowError] = []
+        token = _row_problems.set(problems)
         try:
             item = self.parse(rownum, rec, attrs)
         except RowError as exc:
+            # a problem that stops the reading; a field already at fault says it first
+            if not any(p.field == exc.field for p in problems):
+                problems.append(exc)
+        finally:
+            _row_problems.reset(token)
+        if problems:
             resolver = getattr(self, "resolver", None)
             erased = resolver and resolver.erased_message(
                 _cust(self.ctx, rec), rec.get("email") or "", rec.get("phone") or ""
@@ -440,13 +473,14 @@ class Processor:
                 key = self.ctx.plan.customer_key or "customer_id"
                 self.ctx.errors.add(rownum, self.ctx.plan.column(key), erased, "", "")
             else:
-                self.ctx.errors.add(
-                    rownum,
-                    self.ctx.plan.column(exc.field),
-                    exc.message,
-                    exc.value,
-                    _cust(self.ctx, rec),
-                )
+                for problem in problems:  # every problem of the row, in field order
+                    self.ctx.errors.add(
+                        rownum,
+                        self.ctx.plan.column(problem.field),
+                        problem.message,
+                        problem.value,
+                        _cust(self.ctx, rec),
+                    )
             self.ctx.counts.add("rejected")
             return False
         return self.add(item)
@@ -639,7 +673,7 @@ class CustomersProcessor(Processor):
         values: dict[str, Any] = {}
         for name, max_len in CUSTOMER_TEXT.items():
             if rec.get(name):
-                values[name] = rec[name][:max_len]
+                values[name] = _text(rec, name, max_len)
         if rec.get("email"):
             values["email"] = _parse(rec, "email", parse_email)
         for name, parser in CUSTOMER_PARSED:
@@ -785,13 +819,13 @@ class ProductsProcessor(Processor):
         values: dict[str, Any] = {}
         for name, max_len in PRODUCT_TEXT.items():
             if rec.get(name):
-                values[name] = rec[name][:max_len]
+                values[name] = _text(rec, name, max_len)
         for name in PRODUCT_URLS:
-            if name in values:
+            if values.get(name):
                 values[name] = values[name].strip()
                 problem = web_url_problem(values[name])
                 if problem:
-                    raise RowError(name, problem, rec[name])
+                    _problem(name, problem, rec[name])
         price = _money(rec, "price")
         if price is not None:
             if price < 0:
