@@ -308,13 +308,13 @@ def auto_map(kind: str, header: list[str]) -> tuple[dict[str, str], str]:
     if fmt != "generic":
         # the layout's own order decides between two columns for one field
         # (Shopify's Province Code before its Province name)
-        by_name = {}
+        by_name: dict[str, str] = {}
         for h, n in normalised:
             by_name.setdefault(n, h)
         for n, target in platforms.BY_KEY[fmt].columns.items():
-            h = by_name.get(n)
-            if h is not None and target not in taken and mapping[h] == h:
-                mapping[h] = target
+            column = by_name.get(n)
+            if column is not None and target not in taken and mapping[column] == column:
+                mapping[column] = target
                 taken.add(target)
         return mapping, fmt
     # "Created date (UTC)" is a "created date" whose zone the header gives
