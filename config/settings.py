@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "predictions",
     "campaigns",
     "research",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -95,6 +96,8 @@ MIDDLEWARE = [
     "core.web.NulCharacterMiddleware",
     # Before anything reads a body: refuses uploads over UPLOAD_MAX_BYTES unread.
     "core.uploads.UploadLimitMiddleware",
+    # X-RateLimit-* on every API answer (the throttles leave the counts on the request)
+    "accounts.api.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -312,6 +315,14 @@ JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_WAIT_RETRY_SECONDS = env.int("JOB_WAIT_RETRY_SECONDS", default=30)
 JOB_WAIT_MAX_SECONDS = env.int("JOB_WAIT_MAX_SECONDS", default=1800)
 
+# --- Webhooks -------------------------------------------------------------------
+# Outbound deliveries (webhooks/): attempts per event and the first back-off
+# (multiplied by 4 each time). Private and loopback addresses are refused in
+# production (SSRF); development and tests may point at a local receiver.
+WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=6)
+WEBHOOKS_RETRY_BASE_SECONDS = env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=30)
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=not PRODUCTION)
+
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -323,14 +334,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
+    # One budget per API key (a read key's burst never slows the write key) and per
+    # signed-in member; X-RateLimit-* headers on every answer (accounts/api/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "accounts.api.throttling.OrganizationRateThrottle",
+        "accounts.api.throttling.AnonRateThrottle",
+        "accounts.api.throttling.KeyRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/min"),
-        "organization": env.str("API_THROTTLE_ORG", default="1200/min"),
+        "key": env.str("API_THROTTLE_KEY", default=env.str("API_THROTTLE_ORG", default="1200/min")),
     },
+    # Bodies are JSON (one request type per operation in the schema, so generated
+    # clients work); the file upload (imports/) declares multipart itself.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

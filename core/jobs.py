@@ -311,10 +311,14 @@ class TenantTask(Task):
                 return None
             except Exception:
                 log.exception("job.failed job_id=%s", job_id)
+                step = _step_of(job_id)
                 _finish(
                     job_id,
                     JobStatus.FAILED,
-                    f"Something went wrong on our side (reference: job {job_id}). Nothing was half-written; you can run it again.",
+                    f"{job.title or 'The job'} stopped at “{step}”: something went wrong on "
+                    f"our side (reference: job {job_id}). Nothing was half-written; you can run "
+                    "it again.",
+                    {"failed_step": step},
                 )
                 return None
             finally:
@@ -386,7 +390,25 @@ def _beat_jobs() -> None:
         connections.close_all()  # this thread's own connections
 
 
+# What a job was doing when it stopped: its last progress message, in words.
+_NO_STEP = {"", "Started.", "Queued.", "Cancelling…"}
+
+
+def _step_of(job_id: int) -> str:
+    last = Job.all_objects.filter(pk=job_id).values_list("message", flat=True).first() or ""
+    last = last.strip().rstrip(".…").strip()
+    if last in {s.rstrip(".…") for s in _NO_STEP} or last.startswith("Waiting for"):
+        return "starting"
+    return last[:120]
+
+
 def _finish(job_id: int, status: str, message: str, result: dict | None = None) -> None:
+    """Write a job's end. A failure keeps the step it failed at (`result.failed_step`,
+    its last progress message) and notifies the organisation's webhooks (`job.failed`)."""
+    if status == JobStatus.FAILED:
+        result = dict(result or {})
+        result.setdefault("error", message)
+        result.setdefault("failed_step", _step_of(job_id))
     fields: dict[str, Any] = {
         "status": status,
         "message": message[:500],
@@ -397,6 +419,21 @@ def _finish(job_id: int, status: str, message: str, result: dict | None = None) 
     if result is not None:
         fields["result"] = json_safe(result)
     Job.all_objects.filter(pk=job_id).update(**fields)
+    if status == JobStatus.FAILED:
+        job = Job.all_objects.filter(pk=job_id).values("organization_id", "kind").first()
+        if job is not None:
+            from webhooks.events import emit
+
+            emit(
+                job["organization_id"],
+                "job.failed",
+                {
+                    "job_id": job_id,
+                    "kind": job["kind"],
+                    "message": fields["message"],
+                    "failed_step": (result or {}).get("failed_step", ""),
+                },
+            )
 
 
 def _person(user):

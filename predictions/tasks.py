@@ -25,6 +25,19 @@ def _run(task, *, organization_id: int, as_of: str | None) -> dict:
         as_of=dt.date.fromisoformat(as_of) if as_of else None,
         job=task.job,
     )
+    from webhooks.events import emit
+
+    emit(
+        organization,
+        "prediction_run.finished",
+        {
+            "run_id": run.pk,
+            "job_id": task.job.job_id,
+            "as_of": run.as_of.isoformat(),
+            "customers": run.n_customers,
+            "products": run.n_products,
+        },
+    )
     what = "simple averages (too little history)" if run.is_heuristic else "predictions"
     return {
         "message": (

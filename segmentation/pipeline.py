@@ -154,9 +154,19 @@ def pipeline_wait_for_imports() -> None:
 
 
 def pipeline_after_data_change(*, organization, user=None) -> dict | None:
-    """After an import: refresh every step unless the same step is already waiting."""
-    pending = set(Job.objects.filter(status=JobStatus.QUEUED).values_list("kind", flat=True))
-    steps = [s.name for s in available_steps() if s.name not in pending]
+    """After an import: refresh every step unless the same step is already waiting.
+    Returns `pipeline_start`'s answer, whose `jobs` also name the steps' jobs already
+    waiting (they will read the new data), or None when nothing is refreshed."""
+    pending = dict(
+        Job.objects.filter(status=JobStatus.QUEUED).order_by("pk").values_list("kind", "pk")
+    )
+    known = [s.name for s in available_steps()]
+    steps = [name for name in known if name not in pending]
+    waiting = {name: pending[name] for name in known if name in pending}
     if not steps:
-        return None
-    return pipeline_start(organization=organization, steps=steps, user=user, reason="after import")
+        return {"runs": {}, "jobs": waiting, "status": "queued", "seconds": 0} if waiting else None
+    started = pipeline_start(
+        organization=organization, steps=steps, user=user, reason="after import"
+    )
+    started["jobs"] = {**waiting, **started["jobs"]}
+    return started

@@ -21,6 +21,18 @@ def segments_run(self, *, organization_id: int, job_id: int | None, as_of: str |
         as_of=dt.date.fromisoformat(as_of) if as_of else None,
         job=self.job,
     )
+    from webhooks.events import emit
+
+    emit(
+        organization,
+        "segment.membership_changed",
+        {
+            "run_id": run.pk,
+            "job_id": job_id,
+            "as_of": run.as_of.isoformat(),
+            "customers": run.n_customers,
+        },
+    )
     return {
         "message": (
             f"Found {run.chosen_k} segments among {run.n_customers:,} customers "

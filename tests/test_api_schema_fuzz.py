@@ -48,6 +48,7 @@ ID_MODELS = {
     "jobs": "core.Job",
     "segments": "segmentation.Segment",
     "personas": "segmentation.Persona",
+    "webhooks": "webhooks.WebhookEndpoint",
 }
 RESOURCE = re.compile(r"^/api/v1/([^/]+)/\{id\}/")
 

@@ -40,8 +40,24 @@ ERROR_RESPONSES = {
     "409": "The object's current state does not allow this (for example a finished job).",
     "413": "The body or upload is too large.",
     "415": "The body's content type is not accepted here.",
-    "429": "Too many requests; wait and retry.",
+    "429": "Too many requests for this key; wait `Retry-After` seconds and retry.",
 }
+
+
+# Every answer under /api/v1/ carries the caller's rate budget (accounts/api/throttling.py).
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": "Requests allowed per window (a minute) for this key or member.",
+    "X-RateLimit-Remaining": "Requests left in the current window.",
+    "X-RateLimit-Reset": "Seconds until the oldest request of the window leaves it.",
+}
+RETRY_AFTER = {"Retry-After": "Seconds to wait before trying again."}
+
+
+def _headers(names: dict[str, str]) -> dict:
+    return {
+        name: {"schema": {"type": "integer"}, "description": description}
+        for name, description in names.items()
+    }
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -58,4 +74,8 @@ class AutoSchema(openapi.AutoSchema):
                 responses[code] = error
             elif "content" not in existing:
                 existing["content"] = error["content"]
+        if direction == "response":
+            for code, response in responses.items():
+                extra = {**RATE_LIMIT_HEADERS, **(RETRY_AFTER if code == "429" else {})}
+                response.setdefault("headers", {}).update(_headers(extra))
         return responses

@@ -89,6 +89,7 @@ def test_the_built_in_capabilities_declare_their_steps_menu_and_places():
         "Audiences",
         "Campaigns",
         "Research",
+        "Webhooks",
         "Settings",
     ]
 

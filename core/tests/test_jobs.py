@@ -71,7 +71,8 @@ def test_application_error_fails_the_job_with_a_readable_reason(in_org):
     job = job_start(organization=in_org, kind="import", task=fail_with_reason, sync=True)
     assert job.status == JobStatus.FAILED
     assert job.message == "Row 3: the date '31/02/2024' does not exist."
-    assert job.result == {"error": job.message, "row": 3}
+    # the step it failed at (its last progress report) is kept for the integrator
+    assert job.result == {"error": job.message, "row": 3, "failed_step": "Reading the file"}
     assert job.attempts == 1
     assert job.finished_at is not None
 

@@ -308,7 +308,17 @@ class BulkErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class StartedJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Follow it at jobs/{id}/.")
+    kind = serializers.CharField(help_text="The step, e.g. `segments` or `predictions`.")
+
+
 class BulkResultSerializer(serializers.Serializer):
+    jobs = StartedJobSerializer(
+        many=True,
+        help_text="The jobs this write started (a refresh of segments and predictions when "
+        "data changed), or already waiting ones that will read it; empty when nothing changed.",
+    )
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()

@@ -82,15 +82,19 @@ def _bulk(request, kind: str) -> Response:
         actor=Actor.from_request(request),
     )
     c = outcome.counts
+    started = None
     if outcome.changed_anything:
         from segmentation.pipeline import pipeline_after_data_change
 
         try:
-            pipeline_after_data_change(organization=request.organization, user=None)
+            started = pipeline_after_data_change(organization=request.organization, user=None)
         except ApplicationError:
             pass
+    # the refresh this write started (or that was waiting and will read it), by job
+    refresh = started.get("jobs", {}) if isinstance(started, dict) else {}
     return Response(
         {
+            "jobs": [{"id": pk, "kind": kind} for kind, pk in refresh.items()],
             "created": c.created,
             "updated": c.updated,
             "unchanged": c.unchanged,

@@ -331,14 +331,33 @@ def import_execute(
     imp.finished_at = timezone.now()
     imp.message = _summary(imp)
     imp.save()
+    started = None
     if run_pipeline and outcome.changed_anything:
         from segmentation.pipeline import pipeline_after_data_change
 
         try:
-            pipeline_after_data_change(organization=imp.organization, user=user)
+            started = pipeline_after_data_change(organization=imp.organization, user=user)
         except ApplicationError as exc:
             log.info("import.pipeline_skipped import_id=%s reason=%s", imp.pk, exc.message)
+    from webhooks.events import emit
+
+    emit(
+        imp.organization_id,
+        "import.finished",
+        {
+            "import_id": imp.pk,
+            "job_id": job_id,
+            "kind": imp.kind,
+            "rows": imp.rows,
+            "created": imp.created,
+            "updated": imp.updated,
+            "unchanged": imp.unchanged,
+            "rejected": imp.rejected,
+        },
+    )
     return {
+        # the refresh this import started, by step (the integrator can follow them)
+        "jobs": started.get("jobs", {}) if isinstance(started, dict) else {},
         "message": imp.message,
         "url": reverse("customers:import_detail", args=[imp.pk]),
         "import_id": imp.pk,

@@ -281,6 +281,14 @@ def customer_erase(
         title="Remove erased people from stored files",
         sync=sync_files,
     )
+    from webhooks.events import emit
+
+    # the id only: the receiver erases its own copy; no identifier of the person
+    emit(
+        organization,
+        "customer.erased",
+        {"customer_id": customer.pk, "erased_at": now.isoformat()},
+    )
     customer.refresh_from_db()
     return customer
 
