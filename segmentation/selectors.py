@@ -47,6 +47,17 @@ def personas_current() -> QuerySet[Persona]:
     )
 
 
+def segment_members_run_id(*, segment: Segment) -> int | None:
+    """The run whose membership `segment_members` reads: the live run for an active
+    segment, else the segment's last run; None for a rule segment (evaluated now)."""
+    if segment.kind == SegmentKind.RULE:
+        return None
+    run_id = None
+    if segment.is_active:
+        run_id = SegmentationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()
+    return run_id if run_id is not None else segment.last_run_id
+
+
 def segment_members(*, segment: Segment) -> QuerySet:
     """The segment's customers now: members in the live run (or, for a retired
     segment, in its last run); a rule segment is evaluated on the current data."""
@@ -62,11 +73,7 @@ def segment_members(*, segment: Segment) -> QuerySet:
         except ApplicationError:  # a field that is no longer offered: nobody matches
             return Customer.objects.none()
         return rule_customers(rule).order_by("pk")
-    run_id = None
-    if segment.is_active:
-        run_id = SegmentationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()
-    if run_id is None:
-        run_id = segment.last_run_id
+    run_id = segment_members_run_id(segment=segment)
     if run_id is None:
         return Customer.objects.none()
     member_ids = Membership.objects.filter(run_id=run_id, segment=segment).values("customer_id")

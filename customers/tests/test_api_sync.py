@@ -5,6 +5,7 @@ sync (updated_since, cursors, the run a read comes from)."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.tenancy import tenant_context
@@ -251,3 +252,88 @@ def test_bulk_reports_every_problem_of_a_record(org, api):
     ).json()
     assert body["rejected"] == 1
     assert sorted(e["field"] for e in body["errors"]) == ["ordered_at", "quantity", "unit_price"]
+
+
+# --- consent precedence on the bulk path; member rows ---------------------------------
+
+
+def _consent(org, external_id: str) -> tuple:
+    with tenant_context(org):
+        c = Customer.objects.get(external_id=external_id)
+        return c.accepts_email, c.email_consent_at
+
+
+def test_a_stale_bulk_record_does_not_reverse_a_later_opt_out(org, api):
+    api.post(
+        "/api/v1/customers/bulk/",
+        [
+            {
+                "customer_id": "Q1",
+                "accepts_email": "true",
+                "email_consent_at": "2026-01-01T00:00:00Z",
+            }
+        ],
+        format="json",
+    )
+    with tenant_context(org):
+        pk = Customer.objects.get(external_id="Q1").pk
+    assert (
+        api.patch(f"/api/v1/customers/{pk}/", {"accepts_email": False}, format="json").status_code
+        == 200
+    )
+    opted_out = _consent(org, "Q1")
+    assert opted_out[0] is False
+    # the integration re-sends what it held before the opt-out: a customer record and an order
+    stale = {
+        "customer_id": "Q1",
+        "accepts_email": "true",
+        "email_consent_at": "2026-02-01T00:00:00Z",
+    }
+    body = api.post("/api/v1/customers/bulk/", [stale], format="json").json()
+    assert body["rejected"] == 0
+    order = {
+        "order_id": "Q-1",
+        "customer_id": "Q1",
+        "ordered_at": "2026-02-02T00:00:00Z",
+        "amount": "5",
+        "accepts_email": "true",
+    }
+    api.post("/api/v1/orders/bulk/", [order], format="json")
+    assert _consent(org, "Q1") == opted_out
+    # a newer opt-in (stating a later time) does reverse it
+    newer = dict(stale, email_consent_at=timezone.now().isoformat())
+    api.post("/api/v1/customers/bulk/", [newer], format="json")
+    assert _consent(org, "Q1")[0] is True
+
+
+def test_a_bulk_grant_without_a_time_does_not_reverse_an_unsubscribe(org, api):
+    from customers.models import ConsentVia
+    from customers.services.consent import consent_change
+
+    with tenant_context(org):
+        customer = CustomerFactory(external_id="U1", accepts_email=True)
+        consent_change(
+            customer=customer, channel="email", granted=False, via=ConsentVia.UNSUBSCRIBE
+        )
+    api.post(
+        "/api/v1/customers/bulk/", [{"customer_id": "U1", "accepts_email": "yes"}], format="json"
+    )
+    assert _consent(org, "U1")[0] is False
+
+
+def test_segment_member_rows_carry_consent_and_name_their_run(org, api):
+    from segmentation.models import Segment
+    from segmentation.tests.factories import build_world
+
+    build_world(org)
+    with tenant_context(org):
+        segment = Segment.objects.get(key="cluster-world")
+        member = segment.memberships.get().customer
+        Customer.objects.filter(pk=member.pk).update(accepts_email=True, accepts_sms=False)
+        run_id = segment.last_run_id
+    body = api.get(f"/api/v1/segments/{segment.pk}/members/").json()
+    row = body["results"][0]
+    assert row["id"] == member.pk
+    assert row["accepts_email"] is True and row["accepts_sms"] is False
+    assert {"email_consent_at", "sms_consent_at", "updated_at"} <= set(row)
+    assert body["run"]["id"] == run_id and body["run"]["as_of"] == "2024-06-30"

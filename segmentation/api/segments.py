@@ -14,17 +14,30 @@ from rest_framework.routers import DefaultRouter
 from core.api.base import TenantViewSetMixin
 from core.exceptions import ApplicationError
 
-from ..models import Persona, Segment, SegmentKind
-from ..selectors import segment_members
+from ..models import Persona, Segment, SegmentationRun, SegmentKind
+from ..selectors import segment_members, segment_members_run_id
 from ..services.personas import persona_update
 from ..services.rules import rule_preview, rule_segment_create
 from .serializers_segments import (
     MemberSerializer,
+    MembersPageSerializer,
     PersonaSerializer,
     PersonaUpdateSerializer,
     RuleSerializer,
     SegmentListSerializer,
     SegmentSerializer,
+)
+
+MEMBER_FIELDS = (
+    "external_id",
+    "email",
+    "first_name",
+    "last_name",
+    "accepts_email",
+    "accepts_sms",
+    "email_consent_at",
+    "sms_consent_at",
+    "updated_at",
 )
 
 
@@ -92,16 +105,25 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
         return super().get_serializer_class()
 
     @extend_schema(
-        summary="Customers in the segment (paginated)", responses=MemberSerializer(many=True)
+        summary="Customers in the segment (paginated)",
+        description="Each member with their consent, and `run`: the segmentation run the "
+        "membership comes from (null for a rule segment, evaluated on the current data).",
+        responses=MembersPageSerializer,
     )
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
         segment = self.get_object()
-        qs = segment_members(segment=segment).only(
-            "pk", "external_id", "email", "first_name", "last_name"
-        )
+        qs = segment_members(segment=segment).only("pk", *MEMBER_FIELDS)
         page = self.paginate_queryset(qs)
-        return self.get_paginated_response(MemberSerializer(page, many=True).data)
+        response = self.get_paginated_response(MemberSerializer(page, many=True).data)
+        run_id = segment_members_run_id(segment=segment)
+        run = SegmentationRun.objects.filter(pk=run_id).first() if run_id else None
+        response.data["run"] = (
+            None
+            if run is None
+            else {"id": run.pk, "as_of": run.as_of, "created_at": run.created_at}
+        )
+        return response
 
     @extend_schema(
         summary="Create a rule segment",

@@ -164,13 +164,39 @@ class SegmentListSerializer(SegmentSerializer):
 
 
 class MemberSerializer(serializers.Serializer):
+    """A member with what an integration needs to decide whom to sync: the
+    customer's consent (see Consent in docs/contract.md) and when they changed."""
+
     id = serializers.IntegerField()
     external_id = serializers.CharField()
     email = serializers.CharField()
     name = serializers.SerializerMethodField()
+    accepts_email = serializers.BooleanField()
+    accepts_sms = serializers.BooleanField()
+    email_consent_at = serializers.DateTimeField(allow_null=True)
+    sms_consent_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField()
 
     def get_name(self, obj) -> str:
         return obj.full_name
+
+
+class MembersRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    as_of = serializers.DateField()
+    created_at = serializers.DateTimeField()
+
+
+class MembersPageSerializer(serializers.Serializer):
+    """A page of members, with the segmentation run they come from (null for a rule
+    segment, evaluated on the current data): when `run.id` changes between pages,
+    a new run was published during the read; start again."""
+
+    count = serializers.IntegerField(required=False)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    run = MembersRunSerializer(allow_null=True)
+    results = MemberSerializer(many=True)
 
 
 class RuleSerializer(serializers.Serializer):

@@ -61,7 +61,18 @@ def test_segment_detail_and_members(api_read, live, org):
     members = api_read.get(f"/api/v1/segments/{segment.pk}/members/?page_size=1000").json()
     assert members["count"] == segment.size
     first = members["results"][0]
-    assert set(first) == {"id", "external_id", "email", "name"}
+    assert set(first) == {
+        "id",
+        "external_id",
+        "email",
+        "name",
+        # issue 16: what an integration needs to decide whom to sync
+        "accepts_email",
+        "accepts_sms",
+        "email_consent_at",
+        "sms_consent_at",
+        "updated_at",
+    }
     assert {m["id"] for m in members["results"]} <= set(truth.index)
     paged = api_read.get(f"/api/v1/segments/{segment.pk}/members/?page_size=10").json()
     assert len(paged["results"]) == 10 and paged["next"]
