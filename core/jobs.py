@@ -427,10 +427,10 @@ def _finish(job_id: int, status: str, message: str, result: dict | None = None) 
             emit(
                 job["organization_id"],
                 "job.failed",
+                # no message: it may quote a row of a file; the API's job holds it
                 {
                     "job_id": job_id,
                     "kind": job["kind"],
-                    "message": fields["message"],
                     "failed_step": (result or {}).get("failed_step", ""),
                 },
             )

@@ -59,3 +59,10 @@ class WebhookDelivery(TenantModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["endpoint", "-created_at"])]
+
+    @property
+    def event_label(self) -> str:
+        """The event in plain words (the site's log)."""
+        from .events import EVENT_TYPES
+
+        return EVENT_TYPES.get(self.event_type, self.event_type)
