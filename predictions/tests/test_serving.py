@@ -63,6 +63,27 @@ def test_page_and_panel_say_what_is_served_and_how_accurate(owner_client, plante
     assert "No order for 100 days, usually orders every 25 days" in text
 
 
+def test_pages_do_not_show_bgnbd_still_a_customer_beside_the_served_churn(
+    owner_client, planted, org
+):
+    """BG/NBD's "probability still a customer" said 100% beside a high churn risk when
+    another churn model is served: the pages show the served churn figure only."""
+    run, pk_of = planted
+    with tenant_context(org):
+        overdue = CustomerPrediction.objects.get(run=run, customer_id=pk_of[OVERDUE])
+    pages = [
+        "/segments/predictions/",
+        "/segments/predictions/customers/",
+        f"/segments/predictions/customers/{pk_of[OVERDUE]}/",
+        f"/customers/{pk_of[OVERDUE]}/",
+    ]
+    for url in pages:
+        html = owner_client.get(url).content.decode()
+        assert "Still a customer" not in html, url
+    panel = owner_client.get(f"/customers/{pk_of[OVERDUE]}/").content.decode()
+    assert f"{round(overdue.churn_probability * 100)}% chance of no order" in panel
+
+
 def test_api_names_what_each_prediction_serves(api_read, planted):
     run, _ = planted
     body = api_read.get("/api/v1/predictions/models/latest/").json()
