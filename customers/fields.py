@@ -308,7 +308,19 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         "Email consent changed",
         "datetime",
         imported=True,
-        aliases=("email_consent_at", "email_consent_date", "email_opt_in_at", "email_optin_date"),
+        aliases=(
+            "email_consent_at",
+            "email_consent_date",
+            "email_opt_in_at",
+            "email_optin_date",
+            # shop and mailing systems' names for the time of the last consent change
+            "email_marketing_consent_updated_at",
+            "accepts_email_marketing_updated_at",
+            "accepts_marketing_updated_at",
+            "email_marketing_updated_at",
+            "email_marketing_consent_timestamp",
+            "optin_time",
+        ),
     ),
     _consent_record("email_consent_source", "Email consent source", "str"),
     _consent_record(
@@ -316,7 +328,16 @@ CUSTOMER_FIELDS: tuple[CustomerField, ...] = (
         "SMS consent changed",
         "datetime",
         imported=True,
-        aliases=("sms_consent_at", "sms_consent_date", "sms_opt_in_at", "sms_optin_date"),
+        aliases=(
+            "sms_consent_at",
+            "sms_consent_date",
+            "sms_opt_in_at",
+            "sms_optin_date",
+            "sms_marketing_consent_updated_at",
+            "accepts_sms_marketing_updated_at",
+            "sms_marketing_updated_at",
+            "sms_marketing_consent_timestamp",
+        ),
     ),
     _consent_record("sms_consent_source", "SMS consent source", "str"),
     # Columns of a file that are not canonical; set whole by the API and `customer_update`.

@@ -64,6 +64,16 @@ class ImportOptionsForm(forms.Form):
         label="Bring back deleted orders",
         help_text="Orders someone deleted here are skipped by imports unless this is ticked.",
     )
+    rates = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Exchange rates",
+        help_text=(
+            "For orders in another currency than yours: what one unit is worth in yours, "
+            "such as ZAR=0.055. Left empty, they keep their own currency and are never "
+            "added to yours."
+        ),
+    )
 
     def options(self) -> dict:
         data = self.cleaned_data
@@ -73,6 +83,7 @@ class ImportOptionsForm(forms.Form):
             "delimiter": "\t" if delimiter == "tab" else delimiter,
             "encoding": data.get("encoding") or "",
             "allow_deleted": bool(data.get("allow_deleted")),
+            "rates": (data.get("rates") or "").strip(),
         }
 
 

@@ -440,6 +440,9 @@ def _import_context(imp: Import, **extra) -> dict:
                     if imp.options.get("delimiter") == "\t"
                     else imp.options.get("delimiter", ""),
                     "encoding": imp.options.get("encoding", ""),
+                    "rates": ", ".join(
+                        f"{code}={rate}" for code, rate in (imp.options.get("rates") or {}).items()
+                    ),
                 }
             ),
             date_formats=DATE_FORMAT_CHOICES,

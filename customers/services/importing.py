@@ -20,7 +20,7 @@ from core.jobs import JobCancelled, job_start
 
 from ..models import Import, ImportStatus
 from .imports import FIELDS, KINDS, build_plan, dry_run, file_limits, inspect, preview, run_file
-from .imports.engine import Outcome
+from .imports.engine import Outcome, parse_rates
 
 log = logging.getLogger("segmenta.imports")
 
@@ -66,7 +66,33 @@ def clean_options(options: dict | None) -> dict:
     # Orders a person deleted are re-created only when asked (see DeletedOrder).
     if (options or {}).get("allow_deleted") in (True, "true", "on", "1", 1):
         out["allow_deleted"] = True
+    rates = rates_option((options or {}).get("rates"))
+    if rates:
+        out["rates"] = rates  # type: ignore[assignment]
     return out
+
+
+def rates_option(value) -> dict[str, str]:
+    """Exchange rates an owner gives for an import, as stored on it: "ZAR=0.055,
+    EUR=1.08" (the form, `--rate`) or {"ZAR": "0.055"} (the API) → {"ZAR": "0.055"}.
+    Refuses a malformed entry, naming it."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        pairs = []
+        for part in re.split(r"[,;\s]+", str(value).strip()):
+            if not part:
+                continue
+            code, sep, rate = part.partition("=")
+            if not sep:
+                raise ApplicationError(
+                    f"Write each rate as CURRENCY=rate, such as ZAR=0.055 (got '{part}').",
+                    {"fields": {"rates": "Write CURRENCY=rate."}},
+                )
+            pairs.append((code, rate))
+    return {code: f"{rate.normalize():f}" for code, rate in parse_rates(dict(pairs)).items()}
 
 
 @transaction.atomic
@@ -189,6 +215,7 @@ def _engine_options(imp: Import) -> dict:
         "delimiter": imp.options.get("delimiter"),
         "encoding": imp.options.get("encoding"),
         "allow_deleted": bool(imp.options.get("allow_deleted")),
+        "rates": imp.options.get("rates") or None,
     }
 
 

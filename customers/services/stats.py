@@ -12,12 +12,26 @@ from django.db import connection
 BATCH = 500
 
 
+def organization_currency(organization_id: int) -> str:
+    """The organisation's currency: the one customer spend is counted in."""
+    from accounts.models import Organization
+
+    code = (
+        Organization.objects.filter(pk=organization_id).values_list("currency", flat=True).first()
+    )
+    return (code or "").upper()
+
+
 def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int | None]) -> None:
     """Recompute first/last order, purchase count (returns excluded) and net spend,
-    from paid orders only (pending, cancelled and refunded orders are no purchase)."""
+    from paid orders only (pending, cancelled and refunded orders are no purchase).
+    The spend counts orders in the organisation's currency (or naming none) alone:
+    an order in another currency is a purchase, but its amount is never added to
+    the organisation's (an import converts it when the owner gives a rate)."""
     ids = sorted({int(i) for i in customer_ids if i is not None})
     if not ids:
         return
+    own = organization_currency(organization_id)
     with connection.cursor() as cursor:
         for i in range(0, len(ids), BATCH):
             part = ids[i : i + BATCH]
@@ -30,7 +44,8 @@ def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int |
                 FROM (
                   SELECT customer_id,
                     SUM(CASE WHEN is_return OR status <> 'paid' THEN 0 ELSE 1 END) AS purchases,
-                    SUM(CASE WHEN status = 'paid' THEN total ELSE 0 END) AS spent,
+                    SUM(CASE WHEN status = 'paid' AND (currency = '' OR currency = %s)
+                      THEN total ELSE 0 END) AS spent,
                     MIN(CASE WHEN is_return OR status <> 'paid' THEN NULL ELSE ordered_at END)
                       AS first_at,
                     MAX(CASE WHEN is_return OR status <> 'paid' THEN NULL ELSE ordered_at END)
@@ -41,7 +56,7 @@ def customer_stats_refresh(*, organization_id: int, customer_ids: Iterable[int |
                 ) AS s
                 WHERE customers_customer.organization_id = %s
                   AND customers_customer.id = s.customer_id""",  # noqa: S608 - fixed identifiers
-                [organization_id, *part, organization_id],
+                [own, organization_id, *part, organization_id],
             )
             # ...and customers left without any order.
             cursor.execute(

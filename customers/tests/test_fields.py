@@ -121,8 +121,14 @@ def test_consent_fields_are_marked():
 
 def test_import_columns_and_aliases_follow_the_definition():
     imported = customer_fields.select(imported=True)
-    assert FIELDS["customers"] == {f.file_column: f.kind for f in imported}
-    assert SYNONYMS["customers"] == {f.file_column: list(f.aliases) for f in imported}
+    # besides the fields, a customers file may give the shop system's own order
+    # figures (statistics, written only while no order of the customer is stored)
+    figures = {"orders_count": "int", "total_spent": "money"}
+    assert FIELDS["customers"] == {**{f.file_column: f.kind for f in imported}, **figures}
+    assert set(SYNONYMS["customers"]) - {f.file_column for f in imported} == set(figures)
+    for f in imported:
+        assert SYNONYMS["customers"][f.file_column] == list(f.aliases)
+    assert all(customer_fields.FIELDS[name].statistic for name in figures)
     address = customer_fields.select(on_orders=True)
     assert address and all(f.imported for f in address)
     for f in address:

@@ -90,14 +90,18 @@ def test_shopify_orders_revenue_is_paid_orders_net_of_discounts(shop):
     assert order("#1002").status == "pending"  # cash on delivery, not paid yet
     assert order("#1003").status == "cancelled"  # voided
     assert order("#1004").status == "cancelled"  # refunded, then cancelled
-    assert order("#1007").status == "paid"  # partially refunded: the order stands
-    assert paid_revenue("USD") == Decimal("45.00")
+    assert order("#1007").status == "paid"  # partially refunded: the order stands...
+    # ...less its Refunded Amount (5.00 of 15.00), a line of its own
+    assert order("#1007").total == Decimal("10.00")
+    refund = order("#1007").lines.get(product_name="Partial refund")
+    assert (refund.quantity, refund.amount, refund.product_id) == (-1, Decimal("-5.00"), None)
+    assert paid_revenue("USD") == Decimal("40.00")
     assert paid_revenue("ZAR") == Decimal("690.00")
     # The buyer whose only order was voided has bought nothing.
     bob = Customer.objects.get(email="bob.rowe@example.com")
     assert (bob.orders_count, bob.total_spent) == (0, Decimal(0))
     ada = Customer.objects.get(email="ada.lane@example.com")
-    assert (ada.orders_count, ada.total_spent) == (2, Decimal("45.00"))
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("40.00"))
     # Shopify's leading apostrophe is not part of a phone or a zip.
     assert ada.phone == "+1 413 555 0100" and ada.postal_code == "01101"
     # her latest order's Accepts Marketing, stated when she ordered (consent rules)
@@ -108,7 +112,7 @@ def test_shopify_orders_revenue_is_paid_orders_net_of_discounts(shop):
     summary = dashboard_summary(organization=shop)
     assert summary["orders_count"] == 4
     # revenue in the organisation's currency; rand apart, never added to it
-    assert summary["revenue"] == Decimal("45.00")
+    assert summary["revenue"] == Decimal("40.00")
     assert summary["other_currencies"] == [{"currency": "ZAR", "revenue": Decimal("690.00")}]
     assert summary["pending_count"] == 0  # the pending order is in rand
 
@@ -125,7 +129,8 @@ def test_shopify_buyers_without_email_are_customers_by_phone(shop):
     run(shop, "shopify_orders.csv")
     thandi = Customer.objects.get(external_id="+27825550102")
     assert thandi.orders.count() == 2  # the same phone on two orders
-    assert (thandi.orders_count, thandi.total_spent) == (2, Decimal("690.00"))
+    # two purchases in rand: never added to the organisation's dollars
+    assert (thandi.orders_count, thandi.total_spent) == (2, Decimal(0))
     assert thandi.city == "Cape Town"
     # the order's Billing Name fills the profile: a buyer one can address
     assert (thandi.first_name, thandi.last_name) == ("Thandi", "Nkosi")
@@ -501,3 +506,194 @@ def test_the_models_read_paid_orders_only(shop):
     assert history.purchases().n_orders == len(paid)
     sold = set(history.product_sales(weeks=8)["sku"])
     assert "BRD-1" not in sold and "BOWL-1" in sold  # the voided board; the paid bowl
+
+
+# --- issue 14 items 1, 2 and 6: customers exports' figures and consent times, currencies
+
+
+def test_customers_export_figures_until_orders_arrive_then_orders_alone(shop):
+    out = run(shop, "shopify_customers.csv", kind="customers")
+    assert counts(out) == (3, 3, 0, 0, 0)
+    ada = Customer.objects.get(external_id="8800000000101")
+    # Shopify's Total Orders and Total Spent: the customer's figures, not attributes
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("45.00"))
+    assert "Total Spent" not in ada.attributes and "Total Orders" not in ada.attributes
+    assert counts(run(shop, "shopify_customers.csv", kind="customers")) == (3, 0, 0, 3, 0)
+    # the orders arrive: her figures are her orders' (30 + 15 less the 5 refunded),
+    # never the export's 45 plus them
+    run(shop, "shopify_orders.csv")
+    ada.refresh_from_db()
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("40.00"))
+    assert ada.first_order_at is not None
+    thandi = Customer.objects.get(external_id="8800000000103")
+    # two purchases in rand: counted, their amounts not added to dollars
+    assert (thandi.orders_count, thandi.total_spent) == (2, Decimal(0))
+    # the export again (its phone, written another way than the order's, is the
+    # only change), and the orders again: the figures stay the orders'
+    run(shop, "shopify_customers.csv", kind="customers")
+    ada.refresh_from_db()
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("40.00"))
+    assert counts(run(shop, "shopify_customers.csv", kind="customers")) == (3, 0, 0, 3, 0)
+    assert counts(run(shop, "shopify_orders.csv")) == (8, 0, 0, 8, 0)
+    ada.refresh_from_db()
+    assert (ada.orders_count, ada.total_spent) == (2, Decimal("40.00"))
+
+
+def test_a_customers_first_pending_order_does_not_leave_the_export_figures_to_add_to(
+    shop, tmp_path
+):
+    head = (
+        "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Total Spent,Total Orders\n"
+    )
+    customers = tmp_path / "customers.csv"
+    customers.write_text(head + "'7,Ann,Lee,ann@example.com,no,100.00,4\n")
+    run(shop, "", kind="customers", path=customers)
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,customer_id,ordered_at,amount,financial_status\nA1,7,2026-03-01,30.00,pending\n"
+    )
+    run(shop, "", path=orders)
+    ann = Customer.objects.get(external_id="7")
+    assert (ann.orders_count, ann.total_spent) == (0, Decimal(0))  # her orders say so
+    orders.write_text(orders.read_text() + "A2,7,2026-03-02,20.00,paid\n")
+    run(shop, "", path=orders)
+    ann.refresh_from_db()
+    assert (ann.orders_count, ann.total_spent) == (1, Decimal("20.00"))
+
+
+def test_consent_times_from_a_customers_export(shop, tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        "Customer ID,First Name,Last Name,Email,Accepts Email Marketing,"
+        "Email Marketing Consent Updated At,Accepts SMS Marketing,"
+        "SMS Marketing Consent Updated At,Total Spent,Total Orders\n"
+        "'11,Ada,Lane,ada@example.com,yes,2025-06-01 09:30:00 -0400,yes,"
+        "2025-07-02T10:00:00Z,0.00,0\n"
+    )
+    out = run(shop, "", kind="customers", path=path)
+    assert out.detected["format"] == "shopify_customers"
+    ada = Customer.objects.get(external_id="11")
+    assert ada.email_consent_at == dt.datetime(2025, 6, 1, 13, 30, tzinfo=UTC)
+    assert ada.sms_consent_at == dt.datetime(2025, 7, 2, 10, 0, tzinfo=UTC)
+    change = ada.consent_changes.get(channel="email")
+    assert change.changed_at == dt.datetime(2025, 6, 1, 13, 30, tzinfo=UTC)
+    assert change.via == "import"
+    assert counts(run(shop, "", kind="customers", path=path)) == (1, 0, 0, 1, 0)
+    assert ada.consent_changes.count() == 2
+    # a generic customers file names it too
+    path.write_text(
+        "customer_id,accepts_marketing,accepts_marketing_updated_at\n12,yes,2024-01-05\n"
+    )
+    run(shop, "", kind="customers", path=path)
+    assert Customer.objects.get(external_id="12").email_consent_at.date() == dt.date(2024, 1, 5)
+
+
+def test_customer_spend_never_adds_two_currencies(shop, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,ordered_at,amount,currency\n"
+        "1,c1,2026-03-01,10.00,USD\n"
+        "2,c1,2026-03-02,20.00,EUR\n"
+        "3,c1,2026-03-03,5.00,\n"
+    )
+    out = run(shop, "", path=path)
+    assert out.detected["other_currencies"] == ["EUR"]
+    c1 = Customer.objects.get(external_id="c1")
+    assert (c1.orders_count, c1.total_spent) == (3, Decimal("15.00"))
+    # recomputed from the orders (a correction), the same
+    from customers.services.stats import customer_stats_refresh
+
+    customer_stats_refresh(organization_id=shop.pk, customer_ids=[c1.pk])
+    c1.refresh_from_db()
+    assert (c1.orders_count, c1.total_spent) == (3, Decimal("15.00"))
+
+
+def test_other_currencies_converted_at_the_owners_rate(shop):
+    out = run(shop, "shopify_orders.csv", rates={"zar": "0.055"})
+    assert out.detected["other_currencies"] == ["ZAR"]
+    assert out.detected["converted"] == {"ZAR": "0.055"}
+    cups = order("#1005")
+    assert (cups.currency, cups.total) == ("USD", Decimal("13.20"))  # 240 × 0.055
+    assert cups.properties["original_currency"] == "ZAR"
+    assert cups.properties["original_total"] == "240"
+    assert cups.properties["exchange_rate"] == "0.055"
+    thandi = Customer.objects.get(external_id="+27825550102")
+    assert (thandi.orders_count, thandi.total_spent) == (2, Decimal("37.95"))  # 13.20 + 24.75
+    summary = dashboard_summary(organization=shop)
+    assert summary["revenue"] == Decimal("77.95")  # 40.00 in dollars + 37.95 converted
+    assert summary["other_currencies"] == []
+    # the same rate again changes nothing; a corrected rate replaces, never adds
+    assert counts(run(shop, "shopify_orders.csv", rates={"ZAR": "0.055"})) == (8, 0, 0, 8, 0)
+    assert counts(run(shop, "shopify_orders.csv", rates={"ZAR": "0.06"})) == (8, 0, 3, 5, 0)
+    thandi.refresh_from_db()
+    assert (thandi.orders_count, thandi.total_spent) == (2, Decimal("41.40"))  # 14.40 + 27.00
+    assert Order.objects.count() == 7
+
+
+def test_a_rate_is_a_currency_and_a_positive_number(shop):
+    from core.exceptions import ApplicationError
+
+    for rates in ({"RAND": "0.05"}, {"ZAR": "0"}, {"ZAR": "cheap"}):
+        with pytest.raises(ApplicationError):
+            run(shop, "shopify_orders.csv", rates=rates)
+    assert not Order.objects.exists()
+
+
+def test_the_command_takes_a_rate(shop, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    call_command(
+        "import_data",
+        "--org",
+        shop.slug,
+        "--kind",
+        "orders",
+        "--rate",
+        "ZAR=0.055",
+        str(SHOPS / "shopify_orders.csv"),
+    )
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rejected"] == 0
+    assert (order("#1006").currency, order("#1006").total) == ("USD", Decimal("24.75"))
+    from customers.models import Import
+
+    assert Import.objects.get().options["rates"] == {"ZAR": "0.055"}
+
+
+def test_the_wizard_flags_other_currencies_at_the_check_and_converts_at_a_rate(shop, owner_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from customers.services.importing import import_create
+
+    upload = SimpleUploadedFile("orders_export.csv", (SHOPS / "shopify_orders.csv").read_bytes())
+    imp = import_create(organization=shop, kind="orders", uploaded_file=upload)
+    form = {f"map_{i}": target for i, target in enumerate(_choices(imp))}
+    check = owner_client.post(
+        reverse("customers:import_map", args=[imp.pk]), {**form, "action": "check"}
+    ).content.decode()
+    assert "Amounts in ZAR besides USD" in check  # said before anything is imported
+    assert not Order.objects.exists()
+    checked = owner_client.post(
+        reverse("customers:import_map", args=[imp.pk]),
+        {**form, "action": "check", "rates": "ZAR=0.055"},
+    ).content.decode()
+    assert "converted at 1 ZAR = 0.055 USD" in checked
+    assert 'value="ZAR=0.055"' in checked  # the owner's rate is kept in the form
+    imp.refresh_from_db()
+    assert imp.options["rates"] == {"ZAR": "0.055"}
+    bad = owner_client.post(
+        reverse("customers:import_map", args=[imp.pk]), {**form, "action": "check", "rates": "ZAR"}
+    )
+    assert bad.status_code == 400 and "CURRENCY=rate" in bad.content.decode()
+
+
+def _choices(imp):
+    """The wizard's choices as suggested: each column's field, or kept as an attribute."""
+    from customers.services.imports import FIELDS
+
+    return [
+        imp.mapping.get(c, c) if imp.mapping.get(c, c) in FIELDS[imp.kind] else "@"
+        for c in imp.detected["columns"]
+    ]

@@ -1,5 +1,5 @@
 """import_data --org SLUG --kind KIND FILE [--map SRC=DST]... [--date-format FMT]
-[--delimiter D] [--encoding E]
+[--delimiter D] [--encoding E] [--allow-deleted] [--rate CUR=RATE]...
 
 Imports a CSV (or .csv.gz) file in this process. Progress goes to stderr; the last
 stdout line is one JSON object with the counts and the first errors. Exits 1 with a
@@ -52,6 +52,14 @@ class Command(BaseCommand):
             action="store_true",
             help="Re-create orders a person deleted (they are skipped and reported otherwise).",
         )
+        parser.add_argument(
+            "--rate",
+            action="append",
+            default=[],
+            metavar="CUR=RATE",
+            help="Convert orders in CUR at RATE (one CUR in the organisation's currency, "
+            "e.g. ZAR=0.055; repeatable). Without it they keep their own currency.",
+        )
 
     def fail(self, message: str):
         self.stderr.write(" ".join(str(message).split()))
@@ -87,6 +95,7 @@ class Command(BaseCommand):
                         "delimiter": options["delimiter"],
                         "encoding": options["encoding"],
                         "allow_deleted": options["allow_deleted"],
+                        "rates": ",".join(options["rate"]),
                     },
                     progress=progress,
                 )

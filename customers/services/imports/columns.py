@@ -20,7 +20,13 @@ KINDS = ("customers", "products", "orders", "events", "feedback")
 
 # field -> type, in the order the import form lists them
 FIELDS: dict[str, dict[str, str]] = {
-    "customers": {f.file_column: f.kind for f in customer_fields.select(imported=True)},
+    "customers": {
+        **{f.file_column: f.kind for f in customer_fields.select(imported=True)},
+        # the shop system's own figures (Shopify's Total Orders, Total Spent): the
+        # customer's until their orders are imported
+        "orders_count": "int",
+        "total_spent": "money",
+    },
     "products": {
         "sku": "id",
         "name": "str",
@@ -98,12 +104,18 @@ FIELD_HELP = {
     "occurred_at": "When it happened (required)",
     "type": "What happened, e.g. page_view (required)",
     "created_at": "When the feedback was given (required)",
+    "orders_count": "The shop's count of the customer's orders: shown until their orders are imported",
+    "total_spent": "The shop's total of the customer's spend: shown until their orders are imported",
 }
 
 # Normalised header names that mean a field, best first. Headers are normalised by
 # lower-casing and turning every run of other characters into "_".
 SYNONYMS: dict[str, dict[str, list[str]]] = {
-    "customers": {f.file_column: list(f.aliases) for f in customer_fields.select(imported=True)},
+    "customers": {
+        **{f.file_column: list(f.aliases) for f in customer_fields.select(imported=True)},
+        "orders_count": ["orders_count", "total_orders", "number_of_orders", "order_count"],
+        "total_spent": ["total_spent", "amount_spent", "total_spend", "lifetime_spend"],
+    },
     "products": {
         "sku": [
             "sku",

@@ -18,6 +18,7 @@ import time
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TextIO
 
 from django.db import transaction
@@ -30,6 +31,7 @@ from .columns import DATE_FIELDS, FIELDS, Plan, build_plan
 from .dates import DAY_FIRST, MONTH_FIRST, ColumnSniff, DateFormatError, DateParser
 from .kinds import Context, Counts, make_processor
 from .reader import RowStream, SourceInfo, Unreadable, inspect
+from .values import parse_decimal
 
 if TYPE_CHECKING:
     from _csv import Writer
@@ -242,8 +244,11 @@ def run_file(
     chunk_size: int = 5000,
     allow_deleted: bool = False,
     sample_bytes: int | None = None,
+    rates: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Import one file. Runs in the organisation's tenant context."""
+    """Import one file. Runs in the organisation's tenant context. `rates`
+    ({"ZAR": "0.055"}: one unit of that currency in the organisation's) converts
+    the orders in those currencies."""
     started = time.monotonic()
     if kind not in FIELDS:
         raise ApplicationError(f"Unknown kind '{kind}'. Use one of: {', '.join(FIELDS)}.")
@@ -294,6 +299,8 @@ def run_file(
         actor=actor,
         chunk_size=chunk_size,
         allow_deleted=allow_deleted,
+        currency=(organization.currency or "").upper(),
+        rates=parse_rates(rates),
     )
     processor = make_processor(ctx, scan.split_ids)
     total_rows = scan.rows if not prescan_limit else None
@@ -317,6 +324,12 @@ def run_file(
             # amounts in another currency are kept in it, never added to the
             # organisation's: the report says so
             detected["other_currencies"] = sorted(c for c in ctx.currencies if c and c != own)
+            # ...unless the owner gave a rate: then they are converted into it
+            detected["converted"] = {
+                c: f"{ctx.rates[c].normalize():f}"
+                for c in detected["other_currencies"]
+                if c in ctx.rates
+            }
         return Outcome(
             counts=ctx.counts,
             errors=errors.kept,
@@ -364,6 +377,32 @@ def run_file(
     finally:
         errors.close()
     return outcome()
+
+
+def parse_rates(rates: dict[str, Any] | None) -> dict[str, Decimal]:
+    """{"zar": "0.055"} → {"ZAR": Decimal("0.055")}: exchange rates an owner gives
+    for an import (one unit of the currency in the organisation's currency).
+    Refuses what is not a 3-letter code with a positive number."""
+    out: dict[str, Decimal] = {}
+    for code, value in (rates or {}).items():
+        cur = str(code).strip().upper()
+        if len(cur) != 3 or not cur.isalpha():
+            raise ApplicationError(
+                f"'{code}' is not a 3-letter currency code such as ZAR.",
+                {"fields": {"rates": "Not a currency code."}},
+            )
+        try:
+            rate = parse_decimal(str(value))
+        except ValueError:
+            rate = None
+        if rate is None or not rate.is_finite() or rate <= 0 or rate > 10**9:
+            raise ApplicationError(
+                f"The rate for {cur} must be a positive number (one {cur} in your "
+                f"currency, such as 0.055); got '{value}'.",
+                {"fields": {"rates": f"No rate for {cur}."}},
+            )
+        out[cur] = rate
+    return out
 
 
 def _oversized(ctx: Context, limits, rownum: int, cells: list[str], attrs: dict) -> bool:
@@ -482,6 +521,7 @@ def run_records(
         via="api",
         chunk_size=10_000,
         allow_deleted=allow_deleted,
+        currency=(organization.currency or "").upper(),
     )
     processor = make_processor(ctx)
     limits = file_limits.import_limits(organization=organization)

@@ -33,10 +33,12 @@ from customers.models import (
     Event,
     Feedback,
     MerchandiseSource,
+    Order,
     Product,
 )
 
 from ..consent import CONSENT_FIELDS, ConsentBatch
+from ..customers import customers_touch
 from ..identity import erased_external_ids, identifier_digests
 from ..limits import moment_problem, money_problem
 from ..stats import StatsDelta, customer_stats_add, customer_stats_refresh
@@ -144,6 +146,15 @@ class Context:
     # rows per currency code ("" when the row names none): a file in another
     # currency than the organisation's is flagged in the report
     currencies: Counter = field(default_factory=Counter)
+    # the organisation's currency: a customer's total_spent counts it alone
+    currency: str = ""
+    # {currency: rate} the owner gave for this import: 1 unit of it is `rate` units of
+    # the organisation's currency; orders in it are converted as they are read
+    rates: dict[str, Decimal] = field(default_factory=dict)
+
+    def own_currency(self, code: str) -> bool:
+        """An amount in `code` may be added to the organisation's figures."""
+        return not code or not self.currency or code == self.currency
 
     def __post_init__(self):
         self.db = BulkDb(self.organization_id)
@@ -659,6 +670,13 @@ class CustomerRow:
     external_id: str
     values: dict
     attrs: dict
+    # the shop's own figures (Shopify's Total Orders, Total Spent): shown until the
+    # customer's orders are imported
+    figures: dict = field(default_factory=dict)
+
+
+# A customers file's figures from the shop system, and the customer fields they fill.
+PLATFORM_FIGURES = ("orders_count", "total_spent")
 
 
 class CustomersProcessor(Processor):
@@ -684,7 +702,17 @@ class CustomersProcessor(Processor):
             value = _date(ctx, rec, name)
             if value is not None:
                 values[name] = value
-        return CustomerRow(rownum, external_id, values, attrs)
+        figures: dict[str, Any] = {}
+        count = _parse(rec, "orders_count", parse_int)
+        if count is not None:
+            if 0 <= count <= 2_000_000_000:
+                figures["orders_count"] = count
+            else:
+                _problem("orders_count", "is not a number of orders", rec.get("orders_count", ""))
+        spent = _money(rec, "total_spent")
+        if spent is not None:
+            figures["total_spent"] = spent
+        return CustomerRow(rownum, external_id, values, attrs, figures)
 
     def __init__(self, ctx: Context, split_ids=None):
         super().__init__(ctx)
@@ -708,10 +736,22 @@ class CustomersProcessor(Processor):
             existing = {
                 row["external_id"]: row
                 for row in Customer.objects.filter(external_id__in=keys).values(
-                    "id", "external_id", "created_at", *CUSTOMER_STORED
+                    "id", "external_id", "created_at", *CUSTOMER_STORED, *PLATFORM_FIGURES
                 )
             }
         self._adopt(good, existing)
+        # Customers with stored orders: their figures are their orders', not the file's.
+        with_orders = set()
+        ids_with_figures = [
+            existing[i.external_id]["id"] for i in good if i.figures and i.external_id in existing
+        ]
+        if ids_with_figures:
+            with_orders = set(
+                Order.objects.filter(customer_id__in=ids_with_figures)
+                .values_list("customer_id", flat=True)
+                .distinct()
+            )
+        figures: dict[str, dict] = {}
         now = timezone.now()
         state: dict[str, dict] = {}
         is_new: dict[str, bool] = {}
@@ -736,6 +776,13 @@ class CustomersProcessor(Processor):
                     current[name], changed = value, True
             if consent.apply(key, current, item.values):
                 changed = True
+            if item.figures and not (key in existing and existing[key]["id"] in with_orders):
+                held = figures.get(key) or {
+                    f: (existing[key][f] if key in existing else 0) for f in PLATFORM_FIGURES
+                }
+                wanted = {**held, **item.figures}
+                if wanted != held:
+                    figures[key], changed = wanted, True
             if item.attrs:
                 merged = {**(current.get("attributes") or {}), **item.attrs}
                 if merged != current.get("attributes"):
@@ -760,6 +807,19 @@ class CustomersProcessor(Processor):
         update = [c for c in columns if c in CUSTOMER_STORED or c == "updated_at"]
         ids = db.upsert("customers_customer", columns, rows, conflict="external_id", update=update)
         db.insert("customers_consentchange", consent.HISTORY_COLUMNS, consent.history_rows(ids))
+        if figures:
+            # the shop's figures, for customers none of whose orders are stored
+            db.executemany(
+                "UPDATE customers_customer SET orders_count = %s, total_spent = %s "
+                "WHERE organization_id = %s AND id = %s AND NOT EXISTS (SELECT 1 FROM "
+                "customers_order o WHERE o.organization_id = customers_customer.organization_id "
+                "AND o.customer_id = customers_customer.id)",
+                [
+                    [f["orders_count"], f["total_spent"], ctx.organization_id, ids[key]]
+                    for key, f in figures.items()
+                    if key in ids
+                ],
+            )
 
     def _adopt(self, items: list[CustomerRow], existing: dict) -> None:
         """A customer first met in an orders file (known by email) gets its real id
@@ -1275,13 +1335,14 @@ class OrdersProcessor(Processor):
             ctx.reject([r.rownum for r in good], "ordered_at", "is required", "", customer)
             return None
         _spread_discount(good)
+        converted = _convert(ctx, good)
         problem = money_problem(sum((r.amount for r in good), Decimal(0)))
         if problem:
             ctx.reject(
                 [r.rownum for r in good], "amount", f"the order total {problem}", "", customer
             )
             return None
-        props: dict = {}
+        props: dict = dict(converted)
         for r in good:
             for k, v in r.props.items():
                 props.setdefault(k, v)
@@ -1523,9 +1584,10 @@ class OrdersProcessor(Processor):
                 ctx.reject(o.rownums, "order_id", deleted[o.key], o.key, o.customer)
                 continue
             cid = customer_ids.get(o.customer) if o.customer else None
-            problem = totals.move(
-                old=(before[2], before[3]) if before else None, new=(cid, o.total)
-            )
+            # an order in another currency is a purchase, but its amount is not
+            # added to the customer's total_spent (the organisation's currency)
+            spent = o.total if ctx.own_currency(o.currency) else Decimal(0)
+            problem = totals.move(old=(before[2], before[3]) if before else None, new=(cid, spent))
             if problem:
                 ctx.reject(
                     o.rownums,
@@ -1540,7 +1602,7 @@ class OrdersProcessor(Processor):
                 recompute.update(c for c in (before[2], cid) if c)
             elif cid and o.status == "paid":  # pending, cancelled, refunded: no purchase
                 deltas.setdefault(cid, StatsDelta()).add(
-                    ordered_at=o.ordered_at, total=o.total, is_return=o.is_return
+                    ordered_at=o.ordered_at, total=spent, is_return=o.is_return
                 )
             changed.append(o)
             columns = [
@@ -1579,6 +1641,10 @@ class OrdersProcessor(Processor):
             )
         if not changed:
             return
+        # Customers still showing a customers export's figures (no order stored yet):
+        # their first orders replace those figures, they are not added to them.
+        named = {customer_ids.get(o.customer) for o in changed if o.customer}
+        recompute.update(_platform_figures(db, {c for c in named if c} - recompute))
         update = [c for c in columns if c not in ("external_id", "created_at")]
         order_ids = db.upsert(
             "customers_order", columns, rows, conflict="external_id", update=update
@@ -1628,7 +1694,50 @@ class OrdersProcessor(Processor):
             db.delete_in("customers_deletedorder", "external_id", [o.key for o in changed])
         customer_stats_refresh(organization_id=ctx.organization_id, customer_ids=recompute)
         customer_stats_add(db=db, deltas={c: d for c, d in deltas.items() if c not in recompute})
+        # their totals changed: integrations reading ?updated_since= see them
+        customers_touch(customer_ids=[*recompute, *deltas], when=now)
         ctx.changed_customer_ids.update(recompute, deltas)
+
+
+def _platform_figures(db: BulkDb, customer_ids: set[int]) -> set[int]:
+    """Of these customers, those whose figures (orders_count, total_spent) came from
+    a customers export: not zero, and no order of theirs stored."""
+    if not customer_ids:
+        return set()
+    found = db.select(
+        "customers_customer",
+        "id",
+        customer_ids,
+        [],
+        where=" AND (orders_count <> 0 OR total_spent <> 0) AND NOT EXISTS ("
+        "SELECT 1 FROM customers_order o WHERE o.organization_id = customers_customer."
+        "organization_id AND o.customer_id = customers_customer.id)",
+    )
+    return {row[0] for row in found}
+
+
+def _convert(ctx: Context, lines: list[LineRow]) -> dict[str, str]:
+    """An order in another currency than the organisation's, for which the owner
+    gave a rate: its amounts in the organisation's currency (the order says what it
+    was: `original_currency`, `original_total`, `exchange_rate`). Without a rate the
+    order keeps its own currency and is never added to the organisation's figures."""
+    currency = next((ln.currency for ln in lines if ln.currency), "")
+    rate = ctx.rates.get(currency) if not ctx.own_currency(currency) else None
+    if rate is None:
+        return {}
+    original = sum((ln.amount for ln in lines), Decimal(0))
+    for ln in lines:
+        ln.amount = (ln.amount * rate).quantize(Q4)
+        if ln.unit_price is not None:
+            ln.unit_price = (ln.unit_price * rate).quantize(Q4)
+        if ln.discount_amount:
+            ln.discount_amount = (ln.discount_amount * rate).quantize(Q4)
+        ln.currency = ctx.currency
+    return {
+        "original_currency": currency,
+        "original_total": f"{original.normalize():f}",
+        "exchange_rate": f"{rate.normalize():f}",
+    }
 
 
 def _line_key_order(line_id: str) -> tuple:

@@ -90,6 +90,22 @@ def _shopify_order(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     if row.get("cancelled_at"):
         rec["status"] = "cancelled"
     _full_name(rec, "billing_name", "shipping_name", row=row)
+    # A partial refund (Refunded Amount, on the order's first row) is money given
+    # back: a line of its own takes it off what was paid. A fully refunded order is
+    # no purchase at all (its status says so).
+    refunded = _money(row.get("refunded_amount"))
+    status = rec.get("status", "").strip().lower().replace("_", " ")
+    if refunded and refunded > 0 and status not in ("refunded", "voided", "cancelled"):
+        refund = {
+            **rec,
+            "sku": "",
+            "product_name": "Partial refund",
+            "quantity": "-1",
+            "unit_price": f"{refunded:f}",
+            "discount_code": "",
+            "discount_amount": "",
+        }
+        return [(rec, attrs), (refund, attrs)]
     return [(rec, attrs)]
 
 
@@ -183,6 +199,18 @@ SHOPIFY_CUSTOMERS = Layout(
         "default_address_country_code": "country",
         "zip": "postal_code",
         "default_address_zip": "postal_code",
+        # the shop's figures: the customer's until their orders are imported
+        "total_orders": "orders_count",
+        "total_spent": "total_spent",
+        # Shopify's own export has no consent time; exports made through its API
+        # (apps, or a copy with the column added) name it so
+        "email_marketing_consent_updated_at": "email_consent_at",
+        "accepts_email_marketing_updated_at": "email_consent_at",
+        "accepts_marketing_updated_at": "email_consent_at",
+        "email_marketing_updated_at": "email_consent_at",
+        "sms_marketing_consent_updated_at": "sms_consent_at",
+        "accepts_sms_marketing_updated_at": "sms_consent_at",
+        "sms_marketing_updated_at": "sms_consent_at",
     },
 )
 SHOPIFY_PRODUCTS = Layout(
