@@ -1,0 +1,428 @@
+"""Recommendation models and their hold-out evaluation (issue 10): numpy and
+scipy.sparse only, no Django.
+
+Purchases are given as parallel arrays (customer index, item index, UTC day
+number), one entry per bought line; returns are left out by the caller. The
+candidates:
+
+- ``popularity``: the items with the most distinct buyers;
+- ``segment_popularity``: the same within the customer's segment (when segments
+  are known), else overall;
+- ``item_knn``: item-to-item cosine similarity of co-purchase (who bought both),
+  each item keeping its ``neighbours`` most similar items, scored as the sum of
+  the similarities to what the customer bought;
+- ``ease``: EASE (Steck 2019), a closed-form linear item-item model on the
+  ``max_items`` items with the most buyers;
+- ``als``: implicit-feedback matrix factorisation (alternating least squares of
+  the ``implicit`` package, one thread) when that package is installed.
+
+Hold-out protocol (issue 10, used for every figure): for each customer with
+purchases on at least two distinct days, the items bought on their last purchase
+day are the truth and everything before is training; customers with one purchase
+day are training only. Precision, recall and MAP at 10 are averaged over the
+evaluated customers; coverage is the share of training items recommended to
+anyone. Items bought before may be recommended again (repeat purchases count);
+each candidate is also evaluated without them, and the better variant is kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+K = 10
+KINDS = ("popularity", "segment_popularity", "item_knn", "ease", "als")
+
+# Words for owners (the "about this model" section names the kinds).
+KIND_LABELS = {
+    "popularity": "best-sellers",
+    "segment_popularity": "best-sellers in the customer's segment",
+    "item_knn": "products bought together (item-to-item similarity)",
+    "ease": "products bought together (EASE item model)",
+    "als": "shopping patterns (matrix factorisation, ALS)",
+}
+
+
+def implicit_available() -> bool:
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def interaction_matrix(
+    customers: np.ndarray, items: np.ndarray, n_customers: int, n_items: int
+) -> sp.csr_matrix:
+    """Customers × items, 1 where the customer bought the item (distinct buyers)."""
+    x = sp.csr_matrix(
+        (np.ones(len(customers), dtype=np.float32), (customers, items)),
+        shape=(n_customers, n_items),
+    )
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    return x
+
+
+@dataclass
+class Split:
+    train_customers: np.ndarray
+    train_items: np.ndarray
+    truth: dict[int, np.ndarray]  # customer index -> items bought on their last day
+
+
+def holdout_split(customers: np.ndarray, items: np.ndarray, days: np.ndarray) -> Split:
+    """The issue's protocol: the last purchase day of customers with two or more
+    distinct purchase days is the truth; everything else is training."""
+    customers = np.asarray(customers, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    days = np.asarray(days, dtype=np.int64)
+    n = int(customers.max()) + 1 if customers.size else 0
+    last = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(last, customers, days)
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, customers, days)
+    evaluated = last > first  # two or more distinct days
+    is_truth = evaluated[customers] & (days == last[customers])
+    truth: dict[int, np.ndarray] = {}
+    tc, ti = customers[is_truth], items[is_truth]
+    order = np.argsort(tc, kind="stable")
+    tc, ti = tc[order], ti[order]
+    bounds = np.flatnonzero(np.diff(tc)) + 1
+    for group_c, group_i in zip(np.split(tc, bounds), np.split(ti, bounds), strict=True):
+        if group_c.size:
+            truth[int(group_c[0])] = np.unique(group_i)
+    return Split(customers[~is_truth], items[~is_truth], truth)
+
+
+# --- models ---------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """A fitted candidate: `scores(rows)` gives dense scores (len(rows) × items)."""
+
+    kind: str
+    n_items: int
+    x: sp.csr_matrix  # training interactions (customers × items)
+    params: dict = field(default_factory=dict)
+    _scores: Callable[[np.ndarray], np.ndarray] | None = None
+    similarity: sp.csr_matrix | None = None  # item × item, for "bought with" reasons
+
+    def scores(self, rows: np.ndarray) -> np.ndarray:
+        return self._scores(rows)
+
+
+def fit_popularity(x: sp.csr_matrix) -> Model:
+    buyers = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    model = Model("popularity", x.shape[1], x)
+    model._scores = lambda rows: np.broadcast_to(buyers, (len(rows), buyers.size)).copy()
+    model.params = {"buyers": buyers}
+    return model
+
+
+def fit_segment_popularity(x: sp.csr_matrix, groups: np.ndarray | None) -> Model:
+    """Buyers per item within each group (segment); a customer without a group, or a
+    group without buyers, gets the overall counts. Ties break by overall buyers."""
+    overall = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
+    model = Model("segment_popularity", x.shape[1], x)
+    if groups is None:
+        model._scores = lambda rows: np.broadcast_to(overall, (len(rows), overall.size)).copy()
+        return model
+    groups = np.asarray(groups, dtype=np.int64)
+    known = groups >= 0
+    labels = np.unique(groups[known])
+    index = {int(g): i for i, g in enumerate(labels)}
+    membership = sp.csr_matrix(
+        (
+            np.ones(int(known.sum())),
+            (np.searchsorted(labels, groups[known]), np.flatnonzero(known)),
+        ),
+        shape=(len(labels), x.shape[0]),
+    )
+    per_group = np.asarray((membership @ x).todense(), dtype=np.float64)
+    tiebreak = overall / (overall.max() + 1.0)
+
+    def scores(rows):
+        out = np.empty((len(rows), overall.size))
+        for j, r in enumerate(rows):
+            g = index.get(int(groups[r])) if r < groups.size else None
+            base = per_group[g] if g is not None and per_group[g].any() else overall
+            out[j] = base + tiebreak
+        return out
+
+    model._scores = scores
+    model.params = {"groups": len(labels)}
+    return model
+
+
+def cooccurrence(x: sp.csr_matrix) -> sp.csr_matrix:
+    """Item × item: how many customers bought both (diagonal: buyers of the item)."""
+    xt = x.T.tocsr()
+    return (xt @ x).tocsr()
+
+
+def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row keeps its k largest entries."""
+    matrix = matrix.tocsr()
+    rows, cols, vals = [], [], []
+    for i in range(matrix.shape[0]):
+        start, end = matrix.indptr[i], matrix.indptr[i + 1]
+        if end == start:
+            continue
+        data = matrix.data[start:end]
+        idx = matrix.indices[start:end]
+        if data.size > k:
+            keep = np.argpartition(-data, k)[:k]
+            data, idx = data[keep], idx[keep]
+        rows.append(np.full(data.size, i))
+        cols.append(idx)
+        vals.append(data)
+    if not rows:
+        return sp.csr_matrix(matrix.shape, dtype=np.float64)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape
+    )
+
+
+def fit_item_knn(x: sp.csr_matrix, *, neighbours: int = 100) -> Model:
+    """Cosine similarity of items' buyer vectors; each item keeps its `neighbours`
+    most similar items; a customer's score for item i is the sum over the items j
+    they bought of sim(j, i). The diagonal is kept, so items bought before stay
+    candidates (the evaluation decides whether to drop them)."""
+    co = cooccurrence(x).astype(np.float64)
+    buyers = co.diagonal()
+    norm = np.sqrt(np.maximum(buyers, 1e-12))
+    co = co.tocoo()
+    sim = sp.csr_matrix((co.data / (norm[co.row] * norm[co.col]), (co.row, co.col)), shape=co.shape)
+    sim = _keep_top(sim, neighbours + 1)
+    model = Model("item_knn", x.shape[1], x, params={"neighbours": neighbours}, similarity=sim)
+    model._scores = lambda rows: np.asarray((x[rows] @ sim).todense())
+    return model
+
+
+def fit_ease(x: sp.csr_matrix, *, l2: float = 200.0, max_items: int = 3000) -> Model:
+    """EASE: B = I - P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹ and a zero diagonal, on
+    the `max_items` items with the most buyers (the others score 0)."""
+    buyers = np.asarray(x.sum(axis=0)).ravel()
+    kept = np.sort(np.argsort(-buyers, kind="stable")[:max_items])
+    kept = kept[buyers[kept] > 0]
+    xk = x[:, kept]
+    gram = np.asarray((xk.T @ xk).todense(), dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)
+    b[np.diag_indices_from(b)] = 0.0
+    n_items = x.shape[1]
+    model = Model("ease", n_items, x, params={"l2": l2, "items": int(kept.size)})
+
+    def scores(rows):
+        out = np.zeros((len(rows), n_items))
+        out[:, kept] = np.asarray(xk[rows].todense()) @ b
+        # an item bought before keeps a small score, so repeats remain candidates
+        out += np.asarray(x[rows].todense()) * 1e-6
+        return out
+
+    model._scores = scores
+    return model
+
+
+def fit_als(
+    x: sp.csr_matrix,
+    *,
+    factors: int = 64,
+    regularization: float = 0.05,
+    alpha: float = 20.0,
+    iterations: int = 15,
+    seed: int = 0,
+    counts: sp.csr_matrix | None = None,
+) -> Model | None:
+    """Implicit ALS (Hu, Koren & Volinsky 2008) through the `implicit` package, one
+    thread (the worker's share on the 2-core machine). None when not installed."""
+    if not implicit_available():
+        return None
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    confidence = (counts if counts is not None else x).astype(np.float32).tocsr()
+    confidence = confidence.copy()
+    confidence.data = (
+        np.log1p(confidence.data) * alpha + 1.0 if counts is not None else (confidence.data * alpha)
+    )
+    with threadpool_limits(1):
+        als = AlternatingLeastSquares(
+            factors=factors,
+            regularization=regularization,
+            alpha=1.0,
+            iterations=iterations,
+            num_threads=1,
+            random_state=seed,
+            calculate_training_loss=False,
+        )
+        als.fit(confidence, show_progress=False)
+    users = np.asarray(als.user_factors)
+    item_f = np.asarray(als.item_factors)
+    model = Model(
+        "als",
+        x.shape[1],
+        x,
+        params={"factors": factors, "regularization": regularization, "alpha": alpha,
+                "iterations": iterations, "seed": seed},
+    )  # fmt: skip
+    model._scores = lambda rows: users[rows] @ item_f.T
+    return model
+
+
+def fit(kind: str, x: sp.csr_matrix, *, groups=None, counts=None, seed: int = 0) -> Model | None:
+    if kind == "popularity":
+        return fit_popularity(x)
+    if kind == "segment_popularity":
+        return fit_segment_popularity(x, groups)
+    if kind == "item_knn":
+        return fit_item_knn(x)
+    if kind == "ease":
+        return fit_ease(x)
+    if kind == "als":
+        return fit_als(x, counts=counts, seed=seed)
+    raise ValueError(kind)
+
+
+# --- ranking and evaluation -----------------------------------------------------------
+
+
+def top_n(
+    model: Model,
+    rows: np.ndarray,
+    n: int,
+    *,
+    exclude_seen: bool = False,
+    allowed: np.ndarray | None = None,
+    chunk: int = 2000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The n best items per row (items, scores), best first; -1 where fewer exist."""
+    rows = np.asarray(rows, dtype=np.int64)
+    items_out = np.full((rows.size, n), -1, dtype=np.int64)
+    scores_out = np.zeros((rows.size, n))
+    for start in range(0, rows.size, chunk):
+        part = rows[start : start + chunk]
+        s = np.asarray(model.scores(part), dtype=np.float64)
+        if exclude_seen:
+            seen = model.x[part]
+            s[seen.nonzero()] = -np.inf
+        if allowed is not None:
+            s[:, ~allowed] = -np.inf
+        m = min(n, s.shape[1])
+        top = np.argpartition(-s, m - 1, axis=1)[:, :m]
+        order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        ts = np.take_along_axis(s, top, axis=1)
+        top[~np.isfinite(ts)] = -1
+        items_out[start : start + part.size, :m] = top
+        scores_out[start : start + part.size, :m] = np.where(np.isfinite(ts), ts, 0.0)
+    return items_out, scores_out
+
+
+def evaluate(model: Model, split: Split, *, exclude_seen: bool = False, k: int = K) -> dict:
+    evaluated = np.fromiter(split.truth.keys(), dtype=np.int64, count=len(split.truth))
+    if evaluated.size == 0:
+        return {"precision_at_10": None, "recall_at_10": None, "map_at_10": None,
+                "coverage": None, "customers": 0}  # fmt: skip
+    recs, _ = top_n(model, evaluated, k, exclude_seen=exclude_seen)
+    precision = np.empty(evaluated.size)
+    recall = np.empty(evaluated.size)
+    ap = np.empty(evaluated.size)
+    for j, c in enumerate(evaluated):
+        truth = split.truth[int(c)]
+        hit = np.isin(recs[j], truth) & (recs[j] >= 0)
+        hits = int(hit.sum())
+        precision[j] = hits / k
+        recall[j] = hits / truth.size
+        cum = np.cumsum(hit)
+        ap[j] = float((cum / np.arange(1, k + 1))[hit].sum()) / min(truth.size, k)
+    trained = np.asarray(model.x.sum(axis=0)).ravel() > 0
+    recommended = np.unique(recs[recs >= 0])
+    return {
+        "precision_at_10": float(precision.mean()),
+        "recall_at_10": float(recall.mean()),
+        "map_at_10": float(ap.mean()),
+        "coverage": float(recommended.size / max(int(trained.sum()), 1)),
+        "customers": int(evaluated.size),
+    }
+
+
+def evaluate_candidates(
+    customers: np.ndarray,
+    items: np.ndarray,
+    days: np.ndarray,
+    *,
+    n_items: int,
+    groups: np.ndarray | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Every candidate on the hold-out, each with `repeats` (True: items bought
+    before may be recommended, the better of the two variants)."""
+    split = holdout_split(customers, items, days)
+    n_customers = int(np.max(customers)) + 1 if len(customers) else 0
+    x = interaction_matrix(split.train_customers, split.train_items, n_customers, n_items)
+    counts = sp.csr_matrix(
+        (np.ones(split.train_customers.size, np.float32),
+         (split.train_customers, split.train_items)),
+        shape=(n_customers, n_items),
+    )  # fmt: skip
+    counts.sum_duplicates()
+    results = []
+    for kind in kinds:
+        if progress:
+            progress(kind)
+        model = fit(kind, x, groups=groups, counts=counts, seed=seed)
+        if model is None:
+            continue
+        with_repeats = evaluate(model, split, exclude_seen=False)
+        without = evaluate(model, split, exclude_seen=True)
+        key = "precision_at_10"
+        best, repeats = (
+            (with_repeats, True)
+            if (with_repeats[key] or 0) >= (without[key] or 0)
+            else (without, False)
+        )
+        results.append({"kind": kind, **best, "repeats": repeats})
+    return results
+
+
+def choose(evaluation: list[dict]) -> dict:
+    """The served candidate: the best precision@10; popularity unless another beats
+    it (so the served model is never worse than best-sellers on the hold-out)."""
+    popularity = next(e for e in evaluation if e["kind"] == "popularity")
+    best = popularity
+    for entry in evaluation:
+        if (entry["precision_at_10"] or 0) > (best["precision_at_10"] or 0):
+            best = entry
+    return best
+
+
+# --- serving helpers ------------------------------------------------------------------
+
+
+def diversify(items: np.ndarray, categories: np.ndarray, n: int, per_category: int) -> list[int]:
+    """Best-first items, at most `per_category` from one category while others remain
+    (the rest fill the list if too few categories exist)."""
+    chosen, held, seen = [], [], {}
+    for item in items:
+        if item < 0:
+            continue
+        cat = categories[item]
+        if seen.get(cat, 0) < per_category:
+            chosen.append(int(item))
+            seen[cat] = seen.get(cat, 0) + 1
+        else:
+            held.append(int(item))
+        if len(chosen) >= n:
+            return chosen
+    return (chosen + held)[:n]
