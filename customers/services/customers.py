@@ -165,3 +165,21 @@ def product_update(*, product: Product, data: dict) -> Product:
         product.updated_at = timezone.now()
         product.save(update_fields=[*changed, "updated_at"])
     return product
+
+
+def customers_touch(*, customer_ids, when=None) -> int:
+    """Mark customers as changed (`updated_at`) when something derived about them
+    changed — their segments, their predictions, their order totals — so that an
+    integration reading `?updated_since=` sees them. Returns how many."""
+    ids = sorted({int(i) for i in customer_ids if i is not None})
+    when = when or timezone.now()
+    touched = 0
+    for start in range(0, len(ids), 1000):
+        touched += Customer.objects.filter(pk__in=ids[start : start + 1000]).update(updated_at=when)
+    return touched
+
+
+def changed_keys(before, after) -> set[int]:
+    """Customer ids whose rows differ between two iterables of (customer_id, *values)."""
+    old, new = set(before), set(after)
+    return {row[0] for row in old ^ new}

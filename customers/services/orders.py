@@ -19,6 +19,7 @@ from core.exceptions import ApplicationError, NotFound
 
 from ..merchandise import is_merchandise
 from ..models import Customer, DeletedOrder, Order, OrderLine, Product
+from .customers import customers_touch
 from .imports.db import BulkDb
 from .imports.kinds import Q4, CustomerTotals, _decimal
 from .limits import moment_problem, money_problem
@@ -161,6 +162,7 @@ def order_update(*, order: Order, data: dict, actor=None, request=None) -> Order
     customer_stats_refresh(
         organization_id=order.organization_id, customer_ids=[before_customer, order.customer_id]
     )
+    customers_touch(customer_ids=[before_customer, order.customer_id])
     audit_log(
         organization=order.organization,
         action="order.corrected",
@@ -222,6 +224,7 @@ def order_delete(*, order_id: int, actor=None, request=None) -> None:
         },
     )
     customer_stats_refresh(organization_id=db.org, customer_ids=[row["customer_id"]])
+    customers_touch(customer_ids=[row["customer_id"]])
     from accounts.models import Organization
 
     organization = Organization.objects.get(pk=db.org)
