@@ -744,9 +744,37 @@ def prediction_write(
         computed.timings["write"] = time.perf_counter() - t
         run.timings = json_safe({k: round(v, 3) for k, v in computed.timings.items()})
         run.save(update_fields=["is_live", "timings"])
+        _touch_changed_customers(previous=previous, run=run)
         # A cancel that arrives while writing still leaves everything as it was.
         job.check_cancel()
     return run
+
+
+# What the API shows of a customer's prediction (customers/api PredictionsSerializer).
+SHOWN_FIGURES = (
+    "p_alive",
+    "expected_orders_90d",
+    "predicted_clv_365d",
+    "expected_next_order_at",
+    "churn_risk",
+    "churn_probability",
+)
+
+
+def _touch_changed_customers(*, previous: PredictionRun | None, run: PredictionRun) -> None:
+    """Customers whose shown prediction differs from the previous live run's have
+    changed (`updated_at`), for integrations reading `customers/?updated_since=`."""
+    from customers.services.customers import changed_keys, customers_touch
+
+    def rows(run_id):
+        if run_id is None:
+            return []
+        return CustomerPrediction.objects.filter(run_id=run_id).values_list(
+            "customer_id", *SHOWN_FIGURES
+        )
+
+    changed = changed_keys(rows(previous.pk if previous else None), rows(run.pk))
+    customers_touch(customer_ids=changed)
 
 
 def prediction_prune_history(*, keep_runs: int = KEEP_RUNS_WITH_ROWS) -> int:

@@ -23,3 +23,62 @@ def id_param(value: str, name: str) -> int:
             f"'{name}' must be an id from 1 to {MAX_ID}.", {"fields": {name: "Out of range."}}
         )
     return number
+
+
+# Query parameters every list understands (pages and the renderer's format).
+PAGE_PARAMS = frozenset({"page", "page_size", "cursor", "format"})
+
+
+def check_list_params(params, allowed) -> None:
+    """A list asked with a parameter it does not understand answers 400 naming it,
+    instead of ignoring it (a misspelt filter would otherwise return everything)."""
+    unknown = sorted(set(params) - set(allowed) - PAGE_PARAMS)
+    if unknown:
+        names = ", ".join(f"'{name[:40]}'" for name in unknown)
+        offered = ", ".join(sorted({*allowed, *PAGE_PARAMS} - {"format"}))
+        raise ApplicationError(
+            f"Unknown parameter {names}: this list understands {offered}.",
+            {"fields": {name[:40]: "Unknown parameter." for name in unknown}},
+        )
+
+
+def when_param(request, name: str):
+    """An ISO 8601 date or time query parameter; without a zone, in the
+    organisation's time zone. A 400 naming the parameter when it is not one."""
+    import datetime as dt
+    import zoneinfo
+
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    value = request.query_params[name]
+    try:
+        parsed = parse_datetime(value) or parse_date(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ApplicationError(
+            f"'{name}' must be an ISO 8601 date or time.", {"fields": {name: "Not a date."}}
+        )
+    if not isinstance(parsed, dt.datetime):
+        parsed = dt.datetime.combine(parsed, dt.time())
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(request.organization.time_zone or "UTC"))
+    try:
+        # the database compares in UTC; year 1 at +14:00 is before any UTC time
+        parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApplicationError(
+            f"'{name}' is out of range once converted to UTC.", {"fields": {name: "Out of range."}}
+        ) from None
+    return parsed
+
+
+UPDATED_SINCE = "updated_since"
+
+
+def updated_since_filter(request, queryset, field: str = "updated_at"):
+    """`?updated_since=`: only rows changed at or after that time (change time,
+    not order or event date)."""
+    if not request.query_params.get(UPDATED_SINCE):
+        return queryset
+    return queryset.filter(**{f"{field}__gte": when_param(request, UPDATED_SINCE)})

@@ -11,7 +11,7 @@ the error body if it gave none.
 from __future__ import annotations
 
 from drf_spectacular import openapi
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 
@@ -37,7 +37,8 @@ ERROR_RESPONSES = {
     "403": "This key or member may not do this (a read key writing, or a role without the right).",
     "404": "No such object in this organisation, or no such page of a list.",
     "405": "This method is not allowed here.",
-    "409": "The object's current state does not allow this (for example a finished job).",
+    "409": "The object's current state does not allow this (for example a finished job), or "
+    "the Idempotency-Key was used for another request.",
     "413": "The body or upload is too large.",
     "415": "The body's content type is not accepted here.",
     "429": "Too many requests for this key; wait `Retry-After` seconds and retry.",
@@ -60,7 +61,25 @@ def _headers(names: dict[str, str]) -> dict:
     }
 
 
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string (up to 255 characters) of yours. A retry with the same key "
+    "gets the first answer (status and body) without applying the write again; the same key "
+    "with another request answers 409 `idempotency_key_reused`. Keys belong to the API key "
+    "that sent them and are kept for 24 hours.",
+)
+
+
 class AutoSchema(openapi.AutoSchema):
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self.method not in ("GET", "HEAD", "OPTIONS"):
+            parameters.append(IDEMPOTENCY_HEADER)
+        return parameters
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         for code, description in ERROR_RESPONSES.items():

@@ -14,6 +14,7 @@ class JobViewSet(TenantReadOnlyViewSet):
 
     model = Job
     serializer_class = JobSerializer
+    list_params = ("kind", "status")
 
     def get_base_queryset(self):
         qs = super().get_base_queryset()

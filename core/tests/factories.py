@@ -2,7 +2,7 @@ from accounts.models import AuditLogEntry, Invitation, Membership, Role
 from accounts.services import api_key_create
 from accounts.tenancy import tenant_context
 from accounts.tests.factories import UserFactory
-from core.models import Job
+from core.models import IdempotencyKey, Job
 
 
 def build_world(organization) -> None:
@@ -19,6 +19,17 @@ def build_world(organization) -> None:
             status="failed",
         )
         AuditLogEntry.objects.create(action="sign_in", actor_label="someone")
+        # a remembered answer to a write sent with an Idempotency-Key
+        IdempotencyKey.objects.create(
+            key="world-key",
+            principal="api_key:0",
+            method="POST",
+            path="/api/v1/customers/bulk/",
+            fingerprint="0" * 64,
+            status_code=200,
+            response_body='{"created": 0}',
+            expires_at=timezone.now() + timedelta(hours=24),
+        )
     colleague = UserFactory()
     Membership.objects.create(organization=organization, user=colleague, role=Role.MARKETER)
     Invitation.objects.create(

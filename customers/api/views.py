@@ -17,10 +17,11 @@ from rest_framework.viewsets import GenericViewSet
 
 from accounts.actor import Actor
 from core.api.base import TenantViewSetMixin
+from core.api.params import UPDATED_SINCE, updated_since_filter, when_param
 from core.exceptions import ApplicationError
 from core.uploads import upload_refused
 
-from .. import selectors, services
+from .. import registry, selectors, services
 from ..models import ConsentVia, Customer, Event, Import, Order, Product
 from ..services.consent import consent_history
 from ..services.imports import run_records
@@ -42,6 +43,17 @@ from .serializers import (
 )
 
 BULK_LIMIT = 1000
+CUSTOMER_FILTERS = (
+    "external_id",
+    "search",
+    "q",
+    "country",
+    "accepts_email",
+    "accepts_sms",
+    "has_ordered",
+    "ordering",
+    UPDATED_SINCE,
+)
 ImportStarted = inline_serializer(
     name="ImportStarted",
     fields={"job": serializers.IntegerField(), "import": serializers.IntegerField()},
@@ -122,6 +134,14 @@ def _bulk_schema(record_serializer, what: str, parameters=None):
     )
 
 
+UPDATED_SINCE_PARAM = OpenApiParameter(
+    UPDATED_SINCE,
+    OpenApiTypes.DATETIME,
+    description="Only what changed at or after this time (ISO 8601; without a zone, the "
+    "organisation's): its own fields, and for customers also their segments, predictions "
+    "and order totals. Change time, not order or event date.",
+)
+
 CUSTOMER_PARAMS = [
     OpenApiParameter("external_id", str, description="Your id for the customer (exact)."),
     OpenApiParameter("search", str, description="Name, email or id (starts with)."),
@@ -133,9 +153,10 @@ CUSTOMER_PARAMS = [
         "ordering",
         str,
         enum=list(selectors.API_ORDERING),
-        description="Sort order (default: newest id first).",
+        description="Sort order (default: newest id first); another value answers 400.",
     ),
     OpenApiParameter("page_size", int, description="Up to 1000."),
+    UPDATED_SINCE_PARAM,
 ]
 
 
@@ -163,13 +184,25 @@ class CustomerViewSet(
     def get_base_queryset(self):
         return super().get_base_queryset().filter(erased_at__isnull=True)
 
+    @property
+    def list_params(self):
+        extras = [extra.param for extra in registry.customer_filters()]
+        return (*CUSTOMER_FILTERS, *extras)
+
     def get_queryset(self):
         qs = self.get_base_queryset()
         if self.action == "list":
             qs = selectors.customer_filter(self.request.query_params) & qs
-            field, desc = selectors.API_ORDERING.get(
-                self.request.query_params.get("ordering", ""), ("id", True)
-            )
+            qs = updated_since_filter(self.request, qs)
+            ordering = self.request.query_params.get("ordering", "")
+            if ordering and ordering not in selectors.API_ORDERING:
+                raise ApplicationError(
+                    f"Cannot order by '{ordering[:40]}'. Use one of: "
+                    + ", ".join(selectors.API_ORDERING)
+                    + ".",
+                    {"fields": {"ordering": "Unknown ordering."}},
+                )
+            field, desc = selectors.API_ORDERING.get(ordering, ("id", True))
             qs = qs.order_by(f"-{field}" if desc else field, "-pk" if desc else "pk")
         return qs
 
@@ -260,6 +293,7 @@ def _person(request):
                 "merchandise", bool, description="false: postage, fees and adjustments."
             ),
             OpenApiParameter("hidden", bool),
+            UPDATED_SINCE_PARAM,
         ]
     )
 )
@@ -277,11 +311,13 @@ class ProductViewSet(
     model = Product
     serializer_class = ProductSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    list_params = ("search", "q", "category", "sku", "merchandise", "hidden", UPDATED_SINCE)
 
     def get_queryset(self):
         qs = self.get_base_queryset()
         if self.action == "list":
             qs = selectors.product_filter(self.request.query_params) & qs
+            qs = updated_since_filter(self.request, qs)
             sku = self.request.query_params.get("sku")
             if sku:
                 qs = qs.filter(sku=sku)
@@ -317,8 +353,9 @@ class ProductViewSet(
             OpenApiParameter("customer", int, description="Customer id (the API's `id`)."),
             OpenApiParameter("customer_id", str, description="Your id for the customer."),
             OpenApiParameter("external_id", str, description="Order id."),
-            OpenApiParameter("since", OpenApiTypes.DATETIME),
-            OpenApiParameter("until", OpenApiTypes.DATETIME),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Ordered at or after."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Ordered before."),
+            UPDATED_SINCE_PARAM,
         ]
     )
 )
@@ -330,6 +367,7 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
     model = Order
     serializer_class = OrderSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    list_params = ("customer", "customer_id", "external_id", "since", "until", UPDATED_SINCE)
 
     def get_queryset(self):
         if self.action == "destroy":
@@ -348,6 +386,7 @@ class OrderViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
                 qs = qs.filter(ordered_at__gte=_when(self.request, "since"))
             if p.get("until"):
                 qs = qs.filter(ordered_at__lt=_when(self.request, "until"))
+            qs = updated_since_filter(self.request, qs)
             qs = qs.order_by("-ordered_at", "-pk")
         return qs
 
@@ -400,32 +439,7 @@ def _int(value: str, name: str) -> int:
 
 def _when(request, name: str):
     """An ISO 8601 date or time; without a zone, in the organisation's time zone."""
-    import datetime as dt
-    import zoneinfo
-
-    from django.utils.dateparse import parse_date, parse_datetime
-
-    value = request.query_params[name]
-    try:
-        parsed = parse_datetime(value) or parse_date(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise ApplicationError(
-            f"'{name}' must be an ISO 8601 date or time.", {"fields": {name: "Not a date."}}
-        )
-    if not isinstance(parsed, dt.datetime):
-        parsed = dt.datetime.combine(parsed, dt.time())
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(request.organization.time_zone or "UTC"))
-    try:
-        # the database compares in UTC; year 1 at +14:00 is before any UTC time
-        parsed.astimezone(dt.UTC)
-    except OverflowError:
-        raise ApplicationError(
-            f"'{name}' is out of range once converted to UTC.", {"fields": {name: "Out of range."}}
-        ) from None
-    return parsed
+    return when_param(request, name)
 
 
 @extend_schema_view(
@@ -441,6 +455,7 @@ class EventViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
 
     model = Event
     serializer_class = EventSerializer
+    list_params = ("customer", "type")
 
     def get_queryset(self):
         qs = self.get_base_queryset().select_related("customer")
@@ -464,6 +479,7 @@ class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
 
     model = Import
     serializer_class = ImportSerializer
+    list_params = ()
     parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
 
     def get_queryset(self):
@@ -492,7 +508,8 @@ class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
             user=_person(request),
             mapping=data.get("map") or None,
             options={
-                k: data.get(k) for k in ("date_format", "delimiter", "encoding", "allow_deleted")
+                k: data.get(k)
+                for k in ("date_format", "delimiter", "encoding", "allow_deleted", "rates")
             },
             source="api",
         )

@@ -4,6 +4,8 @@ sync (updated_since, cursors, the run a read comes from)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -69,6 +71,8 @@ def test_a_line_sent_again_with_its_key_is_updated_not_added(org, api):
     body = api.post("/api/v1/orders/bulk/", [changed], format="json").json()
     assert body["updated"] == 1
     assert [q for *_, q in _stored(org)] == [1, 10, 3]
+    r = api.get("/api/v1/orders/")
+    assert [ln["line_id"] for ln in r.json()["results"][0]["lines"]] == ["0", "1", "2"]
     with tenant_context(org):
         assert list(OrderLine.objects.order_by("position").values_list("line_id", flat=True)) == [
             "0",
@@ -337,3 +341,235 @@ def test_segment_member_rows_carry_consent_and_name_their_run(org, api):
     assert row["accepts_email"] is True and row["accepts_sms"] is False
     assert {"email_consent_at", "sms_consent_at", "updated_at"} <= set(row)
     assert body["run"]["id"] == run_id and body["run"]["as_of"] == "2024-06-30"
+    url = f"/api/v1/segments/{segment.pk}/members/"
+    assert api.get(url + "?sort=name").status_code == 400
+    with tenant_context(org):
+        Customer.objects.update(updated_at=LONG_AGO)
+    assert api.get(url + f"?updated_since={SINCE}").json()["results"] == []
+    api.patch(f"/api/v1/customers/{member.pk}/", {"accepts_email": False}, format="json")
+    assert [r["id"] for r in api.get(url + f"?updated_since={SINCE}").json()["results"]] == [
+        member.pk
+    ]
+
+
+# --- cursor pages ----------------------------------------------------------------------
+
+
+def test_cursor_pages_return_each_row_once_under_inserts_and_deletions(org, api):
+    from customers.services import customer_erase
+
+    with tenant_context(org):
+        people = [CustomerFactory(external_id=f"R{i:03d}") for i in range(35)]
+    seen: list[int] = []
+    url = "/api/v1/customers/?cursor=&page_size=10"
+    turn = 0
+    while url:
+        body = api.get(url).json()
+        assert "count" not in body and body["previous"] is None
+        seen += [row["id"] for row in body["results"]]
+        url = body["next"]
+        turn += 1
+        with tenant_context(org):
+            # during the read: new customers arrive, and some are erased
+            for n in range(5):
+                CustomerFactory(external_id=f"N{turn}-{n}")
+            customer_erase(customer=people[-turn], actor=None, request=None)
+            customer_erase(customer=people[turn], actor=None, request=None)
+    assert len(seen) == len(set(seen)), "a row came twice"
+    with tenant_context(org):
+        live_throughout = {p.pk for p in people[5:-5]}
+    assert live_throughout <= set(seen), "a live row was skipped"
+    assert turn >= 4
+
+
+def test_cursor_pages_refuse_what_they_cannot_honour(api):
+    assert api.get("/api/v1/customers/?cursor=nonsense").status_code == 400
+    assert api.get("/api/v1/customers/?cursor=&ordering=total_spent").status_code == 400
+    assert api.get("/api/v1/customers/?cursor=&page=2").status_code == 400
+
+
+# --- updated_since, unknown parameters, the run a read comes from ---------------------
+
+LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+SINCE = "2021-01-01T00:00:00Z"
+
+
+def _prediction(org, run, customer, clv: float):
+    from predictions.models import CustomerPrediction
+
+    return CustomerPrediction.objects.create(
+        organization=org,
+        run=run,
+        customer=customer,
+        p_alive=0.9,
+        expected_orders_30d=0.5,
+        expected_orders_90d=1.2,
+        expected_orders_365d=4.0,
+        predicted_clv_365d=clv,
+        expected_order_value=30.0,
+        churn_probability=0.3,
+        churn_risk="low",
+        method="bgnbd",
+    )
+
+
+def test_updated_since_returns_exactly_the_customers_that_changed(org, api):
+    from predictions.models import PredictionRun
+    from predictions.services import _touch_changed_customers
+    from segmentation.models import Segment, SegmentationRun, SegmentMembership
+    from segmentation.services.segments import _touch_moved_customers
+
+    with tenant_context(org):
+        edited, bought, moved, predicted, quiet = (
+            CustomerFactory(external_id=f"W{i}") for i in range(5)
+        )
+        # two segmentation runs: `moved` changes segment, the others stay
+        runs = [SegmentationRun.objects.create(as_of=dt.date(2026, 1, d)) for d in (1, 2)]
+        a, b = (Segment.objects.create(kind="cluster", name=n, key=f"cluster-{n}") for n in "ab")
+        for run in runs:
+            for person in (edited, bought, predicted, quiet):
+                SegmentMembership.objects.create(run=run, segment=a, customer=person)
+        SegmentMembership.objects.create(run=runs[0], segment=a, customer=moved)
+        SegmentMembership.objects.create(run=runs[1], segment=b, customer=moved)
+        # two prediction runs: only `predicted`'s figures change
+        pruns = [
+            PredictionRun.objects.create(as_of=dt.date(2026, 1, d), method="bgnbd") for d in (1, 2)
+        ]
+        for run in pruns:
+            for person in (edited, bought, moved, quiet):
+                _prediction(org, run, person, 100.0)
+        _prediction(org, pruns[0], predicted, 100.0)
+        _prediction(org, pruns[1], predicted, 250.0)
+        Customer.objects.update(updated_at=LONG_AGO)
+    assert api.get(f"/api/v1/customers/?updated_since={SINCE}").json()["results"] == []
+
+    api.patch(f"/api/v1/customers/{edited.pk}/", {"first_name": "New"}, format="json")
+    order = {
+        "order_id": "W-1",
+        "customer_id": "W1",
+        "ordered_at": "2026-01-05T00:00:00Z",
+        "amount": "9",
+    }
+    assert api.post("/api/v1/orders/bulk/", [order], format="json").json()["created"] == 1
+    with tenant_context(org):
+        _touch_moved_customers(previous=runs[0], run=runs[1])
+        _touch_changed_customers(previous=pruns[0], run=pruns[1])
+    body = api.get(f"/api/v1/customers/?updated_since={SINCE}&page_size=100").json()
+    assert {r["id"] for r in body["results"]} == {edited.pk, bought.pk, moved.pk, predicted.pk}
+
+
+def test_updated_since_on_orders_products_and_events_is_change_time(org, api):
+    api.post(
+        "/api/v1/orders/bulk/",
+        [
+            {
+                "order_id": f"V{i}",
+                "customer_id": "V",
+                "ordered_at": "2024-01-01T00:00:00Z",
+                "amount": "5",
+            }
+            for i in range(3)
+        ],
+        format="json",
+    )
+    api.post(
+        "/api/v1/events/bulk/",
+        [
+            {
+                "event_id": f"E{i}",
+                "customer_id": "V",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "type": "view",
+            }
+            for i in range(3)
+        ],
+        format="json",
+    )
+    api.post(
+        "/api/v1/products/bulk/",
+        [{"sku": f"P{i}", "name": "Thing"} for i in range(3)],
+        format="json",
+    )
+    from customers.models import Product
+
+    with tenant_context(org):
+        for model in (Order, Product):
+            model.objects.update(updated_at=LONG_AGO)
+    # an old order corrected, an old event sent again with other content, a product renamed
+    api.post(
+        "/api/v1/orders/bulk/",
+        [
+            {
+                "order_id": "V1",
+                "customer_id": "V",
+                "ordered_at": "2024-01-01T00:00:00Z",
+                "amount": "7",
+            }
+        ],
+        format="json",
+    )
+    api.post(
+        "/api/v1/events/bulk/",
+        [
+            {
+                "event_id": "E2",
+                "customer_id": "V",
+                "occurred_at": "2024-01-01T00:00:00Z",
+                "type": "buy",
+            }
+        ],
+        format="json",
+    )
+    api.post("/api/v1/products/bulk/", [{"sku": "P0", "name": "Renamed"}], format="json")
+
+    def changed(path, key):
+        body = api.get(f"/api/v1/{path}/?updated_since={SINCE}").json()
+        return [r[key] for r in body["results"]]
+
+    assert changed("orders", "external_id") == ["V1"]
+    assert changed("products", "sku") == ["P0"]
+    assert api.get("/api/v1/orders/?updated_since=last-tuesday").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/customers/?countri=GB",
+        "/api/v1/customers/?ordering=shoe_size",
+        "/api/v1/orders/?customer_external_id=1",
+        "/api/v1/products/?colour=red",
+        "/api/v1/events/?since=2024-01-01",
+        "/api/v1/imports/?kind=orders",
+        "/api/v1/jobs/?state=failed",
+        "/api/v1/segments/?size=3",
+        "/api/v1/predictions/customers/?risk=high",
+        "/api/v1/predictions/products/?trending=up",
+    ],
+)
+def test_unknown_filters_and_orderings_answer_400(api, path):
+    r = api.get(path)
+    assert r.status_code == 400, (path, r.status_code)
+    assert r.json()["error"]["fields"]
+
+
+def test_known_filters_still_work(api):
+    for path in (
+        "/api/v1/customers/?country=GB&ordering=-total_spent&page=1&page_size=5",
+        "/api/v1/orders/?since=2024-01-01&customer_id=x",
+        "/api/v1/jobs/?kind=import&status=failed",
+        "/api/v1/predictions/customers/?churn_risk=high&ordering=-p_alive",
+    ):
+        assert api.get(path).status_code == 200, path
+
+
+def test_prediction_reads_name_their_run(org, api):
+    from predictions.tests.factories import build_world
+
+    build_world(org)
+    from predictions.models import PredictionRun
+
+    with tenant_context(org):
+        live = PredictionRun.objects.get(is_live=True)
+    for path in ("/api/v1/predictions/customers/", "/api/v1/predictions/products/"):
+        body = api.get(path).json()
+        assert body["run"]["id"] == live.pk and body["run"]["as_of"] == "2024-06-30", path

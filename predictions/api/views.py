@@ -6,6 +6,7 @@ managers, so another organisation's ids answer 404."""
 from __future__ import annotations
 
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
@@ -13,7 +14,8 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from core.api.base import TenantViewSetMixin
-from core.api.params import id_param
+from core.api.pagination import RunPagination
+from core.api.params import UPDATED_SINCE, id_param, updated_since_filter
 from core.exceptions import ApplicationError, NotFound
 
 from .. import selectors, services
@@ -60,6 +62,22 @@ def _many(request, name: str) -> list[str]:
     for raw in request.query_params.getlist(name):
         values += [v.strip() for v in raw.split(",") if v.strip()]
     return values
+
+
+class LiveRunListMixin:
+    """A list of the live run's rows names that run (`run: {id, as_of, created_at}`,
+    null before any run): a reader paging through can tell when a new run was
+    published underneath and start again."""
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        run = PredictionRun.objects.filter(is_live=True).first()
+        response.data["run"] = (
+            None
+            if run is None
+            else {"id": run.pk, "as_of": run.as_of, "created_at": run.created_at}
+        )
+        return response
 
 
 class ModelLatestView(APIView):
@@ -110,6 +128,12 @@ class SettingsView(APIView):
             ),
             OpenApiParameter("customer", int, description="Only this customer (by id)."),
             OpenApiParameter(
+                UPDATED_SINCE,
+                OpenApiTypes.DATETIME,
+                description="Only customers changed at or after this time (ISO 8601): their "
+                "prediction in a new run, or anything else about them.",
+            ),
+            OpenApiParameter(
                 "ordering",
                 str,
                 description="One of " + ", ".join(CUSTOMER_ORDERING) + "; prefix - for "
@@ -118,9 +142,13 @@ class SettingsView(APIView):
         ],
     )
 )
-class CustomerPredictionViewSet(TenantViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class CustomerPredictionViewSet(
+    LiveRunListMixin, TenantViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
     model = CustomerPrediction
     serializer_class = CustomerPredictionSerializer
+    list_params = ("churn_risk", "customer", "ordering", UPDATED_SINCE)
+    pagination_class = RunPagination
 
     def get_base_queryset(self):
         qs = super().get_base_queryset().filter(run__is_live=True, customer__erased_at__isnull=True)
@@ -136,6 +164,7 @@ class CustomerPredictionViewSet(TenantViewSetMixin, mixins.ListModelMixin, views
         customer = self.request.query_params.get("customer")
         if customer:
             qs = qs.filter(customer_id=id_param(customer, "customer"))
+        qs = updated_since_filter(self.request, qs, "customer__updated_at")
         ordering = _ordering(
             self.request.query_params.get("ordering"), CUSTOMER_ORDERING, "-predicted_clv_365d"
         )
@@ -154,9 +183,11 @@ class CustomerPredictionViewSet(TenantViewSetMixin, mixins.ListModelMixin, views
     ),
     retrieve=extend_schema(summary="One product forecast (also of an earlier run)"),
 )
-class ProductForecastViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+class ProductForecastViewSet(LiveRunListMixin, TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     model = ProductForecast
     serializer_class = ProductForecastSerializer
+    list_params = ("trend", "sku")
+    pagination_class = RunPagination
 
     def get_base_queryset(self):
         qs = super().get_base_queryset()

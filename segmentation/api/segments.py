@@ -5,6 +5,7 @@ ids answer 404."""
 from __future__ import annotations
 
 from django.db.models import Prefetch, Q
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from core.api.base import TenantViewSetMixin
+from core.api.params import UPDATED_SINCE, check_list_params, updated_since_filter
 from core.exceptions import ApplicationError
 
 from ..models import Persona, Segment, SegmentationRun, SegmentKind
@@ -79,6 +81,7 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
 
     model = Segment
     serializer_class = SegmentSerializer
+    list_params = ("kind", "parent")
 
     def get_base_queryset(self):
         qs = (
@@ -105,6 +108,14 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
         return super().get_serializer_class()
 
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                UPDATED_SINCE,
+                OpenApiTypes.DATETIME,
+                description="Only members changed at or after this time (ISO 8601): their "
+                "consent or data, or their segments or predictions in a new run.",
+            )
+        ],
         summary="Customers in the segment (paginated)",
         description="Each member with their consent, and `run`: the segmentation run the "
         "membership comes from (null for a rule segment, evaluated on the current data).",
@@ -112,8 +123,11 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
+        check_list_params(request.query_params, (UPDATED_SINCE,))
         segment = self.get_object()
         qs = segment_members(segment=segment).only("pk", *MEMBER_FIELDS)
+        # members whose consent, data, segments or predictions changed since
+        qs = updated_since_filter(request, qs)
         page = self.paginate_queryset(qs)
         response = self.get_paginated_response(MemberSerializer(page, many=True).data)
         run_id = segment_members_run_id(segment=segment)

@@ -595,7 +595,24 @@ def segmentation_write(
             SegmentationRun.objects.filter(pk=previous.pk).update(is_live=False)
         run.is_live = True
         run.save(update_fields=["projection", "summary", "is_live"])
+        _touch_moved_customers(previous=previous, run=run)
     return run
+
+
+def _touch_moved_customers(*, previous: SegmentationRun | None, run: SegmentationRun) -> None:
+    """Customers who joined or left a segment with this run have changed
+    (`updated_at`), for integrations reading `customers/?updated_since=`."""
+    from customers.services.customers import changed_keys, customers_touch
+
+    def rows(run_id):
+        if run_id is None:
+            return []
+        return SegmentMembership.objects.filter(run_id=run_id).values_list(
+            "customer_id", "segment_id"
+        )
+
+    moved = changed_keys(rows(previous.pk if previous else None), rows(run.pk))
+    customers_touch(customer_ids=moved)
 
 
 def _write_sub_segments(
