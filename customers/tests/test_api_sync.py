@@ -71,8 +71,6 @@ def test_a_line_sent_again_with_its_key_is_updated_not_added(org, api):
     body = api.post("/api/v1/orders/bulk/", [changed], format="json").json()
     assert body["updated"] == 1
     assert [q for *_, q in _stored(org)] == [1, 10, 3]
-    r = api.get("/api/v1/orders/")
-    assert [ln["line_id"] for ln in r.json()["results"][0]["lines"]] == ["0", "1", "2"]
     with tenant_context(org):
         assert list(OrderLine.objects.order_by("position").values_list("line_id", flat=True)) == [
             "0",
