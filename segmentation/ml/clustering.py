@@ -396,10 +396,14 @@ def explain_choice(*, candidates: list[Candidate], chosen: Candidate, min_size: 
     more = [c for c in candidates if c.k > k]
     fewer = [c for c in candidates if c.k < k]
     too_small = [c.k for c in more if not c.accepted]
+    # the same line choose_k draws: stability was measured (and decided) only for
+    # candidates within the tolerance of the best silhouette; the rest were less distinct
+    best_sil = max((_score(c.silhouette) for c in candidates if c.accepted), default=-1.0)
     less_distinct = [
         c
         for c in more
-        if c.accepted and _score(c.silhouette) < _score(chosen.silhouette) - SILHOUETTE_TOLERANCE
+        if c.accepted
+        and (c.stability is None or _score(c.silhouette) < best_sil - SILHOUETTE_TOLERANCE)
     ]
     less_stable = [c for c in more if c.accepted and c not in less_distinct]
     if less_distinct:

@@ -137,3 +137,28 @@ def test_map_sample_is_bounded_seeded_and_keeps_small_segments_visible():
     data = proj.to_dict()
     assert len(data["x"]) == len(data["label"]) == len(proj.x)
     json.dumps(data)
+
+
+def test_explanation_tells_less_distinct_from_unstable_candidates():
+    """The demo's choice (k=2, stable) was explained as 'splitting into 3, 4, 5, 6, 7, 8
+    groups made groups that changed from sample to sample (stability down to n/a)':
+    4, 5, 7 and 8 were never unstable, only less distinct, and had no stability."""
+    from segmentation.ml.clustering import Candidate, explain_choice
+
+    def cand(k, sil, stab=None):
+        return Candidate(k=k, silhouette=sil, sizes=[50] * k, accepted=True, stability=stab)
+
+    candidates = [
+        cand(2, 0.2139, 0.93),
+        cand(3, 0.2347, 0.41),
+        cand(4, 0.1925),
+        cand(5, 0.2013),
+        cand(6, 0.2123, 0.77),
+        cand(7, 0.1899),
+        cand(8, 0.1940),
+    ]
+    text = explain_choice(candidates=candidates, chosen=candidates[0], min_size=10)
+    assert "n/a" not in text
+    assert "Splitting into 3, 6 groups made groups that changed from sample to sample" in text
+    assert "stability down to 0.41" in text
+    assert "overlapped more" in text
