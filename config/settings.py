@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "customers",
     "segmentation",
     "predictions",
+    "recommendations",
     "campaigns",
     "research",
     "webhooks",

@@ -65,7 +65,7 @@ RESERVED_PANELS = {
     "recommendations": (
         "Recommended products",
         30,
-        "Product recommendations are coming in a later release.",
+        "Recommended products appear here after the first recommendations run.",
     ),
 }
 

@@ -386,11 +386,13 @@ def evaluate_candidates(
             continue
         with_repeats = evaluate(model, split, exclude_seen=False)
         without = evaluate(model, split, exclude_seen=True)
-        key = "precision_at_10"
+
+        # repeats only when they help: better precision, or as good with a better MAP
+        def rank(e):
+            return (e["precision_at_10"] or 0, e["map_at_10"] or 0)
+
         best, repeats = (
-            (with_repeats, True)
-            if (with_repeats[key] or 0) >= (without[key] or 0)
-            else (without, False)
+            (with_repeats, True) if rank(with_repeats) > rank(without) else (without, False)
         )
         results.append({"kind": kind, **best, "repeats": repeats})
     return results

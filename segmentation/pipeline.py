@@ -22,7 +22,6 @@ log = logging.getLogger("segmenta.pipeline")
 
 # Steps that belong to later capabilities: refused with a clear message until built.
 FUTURE_STEPS = {
-    "recommendations": "Product recommendations are not built yet (a later issue).",
     "research": "Market research is not built yet (a later issue).",
 }
 

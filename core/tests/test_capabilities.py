@@ -78,8 +78,10 @@ def test_one_declaration_reaches_the_pipeline_rules_customer_page_and_menu(
 
 def test_the_built_in_capabilities_declare_their_steps_menu_and_places():
     names = [c.name for c in capabilities.capabilities()]
-    assert {"core", "accounts", "customers", "segments", "predictions"} <= set(names)
-    assert [s.name for s in capabilities.steps()] == ["segments", "predictions"]
+    assert {"core", "accounts", "customers", "segments", "predictions", "recommendations"} <= set(
+        names
+    )
+    assert [s.name for s in capabilities.steps()] == ["segments", "predictions", "recommendations"]
     assert [e.label for e in capabilities.nav_entries()] == [
         "Dashboard",
         "Customers",

@@ -1,0 +1,191 @@
+"""Reading recommendations: the live run, one customer's products (with the cold
+start for customers who bought nothing), a product's "bought together", the
+evaluation in plain words, and the pages' panels."""
+
+from __future__ import annotations
+
+from core.exceptions import ApplicationError
+
+from .ml import KIND_LABELS
+from .models import CustomerRecommendation, ProductRelation, RecommendationRun
+
+MODEL_NAMES = {
+    "popularity": "Popularity (most distinct buyers)",
+    "segment_popularity": "Popularity within the customer's segment",
+    "item_knn": "Item-to-item co-purchase similarity (cosine, item-kNN)",
+    "ease": "EASE (closed-form linear item model)",
+    "als": "Implicit-feedback matrix factorisation (ALS)",
+}
+NO_MODEL = "No recommendations yet: run the recommendations step first."
+
+
+class NoModel(ApplicationError):
+    def __init__(self):
+        super().__init__(NO_MODEL, code="no_model", status=404)
+
+
+def live_run() -> RecommendationRun | None:
+    return RecommendationRun.objects.filter(is_live=True).first()
+
+
+def _servable(qs, field: str):
+    """Products that may be recommended now (the owner may have hidden one since)."""
+    return (
+        qs.exclude(**{f"{field}__hidden": True})
+        .exclude(**{f"{field}__merchandise": False})
+        .exclude(**{f"{field}__in_stock": False})
+    )
+
+
+def _products_in_order(ids: list[int]) -> list:
+    from customers.models import Product
+
+    found = {
+        p.pk: p
+        for p in Product.objects.filter(pk__in=ids, hidden=False, merchandise=True).exclude(
+            in_stock=False
+        )
+    }
+    return [found[i] for i in ids if i in found]
+
+
+def _item(product, score: float, reason: str) -> dict:
+    return {"sku": product.sku, "name": product.name or product.sku, "score": round(float(score), 6),
+            "reason": reason}  # fmt: skip
+
+
+def customer_recommendations(*, customer, limit: int = 10) -> tuple[RecommendationRun, list[dict]]:
+    """(live run, best-first items) for one customer; raises NoModel before any run.
+    A customer with nothing bought gets their segment's popular products."""
+    run = live_run()
+    if run is None:
+        raise NoModel()
+    rows = list(
+        _servable(
+            CustomerRecommendation.objects.filter(run=run, customer_id=customer.pk), "product"
+        )
+        .select_related("product")
+        .order_by("rank")[:limit]
+    )
+    if rows:
+        return run, [_item(r.product, r.score, r.reason) for r in rows]
+    from segmentation.selectors import customer_segments
+
+    segment = customer_segments(customer_ids=[customer.pk])[customer.pk]["segment"]
+    popular = run.popular or {}
+    ids = (popular.get("segments") or {}).get(str(segment["id"])) if segment else None
+    reason = f"Popular with {segment['name']}" if ids else "One of the best-sellers"
+    ids = ids or popular.get("overall") or []
+    products = _products_in_order(ids)[:limit]
+    n = len(products)
+    return run, [_item(p, (n - i) / n, reason) for i, p in enumerate(products)]
+
+
+def product_related(*, product, limit: int = 10) -> list[dict]:
+    """Products bought together with `product`; a product nobody bought yet gets its
+    category's best-sellers. Raises NoModel before any run."""
+    run = live_run()
+    if run is None:
+        raise NoModel()
+    rows = list(
+        _servable(ProductRelation.objects.filter(run=run, product_id=product.pk), "related")
+        .select_related("related")
+        .order_by("rank")[:limit]
+    )
+    if rows:
+        return [
+            _item(
+                r.related,
+                r.score,
+                f"Bought together by {r.buyers:,} customer{'s' if r.buyers != 1 else ''}",
+            )
+            for r in rows
+        ]
+    ids = [i for i in (run.popular or {}).get("categories", {}).get(product.category or "", [])
+           if i != product.pk]  # fmt: skip
+    products = _products_in_order(ids)[:limit]
+    n = len(products)
+    return [_item(p, (n - i) / n, f"Popular in {product.category}") for i, p in enumerate(products)]
+
+
+def model_latest() -> dict | None:
+    run = live_run()
+    if run is None:
+        return None
+    keys = ("kind", "precision_at_10", "recall_at_10", "map_at_10", "coverage", "customers")
+    return {
+        "served": run.served,
+        "trained_at": run.trained_at,
+        "cutoff": run.cutoff,
+        "repeats": run.repeats,
+        "evaluation": [{k: e.get(k) for k in keys} for e in run.evaluation],
+    }
+
+
+def _pct(value) -> str:
+    return f"{100 * (value or 0):.0f}%"
+
+
+def evaluation_sentence(run: RecommendationRun) -> str:
+    """ "These recommendations found 17% of what customers bought next; best-sellers
+    alone found 6%." (recall at 10 on the hold-out)."""
+    served = run.entry(run.served) or {}
+    popularity = run.entry("popularity") or {}
+    if not served.get("customers"):
+        return "Too few customers have bought twice to check these recommendations yet."
+    if run.served == "popularity":
+        return (
+            f"Best-sellers found {_pct(served.get('recall_at_10'))} of what customers bought "
+            "next, and no other method did better for your shop, so best-sellers are shown."
+        )
+    return (
+        f"These recommendations found {_pct(served.get('recall_at_10'))} of what customers "
+        f"bought next; best-sellers alone found {_pct(popularity.get('recall_at_10'))}."
+    )
+
+
+def about(run: RecommendationRun) -> dict:
+    return {
+        "served_label": KIND_LABELS.get(run.served, run.served),
+        "served_name": MODEL_NAMES.get(run.served, run.served),
+        "rows": [
+            {
+                **e,
+                "name": MODEL_NAMES.get(e.get("kind"), e.get("kind")),
+                "served": e.get("kind") == run.served,
+            }
+            for e in run.evaluation
+        ],  # fmt: skip
+        "sentence": evaluation_sentence(run),
+    }
+
+
+def customer_panel(*, request, customer) -> dict | None:
+    """The customer page's "Recommended products" place."""
+    try:
+        run, items = customer_recommendations(customer=customer, limit=5)
+    except NoModel:
+        return None
+    if not items:
+        return None
+    return {
+        "template": "recommendations/_customer_recommendations.html",
+        "context": {"items": items, "run": run, "about": about(run)},
+    }
+
+
+def product_panel(*, request, product) -> dict | None:
+    """The product page's "Bought together" place."""
+    try:
+        items = product_related(product=product, limit=5)
+    except NoModel:
+        return None
+    if not items:
+        return None
+    return {"template": "recommendations/_product_related.html", "context": {"items": items}}
+
+
+def erase_customers(*, organization, customer_ids: list[int]) -> None:
+    from .services import recommendations_erase_customers
+
+    recommendations_erase_customers(organization=organization, customer_ids=customer_ids)

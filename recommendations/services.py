@@ -1,0 +1,313 @@
+"""The recommendations step (issue 10): evaluate every candidate on the hold-out,
+serve the best for this organisation, write each customer's top products and each
+product's "bought together" products, and make the run live.
+
+Business rules applied when serving: hidden, non-merchandise and out-of-stock
+(`in_stock` false) products are never recommended; at most `PER_CATEGORY` of one
+category in a customer's list while other categories have candidates; items
+bought before are recommended again only when the hold-out says it helps. Each
+recommendation carries a reason in plain words.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from django.db import transaction
+
+from accounts.tenancy import scope_check
+from core.exceptions import ApplicationError
+from core.jobs import NULL_JOB, JobHandle
+from core.jsonsafe import json_safe
+from customers.history import History
+
+from . import ml
+from .models import CustomerRecommendation, ProductRelation, RecommendationRun
+
+log = logging.getLogger("segmenta.recommendations")
+
+TOP_N = 10
+RELATED_N = 10
+PER_CATEGORY = 4
+POPULAR_N = 20
+KEEP_RUNS_WITH_ROWS = 2
+
+
+def _segments_of(customer_ids: np.ndarray) -> dict[int, dict]:
+    """{customer id: {"id", "name"}} of each customer's live cluster segment."""
+    from segmentation.selectors import customer_segments
+
+    out: dict[int, dict] = {}
+    ids = [int(c) for c in customer_ids]
+    for start in range(0, len(ids), 5000):
+        for cid, info in customer_segments(customer_ids=ids[start : start + 5000]).items():
+            if info.get("segment"):
+                out[cid] = info["segment"]
+    return out
+
+
+def _popular(buyers: np.ndarray, allowed: np.ndarray, n: int) -> list[int]:
+    """Indices of the n allowed items with the most buyers (ties: lower index)."""
+    candidates = np.flatnonzero(allowed & (buyers > 0))
+    order = np.argsort(-buyers[candidates], kind="stable")
+    return [int(i) for i in candidates[order][:n]]
+
+
+def recommendations_compute(*, organization, as_of: dt.date, job: JobHandle = NULL_JOB) -> dict:
+    """Everything a run holds, computed (nothing written)."""
+    from customers.models import Product
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    history = History(organization, as_of, job=job)
+    lines = history.order_lines(progress=(5, 25))
+    bought = lines[(lines["product_id"] >= 0) & (lines["quantity"] > 0)]
+    products = history.products()
+    if bought.empty or products.empty:
+        raise ApplicationError(
+            "There are no purchases of products yet: import orders with a sku, then run "
+            "the recommendations."
+        )
+    stock = dict(Product.objects.values_list("id", "in_stock"))
+    product_ids = products["product_id"].to_numpy()
+    names = products["name"].fillna("").to_numpy(dtype=object)
+    skus = products["sku"].to_numpy(dtype=object)
+    names = np.where(names == "", skus, names)
+    categories = products["category"].fillna("").astype(str).to_numpy(dtype=object)
+    allowed = (
+        products["merchandise"].to_numpy()
+        & ~products["hidden"].to_numpy()
+        & np.array([stock.get(int(p)) is not False for p in product_ids])
+    )
+    item_of = pd.Series(np.arange(product_ids.size), index=product_ids)
+    bought = bought[bought["product_id"].isin(item_of.index)]
+    customer_ids, cust_idx = np.unique(bought["customer_id"].to_numpy(), return_inverse=True)
+    items = item_of.loc[bought["product_id"].to_numpy()].to_numpy()
+    days = (
+        pd.to_datetime(bought["ordered_at"], utc=True)
+        .dt.tz_localize(None)
+        .to_numpy()
+        .astype("datetime64[D]")
+        .astype(np.int64)
+    )
+    n_items = product_ids.size
+    timings["read"] = round(time.perf_counter() - started, 3)
+
+    segments = _segments_of(customer_ids)
+    segment_ids = sorted({s["id"] for s in segments.values()})
+    segment_names = {s["id"]: s["name"] for s in segments.values()}
+    groups = np.array([segments.get(int(c), {}).get("id", -1) for c in customer_ids])
+    groups = np.where(groups >= 0, np.searchsorted(segment_ids, np.maximum(groups, 0)), -1)
+
+    job.progress(30, f"Comparing recommendation models on {customer_ids.size:,} customers")
+    t = time.perf_counter()
+    evaluation = ml.evaluate_candidates(
+        cust_idx,
+        items,
+        days,
+        n_items=n_items,
+        groups=groups if segment_ids else None,
+        progress=lambda kind: job.progress(35, f"Testing {ml.KIND_LABELS.get(kind, kind)}"),
+    )
+    timings["evaluate"] = round(time.perf_counter() - t, 3)
+    best = ml.choose(evaluation)
+    notes = []
+    if not ml.implicit_available():
+        notes.append("Matrix factorisation (ALS) was not tried: the implicit package is missing.")
+
+    job.progress(60, f"Recommending with {ml.KIND_LABELS.get(best['kind'], best['kind'])}")
+    t = time.perf_counter()
+    x = ml.interaction_matrix(cust_idx, items, customer_ids.size, n_items)
+    counts = sp.csr_matrix(
+        (np.ones(cust_idx.size, np.float32), (cust_idx, items)), shape=(customer_ids.size, n_items)
+    )
+    counts.sum_duplicates()
+    model = ml.fit(best["kind"], x, groups=groups if segment_ids else None, counts=counts)
+    repeats = bool(best.get("repeats", True))
+    rows = np.arange(customer_ids.size)
+    top_items, top_scores = ml.top_n(
+        model, rows, TOP_N * 3, exclude_seen=not repeats, allowed=allowed
+    )
+    co = ml.cooccurrence(x).tocsr()
+    buyers = co.diagonal().astype(np.float64)
+
+    overall = _popular(buyers, allowed, POPULAR_N)
+    per_segment: dict[int, list[int]] = {}
+    if segment_ids:
+        member = groups >= 0
+        seg_x = (
+            sp.csr_matrix(
+                (np.ones(int(member.sum())), (groups[member], rows[member])),
+                shape=(len(segment_ids), customer_ids.size),
+            )
+            @ x
+        )
+        for g, sid in enumerate(segment_ids):
+            per_segment[sid] = _popular(np.asarray(seg_x[g].todense()).ravel(), allowed, POPULAR_N)
+    by_category: dict[str, list[int]] = {}
+    for cat in pd.unique(categories[allowed]):
+        if cat:
+            by_category[cat] = _popular(buyers, allowed & (categories == cat), RELATED_N)
+
+    customer_rows = []
+    indptr, indices = x.indptr, x.indices
+    for r in rows:
+        chosen = ml.diversify(top_items[r], categories, TOP_N, PER_CATEGORY)
+        score_of = dict(zip(top_items[r].tolist(), top_scores[r].tolist(), strict=True))
+        history_items = indices[indptr[r] : indptr[r + 1]]
+        seg = segments.get(int(customer_ids[r]))
+        together = co[history_items][:, chosen].toarray() if history_items.size and chosen else None
+        for rank, item in enumerate(chosen, start=1):
+            if item in set(history_items.tolist()):
+                reason = "Bought it before"
+            elif best["kind"] == "segment_popularity" and seg:
+                reason = f"Popular with {seg['name']}"
+            elif best["kind"] in ("popularity", "segment_popularity"):
+                reason = "One of the best-sellers"
+            else:
+                reason = "One of the best-sellers"
+                if together is not None:
+                    column = together[:, rank - 1]
+                    if column.max() > 0:
+                        reason = f"Bought with {names[history_items[int(column.argmax())]]}"
+                    elif seg:
+                        reason = f"Popular with {seg['name']}"
+            customer_rows.append(
+                (int(customer_ids[r]), int(product_ids[item]), rank, score_of[item], reason[:200])
+            )
+
+    # "bought together": cosine of buyers, allowed products only, not the product itself
+    knn = ml.fit_item_knn(x, neighbours=RELATED_N * 3).similarity.tocsr()
+    relation_rows = []
+    for i in range(n_items):
+        start, end = knn.indptr[i], knn.indptr[i + 1]
+        idx, val = knn.indices[start:end], knn.data[start:end]
+        keep = (idx != i) & allowed[idx]
+        idx, val = idx[keep], val[keep]
+        order = np.argsort(-val, kind="stable")[:RELATED_N]
+        for rank, j in enumerate(idx[order], start=1):
+            relation_rows.append(
+                (int(product_ids[i]), int(product_ids[j]), rank, float(knn[i, j]), int(co[i, j]))
+            )
+    timings["serve"] = round(time.perf_counter() - t, 3)
+
+    def pids(indices_: list[int]) -> list[int]:
+        return [int(product_ids[i]) for i in indices_]
+
+    return {
+        "cutoff": as_of,
+        "served": best["kind"],
+        "repeats": repeats,
+        "evaluation": json_safe(evaluation),
+        "popular": {
+            "overall": pids(overall),
+            "segments": {str(s): pids(v) for s, v in per_segment.items()},
+            "segment_names": {str(s): n for s, n in segment_names.items()},
+            "categories": {c: pids(v) for c, v in by_category.items()},
+        },
+        "notes": notes,
+        "timings": timings,
+        "n_customers": int(customer_ids.size),
+        "n_products": int(n_items),
+        "customer_rows": customer_rows,
+        "relation_rows": relation_rows,
+    }
+
+
+def recommendations_write(*, organization, computed: dict, job: JobHandle = NULL_JOB):
+    job_id = getattr(job, "job_id", None)
+    with transaction.atomic():
+        run = RecommendationRun.objects.create(
+            organization=organization,
+            cutoff=computed["cutoff"],
+            served=computed["served"],
+            repeats=computed["repeats"],
+            evaluation=computed["evaluation"],
+            popular=computed["popular"],
+            notes=computed["notes"],
+            timings=computed["timings"],
+            n_customers=computed["n_customers"],
+            n_products=computed["n_products"],
+            job_id=job_id,
+        )
+        CustomerRecommendation.objects.bulk_create(
+            (
+                CustomerRecommendation(
+                    organization=organization, run=run, customer_id=c, product_id=p,
+                    rank=rank, score=float(score) if np.isfinite(score) else 0.0, reason=reason,
+                )
+                for c, p, rank, score, reason in computed["customer_rows"]
+            ),
+            batch_size=2000,
+        )  # fmt: skip
+        ProductRelation.objects.bulk_create(
+            (
+                ProductRelation(
+                    organization=organization, run=run, product_id=p, related_id=q,
+                    rank=rank, score=score, buyers=n,
+                )
+                for p, q, rank, score, n in computed["relation_rows"]
+            ),
+            batch_size=2000,
+        )  # fmt: skip
+        RecommendationRun.objects.filter(is_live=True).update(is_live=False)
+        RecommendationRun.objects.filter(pk=run.pk).update(is_live=True)
+        run.is_live = True
+    return run
+
+
+def recommendations_prune_history(*, keep_runs: int = KEEP_RUNS_WITH_ROWS) -> None:
+    old = list(
+        RecommendationRun.objects.filter(is_live=False)
+        .order_by("-trained_at", "-id")
+        .values_list("pk", flat=True)[max(keep_runs - 1, 0) :]
+    )
+    if old:
+        CustomerRecommendation.objects.filter(run_id__in=old).delete()
+        ProductRelation.objects.filter(run_id__in=old).delete()
+
+
+def recommendations_run(
+    *, organization, as_of: dt.date | None = None, job: JobHandle = NULL_JOB
+) -> RecommendationRun:
+    """Train, evaluate and serve recommendations up to `as_of` (default: the latest
+    data date) and make the run live; on failure the live run stays as it was."""
+    from segmentation.pipeline import pipeline_wait_for_imports
+    from segmentation.services.sql import latest_data_date
+
+    scope_check(organization=organization)
+    started = time.perf_counter()
+    if as_of is None:
+        as_of = latest_data_date()
+        if as_of is None:
+            raise ApplicationError(
+                "There is no data yet: import customers and orders, then run the recommendations."
+            )
+    pipeline_wait_for_imports()
+    computed = recommendations_compute(organization=organization, as_of=as_of, job=job)
+    pipeline_wait_for_imports()
+    job.progress(85, f"Saving recommendations for {computed['n_customers']:,} customers")
+    run = recommendations_write(organization=organization, computed=computed, job=job)
+    try:
+        recommendations_prune_history()
+    except Exception:  # housekeeping; the run itself is committed
+        log.exception("recommendations.prune_failed org_id=%s", organization.pk)
+    timings = {**run.timings, "total": round(time.perf_counter() - started, 3)}
+    RecommendationRun.objects.filter(pk=run.pk).update(timings=timings)
+    run.timings = timings
+    log.info(
+        "recommendations.run_done org_id=%s run_id=%s served=%s customers=%s seconds=%.2f",
+        organization.pk, run.pk, run.served, run.n_customers, timings["total"],
+    )  # fmt: skip
+    return run
+
+
+def recommendations_erase_customers(*, organization, customer_ids: list[int]) -> None:
+    """Erasure handler: nothing recommended to an erased person is kept."""
+    scope_check(organization=organization)
+    CustomerRecommendation.objects.filter(customer_id__in=list(customer_ids)).delete()
