@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0003_organization_revenue_basis'),
         ('core', '0003_idempotency_key'),
-        ('customers', '0010_order_shipping_tax'),
+        ('customers', '0009_updated_at_reads'),
     ]
 
     operations = [
