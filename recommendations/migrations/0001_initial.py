@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0003_organization_revenue_basis'),
+        ('accounts', '0002_audit_actor'),
         ('core', '0003_idempotency_key'),
         ('customers', '0009_updated_at_reads'),
     ]
