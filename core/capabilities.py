@@ -105,6 +105,11 @@ class Capability:
     customer_enrichers: tuple[str, ...] = ()  # (customer_ids) -> {id: {...}}
     customer_filters: tuple[CustomerFilter, ...] = ()
     erasure_handlers: tuple[str, ...] = ()  # (*, organization, customer_ids) -> None
+    # what the capability holds on people, for the exports: (*, customer) -> {key: data}
+    # merged into one person's JSON; () -> [(file name, headers, rows)] added to the
+    # organisation's zip
+    person_exports: tuple[str, ...] = ()
+    org_exports: tuple[str, ...] = ()
     nav: tuple[NavEntry, ...] = ()
     site_urls: str = ""  # a module with `urlpatterns`
     site_prefix: str = ""

@@ -162,6 +162,18 @@ def customer_filters() -> list[CustomerFilter]:
     return list(found.values())
 
 
+def person_exporters() -> list[Callable[..., dict]]:
+    """Capabilities' `person_exports`: `func(*, customer) -> {key: data}`."""
+    caps, resolve = _declared()
+    return [resolve(r) for c in caps for r in c.person_exports]
+
+
+def org_exporters() -> list[Callable[[], list]]:
+    """Capabilities' `org_exports`: `func() -> [(file name, headers, rows)]`."""
+    caps, resolve = _declared()
+    return [resolve(r) for c in caps for r in c.org_exports]
+
+
 def register_erasure_handler(func: Callable[..., None]) -> None:
     _erasure_handlers[_name(func)] = func
 

@@ -37,6 +37,8 @@ class RecommendationsConfig(AppConfig):
                     ),
                 ),
                 erasure_handlers=("recommendations.selectors:erase_customers",),
+                person_exports=("recommendations.selectors:person_export",),
+                org_exports=("recommendations.selectors:org_export",),
                 api_urls="recommendations.api",
                 world="recommendations.tests.factories",
             )

@@ -185,6 +185,39 @@ def product_panel(*, request, product) -> dict | None:
     return {"template": "recommendations/_product_related.html", "context": {"items": items}}
 
 
+def person_export(*, customer) -> dict:
+    """One person's recommendations in the live run, for their export."""
+    rows = (
+        CustomerRecommendation.objects.filter(run__is_live=True, customer_id=customer.pk)
+        .select_related("product")
+        .order_by("rank")
+    )
+    return {
+        "recommendations": [
+            {
+                "rank": r.rank,
+                "sku": r.product.sku,
+                "name": r.product.name,
+                "score": r.score,
+                "reason": r.reason,
+            }
+            for r in rows
+        ]  # fmt: skip
+    }
+
+
+def org_export() -> list[tuple[str, list[str], object]]:
+    """The live run's recommendations per customer, for the organisation's zip."""
+    fields = ["customer__external_id", "rank", "product__sku", "score", "reason"]
+    rows = (
+        CustomerRecommendation.objects.filter(run__is_live=True, customer__erased_at__isnull=True)
+        .order_by("customer_id", "rank")
+        .values_list(*fields)
+        .iterator(chunk_size=2000)
+    )
+    return [("recommendations.csv", ["customer_id", "rank", "sku", "score", "reason"], rows)]
+
+
 def erase_customers(*, organization, customer_ids: list[int]) -> None:
     from .services import recommendations_erase_customers
 

@@ -104,6 +104,9 @@ def customer_export_data(*, customer: Customer) -> dict:
             }
         )
     enrichment = customer_segment_info([customer.pk]).get(customer.pk, {})
+    extra = {}
+    for exporter in registry.person_exporters():  # what other capabilities hold on them
+        extra.update(exporter(customer=customer) or {})
     return {
         "exported_at": timezone.now().isoformat(),
         "organization": customer.organization.name,
@@ -158,6 +161,7 @@ def customer_export_data(*, customer: Customer) -> dict:
             for f in customer.feedback.all().order_by("created_at")
         ],
         "segments": {k: v for k, v in enrichment.items()},
+        **extra,
     }
 
 
@@ -675,6 +679,19 @@ def organization_export_run(*, job_id: int | None, user_id: int | None, progress
                     writer.writerow([_cell(v) for v in row])
                     count += 1
                 counts[name] = count
+        for exporter in registry.org_exporters():  # other capabilities' tables
+            for name, headers, rows in exporter():
+                with (
+                    archive.open(name, "w") as raw,
+                    io.TextIOWrapper(raw, encoding="utf-8", newline="") as out,
+                ):
+                    writer = csv.writer(out)
+                    writer.writerow(headers)
+                    count = 0
+                    for row in rows:
+                        writer.writerow([_cell(v) for v in row])
+                        count += 1
+                    counts[name] = count
     return {
         "message": "Your export is ready.",
         "url": reverse("customers:org_export_download", args=[job_id]),

@@ -152,3 +152,55 @@ def test_customer_and_product_pages_show_the_panels(owner_client, org, planted):
         product = Product.objects.get(sku="SKU-0")
     html = owner_client.get(f"/customers/products/{product.pk}/").content.decode()
     assert "Bought together" in html and "SKU-1" in html
+
+
+# Every model of this app, with what erasure does to its rows and whether each export
+# (one person's JSON, the organisation's zip) carries it. A new model must be added
+# here, which makes its author decide both.
+RECOMMENDATION_TABLES = {
+    "RecommendationRun": ("no personal data (evaluation, popular products)", None, None),
+    "CustomerRecommendation": ("deleted", "person", "org"),
+    "ProductRelation": ("no personal data (product to product)", None, None),
+}
+
+
+def test_personal_tables_are_erased_and_exported(org, owner, planted):
+    import io
+    import zipfile
+    from pathlib import Path
+
+    from django.apps import apps
+    from django.conf import settings
+
+    from customers.services.privacy import (
+        customer_erase,
+        customer_export_data,
+        organization_export_run,
+    )
+
+    assert {m.__name__ for m in apps.get_app_config("recommendations").get_models()} == set(
+        RECOMMENDATION_TABLES
+    )
+    _run(org)
+    with tenant_context(org):
+        customer = Customer.objects.get(pk=planted[1])
+        exported = customer_export_data(customer=customer)
+        mine = list(
+            CustomerRecommendation.objects.filter(customer=customer)
+            .order_by("rank")
+            .values_list("product__sku", flat=True)
+        )
+        assert [r["sku"] for r in exported["recommendations"]] == mine and mine
+
+        from core.models import Job
+
+        job = Job.objects.create(organization=org, kind="org_export", title="export")
+        result = organization_export_run(job_id=job.pk, user_id=owner.pk)
+        with zipfile.ZipFile(Path(settings.MEDIA_ROOT, result["file"])) as archive:
+            text = io.TextIOWrapper(archive.open("recommendations.csv"), encoding="utf-8").read()
+        assert text.splitlines()[0] == "customer_id,rank,sku,score,reason"
+        assert result["files"]["recommendations.csv"] == CustomerRecommendation.objects.count()
+        assert customer.external_id in text
+
+        customer_erase(customer=customer, actor=owner)
+        assert not CustomerRecommendation.objects.filter(customer_id=planted[1]).exists()
