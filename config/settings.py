@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # API-Version on every /api/v1/ answer, also those other middleware give (413, 400)
+    "core.api.version.ApiVersionMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -357,8 +359,8 @@ if DEBUG:
     )
 SPECTACULAR_SETTINGS = {
     "TITLE": "Segmenta API",
-    "DESCRIPTION": "Customer data, segments, personas and predictions for one organisation. "
-    "Authenticate with the header `Authorization: Api-Key <key>`.",
+    # The introduction and the resources' descriptions: core.api.schema.postprocess_docs
+    "DESCRIPTION": "Customer data, segments, personas and predictions for one organisation.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -377,6 +379,10 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"ApiKeyAuth": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.schema.postprocess_docs",
+    ],
 }
 
 # --- Security -------------------------------------------------------------------

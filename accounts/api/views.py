@@ -8,6 +8,7 @@ class OrganizationView(APIView):
     """The organisation the key or session acts for."""
 
     @extend_schema(
+        summary="The organisation of this key",
         responses=inline_serializer(
             "Organization",
             {
@@ -18,7 +19,7 @@ class OrganizationView(APIView):
                 "currency": serializers.CharField(),
                 "sensitive_attributes": serializers.ListField(child=serializers.CharField()),
             },
-        )
+        ),
     )
     def get(self, request):
         org = request.organization

@@ -26,7 +26,13 @@ class JobViewSet(TenantReadOnlyViewSet):
             qs = qs.filter(status=status)
         return qs
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(
+        summary="Cancel a job",
+        request=None,
+        responses=JobSerializer,
+        description="Stops a queued or running job. A finished job answers 400; a privacy "
+        "clean-up (kind `erasure`) answers 409 `not_cancellable`.",
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         job = jobs.job_cancel(job=self.get_object())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -118,9 +119,92 @@ def _bulk(request, kind: str) -> Response:
     )
 
 
+# Request examples of the bulk writes (/api/docs/), keyed by what the records are.
+BULK_EXAMPLES = {
+    "customers": [
+        {
+            "customer_id": "C1001",
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "country": "GB",
+            "accepts_email": True,
+            "email_consent_at": "2026-11-02T09:30:00Z",
+            "loyalty_tier": "gold",
+        },
+        {"customer_id": "C1002", "email": "grace@example.com", "attributes": {"source": "pos"}},
+    ],
+    "products": [
+        {"sku": "MUG-01", "name": "Blue mug", "category": "Kitchen", "price": "12.50"},
+        {"sku": "POSTAGE", "name": "Postage", "merchandise": False},
+    ],
+    "order lines": [
+        {
+            "order_id": "O-5001",
+            "line_id": "1",
+            "customer_id": "C1001",
+            "ordered_at": "2026-11-20T14:02:00Z",
+            "sku": "MUG-01",
+            "quantity": 2,
+            "unit_price": "12.50",
+            "currency": "GBP",
+        },
+        {
+            "order_id": "O-5001",
+            "line_id": "2",
+            "customer_id": "C1001",
+            "ordered_at": "2026-11-20T14:02:00Z",
+            "sku": "POSTAGE",
+            "amount": "3.90",
+        },
+    ],
+    "events": [
+        {
+            "event_id": "E-77",
+            "customer_id": "C1001",
+            "occurred_at": "2026-11-21T08:15:00Z",
+            "type": "email_opened",
+            "properties": {"campaign": "november"},
+        }
+    ],
+}
+BULK_NOTES = {
+    "customers": " `loyalty_tier` is not a column: it is kept in the customer's `attributes`.",
+    "order lines": " Both lines belong to order O-5001; further lines may come in later calls.",
+}
+BULK_ANSWER = {
+    "jobs": [{"id": 812, "kind": "segments"}, {"id": 813, "kind": "predictions"}],
+    "created": 1,
+    "updated": 0,
+    "unchanged": 0,
+    "rejected": 1,
+    "errors": [{"index": 1, "field": "email", "message": "Enter a valid email address."}],
+}
+
+
+def _bulk_examples(what: str) -> list[OpenApiExample]:
+    return [
+        OpenApiExample(
+            f"Two {what}" if len(BULK_EXAMPLES[what]) > 1 else f"One of the {what}",
+            value=BULK_EXAMPLES[what],
+            description="Keyed by your own ids; sending it again changes nothing."
+            + BULK_NOTES.get(what, ""),
+            request_only=True,
+        ),
+        OpenApiExample(
+            "One stored, one rejected",
+            value=BULK_ANSWER,
+            description="Valid records are stored even when others are rejected; `jobs` are "
+            "the refreshes this write started (follow them at jobs/{id}/).",
+            response_only=True,
+            status_codes=["200"],
+        ),
+    ]
+
+
 def _bulk_schema(record_serializer, what: str, parameters=None):
     return extend_schema(
         parameters=parameters,
+        examples=_bulk_examples(what),
         request=record_serializer(many=True),
         responses={
             200: BulkResultSerializer,
@@ -162,9 +246,28 @@ CUSTOMER_PARAMS = [
 
 @extend_schema_view(
     list=extend_schema(parameters=CUSTOMER_PARAMS),
+    partial_update=extend_schema(
+        description="Changes the fields sent and leaves the others; `null` clears a value. "
+        "A change of consent follows the contract's consent rules and is kept in the "
+        "customer's consent history: an opt-in after the person unsubscribed answers 400 "
+        "naming the field. `attributes` replaces the held object (send all its keys).",
+        examples=[
+            OpenApiExample(
+                "Withdraw email consent and fix the city",
+                value={"accepts_email": False, "city": "Leeds"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Replace the custom attributes",
+                value={"attributes": {"loyalty_tier": "silver", "source": "pos"}},
+                request_only=True,
+            ),
+        ],
+    ),
     destroy=extend_schema(
+        summary="Erase a customer (as erase/ does)",
         description="Erases the person (same as `erase/`): personal data removed, orders kept "
-        "without identity, the id refused by later imports."
+        "without identity, the id refused by later imports.",
     ),
 )
 class CustomerViewSet(
@@ -247,7 +350,9 @@ class CustomerViewSet(
         return _bulk(request, "customers")
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT}, description="Everything held on this person."
+        summary="Everything held on a customer",
+        responses={200: OpenApiTypes.OBJECT},
+        description="Everything held on this person.",
     )
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
@@ -259,6 +364,7 @@ class CustomerViewSet(
         )
 
     @extend_schema(
+        summary="A customer's consent history",
         responses=ConsentChangeSerializer(many=True),
         description="The customer's changes of consent, newest first: when the person "
         "decided, how it came (import, api, site, unsubscribe, preference), who recorded it.",
@@ -269,7 +375,13 @@ class CustomerViewSet(
         page = self.paginate_queryset(history)
         return self.get_paginated_response(ConsentChangeSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses=ErasedSerializer)
+    @extend_schema(
+        summary="Erase a customer",
+        request=None,
+        responses=ErasedSerializer,
+        description="Removes the person's personal data; their orders are kept without the "
+        "identity and later imports refuse the id. A `customer.erased` webhook announces it.",
+    )
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
         customer = services.customer_erase(
@@ -486,6 +598,7 @@ class ImportViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixi
         return self.get_base_queryset().order_by("-created_at", "-pk")
 
     @extend_schema(
+        summary="Import a CSV file",
         request={"multipart/form-data": ImportCreateSerializer},
         responses={202: ImportStarted},
         description="Upload a CSV (or .csv.gz) file; it is imported as a background job. "
