@@ -64,11 +64,24 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
 
+# What an organisation's revenue counts (the dashboard's figure and its label).
+REVENUE_BASES = [
+    ("goods", "Goods only (net of discounts)"),
+    ("goods_shipping", "Goods and shipping"),
+    ("goods_shipping_taxes", "Goods, shipping and taxes"),
+]
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC")
     currency = models.CharField(max_length=3, default="USD")
+    # What the dashboard's revenue counts besides the goods (net of discounts):
+    # "goods", "goods_shipping" or "goods_shipping_taxes" (REVENUE_BASES).
+    revenue_basis = models.CharField(
+        max_length=24, default="goods", db_default="goods", choices=REVENUE_BASES
+    )
     # Customer attributes the owner marks as sensitive; left out of models.
     sensitive_attributes = models.JSONField(default=list, blank=True)
     require_two_factor = models.BooleanField(default=False)

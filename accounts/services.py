@@ -18,6 +18,7 @@ from core.exceptions import ApplicationError, PermissionDenied
 
 from .choices import currency_validate, time_zone_validate
 from .models import (
+    REVENUE_BASES,
     ApiKey,
     AuditLogEntry,
     FailedLogin,
@@ -175,7 +176,14 @@ def organization_create(
 def organization_update(
     *, organization: Organization, actor, request=None, **fields
 ) -> Organization:
-    allowed = {"name", "time_zone", "currency", "sensitive_attributes", "require_two_factor"}
+    allowed = {
+        "name",
+        "time_zone",
+        "currency",
+        "sensitive_attributes",
+        "require_two_factor",
+        "revenue_basis",
+    }
     changed = {}
     for key, value in fields.items():
         if key not in allowed:
@@ -187,6 +195,12 @@ def organization_update(
             value = time_zone_validate(value)
         if key == "currency" and value != organization.currency:
             value = currency_validate(value)
+        if key == "revenue_basis" and value not in dict(REVENUE_BASES):
+            raise ApplicationError(
+                "Choose what revenue counts: goods only, goods and shipping, or goods, "
+                "shipping and taxes.",
+                {"fields": {"revenue_basis": "Unknown choice."}},
+            )
         if getattr(organization, key) != value:
             changed[key] = value
             setattr(organization, key, value)

@@ -35,7 +35,15 @@ from .forms import (
     SignUpForm,
     TokenForm,
 )
-from .models import ApiKey, AuditLogEntry, Invitation, Membership, Organization, Role
+from .models import (
+    REVENUE_BASES,
+    ApiKey,
+    AuditLogEntry,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+)
 
 User = get_user_model()
 _PENDING = "segmenta_2fa_pending_user"
@@ -351,6 +359,7 @@ def settings_view(request):
             "name": request.POST.get("name", org.name).strip(),
             "time_zone": request.POST.get("time_zone", org.time_zone).strip(),
             "currency": request.POST.get("currency", org.currency).strip(),
+            "revenue_basis": request.POST.get("revenue_basis", org.revenue_basis).strip(),
             "sensitive_attributes": sorted(
                 set(request.POST.getlist("sensitive"))
                 | set(ALWAYS_SENSITIVE)
@@ -391,6 +400,7 @@ def settings_view(request):
             "extra": ", ".join(extra),
             "time_zones": time_zone_choices(org.time_zone),
             "currencies": currency_choices(org.currency),
+            "revenue_bases": REVENUE_BASES,
         },
     )
 

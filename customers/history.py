@@ -21,6 +21,11 @@ What every read does the same way:
 - erased customers are left out (their ids are dropped even if an erasure is half
   done), while guest orders stay where the figure is about products, not people
   (`product_sales`);
+- spend is counted in the organisation's currency alone: an order in another
+  currency (one the import was given no rate for) is a purchase, but its amount
+  is 0 in `purchases()` and its lines' amounts are 0 in `order_lines()` (and
+  `product_lines()`), as in the customers' `total_spent` — never added to the
+  organisation's money;
 - it is raw SQL for speed (timestamps and amounts converted in SQL or in one
   pandas call, nothing built row by row in Python), fetched in chunks, with job
   progress between chunks where a read can be long. Only table names from model
@@ -152,6 +157,7 @@ class History:
         self._db = connections[platform_alias()] if bypass_active() else connection
         self._erased: np.ndarray | None = None
         self._lines: pd.DataFrame | None = None
+        self._currency: str | None = None
 
     # --- plumbing ----------------------------------------------------------------------
     def _param(self, value: dt.datetime):
@@ -192,6 +198,18 @@ class History:
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     # --- reads ---------------------------------------------------------------------------
+    def own_currency(self) -> str:
+        """The organisation's currency (upper case): the only one spend is counted in."""
+        if self._currency is None:
+            from accounts.models import Organization
+
+            rows = self._rows(
+                f"SELECT currency FROM {table_name(Organization)} WHERE id = %s",  # noqa: S608 - tables from model metadata
+                [self.organization_id],
+            )
+            self._currency = ((rows[0][0] if rows else "") or "").upper()
+        return self._currency
+
     def erased_ids(self) -> np.ndarray:
         """Ids of the organisation's erased customers (tombstones), read once."""
         if self._erased is None:
@@ -224,6 +242,8 @@ class History:
         )
         params = [self.organization_id, self._param(self.cutoff)]
         erased = self.erased_ids()
+        # an order in another currency is a purchase worth 0 of the organisation's money
+        spend = "CASE WHEN o.currency = '' OR o.currency = %s THEN o.total ELSE 0 END"
         returns = int(
             self._rows(
                 f"SELECT COUNT(*) FROM {order_t} o WHERE {where} "  # noqa: S608 - tables from model metadata
@@ -235,9 +255,9 @@ class History:
         parts = []
         with self._db.cursor() as cursor:
             cursor.execute(
-                f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql('o.total')} "  # noqa: S608 - tables from model metadata
+                f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql(spend)} "  # noqa: S608 - tables from model metadata
                 f"FROM {order_t} o WHERE {where} AND NOT o.is_return AND o.total >= 0",
-                params,
+                [self.own_currency(), *params],
             )
             done = 0
             while True:
@@ -286,11 +306,13 @@ class History:
         )
         start, span = progress
         orders = self._frame(
-            f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return FROM {order_t} "  # noqa: S608 - tables from model metadata
+            f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return, "  # noqa: S608 - tables from model metadata
+            "CASE WHEN currency = '' OR currency = %s THEN 0 ELSE 1 END "
+            f"FROM {order_t} "
             "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s "
             "AND status = 'paid'",  # pending, cancelled and refunded orders: no purchase
-            [org, self._param(self.cutoff)],
-            ["order_id", "customer_id", "ordered_at", "channel", "is_return"],
+            [self.own_currency(), org, self._param(self.cutoff)],
+            ["order_id", "customer_id", "ordered_at", "channel", "is_return", "foreign"],
         )
         if len(erased):
             orders = orders[~orders["customer_id"].isin(erased)]
@@ -321,6 +343,10 @@ class History:
         # returns reduce revenue and are not purchases, whatever sign the file gave them
         quantity = np.where(is_return, -np.abs(quantity), quantity)
         amount = np.where(is_return | (quantity < 0), -np.abs(amount), amount)
+        # lines of an order in another currency (no rate given at import): bought,
+        # but not the organisation's money, so they add nothing to spend
+        foreign = orders["foreign"].to_numpy(dtype=np.int64)[pos] == 1
+        amount = np.where(foreign, 0.0, amount)
         product_ids = pd.to_numeric(raw["product_id"], errors="coerce")
         self._lines = pd.DataFrame(
             {

@@ -144,6 +144,11 @@ class Order(TenantModel):
     channel = models.CharField(max_length=64, blank=True)
     location = models.CharField(max_length=255, blank=True)
     total = models.DecimalField(default=0, **MONEY)  # sum of the line amounts (net)
+    # The order's shipping charge and taxes as its file gave them (never in a line's
+    # amount); null: not given. Revenue counts them when the owner chooses so
+    # (Organization.revenue_basis).
+    shipping_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    tax_amount = models.DecimalField(null=True, blank=True, **MONEY)
     is_return = models.BooleanField(default=False)
     # The shop's payment status: only paid orders are purchases and revenue; pending
     # ones are kept apart, cancelled (voided, failed) and refunded ones count for nothing.

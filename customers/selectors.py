@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models.functions import Coalesce, TruncMonth
 
 from . import registry
 from .models import Customer, Event, Feedback, Import, Order, OrderLine, OrderStatus, Product
@@ -400,6 +400,26 @@ def latest_data_date(organization=None) -> dt.datetime | None:
     return max(dates) if dates else None
 
 
+# What each organisation setting of `revenue_basis` counts, as the dashboard says it.
+REVENUE_LABELS = {
+    "goods": "paid orders, net of returns and discounts, without shipping and taxes",
+    "goods_shipping": "paid orders, net of returns and discounts, with shipping, without taxes",
+    "goods_shipping_taxes": "paid orders, net of returns and discounts, with shipping and taxes",
+}
+
+
+def order_revenue(basis: str):
+    """An order's revenue as the organisation counts it: its goods (the lines'
+    amounts, net of discounts), plus its shipping and taxes when the owner chose
+    so (orders whose file gave none add nothing)."""
+    expr = F("total")
+    if basis in ("goods_shipping", "goods_shipping_taxes"):
+        expr = expr + Coalesce(F("shipping_amount"), Decimal(0))
+    if basis == "goods_shipping_taxes":
+        expr = expr + Coalesce(F("tax_amount"), Decimal(0))
+    return expr
+
+
 def dashboard_summary(*, organization) -> dict:
     """The dashboard's figures: customers, orders, revenue, active customers (ordered
     in the 90 days up to the latest data date), repeat rate, revenue by month."""
@@ -412,19 +432,22 @@ def dashboard_summary(*, organization) -> dict:
     pending = Q(status=OrderStatus.PENDING)
     own = (organization.currency or "").upper()
     home = Q(currency="") | Q(currency=own)
+    # goods only, or with shipping (and taxes): the owner's choice in the settings
+    basis = organization.revenue_basis or "goods"
+    revenue = order_revenue(basis)
     orders = Order.objects.aggregate(
         purchases=Count("pk", filter=paid & Q(is_return=False)),
         returns=Count("pk", filter=paid & Q(is_return=True)),
-        revenue=Sum("total", filter=paid & home),
+        revenue=Sum(revenue, filter=paid & home),
         pending=Count("pk", filter=pending & home),
-        pending_revenue=Sum("total", filter=pending & home),
+        pending_revenue=Sum(revenue, filter=pending & home),
     )
     other_currencies = [
         {"currency": row["currency"], "revenue": row["revenue"] or Decimal(0)}
         for row in Order.objects.filter(paid)
         .exclude(home)
         .values("currency")
-        .annotate(revenue=Sum("total"))
+        .annotate(revenue=Sum(revenue))
         .order_by("currency")
     ]
     latest = latest_data_date()
@@ -436,6 +459,8 @@ def dashboard_summary(*, organization) -> dict:
         "orders_count": orders["purchases"],
         "returns_count": orders["returns"],
         "revenue": orders["revenue"] or Decimal(0),
+        "revenue_basis": basis,
+        "revenue_label": REVENUE_LABELS.get(basis, REVENUE_LABELS["goods"]),
         "pending_count": orders["pending"],
         "pending_revenue": orders["pending_revenue"] or Decimal(0),
         "other_currencies": other_currencies,
@@ -459,7 +484,7 @@ def dashboard_summary(*, organization) -> dict:
         Order.objects.filter(paid & home)
         .annotate(month=TruncMonth("ordered_at", tzinfo=_tz(organization)))
         .values("month")
-        .annotate(revenue=Sum("total"), orders=Count("pk", filter=Q(is_return=False)))
+        .annotate(revenue=Sum(revenue), orders=Count("pk", filter=Q(is_return=False)))
         .order_by("month")
     )
     for row in by_month:

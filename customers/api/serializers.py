@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from core.exceptions import ApplicationError
 
 from .. import fields as customer_fields
 from ..models import (
@@ -165,6 +168,8 @@ class OrderSerializer(serializers.ModelSerializer):
             "channel",
             "location",
             "total",
+            "shipping_amount",
+            "tax_amount",
             "is_return",
             "status",
             "properties",
@@ -265,6 +270,33 @@ class ImportSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class RatesField(serializers.Field):
+    """Exchange rates for an import: a JSON object {"ZAR": "0.055"} or the wizard's
+    and `--rate`'s text "ZAR=0.055, EUR=1.08" (one unit of each currency in the
+    organisation's)."""
+
+    def to_internal_value(self, data):
+        import json
+
+        from ..services.importing import rates_option
+
+        if isinstance(data, str) and data.strip().startswith("{"):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise serializers.ValidationError("Must be a JSON object.") from exc
+        if not isinstance(data, (str, dict)):
+            raise serializers.ValidationError('Must be {"ZAR": "0.055"} or "ZAR=0.055".')
+        try:
+            return rates_option(data)
+        except ApplicationError as exc:
+            raise serializers.ValidationError(exc.message) from exc
+
+    def to_representation(self, value):
+        return value
+
+
 class ImportCreateSerializer(serializers.Serializer):
     file = serializers.FileField()
     kind = serializers.ChoiceField(choices=ImportKind.choices)
@@ -280,6 +312,12 @@ class ImportCreateSerializer(serializers.Serializer):
         required=False,
         default=False,
         help_text="Re-create orders a person deleted (skipped and reported otherwise).",
+    )
+    rates = RatesField(
+        required=False,
+        help_text='Exchange rates: {"ZAR": "0.055"} or "ZAR=0.055, EUR=1.08" (1 unit of that '
+        "currency in the organisation's). Orders in those currencies are converted; others "
+        "keep their own currency.",
     )
 
     def validate_map(self, value):

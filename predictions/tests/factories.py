@@ -227,7 +227,7 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
 
         order_rows = [
             (
-                org_id, f"{prefix}O{o:09d}", None if c < 0 else pk_of[int(c)], when, "GBP", "web",
+                org_id, f"{prefix}O{o:09d}", None if c < 0 else pk_of[int(c)], when, "", "web",
                 "", float(round(t, 2)), bool(r), "{}", "", int(n), now, now,
             )
             for o, c, when, r, t, n in zip(

@@ -252,7 +252,7 @@ def write_generated_data(
                 f"O{oid:09d}",
                 pk_of[int(r.customer_id)],
                 when,
-                "GBP",
+                "",  # the organisation's currency: other currencies add no spend
                 str(r.channel) if has_channel and not pd.isna(r.channel) else "",
                 "",
                 float(round(r.total, 2)),

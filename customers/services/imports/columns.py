@@ -58,6 +58,10 @@ FIELDS: dict[str, dict[str, str]] = {
         "status": "str",
         "discount_code": "str",
         "discount_amount": "money",
+        # the order's shipping and taxes (not in any line's amount); a file giving
+        # them on several rows of an order has them added up
+        "shipping_amount": "money",
+        "tax_amount": "money",
         # the customer's name, phone and address on the order: fill the customer's
         # profile (the latest order wins; a blank keeps the stored value)
         "first_name": "str",
@@ -99,6 +103,8 @@ FIELD_HELP = {
     "unit_price": "Price of one unit",
     "amount": "Line total (quantity × unit price)",
     "sku": "Product code",
+    "shipping_amount": "The order's shipping charge (give it once per order)",
+    "tax_amount": "The order's taxes (give them once per order)",
     "merchandise": "False for postage, fees and adjustments; detected when blank",
     "hidden": "True leaves the product out of favourites and demand",
     "occurred_at": "When it happened (required)",
@@ -235,6 +241,9 @@ SYNONYMS: dict[str, dict[str, list[str]]] = {
         "status": ["financial_status", "payment_status", "order_status"],
         "discount_code": ["discount_code", "coupon_code", "coupon", "promo_code", "voucher_code"],
         "discount_amount": ["discount_amount", "discount", "discounts", "discount_total"],
+        # not plain "shipping" (often a method or an address)
+        "shipping_amount": ["shipping_amount", "shipping_cost", "shipping_total", "shipping_price"],
+        "tax_amount": ["tax_amount", "taxes", "tax_total", "sales_tax", "total_tax"],
         "phone": ["phone", "phone_number", "billing_phone", "mobile", "telephone"],
         "first_name": ["first_name", "billing_first_name", "firstname"],
         "last_name": ["last_name", "billing_last_name", "lastname", "surname"],

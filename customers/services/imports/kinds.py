@@ -1056,6 +1056,9 @@ class LineRow:
     status: str = ""  # paid, pending, cancelled, refunded; "" when the row does not say
     discount_code: str = ""
     discount_amount: Decimal | None = None
+    # the order's shipping and taxes as this row gives them (added up per order)
+    shipping_amount: Decimal | None = None
+    tax_amount: Decimal | None = None
     line_id: str = ""  # the integration's key of the line within its order
     product_id: int | None = None  # a stored line kept as it is (see _merge_stored_lines)
 
@@ -1074,6 +1077,9 @@ class AssembledOrder:
     rownums: list[int]
     profile: dict = field(default_factory=dict)
     status: str = "paid"
+    # the order's shipping and taxes, never in its lines' amounts; None: not given
+    shipping_amount: Decimal | None = None
+    tax_amount: Decimal | None = None
 
     @property
     def total(self) -> Decimal:
@@ -1114,6 +1120,12 @@ class AssembledOrder:
                     for ln in self.lines
                 ],
                 *([self.status] if self.status != "paid" else []),
+                # only when given: orders imported before keep their hash
+                *(
+                    [["shipping_tax", str(self.shipping_amount), str(self.tax_amount)]]
+                    if self.shipping_amount is not None or self.tax_amount is not None
+                    else []
+                ),
             ]
         )
 
@@ -1219,6 +1231,8 @@ class OrdersProcessor(Processor):
             },
             status=_status(rec),
             discount_code=_text(rec, "discount_code", 255).strip(),
+            shipping_amount=_money(rec, "shipping_amount"),
+            tax_amount=_money(rec, "tax_amount"),
             line_id=_ident(rec, "line_id"),
         )
         ctx.currencies[line.currency] += 1
@@ -1350,6 +1364,10 @@ class OrdersProcessor(Processor):
         def first(attr: str) -> str:
             return next((getattr(r, attr) for r in good if getattr(r, attr)), "")
 
+        def added(attr: str) -> Decimal | None:
+            given = [getattr(r, attr) for r in good if getattr(r, attr) is not None]
+            return sum(given, Decimal(0)) if given else None
+
         return AssembledOrder(
             key=key,
             customer=customer,
@@ -1365,6 +1383,8 @@ class OrdersProcessor(Processor):
             # the order's last row that gives each part of the address
             profile={k: v for r in good for k, v in r.profile.items()},
             status=first("status") or "paid",
+            shipping_amount=added("shipping_amount"),
+            tax_amount=added("tax_amount"),
         )
 
     def _keyed_lines(self, key: str, rows: list[LineRow], customer: str) -> list[LineRow]:
@@ -1398,7 +1418,14 @@ class OrdersProcessor(Processor):
         for row in db.select("customers_orderline", "order_id", order_ids.values(), names):
             if row[1]:
                 stored.setdefault(row[0], []).append(row[1:])
-        props = dict(db.select("customers_order", "id", order_ids.values(), ["properties"]))
+        props, charges = {}, {}
+        for oid, held, shipping, tax in db.select(
+            "customers_order",
+            "id",
+            order_ids.values(),
+            ["properties", "shipping_amount", "tax_amount"],
+        ):
+            props[oid], charges[oid] = held, (shipping, tax)
         for o in orders:
             oid = order_ids[o.key]
             sent = {ln.line_id for ln in o.lines}
@@ -1431,6 +1458,12 @@ class OrdersProcessor(Processor):
             ]
             if kept:
                 o.lines = sorted([*o.lines, *kept], key=lambda r: _line_key_order(r.line_id))
+            # the order's shipping and taxes, when this batch does not give them
+            shipping, tax = charges.get(oid, (None, None))
+            if o.shipping_amount is None and shipping is not None:
+                o.shipping_amount = _decimal(shipping).quantize(Q4)
+            if o.tax_amount is None and tax is not None:
+                o.tax_amount = _decimal(tax).quantize(Q4)
             held = props.get(oid)
             if isinstance(held, str):
                 held = json.loads(held or "{}")
@@ -1613,6 +1646,8 @@ class OrdersProcessor(Processor):
                 "channel",
                 "location",
                 "total",
+                "shipping_amount",
+                "tax_amount",
                 "is_return",
                 "status",
                 "properties",
@@ -1630,6 +1665,8 @@ class OrdersProcessor(Processor):
                     o.channel,
                     o.location,
                     o.total,
+                    o.shipping_amount,
+                    o.tax_amount,
                     o.is_return,
                     o.status,
                     o.props,
@@ -1732,6 +1769,9 @@ def _convert(ctx: Context, lines: list[LineRow]) -> dict[str, str]:
             ln.unit_price = (ln.unit_price * rate).quantize(Q4)
         if ln.discount_amount:
             ln.discount_amount = (ln.discount_amount * rate).quantize(Q4)
+        for name in ("shipping_amount", "tax_amount"):
+            if getattr(ln, name) is not None:
+                setattr(ln, name, (getattr(ln, name) * rate).quantize(Q4))
         ln.currency = ctx.currency
     return {
         "original_currency": currency,

@@ -104,6 +104,8 @@ def _shopify_order(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
             "unit_price": f"{refunded:f}",
             "discount_code": "",
             "discount_amount": "",
+            "shipping_amount": "",
+            "tax_amount": "",
         }
         return [(rec, attrs), (refund, attrs)]
     return [(rec, attrs)]
@@ -157,6 +159,9 @@ SHOPIFY_ORDERS = Layout(
         "accepts_sms_marketing": "accepts_sms",
         "discount_code": "discount_code",
         "discount_amount": "discount_amount",
+        # the order's, on its first row only (as its status and discount)
+        "shipping": "shipping_amount",
+        "taxes": "tax_amount",
         "source": "channel",
         "location": "location",
         "billing_city": "city",
@@ -232,15 +237,31 @@ SHOPIFY_PRODUCTS = Layout(
 # --- Etsy ---------------------------------------------------------------------------
 
 
+def _etsy_shipping(rec: dict, row: RowContext) -> None:
+    """What the buyer paid for shipping: the charge less Etsy's `Shipping Discount`."""
+    shipping, off = _money(rec.get("shipping_amount", "")), _money(row.get("shipping_discount"))
+    if shipping is not None and off:
+        rec["shipping_amount"] = _fmt(max(shipping - abs(off), Decimal(0)))
+
+
 def _etsy_items(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     # Each item row carries its own share of the coupon (Discount Amount).
     if not row.get("date_paid"):
         rec["status"] = "pending"
     _full_name(rec, "ship_name", row=row)
+    # Order Shipping and Order Sales Tax are the order's, written on each of its
+    # item rows: kept on its first row only (an order's rows are added up)
+    seen = row.state.setdefault("etsy_orders", set())
+    if rec.get("order_id") in seen:
+        rec["shipping_amount"] = rec["tax_amount"] = ""
+    else:
+        seen.add(rec.get("order_id"))
+        _etsy_shipping(rec, row)
     return [(rec, attrs)]
 
 
 def _etsy_orders(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
+    _etsy_shipping(rec, row)
     if not rec.get("customer_id"):
         rec["customer_id"] = row.get("buyer_user_id")
     _full_name(rec, "full_name", row=row)
@@ -269,6 +290,8 @@ ETSY_ORDER_ITEMS = Layout(
         "sku": "sku",
         "coupon_code": "discount_code",
         "discount_amount": "discount_amount",
+        "order_shipping": "shipping_amount",
+        "order_sales_tax": "tax_amount",
         **_ETSY_ADDRESS,
     },
     date_orders={"ordered_at": MONTH_FIRST},
@@ -291,6 +314,8 @@ ETSY_SOLD_ORDERS = Layout(
         "coupon_code": "discount_code",
         "discount_amount": "discount_amount",
         "status": "status",
+        "shipping": "shipping_amount",
+        "sales_tax": "tax_amount",
         **_ETSY_ADDRESS,
     },
     date_orders={"ordered_at": MONTH_FIRST},
@@ -380,6 +405,12 @@ def _woo_order(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
         for k, v in row.raw.items()
         if re.fullmatch(r"line_item_\d+", k) and v.strip()
     )
+    # the order's shipping and taxes (goods' tax and shipping's tax), on its first line
+    shipping = _money(row.get("shipping_total"))
+    taxes = [_money(row.get(n)) for n in ("tax_total", "shipping_tax_total")]
+    rec["shipping_amount"] = _fmt(shipping) if shipping is not None else ""
+    given = [t for t in taxes if t is not None]
+    rec["tax_amount"] = _fmt(sum(given, Decimal(0))) if given else ""
     lines = []
     for _, cell in numbered:
         item = _pairs(cell)
@@ -397,6 +428,8 @@ def _woo_order(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
         line["amount"] = _fmt(gross)
         line["unit_price"] = ""
         line["discount_amount"] = _fmt(gross - total) if total is not None else ""
+        if lines:
+            line["shipping_amount"] = line["tax_amount"] = ""
         lines.append((line, attrs))
     if lines:
         return lines
@@ -554,6 +587,7 @@ _SQUARE_COMMON = {
     "source": "channel",
     "gross_sales": "amount",
     "discounts": "discount_amount",
+    "tax": "tax_amount",  # item details: each item's tax (added up per transaction)
 }
 SQUARE_ITEMS = Layout(
     key="square_items",
