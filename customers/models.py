@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from accounts.tenancy import TenantModel
@@ -66,6 +67,8 @@ class Customer(TenantModel):
             models.Index(fields=["organization", "country"], name="customer_org_country"),
             models.Index(fields=["organization", "total_spent"], name="customer_org_spent"),
             models.Index(fields=["organization", "last_name"], name="customer_org_last_name"),
+            # ?updated_since= reads (incremental sync)
+            models.Index(fields=["organization", "updated_at"], name="customer_org_updated"),
         ]
 
     def __str__(self) -> str:
@@ -120,6 +123,7 @@ class Product(TenantModel):
         indexes = [
             models.Index(fields=["organization", "category"], name="product_org_category"),
             models.Index(fields=["organization", "name"], name="product_org_name"),
+            models.Index(fields=["organization", "updated_at"], name="product_org_updated"),
         ]
 
     def __str__(self) -> str:
@@ -173,6 +177,7 @@ class Order(TenantModel):
                 fields=["organization", "customer", "ordered_at"], name="order_org_customer_time"
             ),
             models.Index(fields=["organization", "ordered_at"], name="order_org_time"),
+            models.Index(fields=["organization", "updated_at"], name="order_org_updated"),
         ]
 
     def __str__(self) -> str:
@@ -239,6 +244,9 @@ class Event(TenantModel):
     properties = models.JSONField(default=dict, blank=True)
     content_hash = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # when an import or bulk call last wrote it (an event sent again with other
+    # content is updated in place): ?updated_since= reads
+    updated_at = models.DateTimeField(default=timezone.now, db_default=Now())
 
     class Meta(TenantModel.Meta):
         # NULLs are distinct, so the constraint binds only ids that are set.
@@ -254,6 +262,7 @@ class Event(TenantModel):
             models.Index(
                 fields=["organization", "type", "occurred_at"], name="event_org_type_time"
             ),
+            models.Index(fields=["organization", "updated_at"], name="event_org_updated"),
         ]
 
     def __str__(self) -> str:

@@ -144,6 +144,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
             "discount_code",
             "discount_amount",
             "position",
+            "line_id",
             "product",
         ]
         read_only_fields = fields
@@ -407,6 +408,12 @@ class OrderLineRecordSerializer(serializers.Serializer):
     """One order line of `orders/bulk/`; records with the same order_id are one order."""
 
     order_id = serializers.CharField(required=False)
+    line_id = serializers.CharField(
+        required=False,
+        help_text="Your key of the line within its order. Lines with a key are upserted by "
+        "(order_id, line_id): an order may be split across calls and re-sent in any order; "
+        "without keys a record set naming an order replaces all its lines.",
+    )
     customer_id = serializers.CharField(required=False)
     ordered_at = serializers.DateTimeField()
     sku = serializers.CharField(required=False)

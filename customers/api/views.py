@@ -559,6 +559,7 @@ def _when(request, name: str):
         parameters=[
             OpenApiParameter("customer", int, description="Customer id (the API's `id`)."),
             OpenApiParameter("type", str),
+            UPDATED_SINCE_PARAM,
         ]
     )
 )
@@ -567,7 +568,7 @@ class EventViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
 
     model = Event
     serializer_class = EventSerializer
-    list_params = ("customer", "type")
+    list_params = ("customer", "type", UPDATED_SINCE)
 
     def get_queryset(self):
         qs = self.get_base_queryset().select_related("customer")
@@ -577,6 +578,7 @@ class EventViewSet(ScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin
                 qs = qs.filter(customer_id=_int(p["customer"], "customer"))
             if p.get("type"):
                 qs = qs.filter(type=p["type"])
+            qs = updated_since_filter(self.request, qs)
             qs = qs.order_by("-occurred_at", "-pk")
         return qs
 

@@ -71,6 +71,8 @@ def test_a_line_sent_again_with_its_key_is_updated_not_added(org, api):
     body = api.post("/api/v1/orders/bulk/", [changed], format="json").json()
     assert body["updated"] == 1
     assert [q for *_, q in _stored(org)] == [1, 10, 3]
+    r = api.get("/api/v1/orders/")
+    assert [ln["line_id"] for ln in r.json()["results"][0]["lines"]] == ["0", "1", "2"]
     with tenant_context(org):
         assert list(OrderLine.objects.order_by("position").values_list("line_id", flat=True)) == [
             "0",
@@ -488,10 +490,10 @@ def test_updated_since_on_orders_products_and_events_is_change_time(org, api):
         [{"sku": f"P{i}", "name": "Thing"} for i in range(3)],
         format="json",
     )
-    from customers.models import Product
+    from customers.models import Event, Product
 
     with tenant_context(org):
-        for model in (Order, Product):
+        for model in (Order, Event, Product):
             model.objects.update(updated_at=LONG_AGO)
     # an old order corrected, an old event sent again with other content, a product renamed
     api.post(
@@ -525,6 +527,7 @@ def test_updated_since_on_orders_products_and_events_is_change_time(org, api):
         return [r[key] for r in body["results"]]
 
     assert changed("orders", "external_id") == ["V1"]
+    assert changed("events", "type") == ["buy"]
     assert changed("products", "sku") == ["P0"]
     assert api.get("/api/v1/orders/?updated_since=last-tuesday").status_code == 400
 
