@@ -204,3 +204,15 @@ def test_personal_tables_are_erased_and_exported(org, owner, planted):
 
         customer_erase(customer=customer, actor=owner)
         assert not CustomerRecommendation.objects.filter(customer_id=planted[1]).exists()
+
+
+def test_pipeline_runs_the_step_after_predictions(org, planted):
+    from segmentation.pipeline import available_steps, pipeline_start
+
+    names = [s.name for s in available_steps()]
+    assert names.index("recommendations") > names.index("predictions")
+    with tenant_context(org):
+        result = pipeline_start(organization=org, steps=["recommendations"], sync=True)
+        assert result["status"] == "succeeded", result
+        run = RecommendationRun.objects.get(is_live=True)
+        assert result["runs"]["recommendations"] == run.pk
