@@ -58,8 +58,11 @@ def _popular(buyers: np.ndarray, allowed: np.ndarray, n: int) -> list[int]:
     return [int(i) for i in candidates[order][:n]]
 
 
-def recommendations_compute(*, organization, as_of: dt.date, job: JobHandle = NULL_JOB) -> dict:
-    """Everything a run holds, computed (nothing written)."""
+def recommendations_compute(
+    *, organization, as_of: dt.date, job: JobHandle = NULL_JOB
+) -> dict | None:
+    """Everything a run holds, computed (nothing written); None when no order line
+    names a product."""
     from customers.models import Product
 
     timings: dict[str, float] = {}
@@ -69,10 +72,7 @@ def recommendations_compute(*, organization, as_of: dt.date, job: JobHandle = NU
     bought = lines[(lines["product_id"] >= 0) & (lines["quantity"] > 0)]
     products = history.products()
     if bought.empty or products.empty:
-        raise ApplicationError(
-            "There are no purchases of products yet: import orders with a sku, then run "
-            "the recommendations."
-        )
+        return None  # orders without products: nothing to learn from, nothing to serve
     stock = dict(Product.objects.values_list("id", "in_stock"))
     product_ids = products["product_id"].to_numpy()
     names = products["name"].fillna("").to_numpy(dtype=object)
@@ -274,9 +274,11 @@ def recommendations_prune_history(*, keep_runs: int = KEEP_RUNS_WITH_ROWS) -> No
 
 def recommendations_run(
     *, organization, as_of: dt.date | None = None, job: JobHandle = NULL_JOB
-) -> RecommendationRun:
+) -> RecommendationRun | None:
     """Train, evaluate and serve recommendations up to `as_of` (default: the latest
-    data date) and make the run live; on failure the live run stays as it was."""
+    data date) and make the run live; on failure the live run stays as it was. None
+    (nothing written) when no order names a product: a shop whose orders carry no
+    skus has nothing to recommend, and its pipeline is not failed for that."""
     from segmentation.pipeline import pipeline_wait_for_imports
     from segmentation.services.sql import latest_data_date
 
@@ -290,6 +292,8 @@ def recommendations_run(
             )
     pipeline_wait_for_imports()
     computed = recommendations_compute(organization=organization, as_of=as_of, job=job)
+    if computed is None:
+        return None  # the live run (if any) stays; the pipeline goes on
     pipeline_wait_for_imports()
     job.progress(85, f"Saving recommendations for {computed['n_customers']:,} customers")
     run = recommendations_write(organization=organization, computed=computed, job=job)

@@ -24,6 +24,8 @@ def recommendations_run(
         as_of=dt.date.fromisoformat(as_of) if as_of else None,
         job=self.job,
     )
+    if run is None:
+        return {"message": "No order names a product yet, so there is nothing to recommend."}
     return {
         "message": (
             f"Recommended products to {run.n_customers:,} customers with "

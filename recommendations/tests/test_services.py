@@ -216,3 +216,19 @@ def test_pipeline_runs_the_step_after_predictions(org, planted):
         assert result["status"] == "succeeded", result
         run = RecommendationRun.objects.get(is_live=True)
         assert result["runs"]["recommendations"] == run.pk
+
+
+def test_orders_without_products_leave_nothing_to_recommend_without_failing(org):
+    from segmentation.pipeline import pipeline_start
+
+    with tenant_context(org):
+        customer = Customer.objects.create(organization=org, external_id="NOSKU-1")
+        from customers.models import Order
+
+        Order.objects.create(
+            organization=org, customer=customer, external_id="O-1",
+            ordered_at="2024-05-01T10:00:00Z", total=10,
+        )  # fmt: skip
+        result = pipeline_start(organization=org, steps=["recommendations"], sync=True)
+        assert result["status"] == "succeeded", result
+        assert not RecommendationRun.objects.exists()
