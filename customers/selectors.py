@@ -412,7 +412,7 @@ def order_revenue(basis: str):
     """An order's revenue as the organisation counts it: its goods (the lines'
     amounts, net of discounts), plus its shipping and taxes when the owner chose
     so (orders whose file gave none add nothing)."""
-    expr = F("total")
+    expr: Any = F("total")
     if basis in ("goods_shipping", "goods_shipping_taxes"):
         expr = expr + Coalesce(F("shipping_amount"), Decimal(0))
     if basis == "goods_shipping_taxes":

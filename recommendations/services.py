@@ -128,6 +128,8 @@ def recommendations_compute(
     )
     counts.sum_duplicates()
     model = ml.fit(best["kind"], x, groups=groups if segment_ids else None, counts=counts)
+    if model is None:  # only a kind that was evaluated is chosen; popularity always fits
+        model = ml.fit_popularity(x)
     repeats = bool(best.get("repeats", True))
     rows = np.arange(customer_ids.size)
     top_items, top_scores = ml.top_n(
@@ -182,7 +184,9 @@ def recommendations_compute(
             )
 
     # "bought together": cosine of buyers, allowed products only, not the product itself
-    knn = ml.fit_item_knn(x, neighbours=RELATED_N * 3).similarity.tocsr()
+    similarity = ml.fit_item_knn(x, neighbours=RELATED_N * 3).similarity
+    assert similarity is not None  # item-kNN always keeps its similarity matrix
+    knn = similarity.tocsr()
     relation_rows = []
     for i in range(n_items):
         start, end = knn.indptr[i], knn.indptr[i + 1]

@@ -93,7 +93,7 @@ def _is_ip(host: str) -> bool:
 
 
 def _resolve(host: str, port: int | None) -> list[str]:
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port or 443)})
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port or 443)})
 
 
 def _event_types_check(types) -> list[str]:

@@ -411,7 +411,7 @@ def _woo_order(rec: dict, attrs: dict, row: RowContext) -> list[Row]:
     rec["shipping_amount"] = _fmt(shipping) if shipping is not None else ""
     given = [t for t in taxes if t is not None]
     rec["tax_amount"] = _fmt(sum(given, Decimal(0))) if given else ""
-    lines = []
+    lines: list[Row] = []
     for _, cell in numbered:
         item = _pairs(cell)
         sub_total, total = _money(item.get("sub_total", "")), _money(item.get("total", ""))
