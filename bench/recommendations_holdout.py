@@ -28,9 +28,7 @@ import pandas as pd  # noqa: E402
 
 from recommendations import ml  # noqa: E402
 
-DATA = Path("/work/shared/data/online_retail_sample.csv.gz")
-if not DATA.exists():
-    DATA = ROOT / "customers" / "demo_data" / "online_retail_sample.csv.gz"
+DATA = ROOT / "customers" / "demo_data" / "online_retail_sample.csv.gz"
 
 
 def load(path: Path):
