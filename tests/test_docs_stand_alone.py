@@ -41,7 +41,9 @@ def _api_paths():
         if not path.startswith("api/v1/") or "(?P<format>" in path:
             continue
         path = path.removeprefix("api/v1/").lstrip("^").rstrip("$")
-        yield re.sub(r"\(\?P<\w+>[^)]+\)", "{id}", path)
+        # router regex groups and path converters (<int:pk>) both read as {id}
+        path = re.sub(r"\(\?P<\w+>[^)]+\)", "{id}", path)
+        yield re.sub(r"<(?:\w+:)?\w+>", "{id}", path)
 
 
 def test_contract_names_every_api_endpoint_and_command():
