@@ -218,6 +218,18 @@ def _needles(identifiers: dict) -> set[str]:
     return {str(v).strip().lower() for v in identifiers.values() if v and len(str(v).strip()) >= 1}
 
 
+def _idempotent_answers_forget(needles: set[str]) -> None:
+    from core.models import IdempotencyKey
+
+    stale = [
+        row.pk
+        for row in IdempotencyKey.objects.exclude(response_body="").only("id", "response_body")
+        if any(n in row.response_body.lower() for n in needles)
+    ]
+    if stale:
+        IdempotencyKey.objects.filter(pk__in=stale).delete()
+
+
 @transaction.atomic
 def customer_erase(
     *, customer: Customer, actor=None, request=None, sync_files: bool = False
@@ -260,6 +272,8 @@ def customer_erase(
         cleaned = scrub_json(job.result, needles)
         if cleaned != job.result:
             Job.objects.filter(pk=job.pk).update(result=cleaned)
+    # kept answers of API writes (a day's replay cache) that name the person go
+    _idempotent_answers_forget(needles)
     audit_log(
         organization=organization,
         action="data_erased",

@@ -189,6 +189,31 @@ def test_keys_expire(org, api, monkeypatch):
     assert r.status_code == 200 and r.json()["created"] == 1
 
 
+def test_erasure_drops_stored_answers_that_name_the_person(org, api, owner):
+    """A kept answer to PATCH customers/{id}/ holds the person's email and name for a
+    day: erasing them must not leave it to be replayed."""
+    from customers.services.privacy import customer_erase
+
+    with tenant_context(org):
+        customer = CustomerFactory(external_id="IK1", email="kept@example.com")
+        other = CustomerFactory(external_id="IK2", email="other@example.com")
+    for c, key in ((customer, "k1"), (other, "k2")):
+        r = api.patch(
+            f"/api/v1/customers/{c.pk}/",
+            {"first_name": "Robin"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        assert r.status_code == 200
+    with tenant_context(org):
+        assert IdempotencyKey.objects.filter(response_body__icontains="kept@example.com").exists()
+        customer_erase(customer=Customer.objects.get(pk=customer.pk), actor=owner)
+        assert not IdempotencyKey.objects.filter(response_body__icontains="kept@").exists()
+        assert not IdempotencyKey.objects.filter(response_body__icontains="IK1").exists()
+        # another person's kept answer stays
+        assert IdempotencyKey.objects.filter(key="k2").exists()
+
+
 # --- one validation -------------------------------------------------------------------
 
 
