@@ -105,7 +105,15 @@ def test_customer_page_shows_orders_consent_and_panels(owner_client, retail):
     r = owner_client.get(f"/customers/{customer.pk}/")
     assert r.status_code == 200
     html = r.content.decode()
-    assert "WHITE METAL LANTERN" in html and "signup form" in html
+    assert "signup form" in html
+    with tenant_context(retail):
+        order = Order.objects.filter(customer=customer, lines__product_name="WHITE METAL LANTERN")[
+            0
+        ]
+    assert f'href="/customers/orders/{order.pk}/"' in html
+    assert (
+        "WHITE METAL LANTERN" in owner_client.get(f"/customers/orders/{order.pk}/").content.decode()
+    )
     assert 'id="panel-segment"' in html and 'id="panel-predictions"' in html
     assert 'id="panel-recommendations"' in html
     assert "Lifetime value and churn risk appear here" in html
@@ -296,3 +304,19 @@ def test_other_organisation_gets_404(client, other_org, make_member, retail):
     ):
         assert client.get(url).status_code == 404
     assert client.post(f"/customers/{customer.pk}/erase/").status_code == 404
+
+
+def test_customer_page_lists_orders_one_row_each(owner_client, retail):
+    """A customer with 34 orders made a page 22,000 px tall: every line of every order.
+    The page lists each order once (date, what, status, total); its lines are on the
+    order's own page."""
+    with tenant_context(retail):
+        customer = Customer.objects.get(external_id="17850")
+        orders = list(Order.objects.filter(customer=customer))
+    html = owner_client.get(f"/customers/{customer.pk}/").content.decode()
+    table = html[html.index('id="customer-orders"') :]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr>") == len(orders) + 1  # a row per order and the header
+    assert "and " in table and " more" in table  # several lines read as one row
+    for order in orders:
+        assert f'href="/customers/orders/{order.pk}/"' in table
