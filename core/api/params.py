@@ -64,13 +64,14 @@ def when_param(request, name: str):
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(request.organization.time_zone or "UTC"))
     try:
-        # the database compares in UTC; year 1 at +14:00 is before any UTC time
-        parsed.astimezone(dt.UTC)
+        # the database compares in UTC; year 1 at +14:00 is before any UTC time.
+        # Sent in UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts
+        # ("2904-11-14T05:41:14-23:22" answered 500)
+        return parsed.astimezone(dt.UTC)
     except OverflowError:
         raise ApplicationError(
             f"'{name}' is out of range once converted to UTC.", {"fields": {name: "Out of range."}}
         ) from None
-    return parsed
 
 
 UPDATED_SINCE = "updated_since"

@@ -599,3 +599,18 @@ def test_prediction_reads_name_their_run(org, api):
     for path in ("/api/v1/predictions/customers/", "/api/v1/predictions/products/"):
         body = api.get(path).json()
         assert body["run"]["id"] == live.pk and body["run"]["as_of"] == "2024-06-30", path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/customers/?updated_since=2904-11-14T05:41:14-23:22",
+        "/api/v1/products/?updated_since=0106-03-06T16:23:35-16:22",
+        "/api/v1/orders/?since=2904-11-14T05:41:14%2B23:59",
+    ],
+)
+def test_times_with_offsets_postgresql_refuses_are_read_in_utc(org, api, path):
+    """The schema fuzz found 500s on PostgreSQL: an offset of -23:22 is valid ISO 8601
+    (and Python) but out of PostgreSQL's range; the time is sent in UTC instead."""
+    r = api.get(path)
+    assert r.status_code == 200, r.content
