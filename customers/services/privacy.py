@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -221,13 +222,12 @@ def _needles(identifiers: dict) -> set[str]:
 def _idempotent_answers_forget(needles: set[str]) -> None:
     from core.models import IdempotencyKey
 
-    stale = [
-        row.pk
-        for row in IdempotencyKey.objects.exclude(response_body="").only("id", "response_body")
-        if any(n in row.response_body.lower() for n in needles)
-    ]
-    if stale:
-        IdempotencyKey.objects.filter(pk__in=stale).delete()
+    if not needles:
+        return
+    naming = Q()
+    for needle in needles:
+        naming |= Q(response_body__icontains=needle)
+    IdempotencyKey.objects.filter(naming).delete()
 
 
 @transaction.atomic
