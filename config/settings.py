@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "segmentation",
     "predictions",
     "recommendations",
+    "stores",
+    "audiences",
     "campaigns",
     "research",
     "webhooks",

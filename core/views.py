@@ -36,11 +36,6 @@ PLACEHOLDERS = {
         "Predictions",
         "Lifetime value, churn risk, next orders and product demand, each with a back-test.",
     ),
-    "audiences": (
-        "Audiences",
-        "Pick the right people for each offer: from segments, rules, a propensity goal or a "
-        "lookalike of your best customers — each with a fairness check before you use it.",
-    ),
     "campaigns": (
         "Campaigns",
         "Send personalised, consent-safe email and SMS campaigns to segments and audiences, "

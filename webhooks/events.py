@@ -24,12 +24,11 @@ EVENT_TYPES: dict[str, str] = {
     "import.finished": "An import finished",
     "job.failed": "A background job failed",
     "customer.erased": "A customer was erased",
+    "audience.rebuilt": "An audience was rebuilt (its size and members changed)",
     "webhook.test": "A test sent from the site or the API",
 }
 # Named now so integrations can plan for them; not sent yet, so not subscribable.
-RESERVED_EVENT_TYPES: dict[str, str] = {
-    "audience.rebuilt": "An audience was rebuilt (arrives with audiences)",
-}
+RESERVED_EVENT_TYPES: dict[str, str] = {}
 SUBSCRIBABLE = [t for t in EVENT_TYPES if t != "webhook.test"]
 
 

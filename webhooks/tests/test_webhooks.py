@@ -192,7 +192,7 @@ def test_read_key_cannot_register(api_read):
 def test_event_types_checked(api):
     bad = api.post(
         "/api/v1/webhooks/",
-        {"url": "https://a.example/", "event_types": ["audience.rebuilt"]},
+        {"url": "https://a.example/", "event_types": ["audience.made_up"]},
         format="json",
     )
     assert bad.status_code == 400

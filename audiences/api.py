@@ -1,0 +1,228 @@
+"""Audiences API (CONTRACT.md, "Recommendations and audiences"): `audiences/`,
+`audiences/preview/`, `audiences/{id}/`, `audiences/{id}/members/`,
+`audiences/{id}/export.csv` and `audiences/{id}/rebuild/`. Querysets come from
+the scoped managers, so another organisation's ids answer 404."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from core.api.base import TenantViewSetMixin
+from core.csvstream import csv_response
+
+from . import selectors, services
+from .models import Audience
+
+TAGS = ["audiences"]
+
+
+class AudienceSerializer(serializers.ModelSerializer):
+    reachable = serializers.SerializerMethodField()
+    job = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Audience
+        fields = [
+            "id",
+            "name",
+            "definition",
+            "status",
+            "message",
+            "job",
+            "refreshed_at",
+            "size",
+            "candidates",
+            "reachable",
+            "expected_conversions",
+            "unplaced",
+            "best_channel",
+            "model",
+            "fairness",
+            "notes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_reachable(self, obj) -> dict:
+        return {"email": obj.reachable_email, "sms": obj.reachable_sms}
+
+
+class AudienceWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    definition = serializers.JSONField(
+        required=False,
+        help_text="{kind, ...}: segments, rules, goal, response, lookalike or location "
+        "(CONTRACT.md lists their fields).",
+    )
+
+
+class PreviewSerializer(serializers.Serializer):
+    definition = serializers.JSONField(help_text="An audience definition (not saved).")
+
+
+class MemberSerializer(serializers.Serializer):
+    customer = serializers.SerializerMethodField()
+    score = serializers.FloatField(allow_null=True)
+    rank = serializers.IntegerField()
+
+    def get_customer(self, obj) -> dict:
+        return {"id": obj.customer_id, "external_id": obj.customer.external_id}
+
+
+def _problem(serializer_errors) -> None:
+    from core.exceptions import ApplicationError
+
+    fields = {k: " ".join(str(m) for m in v) for k, v in serializer_errors.items()}
+    raise ApplicationError("The request is not valid: " + "; ".join(fields), {"fields": fields})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List audiences", tags=TAGS),
+    retrieve=extend_schema(summary="One audience with its figures", tags=TAGS),
+    destroy=extend_schema(summary="Delete an audience", tags=TAGS),
+)
+class AudienceViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Saved, named lists of customers that campaigns send to."""
+
+    model = Audience
+    serializer_class = AudienceSerializer
+    list_params = ()
+
+    @extend_schema(
+        summary="Save an audience",
+        description="201 with `status` `building` and the `job` that builds it; the figures "
+        "fill in when the job finishes. Sensitive columns stay out of its model unless the "
+        "definition says `use_sensitive: true` with a `reason` (recorded in the audit log).",
+        request=AudienceWriteSerializer,
+        responses={201: AudienceSerializer},
+        tags=TAGS,
+    )
+    def create(self, request, *args, **kwargs):
+        data = AudienceWriteSerializer(data=request.data)
+        if not data.is_valid():
+            _problem(data.errors)
+        audience = services.audience_create(
+            organization=request.organization,
+            name=data.validated_data.get("name"),
+            definition=data.validated_data.get("definition"),
+            user=request.user,
+            request=request,
+        )
+        return Response(AudienceSerializer(audience).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Rename or redefine an audience",
+        description="A new definition rebuilds the audience (status `building`, then "
+        "`refreshed_at` moves on).",
+        request=AudienceWriteSerializer,
+        responses={200: AudienceSerializer},
+        tags=TAGS,
+    )
+    def partial_update(self, request, *args, **kwargs):
+        audience = self.get_object()
+        data = AudienceWriteSerializer(data=request.data, partial=True)
+        if not data.is_valid():
+            _problem(data.errors)
+        audience = services.audience_update(
+            organization=request.organization,
+            audience=audience,
+            name=data.validated_data.get("name"),
+            definition=data.validated_data.get("definition"),
+            user=request.user,
+            request=request,
+        )
+        return Response(AudienceSerializer(audience).data)
+
+    def perform_destroy(self, instance):
+        services.audience_delete(organization=self.request.organization, audience=instance)
+
+    @extend_schema(
+        summary="What an audience would be, without saving it",
+        request=PreviewSerializer,
+        responses={200: OpenApiTypes.OBJECT},
+        description="`{size, reachable: {email, sms}, expected_conversions, model, fairness, "
+        "unplaced, best_channel}`.",
+        tags=TAGS,
+    )
+    @action(detail=False, methods=["post"])
+    def preview(self, request):
+        data = PreviewSerializer(data=request.data)
+        if not data.is_valid():
+            _problem(data.errors)
+        figures = services.audience_preview(
+            organization=request.organization, definition=data.validated_data["definition"]
+        )
+        figures.pop("sample", None)
+        return Response(figures)
+
+    @extend_schema(
+        summary="An audience's members, best first",
+        responses=MemberSerializer(many=True),
+        tags=TAGS,
+    )
+    @action(detail=True, methods=["get"])
+    def members(self, request, pk=None):
+        from core.api.params import check_list_params
+
+        check_list_params(request.query_params, ())
+        members = selectors.audience_members(audience=self.get_object())
+        page = self.paginate_queryset(members)
+        return self.get_paginated_response(MemberSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Rebuild an audience now",
+        request=None,
+        responses={202: OpenApiTypes.OBJECT},
+        tags=TAGS,
+    )
+    @action(detail=True, methods=["post"])
+    def rebuild(self, request, pk=None):
+        job = services.audience_rebuild(
+            organization=request.organization, audience=self.get_object(), user=request.user
+        )
+        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="An audience's members as CSV (formula-safe cells)",
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+        tags=TAGS,
+    )
+    @action(detail=True, methods=["get"], url_path="export.csv")
+    def export(self, request, pk=None):
+        audience = self.get_object()
+        return audience_csv(audience)
+
+
+def audience_csv(audience: Audience):
+    """The members file the site and the API both give."""
+    members = selectors.audience_members(audience=audience).values_list(
+        "rank", "customer__external_id", "customer__email", "customer__first_name",
+        "customer__last_name", "customer__accepts_email", "customer__accepts_sms", "score",
+    )  # fmt: skip
+    header = ["rank", "customer_id", "email", "first_name", "last_name", "accepts_email",
+              "accepts_sms", "score", "audience"]  # fmt: skip
+
+    def rows():
+        for row in members.iterator(chunk_size=2000):
+            yield [*row, audience.name]
+
+    return csv_response(f"audience-{audience.pk}-{timezone.now():%Y%m%d}.csv", header, rows())
+
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("audiences", AudienceViewSet, basename="audience")
+urlpatterns = router.urls

@@ -1,0 +1,336 @@
+"""Audiences: preview, save, build, refresh, change and delete.
+
+A preview evaluates a definition and returns the figures the builder shows
+(size, reach by channel, expected conversions, the model, the fairness check,
+the unplaced count) without storing anything. Saving stores the definition and
+starts a build job; a build writes the members and the figures in one
+transaction, so an audience is never half-built: campaigns read the members of
+the last finished build. Every pipeline run ends with the `audiences` step, which
+rebuilds every audience on the new results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.tenancy import scope_check
+from core.exceptions import ApplicationError
+from core.jobs import NULL_JOB, JobHandle
+
+from .definitions import SCORED_KINDS, definition_clean
+from .evaluation import Evaluation
+from .models import Audience, AudienceMember, AudienceStatus
+
+log = logging.getLogger("segmenta.audiences")
+
+WRITE_CHUNK = 5_000
+NAME_MAX = 200
+
+
+# --- figures ---------------------------------------------------------------------------
+def _ordered_members(
+    evaluation: Evaluation, definition: dict[str, Any]
+) -> list[tuple[int, float | None]]:
+    """The audience's members, best first, after `min_score` and `size`."""
+    items = list(evaluation.scores.items())
+    if definition["kind"] in SCORED_KINDS:
+        items.sort(key=lambda kv: (-(kv[1] if kv[1] is not None else float("-inf")), kv[0]))
+        if "min_score" in definition:
+            floor = float(definition["min_score"])
+            items = [kv for kv in items if kv[1] is not None and kv[1] >= floor]
+        if "size" in definition:
+            items = items[: int(definition["size"])]
+    return items
+
+
+def reach(customer_ids: Iterable[int]) -> dict[str, int]:
+    """How many of these customers may be sent email and SMS: they consented to the
+    channel and have an address for it (erased customers never count)."""
+    from customers.models import Customer
+
+    wanted = set(customer_ids)
+    email = sms = 0
+    if not wanted:
+        return {"email": 0, "sms": 0}
+    rows = Customer.objects.filter(erased_at__isnull=True).values_list(
+        "pk", "accepts_email", "email", "accepts_sms", "phone"
+    )
+    for pk, accepts_email, address, accepts_sms, phone in rows.iterator(chunk_size=20_000):
+        if pk in wanted:
+            email += bool(accepts_email and address)
+            sms += bool(accepts_sms and phone)
+    return {"email": email, "sms": sms}
+
+
+def _figures(
+    evaluation: Evaluation, definition: dict[str, Any], *, organization
+) -> tuple[list[tuple[int, float | None]], dict[str, Any]]:
+    from .channels import best_channel
+    from .fairness import fairness_check
+
+    members = _ordered_members(evaluation, definition)
+    ids = [pk for pk, _ in members]
+    expected = None
+    if evaluation.probabilities:
+        expected = round(sum(float(s or 0.0) for _, s in members), 1)
+    figures = {
+        "size": len(members),
+        "candidates": len(evaluation.scores),
+        "reachable": reach(ids),
+        "expected_conversions": expected,
+        "model": evaluation.model.as_api() if evaluation.model else None,
+        "fairness": fairness_check(ids, organization=organization),
+        "best_channel": best_channel(ids, organization=organization),
+        "unplaced": evaluation.unplaced,
+        "notes": list(evaluation.notes),
+    }
+    return members, figures
+
+
+def _evaluate(definition: dict[str, Any], *, organization) -> Evaluation:
+    from .kinds import evaluate
+
+    return evaluate(definition, organization=organization)
+
+
+def audience_preview(*, organization, definition: Any) -> dict[str, Any]:
+    """What the audience would be now, without saving it (CONTRACT: preview)."""
+    scope_check(organization=organization)
+    cleaned = definition_clean(definition)
+    members, figures = _figures(
+        _evaluate(cleaned, organization=organization), cleaned, organization=organization
+    )
+    figures["definition"] = cleaned
+    figures["sample"] = [pk for pk, _ in members[:10]]
+    return figures
+
+
+# --- saving ----------------------------------------------------------------------------
+def _clean_name(name: Any, *, exclude_pk: int | None = None) -> str:
+    value = "" if name is None else str(name).strip()
+    if not value:
+        raise ApplicationError("Give the audience a name.", {"fields": {"name": "Required."}})
+    if len(value) > NAME_MAX:
+        raise ApplicationError(
+            f"The name is longer than {NAME_MAX} characters.",
+            {"fields": {"name": f"At most {NAME_MAX} characters."}},
+        )
+    taken = Audience.objects.filter(name__iexact=value)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ApplicationError(
+            f"An audience named “{value}” exists already.",
+            {"fields": {"name": "Choose another name."}},
+            code="duplicate",
+        )
+    return value
+
+
+def _audit_sensitive(*, organization, audience: Audience, user, request) -> None:
+    if not audience.definition.get("use_sensitive"):
+        return
+    from accounts.services import audit_log
+
+    audit_log(
+        organization=organization,
+        action="audience.sensitive_unlocked",
+        actor=user,
+        request=request,
+        target=f"audience {audience.pk}: {audience.name}",
+        details={
+            "audience_id": audience.pk,
+            "kind": audience.kind,
+            "reason": audience.definition.get("reason", ""),
+        },
+    )
+
+
+def _start_build(*, organization, audience: Audience, user=None, sync: bool = False):
+    from core.jobs import job_start
+
+    from .tasks import audience_build
+
+    job = job_start(
+        organization=organization,
+        kind="audience",
+        task=audience_build,
+        params={"audience_id": audience.pk},
+        user=user,
+        title=f"Build audience “{audience.name}”"[:200],
+        sync=sync,
+    )
+    Audience.objects.filter(pk=audience.pk).update(status=AudienceStatus.BUILDING, job=job)
+    audience.job = job
+    return job
+
+
+def audience_create(
+    *, organization, name: Any, definition: Any, user=None, request=None, sync: bool = False
+) -> Audience:
+    """Save an audience and start building it (a job)."""
+    scope_check(organization=organization)
+    cleaned = definition_clean(definition)
+    with transaction.atomic():
+        audience = Audience.objects.create(
+            organization=organization,
+            name=_clean_name(name),
+            definition=cleaned,
+            status=AudienceStatus.BUILDING,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        _audit_sensitive(organization=organization, audience=audience, user=user, request=request)
+        if not sync:
+            _start_build(organization=organization, audience=audience, user=user)
+    if sync:
+        _start_build(organization=organization, audience=audience, user=user, sync=True)
+    audience.refresh_from_db()
+    return audience
+
+
+def audience_update(
+    *,
+    organization,
+    audience: Audience,
+    name: Any = None,
+    definition: Any = None,
+    user=None,
+    request=None,
+    sync: bool = False,
+) -> Audience:
+    """Rename and/or redefine; a new definition rebuilds the audience."""
+    scope_check(organization=organization)
+    rebuild = False
+    with transaction.atomic():
+        if name is not None:
+            audience.name = _clean_name(name, exclude_pk=audience.pk)
+        if definition is not None:
+            cleaned = definition_clean(definition)
+            if cleaned != audience.definition:
+                audience.definition = cleaned
+                rebuild = True
+        audience.save()
+        if rebuild:
+            _audit_sensitive(
+                organization=organization, audience=audience, user=user, request=request
+            )
+            if not sync:
+                _start_build(organization=organization, audience=audience, user=user)
+    if rebuild and sync:
+        _start_build(organization=organization, audience=audience, user=user, sync=True)
+    audience.refresh_from_db()
+    return audience
+
+
+def audience_delete(*, organization, audience: Audience) -> None:
+    scope_check(organization=organization)
+    audience.delete()
+
+
+def audience_rebuild(*, organization, audience: Audience, user=None):
+    scope_check(organization=organization)
+    return _start_build(organization=organization, audience=audience, user=user)
+
+
+# --- building --------------------------------------------------------------------------
+def _write_members(audience: Audience, members: Sequence[tuple[int, float | None]]) -> None:
+    AudienceMember.objects.filter(audience=audience).delete()
+    batch: list[AudienceMember] = []
+    for rank, (customer_id, score) in enumerate(members, start=1):
+        batch.append(
+            AudienceMember(
+                organization_id=audience.organization_id,
+                audience=audience,
+                customer_id=customer_id,
+                rank=rank,
+                score=None if score is None else float(score),
+            )
+        )
+        if len(batch) >= WRITE_CHUNK:
+            AudienceMember.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        AudienceMember.objects.bulk_create(batch)
+
+
+def _build(audience: Audience, *, job: JobHandle = NULL_JOB) -> Audience:
+    organization = audience.organization
+    job.progress(10, f"Finding the customers of “{audience.name}”")
+    definition = definition_clean(audience.definition)
+    evaluation = _evaluate(definition, organization=organization)
+    job.progress(60, "Counting reach and checking fairness")
+    members, figures = _figures(evaluation, definition, organization=organization)
+    job.progress(80, f"Saving {len(members):,} members")
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().filter(pk=audience.pk).first()
+        if locked is None:  # deleted while it was being built
+            return audience
+        _write_members(locked, members)
+        locked.size = figures["size"]
+        locked.candidates = figures["candidates"]
+        locked.reachable_email = figures["reachable"]["email"]
+        locked.reachable_sms = figures["reachable"]["sms"]
+        locked.expected_conversions = figures["expected_conversions"]
+        locked.model = figures["model"]
+        locked.fairness = figures["fairness"]
+        locked.best_channel = figures["best_channel"]
+        locked.unplaced = figures["unplaced"]
+        locked.notes = figures["notes"]
+        locked.status = AudienceStatus.READY
+        locked.message = ""
+        locked.refreshed_at = timezone.now()
+        locked.save()
+    from webhooks.events import emit
+
+    emit(
+        organization,
+        "audience.rebuilt",
+        {
+            "audience_id": locked.pk,
+            "job_id": getattr(job, "job_id", None),
+            "size": locked.size,
+            "refreshed_at": locked.refreshed_at.isoformat(),
+        },
+    )
+    return locked
+
+
+def _mark_failed(audience_id: int, message: str) -> None:
+    Audience.objects.filter(pk=audience_id).update(
+        status=AudienceStatus.FAILED, message=message[:500]
+    )
+
+
+def audience_build(*, audience_id: int, job: JobHandle = NULL_JOB) -> Audience:
+    """Build one audience (the `audience` job). A definition that no longer works
+    (a deleted segment, predictions not run) fails the audience with the reason;
+    the members of its last good build stay until a build succeeds."""
+    audience = Audience.objects.select_related("organization").filter(pk=audience_id).first()
+    if audience is None:
+        raise ApplicationError("That audience was deleted.", code="not_found", status=404)
+    try:
+        return _build(audience, job=job)
+    except ApplicationError as exc:
+        _mark_failed(audience_id, exc.message)
+        raise
+
+
+def audiences_refresh_all(*, job: JobHandle = NULL_JOB) -> dict[str, int]:
+    """Rebuild every audience (the pipeline's `audiences` step)."""
+    audiences = list(Audience.objects.select_related("organization").order_by("pk"))
+    done = {"rebuilt": 0, "failed": 0}
+    for n, audience in enumerate(audiences):
+        job.progress(5 + int(90 * n / max(len(audiences), 1)), f"Rebuilding “{audience.name}”")
+        Audience.objects.filter(pk=audience.pk).update(status=AudienceStatus.BUILDING)
+        try:
+            _build(audience)
+            done["rebuilt"] += 1
+        except ApplicationError as exc:
+            _mark_failed(audience.pk, exc.message)
+            done["failed"] += 1
+    return done

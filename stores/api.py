@@ -1,0 +1,3 @@
+"""Stores API (CONTRACT.md): built by the stores helper."""
+
+urlpatterns: list = []
