@@ -5,6 +5,7 @@ the scoped managers, so another organisation's ids answer 404."""
 
 from __future__ import annotations
 
+from django.urls import path
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -200,7 +201,6 @@ class AudienceViewSet(
         responses={(200, "text/csv"): OpenApiTypes.STR},
         tags=TAGS,
     )
-    @action(detail=True, methods=["get"], url_path="export.csv")
     def export(self, request, pk=None):
         audience = self.get_object()
         return audience_csv(audience)
@@ -225,4 +225,12 @@ def audience_csv(audience: Audience):
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
 router.register("audiences", AudienceViewSet, basename="audience")
-urlpatterns = router.urls
+urlpatterns = [
+    # the contract's name has no trailing slash (a file)
+    path(
+        "audiences/<int:pk>/export.csv",
+        AudienceViewSet.as_view({"get": "export"}),
+        name="audience-export",
+    ),
+    *router.urls,
+]

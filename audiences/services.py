@@ -110,6 +110,13 @@ def audience_preview(*, organization, definition: Any) -> dict[str, Any]:
     return figures
 
 
+def _person(user):
+    """The signed-in person behind a request (an API key is nobody)."""
+    from django.contrib.auth import get_user_model
+
+    return user if isinstance(user, get_user_model()) and user.pk else None
+
+
 # --- saving ----------------------------------------------------------------------------
 def _clean_name(name: Any, *, exclude_pk: int | None = None) -> str:
     value = "" if name is None else str(name).strip()
@@ -156,6 +163,7 @@ def _start_build(*, organization, audience: Audience, user=None, sync: bool = Fa
 
     from .tasks import audience_build
 
+    Audience.objects.filter(pk=audience.pk).update(status=AudienceStatus.BUILDING)
     job = job_start(
         organization=organization,
         kind="audience",
@@ -165,7 +173,7 @@ def _start_build(*, organization, audience: Audience, user=None, sync: bool = Fa
         title=f"Build audience “{audience.name}”"[:200],
         sync=sync,
     )
-    Audience.objects.filter(pk=audience.pk).update(status=AudienceStatus.BUILDING, job=job)
+    Audience.objects.filter(pk=audience.pk).update(job=job)
     audience.job = job
     return job
 
@@ -182,7 +190,7 @@ def audience_create(
             name=_clean_name(name),
             definition=cleaned,
             status=AudienceStatus.BUILDING,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=_person(user),
         )
         _audit_sensitive(organization=organization, audience=audience, user=user, request=request)
         if not sync:
