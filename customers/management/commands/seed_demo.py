@@ -170,6 +170,7 @@ class Command(BaseCommand):
         with tenant_context(org):
             if not Order.objects.exists():
                 self.load(org)
+                self.starters(org)
             else:
                 self.log("The demo data is already loaded.")
             self.pipeline(org, sync=options["sync"])
@@ -200,6 +201,35 @@ class Command(BaseCommand):
             )
             self.log(f"Customers: {imp.message}")
         self.log(f"{Customer.objects.count()} customers, {Order.objects.count()} orders.")
+
+    def starters(self, org) -> None:
+        """A store and two audiences, so the demo's pages show what they are for.
+        The audiences are built by the pipeline's last step, on its results."""
+        from django.apps import apps
+
+        if apps.is_installed("stores"):
+            from stores.models import Store
+
+            Store.objects.get_or_create(
+                organization=org,
+                name="Demo Gifts, Covent Garden",
+                defaults={
+                    "address": "12 Long Acre, London WC2E 9LH",
+                    "latitude": 51.5122,
+                    "longitude": -0.1246,
+                    "postal_prefixes": ["WC2", "WC1", "EC1"],
+                },
+            )
+        if apps.is_installed("audiences"):
+            from audiences.models import Audience
+
+            for name, definition in (
+                ("Valuable customers at risk", {"kind": "goal", "goal": "high_value_at_risk", "size": 100}),
+                ("Customers in Germany and France", {"kind": "location", "countries": ["Germany", "France"]}),
+            ):  # fmt: skip
+                Audience.objects.get_or_create(
+                    organization=org, name=name, defaults={"definition": definition}
+                )
 
     def pipeline(self, org, *, sync: bool) -> None:
         from segmentation.pipeline import available_steps, pipeline_start
