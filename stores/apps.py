@@ -11,6 +11,10 @@ class StoresConfig(AppConfig):
         register_capability(
             Capability(
                 name="stores",
+                # no navigation entry: the Settings page links to the stores page
+                site_urls="stores.urls",
+                site_prefix="stores/",
+                site_namespace="stores",
                 api_urls="stores.api",
                 world="stores.tests.factories",
             )

@@ -1,0 +1,45 @@
+from django import forms
+
+# Plain text fields: stores.services checks every value (the API uses the same rules),
+# and its messages are put back on the fields.
+
+
+class StoreForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=200, required=False)
+    address = forms.CharField(
+        label="Address (optional)",
+        max_length=500,
+        required=False,
+        help_text="For you and your team; it is not used to find the store.",
+    )
+    latitude = forms.CharField(
+        label="Latitude",
+        required=False,
+        help_text="Between -90 and 90, for example 51.5074. A map app shows it when you "
+        "drop a pin on the shop.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    longitude = forms.CharField(
+        label="Longitude",
+        required=False,
+        help_text="Between -180 and 180, for example -0.1278.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    postal_prefixes = forms.CharField(
+        label="Postcodes it serves",
+        required=False,
+        help_text="Beginnings of postcodes near the shop, separated by commas (for example "
+        "SW1, SW3). Customers whose postcode starts with one count as near it. Give these, "
+        "the latitude and longitude, or both.",
+    )
+
+    @classmethod
+    def for_store(cls, store, data=None):
+        initial = {
+            "name": store.name,
+            "address": store.address,
+            "latitude": "" if store.latitude is None else str(store.latitude),
+            "longitude": "" if store.longitude is None else str(store.longitude),
+            "postal_prefixes": ", ".join(store.postal_prefixes or []),
+        }
+        return cls(data, initial=initial)

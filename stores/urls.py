@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.store_list, name="list"),
+    path("<int:pk>/", views.store_detail, name="detail"),
+    path("<int:pk>/delete/", views.store_delete, name="delete"),
+]
