@@ -1,14 +1,417 @@
-"""Audience pages."""
+"""Audience pages: the list, the builder (new and edit) with its live preview, an
+audience's page with its members, the CSV download, rebuild and delete.
+
+Views are thin: the form turns fields into a definition, the services check,
+preview, save and build it, and every `ApplicationError` becomes a message on the
+page. Objects come through the scoped managers with `get_object_or_404`, so another
+organisation's ids answer 404.
+"""
 
 from __future__ import annotations
 
-from django.shortcuts import render
+from typing import Any
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import org_required
+from core.exceptions import ApplicationError
+
+from . import selectors, services
+from .definitions import GOAL_LABELS, KIND_LABELS, SCORED_KINDS
+from .forms import (
+    KIND_CHOICES,
+    KIND_HELP,
+    AudienceForm,
+    initial_from_definition,
+    rule_state_from_definition,
+)
+from .models import Audience, AudienceStatus
+
+MEMBERS_SHOWN = 50
+BUILDER_ACTIONS = ("add-", "remove-", "refresh")
+
+
+# --- helpers ---------------------------------------------------------------------------
+def _template_exists(name: str) -> bool:
+    """The fairness and best-channel partials are written by other parts of the
+    app; until they exist the pages draw their own simple version."""
+    try:
+        get_template(name)
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+def _partials() -> dict[str, bool]:
+    return {
+        "fairness_partial": _template_exists("audiences/_fairness.html"),
+        "channel_partial": _template_exists("audiences/_best_channel.html"),
+    }
+
+
+def _kind_words(definition: dict[str, Any]) -> str:
+    kind = (definition or {}).get("kind", "")
+    if kind == "goal":
+        return GOAL_LABELS.get(definition.get("goal", ""), KIND_LABELS["goal"])
+    return KIND_LABELS.get(kind, kind)
+
+
+def _describe(definition: dict[str, Any]) -> str:
+    """The definition in one plain sentence, for the audience's page."""
+    from segmentation.models import Segment
+
+    d = definition or {}
+    kind = d.get("kind")
+    if kind == "segments":
+        wanted = [*d.get("include", []), *d.get("exclude", [])]
+        names = dict(Segment.objects.filter(pk__in=wanted).values_list("pk", "name"))
+
+        def named(ids, joiner):
+            return joiner.join(f"“{names.get(i, f'segment {i}')}”" for i in ids)
+
+        text = "Customers in " + named(
+            d.get("include", []), " and " if d.get("match") == "all" else " or "
+        )
+        if d.get("exclude"):
+            text += ", except those in " + named(d["exclude"], " or ")
+        return text + "."
+    if kind == "rules":
+        from segmentation.services.rules import rule_describe
+
+        try:
+            return rule_describe(d.get("rule") or {}) + "."
+        except (ApplicationError, KeyError, TypeError, ValueError):
+            return "Customers matching a rule."
+    if kind == "goal":
+        text = GOAL_LABELS.get(d.get("goal", ""), "")
+        if d.get("goal") == "buy_category":
+            text += f" “{d.get('category', '')}”"
+        if d.get("days"):
+            text += f" within {d['days']} days"
+        return text + ", by our predictions."
+    if kind == "response":
+        return (
+            f"Customers most like those who had “{d.get('event')}” within "
+            f"{d.get('within_days', 30)} days of “{d.get('exposure_event')}”, among those "
+            f"who have not had “{d.get('exposure_event')}” yet."
+        )
+    if kind == "lookalike":
+        if d.get("seed_segment_id"):
+            name = (
+                Segment.objects.filter(pk=d["seed_segment_id"])
+                .values_list("name", flat=True)
+                .first()
+            )
+            return f"Customers most like those in “{name or d['seed_segment_id']}”."
+        return (
+            f"Customers most like the {len(d.get('seed_customer_ids', [])):,} customers you listed."
+        )
+    if kind == "location":
+        parts = []
+        if d.get("store"):
+            from stores.models import Store
+
+            store = Store.objects.filter(pk=d["store"]).values_list("name", flat=True).first()
+            parts.append(f"within {d.get('km')} km of “{store or d['store']}”")
+        if d.get("near"):
+            parts.append(f"within {d['near'].get('km')} km of a point on the map")
+        for key, words in (
+            ("countries", "in"),
+            ("regions", "in"),
+            ("postal_prefixes", "with a postcode starting"),
+        ):
+            if d.get(key):
+                parts.append(f"{words} {', '.join(d[key])}")
+        return "Customers " + " or ".join(parts) + "."
+    return ""
+
+
+def _stores_url() -> str | None:
+    for name in ("stores:list", "stores:stores"):
+        try:
+            return reverse(name)
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def _form_choices() -> dict[str, Any]:
+    from customers.models import Event, Product
+    from segmentation.selectors import segments_current
+    from stores.models import Store
+
+    segments = list(segments_current().order_by("kind", "name", "id"))
+    event_types = list(
+        Event.objects.order_by("type").values_list("type", flat=True).distinct()[:200]
+    )
+    categories = list(
+        Product.objects.exclude(category="")
+        .order_by("category")
+        .values_list("category", flat=True)
+        .distinct()[:500]
+    )
+    stores = list(Store.objects.order_by("name", "id"))
+    return {
+        "segments": segments,
+        "event_types": event_types,
+        "categories": categories,
+        "stores": stores,
+    }
+
+
+def _rule_definition(post) -> dict[str, Any]:
+    from segmentation.views_segments import _builder_state, _state_to_rule
+
+    state = _builder_state(post)
+    if state["problems"]:
+        raise ApplicationError(" ".join(state["problems"]) + " Reload the page and start again.")
+    return _state_to_rule(state)
+
+
+def _definition(form: AudienceForm, post) -> dict[str, Any]:
+    definition = form.definition()
+    if definition["kind"] == "rules":
+        definition["rule"] = _rule_definition(post)
+    return definition
+
+
+def _form_problem(form: AudienceForm) -> str:
+    """The form's first problems in one sentence (for the preview region)."""
+    parts = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else ""
+        parts.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+    return " ".join(parts[:3])
+
+
+def _figures_of(audience: Audience) -> dict[str, Any]:
+    return {
+        "size": audience.size,
+        "candidates": audience.candidates,
+        "reachable": {"email": audience.reachable_email, "sms": audience.reachable_sms},
+        "expected_conversions": audience.expected_conversions,
+        "model": audience.model,
+        "fairness": audience.fairness or [],
+        "best_channel": audience.best_channel,
+        "unplaced": audience.unplaced,
+        "notes": audience.notes or [],
+        "scored": audience.kind in SCORED_KINDS,
+    }
+
+
+def _warnings(fairness) -> list[str]:
+    return [
+        row["warning"] for row in fairness or [] if isinstance(row, dict) and row.get("warning")
+    ]
+
+
+# --- list ------------------------------------------------------------------------------
+@org_required
+@require_GET
+def audience_list(request):
+    audiences = list(selectors.audiences_list().select_related("job"))
+    for audience in audiences:
+        audience.kind_words = _kind_words(audience.definition)
+        audience.fairness_warnings = _warnings(audience.fairness)
+    return render(
+        request,
+        "audiences/list.html",
+        {
+            "audiences": audiences,
+            "any_building": any(a.status == AudienceStatus.BUILDING for a in audiences),
+        },
+    )
+
+
+# --- builder ---------------------------------------------------------------------------
+def _builder(request, *, audience: Audience | None):
+    from segmentation.views_segments import _builder_context, _builder_state
+
+    choices = _form_choices()
+    error = None
+    if request.method == "POST":
+        form = AudienceForm(request.POST, **choices)
+        rule_state = _builder_state(request.POST)
+        action = request.POST.get("action", "save")
+        if action.startswith(BUILDER_ACTIONS):
+            # the rule rows' add/remove buttons without JavaScript: redraw, keep going
+            form.is_valid()
+            form._errors = {}  # noqa: SLF001  (not a save: no complaints yet)
+        elif form.is_valid():
+            try:
+                definition = _definition(form, request.POST)
+                if audience is None:
+                    saved = services.audience_create(
+                        organization=request.organization,
+                        name=form.cleaned_data["name"],
+                        definition=definition,
+                        user=request.user,
+                        request=request,
+                    )
+                    messages.success(
+                        request, f"Audience “{saved.name}” saved. It is being built now."
+                    )
+                else:
+                    saved = services.audience_update(
+                        organization=request.organization,
+                        audience=audience,
+                        name=form.cleaned_data["name"],
+                        definition=definition,
+                        user=request.user,
+                        request=request,
+                    )
+                    messages.success(request, f"Audience “{saved.name}” saved.")
+            except ApplicationError as exc:
+                error = exc.message
+                fields = (exc.extra or {}).get("fields") or {}
+                form.add_definition_error(fields, exc.message)
+                if "rule" in fields:
+                    rule_state["error"] = fields["rule"]
+            else:
+                return redirect("audiences:detail", pk=saved.pk)
+        else:
+            error = "Some fields need your attention: " + _form_problem(form)
+    else:
+        if audience is not None:
+            initial = initial_from_definition(audience.definition, audience.name)
+        else:
+            initial = initial_from_definition({})
+            wanted = request.GET.get("segment", "")
+            if wanted.isdigit() and any(str(s.pk) == wanted for s in choices["segments"]):
+                initial["include"] = [wanted]
+        form = AudienceForm(initial=initial, **choices)
+        rule_state = rule_state_from_definition(audience.definition if audience else {})
+    rule_context = _builder_context(rule_state)
+    context = {
+        "form": form,
+        "audience": audience,
+        "error": error,
+        "rule_error": rule_state.get("error"),
+        "kinds": [
+            {"value": value, "label": label, "help": KIND_HELP[value]}
+            for value, label in KIND_CHOICES
+        ],
+        "segments_by_id": {str(s.pk): s for s in choices["segments"]},
+        "has_segments": bool(choices["segments"]),
+        "has_events": bool(choices["event_types"]),
+        "has_stores": bool(choices["stores"]),
+        "stores_url": _stores_url(),
+        **rule_context,
+        "rule_segment": None,
+    }
+    return render(request, "audiences/form.html", context, status=400 if error else 200)
+
+
+@org_required(write=True)
+@require_http_methods(["GET", "POST"])
+def audience_new(request):
+    return _builder(request, audience=None)
+
+
+@org_required(write=True)
+@require_http_methods(["GET", "POST"])
+def audience_edit(request, pk: int):
+    audience = get_object_or_404(Audience.objects.all(), pk=pk)
+    return _builder(request, audience=audience)
 
 
 @org_required
-def audience_list(request):
-    from .selectors import audiences_list
+@require_POST
+def audience_preview(request):
+    """What the audience being built would be now (htmx fragment). Reads only."""
+    form = AudienceForm(request.POST, **_form_choices())
+    context: dict[str, Any] = _partials()
+    form.is_valid()
+    problems = {k: v for k, v in form.errors.items() if k != "name"}
+    if problems:
+        context["error"] = _form_problem(form)
+    else:
+        try:
+            definition = _definition(form, request.POST)
+            figures = services.audience_preview(
+                organization=request.organization, definition=definition
+            )
+        except ApplicationError as exc:
+            context["error"] = exc.message
+        else:
+            figures["scored"] = definition["kind"] in SCORED_KINDS
+            context["fig"] = figures
+            context["warnings"] = _warnings(figures.get("fairness"))
+    return render(request, "audiences/_preview.html", context)
 
-    return render(request, "audiences/list.html", {"audiences": audiences_list()})
+
+# --- one audience ----------------------------------------------------------------------
+@org_required
+@require_GET
+def audience_detail(request, pk: int):
+    audience = get_object_or_404(Audience.objects.select_related("job", "created_by"), pk=pk)
+    members = list(selectors.audience_members(audience=audience)[:MEMBERS_SHOWN])
+    probabilities = audience.expected_conversions is not None
+    for member in members:
+        score = member.score
+        if score is None:
+            member.score_text = ""
+        elif probabilities:
+            member.score_text = f"{100 * score:.0f}%"
+        else:
+            member.score_text = f"{score:,.2f}"
+    figures = _figures_of(audience)
+    context = {
+        "audience": audience,
+        "kind_words": _kind_words(audience.definition),
+        "description": _describe(audience.definition),
+        "fig": figures,
+        "warnings": _warnings(figures["fairness"]),
+        "members": members,
+        "probabilities": probabilities,
+        "has_scores": any(m.score is not None for m in members),
+        "members_shown": MEMBERS_SHOWN,
+        "building": audience.status == AudienceStatus.BUILDING,
+        **_partials(),
+    }
+    return render(request, "audiences/detail.html", context)
+
+
+@org_required
+@require_GET
+def audience_export(request, pk: int):
+    from .api import audience_csv
+
+    audience = get_object_or_404(Audience.objects.all(), pk=pk)
+    return audience_csv(audience)
+
+
+@org_required(write=True)
+@require_POST
+def audience_rebuild(request, pk: int):
+    audience = get_object_or_404(Audience.objects.all(), pk=pk)
+    try:
+        services.audience_rebuild(
+            organization=request.organization, audience=audience, user=request.user
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, f"Rebuilding “{audience.name}”. The figures update when it is done.")
+    return redirect("audiences:detail", pk=audience.pk)
+
+
+@org_required(write=True)
+@require_http_methods(["GET", "POST"])
+def audience_delete(request, pk: int):
+    audience = get_object_or_404(Audience.objects.all(), pk=pk)
+    if request.method == "POST":
+        name = audience.name
+        try:
+            services.audience_delete(organization=request.organization, audience=audience)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect("audiences:detail", pk=audience.pk)
+        messages.success(request, f"Audience “{name}” deleted.")
+        return redirect("audiences:list")
+    return render(request, "audiences/delete.html", {"audience": audience})
