@@ -1,6 +1,6 @@
 """Recommendations API (CONTRACT.md, "Recommendations and audiences"):
-`customers/{id}/recommendations/`, `products/{id}/related/` and
-`recommendations/models/latest/`. Customers and products come from the scoped
+`customers/{id}/recommendations/`, `products/{id}/related/`,
+`recommendations/models/latest/` and `recommendations/settings/`. Customers and products come from the scoped
 managers, so another organisation's ids answer 404."""
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError, NotFound
 
-from . import selectors
+from . import selectors, services
+from .models import Repeats
 
 LIMIT = OpenApiParameter(
     "limit", OpenApiTypes.INT, description="At most this many (1-10, default 10)."
@@ -86,6 +88,58 @@ class ModelLatestView(APIView):
         return Response(data)
 
 
+class SettingsSerializer(serializers.Serializer):
+    repeats = serializers.ChoiceField(
+        choices=Repeats.values,
+        help_text="Recommend products a customer bought before: auto (as the hold-out "
+        "says), always or never. Used from the next run.",
+    )
+
+
+def _settings_answer(row) -> dict:
+    run = selectors.live_run()
+    return {
+        "repeats": row.repeats,
+        "updated_at": row.updated_at,
+        # what the live run does; a change shows from the next run
+        "live_run": None
+        if run is None
+        else {"repeats": run.repeats, "repeats_setting": run.repeats_setting},
+    }
+
+
+class SettingsView(APIView):
+    @extend_schema(
+        summary="Recommendation settings",
+        description="`repeats`: auto | always | never; `live_run` says what the live run "
+        "does (null before any run).",
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        return Response(_settings_answer(services.recommendation_settings_get()))
+
+    @extend_schema(
+        summary="Change whether products bought before are recommended (from the next run)",
+        description="Marketers, admins and owners (or a write key); recorded in the audit log.",
+        request=SettingsSerializer,
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def put(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        if "repeats" not in data:
+            raise ApplicationError(
+                "repeats is required: auto, always or never.",
+                {"fields": {"repeats": "Required."}},
+            )
+        row = services.recommendation_settings_update(
+            organization=request.organization,
+            repeats=data["repeats"],
+            user=request.user,
+            request=request,
+        )
+        return Response(_settings_answer(row))
+
+
 urlpatterns = [
     path(
         "customers/<int:pk>/recommendations/",
@@ -97,5 +151,10 @@ urlpatterns = [
         "recommendations/models/latest/",
         ModelLatestView.as_view(),
         name="recommendation-model-latest",
+    ),
+    path(
+        "recommendations/settings/",
+        SettingsView.as_view(),
+        name="recommendation-settings",
     ),
 ]

@@ -8,7 +8,7 @@ class RecommendationsConfig(AppConfig):
     def ready(self):
         # Everything recommendations add to the rest of the site, declared once
         # (core/capabilities.py).
-        from core.capabilities import Capability, Panel, Step, register_capability
+        from core.capabilities import Capability, NavEntry, Panel, Step, register_capability
 
         register_capability(
             Capability(
@@ -39,6 +39,10 @@ class RecommendationsConfig(AppConfig):
                 erasure_handlers=("recommendations.selectors:erase_customers",),
                 person_exports=("recommendations.selectors:person_export",),
                 org_exports=("recommendations.selectors:org_export",),
+                nav=(NavEntry("recommendations:overview", "Recommendations", 52),),
+                site_urls="recommendations.urls",
+                site_prefix="recommendations/",
+                site_namespace="recommendations",
                 api_urls="recommendations.api",
                 world="recommendations.tests.factories",
             )

@@ -22,7 +22,8 @@ day are the truth and everything before is training; customers with one purchase
 day are training only. Precision, recall and MAP at 10 are averaged over the
 evaluated customers; coverage is the share of training items recommended to
 anyone. Items bought before may be recommended again (repeat purchases count);
-each candidate is also evaluated without them, and the better variant is kept.
+each candidate is also evaluated without them, and the better variant is kept
+(both are returned, so an owner's "always" or "never" reads its own figures).
 """
 
 from __future__ import annotations
@@ -420,8 +421,19 @@ def evaluate_candidates(
         best, repeats = (
             (with_repeats, True) if rank(with_repeats) > rank(without) else (without, False)
         )
-        results.append({"kind": kind, **best, "repeats": repeats})
+        # both variants are kept: the owner may ask for one (`forced_repeats`)
+        results.append(
+            {"kind": kind, **best, "repeats": repeats,
+             "with_repeats": with_repeats, "without_repeats": without}
+        )  # fmt: skip
     return results
+
+
+def forced_repeats(evaluation: list[dict], repeats: bool) -> list[dict]:
+    """The evaluation as if every candidate recommended products bought before
+    (`repeats` True) or never did: each entry's figures become that variant's."""
+    key = "with_repeats" if repeats else "without_repeats"
+    return [{**e, **(e.get(key) or {}), "repeats": repeats} for e in evaluation]
 
 
 def choose(evaluation: list[dict]) -> dict:

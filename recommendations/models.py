@@ -11,17 +11,63 @@ data: erased with the person, in both exports); `ProductRelation` a product's
 "bought together" products. Older runs keep their evaluation while their rows are
 pruned. Row-level security covers every table here (accounts/rls.py applies it to
 every TenantModel table after migrate).
+
+`RecommendationSettings` holds what the owner decides (one row per organisation):
+whether products bought before are recommended again — as the hold-out says
+(`auto`), `always` or `never`. It is read when a run serves, so a change shows
+from the next run.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.tenancy import TenantModel
 
-__all__ = ["CustomerRecommendation", "ProductRelation", "RecommendationRun"]
+__all__ = [
+    "CustomerRecommendation",
+    "ProductRelation",
+    "RecommendationRun",
+    "RecommendationSettings",
+    "Repeats",
+]
+
+
+class Repeats(models.TextChoices):
+    AUTO = "auto", "As the test on past purchases says"
+    ALWAYS = "always", "Always"
+    NEVER = "never", "Never"
+
+
+class RecommendationSettings(TenantModel):
+    """What the owner decides about recommendations (one row per organisation)."""
+
+    repeats = models.CharField(
+        max_length=8,
+        choices=Repeats.choices,
+        default=Repeats.AUTO,
+        help_text="Recommend products a customer bought before: auto (as the hold-out "
+        "says), always or never. Used from the next run.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="recsettings_org_unique"),
+            models.CheckConstraint(
+                condition=Q(repeats__in=["auto", "always", "never"]), name="recsettings_repeats"
+            ),
+        ]
+        verbose_name_plural = "recommendation settings"
+
+    def __str__(self) -> str:
+        return f"Recommendation settings (repeats: {self.repeats})"
 
 
 class RecommendationRun(TenantModel):
@@ -31,6 +77,8 @@ class RecommendationRun(TenantModel):
     repeats = models.BooleanField(
         default=True, help_text="Products a customer bought before may be recommended again."
     )
+    # the owner's setting in force when the run served ("auto": the hold-out decided)
+    repeats_setting = models.CharField(max_length=8, default="auto")
     # [{"kind", "precision_at_10", "recall_at_10", "map_at_10", "coverage", "customers",
     #   "repeats"}], popularity always among them
     evaluation = models.JSONField(default=list, blank=True)

@@ -118,6 +118,7 @@ def model_latest() -> dict | None:
         "trained_at": run.trained_at,
         "cutoff": run.cutoff,
         "repeats": run.repeats,
+        "repeats_setting": run.repeats_setting,
         "evaluation": [{k: e.get(k) for k in keys} for e in run.evaluation],
     }
 
@@ -148,6 +149,7 @@ def about(run: RecommendationRun) -> dict:
     return {
         "served_label": KIND_LABELS.get(run.served, run.served),
         "served_name": MODEL_NAMES.get(run.served, run.served),
+        "served_plain": PLAIN_NAMES.get(run.served, run.served),
         "rows": [
             {
                 **e,
@@ -158,6 +160,79 @@ def about(run: RecommendationRun) -> dict:
         ],  # fmt: skip
         "sentence": evaluation_sentence(run),
     }
+
+
+# Each method in plain words, for the page's chart (model names stay in "About this
+# model").
+PLAIN_NAMES = {
+    "popularity": "Best-sellers",
+    "segment_popularity": "Best-sellers of the customer's segment",
+    "item_knn": "Often bought together",
+    "ease": "Bought together, weighed over the whole catalogue",
+    "als": "Customers with similar baskets",
+}
+
+
+def hit_rate_bars(run: RecommendationRun) -> list[dict]:
+    """One bar per method tried: the share of what customers bought next that its
+    10 recommendations found (recall at 10), widths relative to the best."""
+    entries = [e for e in run.evaluation if e.get("recall_at_10") is not None]
+    top = max((e["recall_at_10"] for e in entries), default=0.0) or 1.0
+    return [
+        {
+            "kind": e["kind"],
+            "label": PLAIN_NAMES.get(e["kind"], e["kind"]),
+            "percent": round(100 * e["recall_at_10"], 1),
+            "width": round(100 * e["recall_at_10"] / top, 1),
+            "served": e["kind"] == run.served,
+        }
+        for e in sorted(entries, key=lambda e: -e["recall_at_10"])
+    ]
+
+
+def most_recommended(run: RecommendationRun, *, limit: int = 10) -> list[dict]:
+    """The products given to the most customers in `run`, with how many get each
+    (hidden or out-of-stock products are left out, as when served)."""
+    from django.db.models import Count
+
+    from customers.models import Product
+
+    stored = (run.popular or {}).get("most_recommended")
+    if stored is None:  # a run from before the count was kept: count the rows
+        stored = list(
+            _servable(CustomerRecommendation.objects.filter(run=run), "product")
+            .values("product_id")
+            .annotate(n=Count("id"))
+            .order_by("-n", "product_id")
+            .values_list("product_id", "n")[: limit * 2]
+        )
+    counts = {int(pid): int(n) for pid, n in stored}
+    products = Product.objects.filter(pk__in=list(counts), hidden=False, merchandise=True).exclude(
+        in_stock=False
+    )
+    found = {p.pk: p for p in products}
+    return [
+        {"product": found[pid], "customers": n, "share": n / max(run.n_customers, 1)}
+        for pid, n in counts.items()
+        if pid in found
+    ][:limit]
+
+
+def repeats_sentence(run: RecommendationRun) -> str:
+    """Whether the live run recommends products customers bought before, and why."""
+    if run.repeats_setting == "always":
+        return "Products a customer bought before are recommended again, as your setting asks."
+    if run.repeats_setting == "never":
+        return "Products a customer bought before are not recommended again, as your setting asks."
+    if run.repeats:
+        return (
+            "Products a customer bought before may be recommended again: on your past "
+            "orders, this found more of what customers bought next."
+        )
+    return (
+        "Products a customer bought before are not recommended again: in your history this "
+        "found more of what customers bought next."
+    )
 
 
 def customer_panel(*, request, customer) -> dict | None:

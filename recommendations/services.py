@@ -5,8 +5,10 @@ product's "bought together" products, and make the run live.
 Business rules applied when serving: hidden, non-merchandise and out-of-stock
 (`in_stock` false) products are never recommended; at most `PER_CATEGORY` of one
 category in a customer's list while other categories have candidates; items
-bought before are recommended again only when the hold-out says it helps. Each
-recommendation carries a reason in plain words.
+bought before are recommended again when the hold-out says it helps, or as the
+owner's setting (`RecommendationSettings.repeats`: always / never) says — read
+when a run serves, so a change shows from the next run. Each recommendation
+carries a reason in plain words.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from core.jsonsafe import json_safe
 from customers.history import History
 
 from . import ml
-from .models import CustomerRecommendation, ProductRelation, RecommendationRun
+from .models import (
+    CustomerRecommendation,
+    ProductRelation,
+    RecommendationRun,
+    RecommendationSettings,
+    Repeats,
+)
 
 log = logging.getLogger("segmenta.recommendations")
 
@@ -36,6 +44,63 @@ RELATED_N = 10
 PER_CATEGORY = 4
 POPULAR_N = 20
 KEEP_RUNS_WITH_ROWS = 2
+
+
+# --- the owner's settings ---------------------------------------------------------------
+def recommendation_settings_get() -> RecommendationSettings:
+    """The organisation's settings, or unsaved defaults."""
+    found = RecommendationSettings.objects.first()
+    return found if found is not None else RecommendationSettings()
+
+
+def recommendation_settings_update(
+    *, organization, repeats: object, user=None, request=None
+) -> RecommendationSettings:
+    """Set whether products bought before are recommended again ("auto": as the
+    hold-out says, "always", "never"); used from the next run. A change is written
+    to the audit log."""
+    from accounts.actor import Actor
+    from accounts.services import audit_log
+
+    scope_check(organization=organization)
+    value = str(repeats if repeats is not None else "").strip().lower()
+    if value not in Repeats.values:
+        raise ApplicationError(
+            f"repeats must be one of auto, always or never, not '{repeats}'.",
+            {"fields": {"repeats": "One of auto, always, never."}},
+        )
+    with transaction.atomic():
+        row = RecommendationSettings.objects.select_for_update().first() or RecommendationSettings(
+            organization=organization
+        )
+        before = row.repeats if row.pk else Repeats.AUTO
+        row.repeats = value
+        person = Actor.person(user)
+        if person is not None:
+            row.updated_by = person
+        row.save()
+        if before != value:
+            audit_log(
+                organization=organization,
+                action="recommendations.settings_changed",
+                actor=user,
+                request=request,
+                target="recommendation settings",
+                details={"repeats": {"from": before, "to": value}},
+            )
+    log.info("recommendations.settings_updated org_id=%s repeats=%s", organization.pk, value)
+    return row
+
+
+def recommendations_run_start(*, organization, user=None, as_of: dt.date | None = None):
+    """Start the recommendations step as a job, or return the one already waiting
+    or running (repeated clicks queue one)."""
+    from segmentation.pipeline import pipeline_step_start
+
+    scope_check(organization=organization)
+    return pipeline_step_start(
+        organization=organization, step="recommendations", user=user, as_of=as_of
+    )
 
 
 def _segments_of(customer_ids: np.ndarray) -> dict[int, dict]:
@@ -115,6 +180,10 @@ def recommendations_compute(
         progress=lambda kind: job.progress(35, f"Testing {ml.KIND_LABELS.get(kind, kind)}"),
     )
     timings["evaluate"] = round(time.perf_counter() - t, 3)
+    setting = recommendation_settings_get().repeats
+    if setting in (Repeats.ALWAYS, Repeats.NEVER):
+        # the owner decided: every candidate is compared, and served, that way
+        evaluation = ml.forced_repeats(evaluation, setting == Repeats.ALWAYS)
     best = ml.choose(evaluation)
     notes = []
     if not ml.implicit_available():
@@ -183,6 +252,15 @@ def recommendations_compute(
                 (int(customer_ids[r]), int(product_ids[item]), rank, score_of[item], reason[:200])
             )
 
+    # the page's "most recommended": how many customers get each product (top 20)
+    if customer_rows:
+        given = np.fromiter((row[1] for row in customer_rows), np.int64, len(customer_rows))
+        ids, n_given = np.unique(given, return_counts=True)
+        order = np.argsort(-n_given, kind="stable")[:POPULAR_N]
+        most_recommended = [[int(ids[i]), int(n_given[i])] for i in order]
+    else:
+        most_recommended = []
+
     # "bought together": cosine of buyers, allowed products only, not the product itself
     similarity = ml.fit_item_knn(x, neighbours=RELATED_N * 3).similarity
     assert similarity is not None  # item-kNN always keeps its similarity matrix
@@ -207,12 +285,14 @@ def recommendations_compute(
         "cutoff": as_of,
         "served": best["kind"],
         "repeats": repeats,
+        "repeats_setting": str(setting),
         "evaluation": json_safe(evaluation),
         "popular": {
             "overall": pids(overall),
             "segments": {str(s): pids(v) for s, v in per_segment.items()},
             "segment_names": {str(s): n for s, n in segment_names.items()},
             "categories": {c: pids(v) for c, v in by_category.items()},
+            "most_recommended": most_recommended,
         },
         "notes": notes,
         "timings": timings,
@@ -231,6 +311,7 @@ def recommendations_write(*, organization, computed: dict, job: JobHandle = NULL
             cutoff=computed["cutoff"],
             served=computed["served"],
             repeats=computed["repeats"],
+            repeats_setting=computed.get("repeats_setting", Repeats.AUTO),
             evaluation=computed["evaluation"],
             popular=computed["popular"],
             notes=computed["notes"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.urls import reverse
 
 from core.jobs import TenantTask
 
@@ -32,4 +33,5 @@ def recommendations_run(
             f"{KIND_LABELS.get(run.served, run.served)} (purchases up to {run.cutoff:%d %b %Y})."
         ),
         "run_id": run.pk,
+        "url": reverse("recommendations:overview"),
     }

@@ -53,9 +53,17 @@ def planted_world(*, n_customers: int = 300, n_pairs: int = 12, as_of=dt.date(20
 def build_world(organization) -> None:
     """One of every recommendations tenant model for `organization` (isolation sweep)."""
     from customers.models import Customer, Product
-    from recommendations.models import CustomerRecommendation, ProductRelation, RecommendationRun
+    from recommendations.models import (
+        CustomerRecommendation,
+        ProductRelation,
+        RecommendationRun,
+        RecommendationSettings,
+    )
 
     with tenant_context(organization):
+        RecommendationSettings.objects.get_or_create(
+            organization=organization, defaults={"repeats": "never"}
+        )
         customer = Customer.objects.first() or Customer.objects.create(
             organization=organization, external_id="rec-world-1", email="rec-world@example.com"
         )

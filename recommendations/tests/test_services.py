@@ -161,6 +161,7 @@ RECOMMENDATION_TABLES = {
     "RecommendationRun": ("no personal data (evaluation, popular products)", None, None),
     "CustomerRecommendation": ("deleted", "person", "org"),
     "ProductRelation": ("no personal data (product to product)", None, None),
+    "RecommendationSettings": ("no personal data (the owner's choices)", None, None),
 }
 
 
