@@ -2,7 +2,22 @@ from django.apps import AppConfig
 
 
 class CampaignsConfig(AppConfig):
-    """Campaigns: built in a later issue. The app exists so navigation and the
-    contract have their place."""
+    """Campaigns (issue 11): personalised, consent-safe email and SMS."""
 
     name = "campaigns"
+    verbose_name = "Campaigns"
+
+    def ready(self):
+        # Everything campaigns add to the rest of the site, declared once
+        # (core/capabilities.py).
+        from core.capabilities import Capability, register_capability
+
+        register_capability(
+            Capability(
+                name="campaigns",
+                erasure_handlers=("campaigns.selectors:erase_customers",),
+                person_exports=("campaigns.selectors:person_export",),
+                org_exports=("campaigns.selectors:org_export",),
+                world="campaigns.tests.factories",
+            )
+        )

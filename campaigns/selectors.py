@@ -1,0 +1,55 @@
+"""Reading campaigns, and what erasure and the exports need."""
+
+from __future__ import annotations
+
+from .models import Delivery
+
+DELIVERY_EXPORT_FIELDS = [
+    "campaign_id",
+    "campaign__name",
+    "channel",
+    "status",
+    "skip_reason",
+    "to_address",
+    "sent_at",
+    "opened_at",
+    "clicked_at",
+    "converted_at",
+    "revenue",
+    "unsubscribed_at",
+]
+
+
+def person_export(*, customer) -> dict:
+    """Every message sent (or held back) to one person, for their export."""
+    rows = (
+        Delivery.objects.filter(customer_id=customer.pk)
+        .order_by("created_at", "id")
+        .values(*DELIVERY_EXPORT_FIELDS)
+    )
+    out = []
+    for row in rows:
+        row["campaign"] = row.pop("campaign__name")
+        out.append({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()})
+    for row in out:
+        row["revenue"] = str(row["revenue"])
+    return {"messages": out}
+
+
+def org_export() -> list[tuple[str, list[str], object]]:
+    """Every delivery, for the organisation's zip."""
+    fields = ["customer__external_id", *DELIVERY_EXPORT_FIELDS]
+    rows = (
+        Delivery.objects.filter(customer__erased_at__isnull=True)
+        .order_by("campaign_id", "id")
+        .values_list(*fields)
+        .iterator(chunk_size=2000)
+    )
+    headers = ["customer_id", "campaign_id", "campaign", *DELIVERY_EXPORT_FIELDS[2:]]
+    return [("messages.csv", headers, rows)]
+
+
+def erase_customers(*, organization, customer_ids: list[int]) -> None:
+    """An erased person's deliveries go (the address they went to with them); the
+    campaign's totals keep only the counts written at send time."""
+    Delivery.objects.filter(customer_id__in=customer_ids).delete()

@@ -1,0 +1,47 @@
+"""`build_world` for the tenant isolation sweep: one of each campaigns tenant model."""
+
+from __future__ import annotations
+
+import secrets
+
+from accounts.tenancy import tenant_context
+
+
+def build_world(organization) -> None:
+    from campaigns.models import (
+        Campaign,
+        CampaignSettings,
+        Delivery,
+        DeliveryStatus,
+        TrackedLink,
+        Variant,
+    )
+    from customers.models import Customer
+
+    with tenant_context(organization):
+        customer = Customer.objects.first() or Customer.objects.create(
+            organization=organization, external_id="camp-world-1", email="camp@example.com"
+        )
+        campaign = Campaign.objects.create(
+            organization=organization,
+            name=f"World campaign {organization.pk}",
+            subject="Hello {{ first_name }}",
+            body="Hi {{ first_name }}, see https://shop.example/new",
+        )
+        variant = Variant.objects.create(
+            organization=organization, campaign=campaign, name="World variant", body="Hi"
+        )
+        Delivery.objects.create(
+            organization=organization,
+            campaign=campaign,
+            variant=variant,
+            customer=customer,
+            channel="email",
+            status=DeliveryStatus.SENT,
+            to_address=customer.email,
+            token=secrets.token_hex(16),
+        )
+        TrackedLink.objects.create(
+            organization=organization, campaign=campaign, url="https://shop.example/new"
+        )
+        CampaignSettings.objects.get_or_create(organization=organization)
