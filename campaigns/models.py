@@ -34,6 +34,7 @@ __all__ = [
     "Channel",
     "Delivery",
     "DeliveryStatus",
+    "OutboxMessage",
     "TrackedLink",
     "Variant",
 ]
@@ -236,3 +237,35 @@ class CampaignSettings(TenantModel):
 
     def __str__(self) -> str:
         return "Campaign settings"
+
+
+class OutboxMessage(TenantModel):
+    """A message handed to the development outbox instead of a real mail or SMS
+    service (the default when EMAIL_URL / SMS_URL do not name one): the owner reads
+    it on the site. Personal data: erased with the person, in both exports."""
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="+", db_index=False,
+    )  # fmt: skip
+    delivery = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
+    )  # fmt: skip
+    to_address = models.CharField(max_length=320)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="outbox_org_created"),
+            models.Index(fields=["organization", "customer"], name="outbox_org_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.to_address}"

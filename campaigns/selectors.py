@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Delivery
+from .models import Delivery, OutboxMessage
 
 DELIVERY_EXPORT_FIELDS = [
     "campaign_id",
@@ -33,7 +33,15 @@ def person_export(*, customer) -> dict:
         out.append({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()})
     for row in out:
         row["revenue"] = str(row["revenue"])
-    return {"messages": out}
+    outbox = (
+        OutboxMessage.objects.filter(customer_id=customer.pk)
+        .order_by("created_at", "id")
+        .values("channel", "to_address", "subject", "text", "created_at")
+    )
+    return {
+        "messages": out,
+        "outbox": [{**m, "created_at": m["created_at"].isoformat()} for m in outbox],
+    }
 
 
 def org_export() -> list[tuple[str, list[str], object]]:
@@ -46,10 +54,28 @@ def org_export() -> list[tuple[str, list[str], object]]:
         .iterator(chunk_size=2000)
     )
     headers = ["customer_id", "campaign_id", "campaign", *DELIVERY_EXPORT_FIELDS[2:]]
-    return [("messages.csv", headers, rows)]
+    outbox_fields = [
+        "customer__external_id",
+        "channel",
+        "to_address",
+        "subject",
+        "text",
+        "created_at",
+    ]
+    outbox = (
+        OutboxMessage.objects.filter(customer__erased_at__isnull=True)
+        .order_by("id")
+        .values_list(*outbox_fields)
+        .iterator(chunk_size=2000)
+    )
+    return [
+        ("messages.csv", headers, rows),
+        ("outbox.csv", ["customer_id", *outbox_fields[1:]], outbox),
+    ]
 
 
 def erase_customers(*, organization, customer_ids: list[int]) -> None:
     """An erased person's deliveries go (the address they went to with them); the
     campaign's totals keep only the counts written at send time."""
     Delivery.objects.filter(customer_id__in=customer_ids).delete()
+    OutboxMessage.objects.filter(customer_id__in=customer_ids).delete()

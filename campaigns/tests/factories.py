@@ -13,6 +13,7 @@ def build_world(organization) -> None:
         CampaignSettings,
         Delivery,
         DeliveryStatus,
+        OutboxMessage,
         TrackedLink,
         Variant,
     )
@@ -45,3 +46,11 @@ def build_world(organization) -> None:
             organization=organization, campaign=campaign, url="https://shop.example/new"
         )
         CampaignSettings.objects.get_or_create(organization=organization)
+        OutboxMessage.objects.create(
+            organization=organization,
+            channel="email",
+            customer=customer,
+            to_address=customer.email or "camp@example.com",
+            subject="Hello",
+            text="Hi",
+        )
