@@ -142,6 +142,9 @@ class DeliveryStatus(models.TextChoices):
     HOLDOUT = "holdout", "Held out (not sent, to measure the difference)"
     SKIPPED = "skipped", "Skipped"
     QUEUED = "queued", "Queued"
+    # claimed for hand-off: written before the message leaves, so a restarted job never
+    # hands it over again (a row still here after a crash becomes failed, not resent)
+    SENDING = "sending", "Being handed over"
     SENT = "sent", "Sent"
     BOUNCED = "bounced", "Bounced"
     FAILED = "failed", "Failed"
