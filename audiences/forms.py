@@ -173,6 +173,7 @@ class AudienceForm(forms.Form):
     )
 
     def __init__(self, *args, segments=(), event_types=(), categories=(), stores=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         segment_choices = [(str(s.pk), _segment_label(s)) for s in segments]
         self.segments = {str(s.pk): s for s in segments}

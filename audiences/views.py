@@ -9,6 +9,7 @@ organisation's ids answer 404.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -24,6 +25,7 @@ from core.exceptions import ApplicationError
 from . import selectors, services
 from .definitions import GOAL_LABELS, KIND_LABELS, SCORED_KINDS
 from .forms import (
+    FIELD_FOR,
     KIND_CHOICES,
     KIND_HELP,
     AudienceForm,
@@ -189,6 +191,40 @@ def _form_problem(form: AudienceForm) -> str:
     return " ".join(parts[:3])
 
 
+def _friendly(text: str, form: AudienceForm, fields: dict[str, Any] | None = None) -> str:
+    """A definition's field names (as the API knows them) in the form's words:
+    "reason is required." -> "“Why you need them” is required."."""
+    for key in sorted((fields or {}).keys(), key=len, reverse=True):
+        name = FIELD_FOR.get(key.split(".")[0])
+        if not name or name not in form.fields or key == "name":
+            continue
+        text = re.sub(rf"(?<![\w“]){re.escape(key)}(?![\w”])", f"“{form.fields[name].label}”", text)
+    return text[:1].upper() + text[1:]
+
+
+def _incomplete(form: AudienceForm, post) -> str | None:
+    """A hint instead of an error while the chosen kind's main inputs are empty."""
+    d = form.cleaned_data
+    kind = d.get("kind")
+    if kind == "segments" and not d.get("include"):
+        return "Tick at least one segment to see who is in the audience."
+    if kind == "rules" and not any(
+        post.get(k) for k in post if k.startswith("g") and k.endswith("-field")
+    ):
+        return "Choose a field for a condition to see who matches."
+    if kind == "goal" and d.get("goal") == "buy_category" and not d.get("category"):
+        return "Choose a category to see who is likely to buy from it."
+    if kind == "response" and not (d.get("exposure_event") and d.get("response_event")):
+        return "Choose the message they received and what counts as responding."
+    if kind == "lookalike" and not (d.get("seed_segment") or d.get("seed_customer_ids")):
+        return "Choose a segment or paste customer ids to find customers like them."
+    if kind == "location" and not (
+        d.get("store") or d.get("countries") or d.get("regions") or d.get("postal_prefixes")
+    ):
+        return "Choose a store and a distance, or name countries, regions or postcodes."
+    return None
+
+
 def _figures_of(audience: Audience) -> dict[str, Any]:
     return {
         "size": audience.size,
@@ -267,9 +303,11 @@ def _builder(request, *, audience: Audience | None):
                     )
                     messages.success(request, f"Audience “{saved.name}” saved.")
             except ApplicationError as exc:
-                error = exc.message
                 fields = (exc.extra or {}).get("fields") or {}
-                form.add_definition_error(fields, exc.message)
+                error = _friendly(exc.message, form, fields)
+                form.add_definition_error(
+                    {k: _friendly(str(v), form, {k: v}) for k, v in fields.items()}, error
+                )
                 if "rule" in fields:
                     rule_state["error"] = fields["rule"]
             else:
@@ -330,6 +368,8 @@ def audience_preview(request):
     problems = {k: v for k, v in form.errors.items() if k != "name"}
     if problems:
         context["error"] = _form_problem(form)
+    elif hint := _incomplete(form, request.POST):
+        context["hint"] = hint
     else:
         try:
             definition = _definition(form, request.POST)
@@ -337,10 +377,12 @@ def audience_preview(request):
                 organization=request.organization, definition=definition
             )
         except ApplicationError as exc:
-            context["error"] = exc.message
+            fields = (exc.extra or {}).get("fields") or {}
+            context["error"] = _friendly(exc.message, form, fields)
         else:
             figures["scored"] = definition["kind"] in SCORED_KINDS
             context["fig"] = figures
+            context["compact"] = True
             context["warnings"] = _warnings(figures.get("fairness"))
     return render(request, "audiences/_preview.html", context)
 

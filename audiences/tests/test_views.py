@@ -277,5 +277,14 @@ def test_sensitive_attributes_need_a_reason(client, marketer, world):
     client.force_login(marketer)
     response = client.post(reverse("audiences:new"), _builder_post(world, use_sensitive="on"))
     assert response.status_code == 400
-    assert response.context["form"].errors["reason"]
+    assert response.context["form"].errors["reason"] == ["“Why you need them” is required."]
     assert "recorded in the audit log" in response.content.decode()
+
+
+def test_preview_hints_while_nothing_is_chosen(client, marketer, world):
+    client.force_login(marketer)
+    response = client.post(reverse("audiences:preview"), _builder_post(world, include=[]))
+    assert response.context["hint"] == "Tick at least one segment to see who is in the audience."
+    response = client.post(reverse("audiences:preview"), {"kind": "location"})
+    assert "Choose a store and a distance" in response.content.decode()
+    assert "msg-warning" not in response.content.decode()
