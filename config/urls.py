@@ -19,6 +19,8 @@ urlpatterns = [
     # The split view serves Swagger UI's setup script as a file (no inline script: CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", core_views.healthz, name="healthz"),
+    # Links in messages (unsubscribe, preferences, tracking): no account, a signed value.
+    path("m/", include("campaigns.public_urls")),
 ]
 
 handler400 = "core.views.error_400"

@@ -1,0 +1,181 @@
+"""Signed links in messages: unsubscribe, preferences, the open pixel and clicks.
+
+Each link carries a value signed with the site's secret (`django.core.signing`,
+one salt per purpose, so an open-pixel value is no unsubscribe value) holding the
+organisation's id and the delivery's random token, plus the tracked link's id for
+clicks. The public views (`public_views.py`) trust nothing else: the organisation
+comes only from the verified value, and the delivery is looked up by its token
+*and* that organisation inside that organisation's scope. A value that was
+altered, cut short or made for another purpose answers 400 (`BadLink`); a
+genuine value whose delivery is gone (the person was erased) acts on nothing.
+
+The click redirect only ever goes to a `TrackedLink` stored for the campaign,
+never to an address taken from the request: no open redirect.
+
+Links never expire: an unsubscribe link in a years-old message must still work
+(RFC 8058). Absolute addresses start from `settings.SITE_URL`.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from core.exceptions import ApplicationError
+
+from .models import Campaign, Delivery, TrackedLink
+
+__all__ = [
+    "PURPOSES",
+    "BadLink",
+    "click_url",
+    "list_unsubscribe_headers",
+    "make_token",
+    "open_pixel_url",
+    "preferences_url",
+    "read_token",
+    "tracked_link_for",
+    "unsubscribe_url",
+]
+
+UNSUBSCRIBE, PREFERENCES, OPEN, CLICK = "unsubscribe", "preferences", "open", "click"
+PURPOSES = (UNSUBSCRIBE, PREFERENCES, OPEN, CLICK)
+_URL_NAMES = {
+    UNSUBSCRIBE: "campaigns_public:unsubscribe",
+    PREFERENCES: "campaigns_public:preferences",
+    OPEN: "campaigns_public:open",
+    CLICK: "campaigns_public:click",
+}
+MAX_TOKEN_LENGTH = 400
+
+
+class BadLink(ApplicationError):
+    """A link value that is not one Segmenta signed for this purpose."""
+
+    def __init__(self, message: str = "This link is not valid. It may have been cut short."):
+        super().__init__(message, code="bad_link", status=400)
+
+
+def _salt(purpose: str) -> str:
+    if purpose not in PURPOSES:
+        raise ValueError(f"Unknown link purpose {purpose!r}.")
+    return f"segmenta.campaigns.link.{purpose}"
+
+
+def make_token(purpose: str, *, organization_id: int, delivery_token: str, extra=None) -> str:
+    """The signed value of a link. `extra` (clicks: the tracked link's id) rides along."""
+    payload: list = [int(organization_id), str(delivery_token)]
+    if extra is not None:
+        payload.append(extra)
+    return signing.Signer(salt=_salt(purpose)).sign_object(payload)
+
+
+def read_token(value: str, purpose: str) -> tuple[int, str, object]:
+    """(organization_id, delivery_token, extra) from a link's value; `BadLink`
+    (400) when the value was not signed here for `purpose`. `extra` is None except
+    for clicks, where it is the tracked link's id."""
+    if not value or len(value) > MAX_TOKEN_LENGTH:
+        raise BadLink()
+    try:
+        payload = signing.Signer(salt=_salt(purpose)).unsign_object(value)
+    except (signing.BadSignature, ValueError, TypeError, UnicodeError) as exc:
+        raise BadLink() from exc
+    if not isinstance(payload, list) or len(payload) not in (2, 3):
+        raise BadLink()
+    org_id, delivery_token = payload[0], payload[1]
+    extra = payload[2] if len(payload) == 3 else None
+    if (
+        not isinstance(org_id, int)
+        or isinstance(org_id, bool)
+        or not isinstance(delivery_token, str)
+        or (purpose == CLICK and (not isinstance(extra, int) or isinstance(extra, bool)))
+    ):
+        raise BadLink()
+    return org_id, delivery_token, extra
+
+
+def _absolute(purpose: str, value: str) -> str:
+    return f"{settings.SITE_URL}{reverse(_URL_NAMES[purpose], kwargs={'token': value})}"
+
+
+def _delivery_value(purpose: str, delivery: Delivery, extra=None) -> str:
+    if not delivery.token:
+        raise ApplicationError("This delivery has no token, so it cannot carry links.")
+    return make_token(
+        purpose,
+        organization_id=delivery.organization_id,
+        delivery_token=delivery.token,
+        extra=extra,
+    )
+
+
+def unsubscribe_url(delivery: Delivery) -> str:
+    """The one-click unsubscribe link (GET shows a page; POST unsubscribes)."""
+    return _absolute(UNSUBSCRIBE, _delivery_value(UNSUBSCRIBE, delivery))
+
+
+def preferences_url(delivery: Delivery) -> str:
+    """The recipient's page for choosing email and SMS."""
+    return _absolute(PREFERENCES, _delivery_value(PREFERENCES, delivery))
+
+
+def open_pixel_url(delivery: Delivery) -> str:
+    """A 1×1 transparent image that records the first open."""
+    return _absolute(OPEN, _delivery_value(OPEN, delivery))
+
+
+def click_url(delivery: Delivery, tracked_link: TrackedLink) -> str:
+    """The redirect to `tracked_link` that records the click."""
+    if tracked_link.campaign_id != delivery.campaign_id or (
+        tracked_link.organization_id != delivery.organization_id
+    ):
+        raise ApplicationError("This link belongs to another campaign.")
+    return _absolute(CLICK, _delivery_value(CLICK, delivery, extra=tracked_link.pk))
+
+
+def list_unsubscribe_headers(delivery: Delivery) -> dict[str, str]:
+    """The RFC 8058 headers: mail clients show an unsubscribe button that POSTs
+    `List-Unsubscribe=One-Click` to the link, with no further step."""
+    return {
+        "List-Unsubscribe": f"<{unsubscribe_url(delivery)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def trackable(url: str) -> bool:
+    """Only web addresses are tracked (not mailto:, tel:, anchors or templates)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and len(url) <= 2000
+        and not any(ch.isspace() for ch in url)
+    )
+
+
+def tracked_link_for(campaign: Campaign, url: str) -> TrackedLink:
+    """The campaign's stored link for `url`, created on first use. Only these
+    addresses can ever be redirected to. Raises `ApplicationError` (naming the
+    field) for anything but an http(s) address."""
+    url = (url or "").strip()
+    if not trackable(url):
+        message = f"Only web addresses (http or https) can be tracked, not {url[:80]!r}."
+        raise ApplicationError(message, {"fields": {"url": message}})
+    found = TrackedLink.objects.filter(campaign_id=campaign.pk, url=url).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return TrackedLink.objects.create(
+                organization_id=campaign.organization_id, campaign=campaign, url=url
+            )
+    except IntegrityError:
+        # Another worker stored it first.
+        return TrackedLink.objects.get(campaign_id=campaign.pk, url=url)
