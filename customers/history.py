@@ -406,11 +406,12 @@ class History:
             }
         )
 
-    def customers(self) -> pd.DataFrame:
+    def customers(self, *, max_attributes: int = MAX_ATTRIBUTE_COLUMNS) -> pd.DataFrame:
         """Customers not erased: `customer_id`, `signup_at` (UTC), `birth_date`,
-        `gender`, `country` (blank is missing), and the most filled-in custom
-        attributes as `attr:<key>` columns (numbers where nine in ten values are).
-        Every customer is read, whenever they signed up: a profile has no date."""
+        `gender`, `country` (blank is missing), and the `max_attributes` most
+        filled-in custom attributes as `attr:<key>` columns (numbers where nine in
+        ten values are). Every customer is read, whenever they signed up: a profile
+        has no date."""
         from .models import Customer
 
         rows = self._frame(
@@ -430,7 +431,7 @@ class History:
                 "country": rows["country"].astype(object).replace("", None),
             }
         )
-        extra = _attribute_columns(rows["attributes"].tolist())
+        extra = _attribute_columns(rows["attributes"].tolist(), max_attributes)
         if extra is not None:
             frame = pd.concat([frame, extra], axis=1)
         return frame
@@ -540,7 +541,7 @@ class History:
         )
 
 
-def _attribute_columns(values) -> pd.DataFrame | None:
+def _attribute_columns(values, limit: int = MAX_ATTRIBUTE_COLUMNS) -> pd.DataFrame | None:
     """Custom attributes (JSON) as columns: the most filled-in keys only."""
     parsed = []
     counts: dict[str, int] = {}
@@ -557,7 +558,7 @@ def _attribute_columns(values) -> pd.DataFrame | None:
             counts[key] = counts.get(key, 0) + 1
     if not counts:
         return None
-    keys = sorted(counts, key=lambda k: (-counts[k], k))[:MAX_ATTRIBUTE_COLUMNS]
+    keys = sorted(counts, key=lambda k: (-counts[k], k))[:limit]
     reserved = {"customer_id", "signup_at", "birth_date", "gender", "country"}
     out = {}
     for key in keys:
