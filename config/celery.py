@@ -30,6 +30,13 @@ def _nightly_schedule(sender, **kwargs):
         sender.signature("customers.tasks.org_exports_expire"),
         name="expire organisation exports",
     )
+    # Scheduled campaigns, and deliveries waiting for a best hour or the end of quiet
+    # hours, start within a minute (each start is claimed once: campaigns.services).
+    sender.add_periodic_task(
+        60.0,
+        sender.signature("campaigns.tasks.send_due"),
+        name="start campaign sends that are due",
+    )
     # Jobs whose worker died are requeued (or failed) within a minute or so.
     sender.add_periodic_task(
         60.0,
