@@ -19,5 +19,7 @@ class CampaignsConfig(AppConfig):
                 person_exports=("campaigns.selectors:person_export",),
                 org_exports=("campaigns.selectors:org_export",),
                 world="campaigns.tests.factories",
+                api_urls="campaigns.api",
             )
         )
+        from . import tasks  # noqa: F401  (workers must know the send job's task)
