@@ -288,3 +288,19 @@ def test_preview_hints_while_nothing_is_chosen(client, marketer, world):
     response = client.post(reverse("audiences:preview"), {"kind": "location"})
     assert "Choose a store and a distance" in response.content.decode()
     assert "msg-warning" not in response.content.decode()
+
+
+def test_a_building_audience_shows_its_progress_and_polls(client, marketer, world):
+    """Saved but not built yet (the job is still queued): progress on its page and in
+    the list, both refreshing themselves until the build is done."""
+    client.force_login(marketer)
+    response = client.post(reverse("audiences:new"), _builder_post(world))
+    with tenant_context(world["loyal"].organization):
+        audience = Audience.objects.get()
+    assert audience.status == AudienceStatus.BUILDING and audience.job_id
+    page = client.get(response["Location"]).content.decode()
+    assert 'role="progressbar"' in page
+    assert 'hx-trigger="every 2s"' in page
+    listing = client.get(reverse("audiences:list")).content.decode()
+    assert "Building" in listing and "% done" in listing
+    assert 'hx-trigger="every 2s"' in listing
