@@ -68,6 +68,7 @@ BOUNCED, COMPLAINED, CONVERTED = "message_bounced", "message_complained", "conve
 SOFT_BOUNCE_LIMIT = 3
 SOFT_BOUNCE_DAYS = 30
 CHUNK = 1000
+CENT = Decimal("0.01")
 # Rows that stand for a message the customer never received carry no opens or clicks.
 _NOT_RECEIVED = (DeliveryStatus.HOLDOUT, DeliveryStatus.SKIPPED)
 
@@ -469,6 +470,7 @@ def _attribute_chunk(customer_ids: list[int], *, windows: dict, home: str, reven
     to_update = []
     for pk, (converted_at, total) in result.items():
         d = deliveries[pk]
+        total = total.quantize(CENT)  # the delivery keeps cents: compare what it keeps
         if d.converted_at != converted_at or Decimal(d.revenue or 0) != total:
             d.converted_at, d.revenue = converted_at, total
             to_update.append(d)
@@ -500,7 +502,7 @@ def _attribute_chunk(customer_ids: list[int], *, windows: dict, home: str, reven
                 properties=_properties(
                     deliveries[delivery_id],
                     order_id=order_id,
-                    revenue=str(orders[order_id][2]),
+                    revenue=str(orders[order_id][2].quantize(CENT)),
                 ),
             )
             for order_id, delivery_id in sorted(wanted)
