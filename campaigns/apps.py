@@ -19,6 +19,9 @@ class CampaignsConfig(AppConfig):
                 person_exports=("campaigns.selectors:person_export",),
                 org_exports=("campaigns.selectors:org_export",),
                 world="campaigns.tests.factories",
+                site_urls="campaigns.outbox_urls",
+                site_prefix="campaigns/",
+                site_namespace="campaigns",
                 api_urls="campaigns.api",
             )
         )

@@ -255,6 +255,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Email --------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+if not PRODUCTION and not TESTING and not env.str("EMAIL_URL", default=""):
+    # Development: mail goes to the outbox the site shows (campaigns/outbox_views.py).
+    EMAIL_BACKEND = "campaigns.backends.OutboxEmailBackend"
+# SMS: console:// (default), outbox:// or a provider, e.g. twilio://SID:TOKEN@+15550001111
+SMS_URL = env.str("SMS_URL", default="console://")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Segmenta <no-reply@segmenta.local>")
 
 # --- Cache ----------------------------------------------------------------------
