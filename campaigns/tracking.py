@@ -365,6 +365,12 @@ def _customers_to_attribute(since: dt.datetime | None) -> list[int]:
     start = since - dt.timedelta(days=longest)
     recent = Q(opened_at__gte=start) | Q(clicked_at__gte=start)
     ids = set(Delivery.objects.filter(recent).values_list("customer_id", flat=True))
+    # a later click on another link of an older message moves its touch too
+    ids.update(
+        Event.objects.filter(type=CLICKED, occurred_at__gte=start).values_list(
+            "customer_id", flat=True
+        )
+    )
     # orders placed or changed (refunded, cancelled) since then, by touched customers
     ordered = set(
         Order.objects.filter(Q(updated_at__gte=since) | Q(ordered_at__gte=since))
@@ -429,7 +435,7 @@ def _attribute_chunk(customer_ids: list[int], *, windows: dict, home: str, reven
         customer_id__in=customer_ids, type=CLICKED
     ).values_list("occurred_at", "properties"):
         delivery_id = (props or {}).get("delivery_id")
-        if delivery_id in deliveries:
+        if isinstance(delivery_id, int) and delivery_id in deliveries:
             previous = last_click.get(delivery_id)
             if previous is None or occurred_at > previous:
                 last_click[delivery_id] = occurred_at

@@ -158,6 +158,25 @@ def test_the_last_touch_before_the_order_gets_it(org):
     )
 
 
+def test_a_later_click_on_another_link_moves_the_touch(org):
+    from campaigns.links import tracked_link_for
+
+    person = customer(org)
+    d = delivery(org, person, window=2)
+    with tenant_context(org):
+        first = tracked_link_for(d.campaign, "https://shop.example/a")
+        second = tracked_link_for(d.campaign, "https://shop.example/b")
+        assert tracking.record_click(d, first, at=T0) is True
+        assert tracking.record_click(d, second, at=T0 + 5 * DAY) is True
+        assert tracking.record_click(d, second, at=T0 + 6 * DAY) is False  # once per link
+    d = reload(org, d)
+    assert (d.opened_at, d.clicked_at) == (T0, T0)  # the first open and click
+    bought = order(org, person, T0 + 6 * DAY, "12.00")  # 6 days after the first click
+    assert run(org, since=T0 + 6 * DAY) == 1
+    d = reload(org, d)
+    assert d.converted_at == bought.ordered_at and d.revenue == Decimal("12.00")
+
+
 def test_a_refund_later_takes_the_conversion_back(org):
     person = customer(org)
     d = delivery(org, person, opened=T0)
