@@ -1,0 +1,226 @@
+"""The send job: at most once per person, restarts, concurrency, headers and events."""
+
+from __future__ import annotations
+
+import smtplib
+from collections import Counter
+
+import pytest
+from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
+
+from campaigns import sending, services
+from campaigns.models import Campaign, Delivery, DeliveryStatus
+from campaigns.tests import sendworld as w
+from core.exceptions import ApplicationError
+from core.models import Job
+from customers.models import Event
+
+
+class Crash(BaseException):
+    """The worker dying mid-batch (not an error the job could catch)."""
+
+
+def _sending(org, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+
+
+def test_a_restarted_send_sends_no_duplicates(in_org, monkeypatch):
+    org = in_org
+    people = w.customers(org, 23, "rs")
+    seg = w.segments(org, {"All": people})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    _sending(org, campaign)
+    real = LocmemBackend.send_messages
+    handed = []
+
+    def dying(self, messages):
+        if len(handed) == 12:  # the 13th message: the worker dies in the middle of batch 3
+            raise Crash
+        handed.extend(m.to[0] for m in messages)
+        return real(self, messages)
+
+    monkeypatch.setattr(LocmemBackend, "send_messages", dying)
+    with pytest.raises(Crash):
+        sending.campaign_send_run(campaign_id=campaign.pk, batch_size=5)
+    rows = Delivery.objects.filter(campaign=campaign)
+    assert rows.filter(status=DeliveryStatus.SENT).count() == 10  # two whole batches
+    assert rows.filter(status=DeliveryStatus.SENDING).count() == 5  # claimed, then the crash
+
+    monkeypatch.setattr(LocmemBackend, "send_messages", real)
+    done = sending.campaign_send_run(campaign_id=campaign.pk, batch_size=5)
+    assert done["interrupted"] == 5
+    times = Counter(m.to[0] for m in mail.outbox)
+    assert max(times.values()) == 1  # nobody got it twice
+    assert len(mail.outbox) == 12 + 8  # before the crash, then the 8 never claimed
+    failed = rows.filter(status=DeliveryStatus.FAILED)
+    assert failed.count() == 5
+    assert set(failed.values_list("error", flat=True)) == {"interrupted: not resent"}
+    assert rows.filter(status=DeliveryStatus.SENT).count() == 18
+    campaign.refresh_from_db()
+    assert campaign.status == "sent"
+    # a third run (a redelivered task) sends nothing more
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    sending.campaign_send_run(campaign_id=campaign.pk, batch_size=5)
+    assert len(mail.outbox) == 20
+
+
+def test_the_snapshot_is_taken_when_the_send_starts(in_org, monkeypatch):
+    org = in_org
+    first = w.customers(org, 3, "sn")
+    segs = w.segments(org, {"All": first})
+    campaign = w.campaign(org, [segs["All"].pk])
+    _sending(org, campaign)
+    monkeypatch.setattr(
+        LocmemBackend, "send_messages", lambda self, m: (_ for _ in ()).throw(Crash)
+    )
+    with pytest.raises(Crash):
+        sending.campaign_send_run(campaign_id=campaign.pk)
+    # someone joins the segment after the send started: not in this send
+    from segmentation.models import SegmentMembership
+
+    late = w.customers(org, 1, "late")[0]
+    run_id = SegmentMembership.objects.filter(segment=segs["All"]).values_list("run_id", flat=True)[
+        0
+    ]
+    SegmentMembership.objects.create(
+        organization=org, run_id=run_id, segment=segs["All"], customer=late
+    )
+    monkeypatch.undo()
+    sending.campaign_send_run(campaign_id=campaign.pk)
+    assert not Delivery.objects.filter(campaign=campaign, customer=late).exists()
+
+
+def test_a_second_send_while_one_runs_answers_409_naming_the_job(in_org):
+    org = in_org
+    seg = w.segments(org, {"All": w.customers(org, 2, "cc")})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    job = services.campaign_send(organization=org, campaign=campaign)  # queued, not run yet
+    assert job.status == "queued"
+    with pytest.raises(ApplicationError) as err:
+        services.campaign_send(organization=org, campaign=campaign)
+    assert err.value.status == 409
+    assert err.value.extra["job"] == job.pk
+    assert str(job.pk) in err.value.message
+    assert Job.objects.filter(kind="campaign_send").count() == 1
+
+
+def test_a_sent_campaign_is_not_sent_again(in_org):
+    org = in_org
+    seg = w.segments(org, {"All": w.customers(org, 2, "tw")})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    services.campaign_send(organization=org, campaign=campaign, sync=True)
+    assert len(mail.outbox) == 2
+    with pytest.raises(ApplicationError) as err:
+        services.campaign_send(organization=org, campaign=campaign, sync=True)
+    assert err.value.status == 409
+    assert len(mail.outbox) == 2
+
+
+def test_each_email_is_personal_with_unsubscribe_headers_and_an_event(in_org):
+    org = in_org
+    people = w.customers(org, 2, "pe")
+    seg = w.segments(org, {"All": people})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    services.campaign_send(organization=org, campaign=campaign, sync=True)
+    by_to = {m.to[0]: m for m in mail.outbox}
+    message = by_to[people[0].email]
+    assert message.subject == f"Hello {people[0].first_name}"
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.extra_headers["List-Unsubscribe"].startswith("<http")
+    html = message.alternatives[0][0]
+    assert people[0].first_name in html
+    assert 'href="https://shop.example/new"' not in html  # the link is tracked
+    assert "https://shop.example/new" not in message.body
+    events = Event.objects.filter(type="message_sent", customer=people[0])
+    assert events.count() == 1
+    props = events.get().properties
+    assert props["campaign_id"] == campaign.pk and props["channel"] == "email"
+    delivery = Delivery.objects.get(campaign=campaign, customer=people[0])
+    assert delivery.status == "sent" and delivery.sent_at and delivery.message_id
+
+
+def test_a_5xx_at_hand_off_is_a_hard_bounce(in_org, monkeypatch):
+    org = in_org
+    people = w.customers(org, 2, "bo")
+    seg = w.segments(org, {"All": people})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    real = LocmemBackend.send_messages
+    bounced = []
+
+    def refuse(self, messages):
+        if messages[0].to[0] == people[0].email:
+            raise smtplib.SMTPRecipientsRefused({people[0].email: (550, b"No such user")})
+        return real(self, messages)
+
+    monkeypatch.setattr(LocmemBackend, "send_messages", refuse)
+    monkeypatch.setattr(
+        "campaigns.tracking.record_bounce",
+        lambda delivery, *, hard, reason: bounced.append((delivery.customer_id, hard)),
+    )
+    services.campaign_send(organization=org, campaign=campaign, sync=True)
+    assert bounced == [(people[0].pk, True)]
+    assert Delivery.objects.get(campaign=campaign, customer=people[0]).status == "bounced"
+    assert Delivery.objects.get(campaign=campaign, customer=people[1]).status == "sent"
+
+
+def test_thompson_sends_more_to_the_better_arm_as_results_arrive(in_org, monkeypatch):
+    """Simulated responses: after each batch, arm B's recipients click at 30%, A's at 5%."""
+    import random
+
+    org = in_org
+    people = w.customers(org, 300, "ts")
+    seg = w.segments(org, {"All": people})["All"]
+    campaign = w.campaign(org, [seg.pk], allocation="thompson")
+    a = w.variant(org, campaign, "A")
+    b = w.variant(org, campaign, "B")
+    rate = {a.pk: 0.05, b.pk: 0.30}
+    rng = random.Random(3)
+    real = sending._hand_over_batch
+
+    def respond(campaign_, rows, messages, contexts):
+        sent, failed = real(campaign_, rows, messages, contexts)
+        from django.utils import timezone
+
+        for row in sent:
+            if rng.random() < rate[row.variant_id]:
+                row.clicked_at = timezone.now()
+        Delivery.objects.bulk_update(sent, ["clicked_at"])
+        return sent, failed
+
+    monkeypatch.setattr(sending, "_hand_over_batch", respond)
+    _sending(org, campaign)
+    sending.campaign_send_run(campaign_id=campaign.pk, batch_size=20)
+    counts = Counter(
+        Delivery.objects.filter(campaign=campaign, status="sent").values_list(
+            "variant_id", flat=True
+        )
+    )
+    assert counts[a.pk] + counts[b.pk] == 300
+    assert counts[b.pk] > 2 * counts[a.pk]
+
+
+def test_send_due_resumes_deliveries_waiting_for_their_time(in_org):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    org = in_org
+    seg = w.segments(org, {"All": w.customers(org, 3, "wt")})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    services.campaign_send(organization=org, campaign=campaign, sync=True)
+    # pretend one customer was deferred (quiet hours) and is now due
+    later = w.campaign(org, [seg.pk], name="Later")
+    _sending(org, later)
+    sending.write_deliveries(later)
+    Delivery.objects.filter(campaign=later).update(
+        scheduled_for=timezone.now() + dt.timedelta(hours=1)
+    )
+    sending.campaign_send_run(campaign_id=later.pk)
+    later.refresh_from_db()
+    assert later.status == "sending"  # waiting
+    assert len(mail.outbox) == 3
+    assert services.campaigns_start_due(now=timezone.now()) == 0  # not due yet
+    assert services.campaigns_start_due(now=timezone.now() + dt.timedelta(hours=2)) == 1
+    later.refresh_from_db()
+    assert later.job.status == "queued"
