@@ -9,6 +9,7 @@ organisation's ids answer 404.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -33,6 +34,8 @@ from .forms import (
     rule_state_from_definition,
 )
 from .models import Audience, AudienceStatus
+
+log = logging.getLogger("segmenta.audiences")
 
 MEMBERS_SHOWN = 50
 BUILDER_ACTIONS = ("add-", "remove-", "refresh")
@@ -379,6 +382,16 @@ def audience_preview(request):
         except ApplicationError as exc:
             fields = (exc.extra or {}).get("fields") or {}
             context["error"] = _friendly(exc.message, form, fields)
+        except Exception:
+            # A preview only reads: a fault in a model must not leave the builder
+            # with a stale preview and no word (htmx does not swap a 500). Logged
+            # with its stack for us; the owner gets a sentence.
+            log.exception("audiences.preview_failed", extra={"kind": form.cleaned_data["kind"]})
+            context["error"] = (
+                "The preview could not be worked out for this audience: an error on our "
+                "side, which has been logged. Try other settings, or save it and look again "
+                "after the next run."
+            )
         else:
             figures["scored"] = definition["kind"] in SCORED_KINDS
             context["fig"] = figures

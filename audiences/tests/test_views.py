@@ -304,3 +304,19 @@ def test_a_building_audience_shows_its_progress_and_polls(client, marketer, worl
     listing = client.get(reverse("audiences:list")).content.decode()
     assert "Building" in listing and "% done" in listing
     assert 'hx-trigger="every 2s"' in listing
+
+
+def test_a_fault_in_a_model_gives_a_sentence_not_a_stack(client, marketer, world, monkeypatch):
+    import audiences.kinds
+
+    def broken(definition, *, organization):
+        raise ValueError("window shape cannot be larger than input array shape")
+
+    monkeypatch.setitem(audiences.kinds._HANDLERS, "lookalike", broken)
+    client.force_login(marketer)
+    data = {"kind": "lookalike", "seed_segment": str(world["loyal"].pk)}
+    response = client.post(reverse("audiences:preview"), data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "could not be worked out" in page
+    assert "window shape" not in page and "Traceback" not in page
