@@ -207,3 +207,56 @@ def test_other_organisation_api_key_gets_404(route, world):
 
 def test_settings_sanity():
     assert settings.AUTH_USER_MODEL == "accounts.User"
+
+
+def test_signed_link_routes_act_on_nothing_of_another_organisation(world, client):
+    """Routes addressed by a signed value instead of an id (campaigns/links.py:
+    unsubscribe, preferences, open pixel, click) carry their organisation. A value
+    naming organisation B with A's delivery, or a tampered one, acts on nothing, for
+    whoever sends it (here B's owner, signed in). Every route of the namespace is
+    found from the resolver, so a new one is covered."""
+    from campaigns import links
+    from campaigns.models import Delivery, TrackedLink
+
+    routes = sorted(
+        f"{ns}:{p.name}" for ns, p in _walk(get_resolver().url_patterns) if ns == "campaigns_public"
+    )
+    assert routes, "the signed-link routes are not mounted"
+    org_a, org_b = world["org_a"], world["b"].current_organization
+    with unscoped_context():
+        delivery = Delivery.all_objects.filter(organization=org_a).first()
+        link = TrackedLink.all_objects.filter(organization=org_a).first()
+
+    def snapshot():
+        with unscoped_context():
+            return {
+                m._meta.label: sorted(
+                    map(str, m._default_manager.filter(organization=org_a).values_list())
+                )
+                for m in apps.get_models()
+                if issubclass(m, TenantModel)
+            }
+
+    before = snapshot()
+    client.force_login(world["b"])
+    for route in routes:
+        purpose = route.split(":")[1]
+        extra = link.pk if purpose == links.CLICK else None
+        crossed = links.make_token(
+            purpose, organization_id=org_b.pk, delivery_token=delivery.token, extra=extra
+        )
+        genuine = links.make_token(
+            purpose, organization_id=org_a.pk, delivery_token=delivery.token, extra=extra
+        )
+        tampered = genuine[:2] + ("x" if genuine[2] != "x" else "y") + genuine[3:]
+        for value, expected in ((crossed, 404), (tampered, 400), (delivery.token, 400)):
+            url = reverse(route, kwargs={"token": value})
+            for method in ("get", "post"):
+                response = getattr(client, method)(url)
+                if purpose == links.OPEN:  # the pixel answers its image whatever happens
+                    assert response.status_code in (200, 405), f"{method} {url}"
+                else:
+                    assert response.status_code in (expected, 405), (
+                        f"{method} {url}: {response.status_code}"
+                    )
+    assert snapshot() == before, "a signed link naming organisation B changed organisation A"
