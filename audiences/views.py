@@ -243,6 +243,18 @@ def _figures_of(audience: Audience) -> dict[str, Any]:
     }
 
 
+def _stalled(audience: Audience) -> bool:
+    """Marked as building, but its build job ended without finishing it (a fault
+    outside the service's own errors): say so instead of showing progress forever."""
+    job = audience.job
+    return (
+        audience.status == AudienceStatus.BUILDING
+        and job is not None
+        and job.is_finished
+        and job.status != "succeeded"
+    )
+
+
 def _warnings(fairness) -> list[str]:
     return [
         row["warning"] for row in fairness or [] if isinstance(row, dict) and row.get("warning")
@@ -257,12 +269,15 @@ def audience_list(request):
     for audience in audiences:
         audience.kind_words = _kind_words(audience.definition)
         audience.fairness_warnings = _warnings(audience.fairness)
+        audience.stalled = _stalled(audience)
     return render(
         request,
         "audiences/list.html",
         {
             "audiences": audiences,
-            "any_building": any(a.status == AudienceStatus.BUILDING for a in audiences),
+            "any_building": any(
+                a.status == AudienceStatus.BUILDING and not a.stalled for a in audiences
+            ),
         },
     )
 
@@ -426,7 +441,8 @@ def audience_detail(request, pk: int):
         "probabilities": probabilities,
         "has_scores": any(m.score is not None for m in members),
         "members_shown": MEMBERS_SHOWN,
-        "building": audience.status == AudienceStatus.BUILDING,
+        "building": audience.status == AudienceStatus.BUILDING and not _stalled(audience),
+        "stalled": _stalled(audience),
         **_partials(),
     }
     return render(request, "audiences/detail.html", context)

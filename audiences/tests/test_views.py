@@ -320,3 +320,23 @@ def test_a_fault_in_a_model_gives_a_sentence_not_a_stack(client, marketer, world
     page = response.content.decode()
     assert "could not be worked out" in page
     assert "window shape" not in page and "Traceback" not in page
+
+
+def test_a_build_that_crashed_says_so_and_stops_polling(
+    client, marketer, world, monkeypatch, django_capture_on_commit_callbacks
+):
+    import audiences.kinds
+
+    def broken(definition, *, organization):
+        raise ValueError("boom")
+
+    monkeypatch.setitem(audiences.kinds._HANDLERS, "segments", broken)
+    client.force_login(marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("audiences:new"), _builder_post(world))
+    page = client.get(response["Location"]).content.decode()
+    assert "The last build stopped before it finished." in page
+    assert "something went wrong on our side" in page
+    assert "every 2s" not in page and "boom" not in page
+    listing = client.get(reverse("audiences:list")).content.decode()
+    assert "Failed" in listing and "every 2s" not in listing
