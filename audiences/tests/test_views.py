@@ -340,3 +340,22 @@ def test_a_build_that_crashed_says_so_and_stops_polling(
     assert "every 2s" not in page and "boom" not in page
     listing = client.get(reverse("audiences:list")).content.decode()
     assert "Failed" in listing and "every 2s" not in listing
+
+
+def test_edit_shows_a_rules_audience_in_the_rule_rows(client, marketer, org, world):
+    from audiences.services import audience_create
+
+    rule = {"op": "and", "conditions": [{"field": "orders_count", "operator": "gte", "value": 3}]}
+    with tenant_context(org):
+        audience = audience_create(
+            organization=org, name="Frequent", definition={"kind": "rules", "rule": rule}, sync=True
+        )
+    assert audience.size == 7
+    client.force_login(marketer)
+    page = client.get(reverse("audiences:edit", args=[audience.pk])).content.decode()
+    assert (
+        'id="kind-rules" name="kind" value="rules" aria-describedby="kind-rules-help" checked'
+        in page
+    )
+    assert '<option value="orders_count" selected>' in page
+    assert 'name="g0-c0-value" value="3"' in page
