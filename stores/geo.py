@@ -356,6 +356,7 @@ def location_select(
             customers.cities,
             country_keys,
         )
+        point: tuple[float, float] | None
         if "near" in definition:
             near = definition["near"]
             point, km, prefixes = (near["latitude"], near["longitude"]), near["km"], []
@@ -470,7 +471,7 @@ def customers_load(fields: set[str] | None = None) -> Customers:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     n = len(rows)
-    columns = dict(zip(["pk", *wanted], zip(*rows, strict=True), strict=True)) if n else {}
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(["pk", *wanted])}
 
     def numbers(field: str) -> np.ndarray:
         if field not in columns:

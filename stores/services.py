@@ -5,6 +5,8 @@ wherever it comes from: a name; coordinates in range, both or neither; postcode
 beginnings as short codes (upper-case, spaces removed); and something that says
 where the store is (coordinates or at least one postcode beginning), since a
 location audience needs one of them to find the customers near it.
+
+Stores hold no personal data, so their changes are not written to the audit log.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def coordinate_clean(raw: Any, field: str) -> float | None:
     return value
 
 
-def prefix_normalise(raw: str) -> str:
+def prefix_normalise(raw: str | int) -> str:
     """'sw1a 1' -> 'SW1A1': how prefixes and customers' postcodes are compared."""
     return "".join(str(raw).split()).upper()
 

@@ -264,3 +264,26 @@ def test_preview_through_the_audiences_service(org, town):
     assert preview["unplaced"] == 1
     assert town["h"].pk not in preview["sample"]
     assert preview["sample"][0] == town["j"].pk
+
+
+def test_an_organisation_without_customers(org):
+    result = _run(org, near={"latitude": LONDON[0], "longitude": LONDON[1], "km": 10})
+    assert (result.scores, result.unplaced, result.notes) == ({}, 0, [])
+    assert _run(org, countries=["GB"]).scores == {}
+
+
+def test_preview_through_the_api(api, org, town):
+    response = api.post(
+        "/api/v1/audiences/preview/",
+        {
+            "definition": {
+                "kind": "location",
+                "countries": ["United Kingdom"],
+                "postal_prefixes": ["SW1A"],
+            }
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["size"], body["unplaced"]) == (2, 2)  # a and c; d and f have no postcode
