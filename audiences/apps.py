@@ -8,7 +8,7 @@ class AudiencesConfig(AppConfig):
     def ready(self):
         # Everything audiences add to the rest of the site, declared once
         # (core/capabilities.py).
-        from core.capabilities import Capability, NavEntry, Step, register_capability
+        from core.capabilities import Capability, NavEntry, Panel, Step, register_capability
 
         register_capability(
             Capability(
@@ -18,6 +18,9 @@ class AudiencesConfig(AppConfig):
                 person_exports=("audiences.selectors:person_export",),
                 org_exports=("audiences.selectors:org_export",),
                 nav=(NavEntry("audiences:list", "Audiences", 55),),
+                segment_panels=(
+                    Panel("best_channel", "audiences.channels:segment_panel", "Best channel"),
+                ),
                 site_urls="audiences.urls",
                 site_prefix="audiences/",
                 site_namespace="audiences",

@@ -33,6 +33,8 @@ Who discovers what (nothing else lists capabilities):
 - the customer page, the customers API and list, and erasure
   (`customers.registry`): `customer_panels`, `customer_enrichers`,
   `customer_filters`, `erasure_handlers`; the product page: `product_panels`;
+- the segment page (`segmentation.views_segments.segment_detail`): `segment_panels`,
+  each `func(*, request, segment)`;
 - the navigation (`accounts.context_processors.tenant`): `nav`;
 - the site and API routers (`config/urls.py`): `site_urls` mounted at
   `site_prefix` in namespace `site_namespace` (capabilities sharing a prefix and
@@ -69,7 +71,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Panel:
-    """A place on the customer or product page. `func(*, request, customer|product)`
+    """A place on the customer, product or segment page. `func(*, request,
+    customer|product|segment)`
     returns {"template": ..., "context": {...}} or None for the place's empty text;
     the page draws the card and its heading (`title`), the template only the body."""
 
@@ -102,6 +105,7 @@ class Capability:
     rule_fields: str = ""  # "module:attribute": () -> Iterable[RuleField]
     customer_panels: tuple[Panel, ...] = ()
     product_panels: tuple[Panel, ...] = ()
+    segment_panels: tuple[Panel, ...] = ()
     customer_enrichers: tuple[str, ...] = ()  # (customer_ids) -> {id: {...}}
     customer_filters: tuple[CustomerFilter, ...] = ()
     erasure_handlers: tuple[str, ...] = ()  # (*, organization, customer_ids) -> None

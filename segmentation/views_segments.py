@@ -165,6 +165,27 @@ def settings_update(request):
     return redirect(reverse("segmentation:segments") + "#settings")
 
 
+def _segment_panels(request, segment: Segment) -> list[dict[str, Any]]:
+    """Places other capabilities add to the segment page (Capability.segment_panels);
+    a panel whose function answers None is not drawn."""
+    from core.capabilities import capabilities, resolve
+
+    declared = sorted((p for c in capabilities() for p in c.segment_panels), key=lambda p: p.order)
+    panels = []
+    for panel in declared:
+        content = resolve(panel.func)(request=request, segment=segment)
+        if content:
+            panels.append(
+                {
+                    "slot": panel.slot,
+                    "title": panel.title or panel.slot.replace("_", " ").capitalize(),
+                    "template": content["template"],
+                    "context": content.get("context", {}),
+                }
+            )
+    return panels
+
+
 @org_required
 @require_GET
 def segment_detail(request, pk: int):
@@ -196,6 +217,7 @@ def segment_detail(request, pk: int):
                 "y": [h["size"] for h in history],
             },
             "migration": selectors.segment_migration(segment=segment),
+            "segment_panels": _segment_panels(request, segment),
             "rule_text": rule_services.rule_describe(segment.rule)
             if segment.kind == SegmentKind.RULE
             else "",
