@@ -96,6 +96,7 @@ hr { border: 0; border-top: 1px solid #e5e7eb; margin: 20px 0; }
 .sg-rec { padding: 8px 0; vertical-align: top; border-top: 1px solid #e5e7eb; }
 .sg-rec img { width: 96px; max-width: 96px; height: auto; border-radius: 6px; display: block; }
 .sg-rec-name { padding: 8px 0 8px 12px; vertical-align: middle; font-weight: bold; border-top: 1px solid #e5e7eb; }
+.sg-rec-only { padding-left: 0; }
 .sg-offer { margin: 0 0 16px 0; padding: 14px; border: 2px dashed #1d4ed8; border-radius: 8px; text-align: center; font-size: 18px; }
 """
 
@@ -337,13 +338,18 @@ def _recs_html(items: list[dict], link: Callable[[str], str]) -> str:
         name = _esc(item["name"])
         name_html = f'<a href="{href}">{name}</a>' if href else name
         image = _safe_url(item.get("image_url") or "")
-        image_html = f'<img src="{_esc(image)}" alt="{name}" width="96">' if image else ""
-        if image_html and href:
-            image_html = f'<a href="{href}">{image_html}</a>'
-        rows.append(
-            f'<tr><td class="sg-rec" width="96">{image_html}</td>'
-            f'<td class="sg-rec-name">{name_html}</td></tr>'
-        )
+        if image:
+            image_html = f'<img src="{_esc(image)}" alt="{name}" width="96">'
+            if href:
+                image_html = f'<a href="{href}">{image_html}</a>'
+            rows.append(
+                f'<tr><td class="sg-rec" width="96">{image_html}</td>'
+                f'<td class="sg-rec-name">{name_html}</td></tr>'
+            )
+        else:  # no picture: the name takes the whole row
+            rows.append(
+                f'<tr><td class="sg-rec-name sg-rec-only" colspan="2">{name_html}</td></tr>'
+            )
     return '<table class="sg-recs" role="presentation">' + "".join(rows) + "</table>"
 
 
@@ -544,6 +550,7 @@ class Compiled:
 
         html_fragment = _SLOT_OR_MARKER.sub(html_slot, html_fragment)
         text = _SLOT_OR_MARKER.sub(text_slot, text)
+        text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)
         text = re.sub(r"\n{3,}", "\n\n", text).strip()
         shop = values.get("shop_name") or ""
         footer_bits = []

@@ -536,3 +536,14 @@ def test_draft_persona_text_cannot_inject_template_code():
     evil = _persona(name="{{ settings.SECRET_KEY }}", favourite_categories=["{% for x in y %}"])
     subject, body = draft_for_persona(evil, channel="email")
     compile_message(channel="email", subject=subject, body=body)  # no error: nothing injected
+
+
+def test_text_part_has_tidy_blank_lines():
+    body = "Hello {{ first_name }},\n\nSee https://shop.example/a\n\n{% recommendations 1 %}\n\n{% offer %}\n\nBye"
+    out = compile_message(channel="email", subject="s", body=body).render(
+        dict(CTX, offer_code="S10")
+    )
+    assert out.text.split("\n\n--\n")[0] == (
+        "Hello Ana,\n\nSee https://shop.example/a\n\n- Green tea (https://shop.example/tea)"
+        "\n\nYour code: S10\n\nBye"
+    )
