@@ -60,7 +60,8 @@ class CampaignSerializer(serializers.ModelSerializer):
         return None
 
     def get_variants(self, obj) -> list[dict]:
-        return VariantSerializer(obj.variants.order_by("created_at", "id"), many=True).data
+        variants = sorted(obj.variants.all(), key=lambda v: (v.created_at, v.pk))  # prefetched
+        return VariantSerializer(variants, many=True).data
 
 
 class CampaignWriteSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ Rows waiting for a customer's best hour or the end of SMS quiet hours
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import smtplib
 from collections.abc import Callable
@@ -214,8 +215,20 @@ def email_message(
         connection=connection,
     )
     if rendered.html:
-        message.attach_alternative(rendered.html, "text/html")
+        message.attach_alternative(short_lines(rendered.html), "text/html")
     return message
+
+
+_TAG_OPEN = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*) ")
+
+
+def short_lines(html: str) -> str:
+    """The HTML with no line over 998 characters, by breaking lines inside opening tags
+    (where a line break means nothing): Django then sends it as 8-bit text instead of
+    quoted-printable, which took half the time of a send (bench/campaigns_send.py)."""
+    if all(len(line) <= 998 for line in html.splitlines()):
+        return html
+    return _TAG_OPEN.sub("<\\1\n", html)
 
 
 def _is_hard_bounce(exc: Exception) -> bool:
@@ -224,57 +237,95 @@ def _is_hard_bounce(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
 
 
+# errors that mean the connection itself is gone: the rest of the batch would fail too
+CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)
+
+
+def release(rows: list[Delivery]) -> None:
+    """Put claimed rows whose hand-off never started back in the queue."""
+    if rows:
+        Delivery.objects.filter(pk__in=[r.pk for r in rows], status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.QUEUED
+        )
+
+
 def _hand_over_batch(
     campaign: Campaign, rows: list[Delivery], messages: Messages, contexts: dict[int, dict]
 ) -> tuple[list[Delivery], list[Delivery]]:
-    """Hand the claimed rows over; returns (sent, failed or bounced) rows."""
+    """Hand the claimed rows over; returns (sent, failed or bounced) rows. If the batch
+    stops part-way (the connection is lost, the job is stopped), the rows not yet tried
+    go back to the queue; the one being handed over stays claimed (it may have left)."""
     from . import links
 
     sent: list[Delivery] = []
     failed: list[Delivery] = []
     now = timezone.now
-    if campaign.channel == Channel.EMAIL:
-        sender, reply_to = from_email(campaign.organization)
-        domain = sender.rpartition("@")[2].rstrip(">") or "segmenta.local"
-        with get_connection(fail_silently=False) as connection:
-            for row in rows:
+    tried = 0
+    try:
+        if campaign.channel == Channel.EMAIL:
+            sender, reply_to = from_email(campaign.organization)
+            domain = sender.rpartition("@")[2].rstrip(">") or "segmenta.local"
+            with get_connection(fail_silently=False) as connection:
+                for i, row in enumerate(rows):
+                    tried = i  # rows before this one are settled
+                    try:
+                        rendered = messages.render(row, contexts.get(row.customer_id, {}))
+                        headers = {
+                            **links.list_unsubscribe_headers(row),
+                            **outbox_headers(row),
+                            "Message-ID": make_msgid(domain=domain),
+                        }
+                        message = email_message(
+                            rendered=rendered, to=row.to_address, sender=sender,
+                            reply_to=reply_to, headers=headers, connection=connection,
+                        )  # fmt: skip
+                        tried = i + 1  # from here on it may have left
+                        connection.send_messages([message])
+                    except CONNECTION_ERRORS:
+                        raise
+                    except Exception as exc:  # one bad message must not stop the batch
+                        _mark_problem(row, exc)
+                        failed.append(row)
+                        continue
+                    row.message_id = str(message.extra_headers.get("Message-ID", ""))[:200]
+                    row.status, row.sent_at = DeliveryStatus.SENT, now()
+                    sent.append(row)
+        else:
+            from .sms import send_sms
+
+            for i, row in enumerate(rows):
+                tried = i
                 try:
                     rendered = messages.render(row, contexts.get(row.customer_id, {}))
-                    headers = {
-                        **links.list_unsubscribe_headers(row),
-                        **outbox_headers(row),
-                        "Message-ID": make_msgid(domain=domain),
-                    }
-                    message = email_message(
-                        rendered=rendered, to=row.to_address, sender=sender,
-                        reply_to=reply_to, headers=headers, connection=connection,
+                    tried = i + 1
+                    message_id = send_sms(
+                        to=row.to_address, text=rendered.text,
+                        organization=campaign.organization, customer=row.customer_id,
+                        delivery=row,
                     )  # fmt: skip
-                    connection.send_messages([message])
-                except Exception as exc:  # one bad message must not stop the batch
+                except CONNECTION_ERRORS:
+                    raise
+                except Exception as exc:
                     _mark_problem(row, exc)
                     failed.append(row)
                     continue
-                row.message_id = str(message.extra_headers.get("Message-ID", ""))[:200]
+                row.message_id = str(message_id or "")[:200]
                 row.status, row.sent_at = DeliveryStatus.SENT, now()
                 sent.append(row)
-    else:
-        from .sms import send_sms
-
-        for row in rows:
-            try:
-                rendered = messages.render(row, contexts.get(row.customer_id, {}))
-                message_id = send_sms(
-                    to=row.to_address, text=rendered.text, organization=campaign.organization,
-                    customer=row.customer_id, delivery=row,
-                )  # fmt: skip
-            except Exception as exc:
-                _mark_problem(row, exc)
-                failed.append(row)
-                continue
-            row.message_id = str(message_id or "")[:200]
-            row.status, row.sent_at = DeliveryStatus.SENT, now()
-            sent.append(row)
+    except BaseException:
+        # what was handed over is recorded; the one in hand stays claimed (interrupted)
+        _save_results(campaign, sent, failed)
+        release(rows[tried:])
+        raise
     return sent, failed
+
+
+def _save_results(campaign: Campaign, sent: list[Delivery], failed: list[Delivery]) -> None:
+    with transaction.atomic():
+        Delivery.objects.bulk_update(
+            sent + failed, ["status", "sent_at", "message_id", "error"], batch_size=1000
+        )
+        _events(campaign, sent)
 
 
 def _mark_problem(row: Delivery, exc: Exception) -> None:
@@ -317,14 +368,38 @@ def _due(campaign: Campaign):
     )
 
 
-def campaign_send_run(
+def campaign_send_run(*, campaign_id: int, **kwargs) -> dict[str, Any]:
+    """The job's body (campaigns.tasks.campaign_send). Safe to run again at any point.
+    An error marks the campaign failed with a reason (sending it again resumes where it
+    stopped); a worker that dies leaves it sending, and the job's recovery resumes it."""
+    try:
+        return _send_run(campaign_id=campaign_id, **kwargs)
+    except Exception as exc:
+        from core.exceptions import ApplicationError
+        from core.jobs import JobCancelled
+
+        if isinstance(exc, JobCancelled):
+            reason = "it was cancelled"
+        elif isinstance(exc, ApplicationError):
+            reason = exc.message.rstrip(".")
+        else:
+            reason = "something went wrong on our side"
+        Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+            status=CampaignStatus.FAILED,
+            message=f"The send stopped: {reason}. Send it again to carry on; nobody gets it twice."[
+                :500
+            ],
+        )
+        raise
+
+
+def _send_run(
     *,
     campaign_id: int,
     job: JobHandle = NULL_JOB,
     batch_size: int = BATCH,
     contexts_for: Callable | None = None,
 ) -> dict[str, Any]:
-    """The job's body (campaigns.tasks.campaign_send). Safe to run again at any point."""
     from .rendering import customer_contexts
     from .services import campaign_variants
 
@@ -359,13 +434,13 @@ def campaign_send_run(
             status=DeliveryStatus.SENDING
         )
         rows = list(Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING))
-        contexts = contexts_for([row.customer_id for row in rows])
+        try:
+            contexts = contexts_for([row.customer_id for row in rows])
+        except BaseException:
+            release(rows)  # nothing was handed over
+            raise
         sent, failed = _hand_over_batch(campaign, rows, messages, contexts)
-        with transaction.atomic():
-            Delivery.objects.bulk_update(
-                sent + failed, ["status", "sent_at", "message_id", "error"], batch_size=1000
-            )
-            _events(campaign, sent)
+        _save_results(campaign, sent, failed)
         for row in failed:
             if getattr(row, "_hard_bounce", None):
                 from .tracking import record_bounce

@@ -222,9 +222,7 @@ def campaign_create(*, organization, data: dict[str, Any], user=None) -> Campaig
         raise _fields_error(
             "segment_ids", "Choose who gets it: segment_ids (a list) or audience_id."
         )
-    if campaign.send_at and campaign.send_at > timezone.now():
-        campaign.status = CampaignStatus.SCHEDULED
-    campaign.save()
+    campaign.save()  # a draft: `POST send` schedules it when its time is ahead
     log.info("campaign.created campaign_id=%s", campaign.pk)
     return campaign
 
