@@ -480,8 +480,16 @@ def _attribute_chunk(customer_ids: list[int], *, windows: dict, home: str, reven
         if d.converted_at != converted_at or Decimal(d.revenue or 0) != total:
             d.converted_at, d.revenue = converted_at, total
             to_update.append(d)
-    if to_update:
-        Delivery.objects.bulk_update(to_update, ["converted_at", "revenue"], batch_size=500)
+    # One UPDATE per distinct result: bulk_update's CASE per row costs far more to
+    # build than it saves here (measured: 14 s of 19 s for 10,000 rows).
+    by_value: dict[tuple, list[int]] = defaultdict(list)
+    for d in to_update:
+        by_value[(d.converted_at, d.revenue)].append(d.pk)
+    for (converted_at, total), pks in by_value.items():
+        for i in range(0, len(pks), CHUNK):
+            Delivery.objects.filter(pk__in=pks[i : i + CHUNK]).update(
+                converted_at=converted_at, revenue=total
+            )
 
     # the events: one `converted` per attributed order, kept in step with the above
     wanted = {(order_id, delivery_id) for order_id, delivery_id in assigned.items()}
