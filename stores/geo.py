@@ -1,10 +1,11 @@
 """Placing customers and choosing those near a store or in a place (audience kind
-`location`, CONTRACT.md "Recommendations and audiences").
+`location`; docs/contract.md, the stores row of the REST API).
 
 A customer qualifies when they meet every criterion the definition gives:
 - `near` {latitude, longitude, km}: placed within `km` of the point;
 - `store` with `km`: placed within `km` of the store, or with a postcode that starts
-  with one of the store's postcode beginnings;
+  with one of the store's postcode beginnings (a store without coordinates decides
+  by postcode alone);
 - `countries`, `regions`, `postal_prefixes`: their country (ISO code or name, any
   case), region (same text, any case) or postcode (start, spaces ignored) is one of
   the list's.
