@@ -28,6 +28,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
 
 from .models import Campaign, Delivery, TrackedLink
@@ -199,6 +200,7 @@ def tracked_link_for(campaign: Campaign, url: str) -> TrackedLink:
     if not trackable(url):
         message = f"Only web addresses (http or https) can be tracked, not {url[:80]!r}."
         raise ApplicationError(message, {"fields": {"url": message}})
+    scope_check(organization=campaign.organization_id)
     found = TrackedLink.objects.filter(campaign_id=campaign.pk, url=url).first()
     if found is not None:
         return found
