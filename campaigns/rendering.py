@@ -101,7 +101,7 @@ hr { border: 0; border-top: 1px solid #e5e7eb; margin: 20px 0; }
 """
 
 _FOOTER_LINK = ' style="color:#4b5563;text-decoration:underline;"'
-_LAYOUT = """<mjml>
+_LAYOUT = """<mjml lang="en">
   <mj-head>
     <mj-title>SGXTITLEX</mj-title>
     <mj-preview>SGXPREVIEWX</mj-preview>
