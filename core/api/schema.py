@@ -141,6 +141,15 @@ TAGS = {
     "the live prediction run; runs and their back-tests.",
     "recommendations": "Products recommended to a customer, products bought together, and the "
     "model that serves them.",
+    "stores": "The business's shops: a name and where each is (coordinates and/or postcode "
+    "beginnings); location audiences pick customers near them.",
+    "audiences": "Saved lists of customers that campaigns send to: from segments, rules, "
+    "predicted goals, a past campaign's responders, look-alikes of a group, or a place. Preview "
+    "one without saving; each shows its size, reach by email and SMS, the model's hold-out "
+    "accuracy and a fairness check. Rebuilt after every pipeline run.",
+    "campaigns": "Personalised email and SMS to segments and audiences: only to customers who "
+    "consented to the channel, never the same campaign twice to one person, with variants, "
+    "hold-out groups and results measured in orders and revenue.",
     "webhooks": "Outbound notifications: register a URL and the event types; deliveries are "
     "signed with the endpoint's secret, retried with back-off, and logged.",
 }
