@@ -352,3 +352,47 @@ def test_public_pages_fit_a_phone_and_load_nothing_from_elsewhere(org):
         assert 'name="viewport" content="width=device-width, initial-scale=1"' in page
         assert "<script" not in page
         assert "http://" not in page and "https://" not in page
+
+
+# --- end to end with the send job ---------------------------------------------------------
+
+
+def test_a_sent_emails_links_work_and_after_one_click_the_next_send_skips(org):
+    import re
+
+    from django.core import mail
+
+    from campaigns import services
+    from campaigns.tests import sendworld as w
+
+    with tenant_context(org):
+        people = w.customers(org, 2, "e2e")
+        segment = w.segments(org, {"All": people})["All"]
+        first = w.campaign(org, [segment.pk])
+        services.campaign_send(organization=org, campaign=first, sync=True)
+    message = {m.to[0]: m for m in mail.outbox}[people[0].email]
+    html = message.alternatives[0][0]
+    client = Client(enforce_csrf_checks=True)
+
+    pixel = re.search(r'src="([^"]*/m/o/[^"]+)"', html).group(1)
+    assert client.get(path_of(pixel))["Content-Type"] == "image/gif"
+    click = re.search(r'href="([^"]*/m/c/[^"]+)"', html).group(1)
+    assert client.get(path_of(click))["Location"] == "https://shop.example/new"
+    unsubscribe = message.extra_headers["List-Unsubscribe"][1:-1]
+    r = client.post(
+        path_of(unsubscribe),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert r.status_code == 200
+    with tenant_context(org):
+        sent = Delivery.objects.get(campaign=first, customer=people[0])
+        assert sent.opened_at and sent.clicked_at and sent.unsubscribed_at
+
+        second = w.campaign(org, [segment.pk], name="Summer")
+        services.campaign_send(organization=org, campaign=second, sync=True)
+        skipped = Delivery.objects.get(campaign=second, customer=people[0])
+        assert skipped.status == DeliveryStatus.SKIPPED
+        assert skipped.skip_reason == "no_consent"
+    later = [m.to[0] for m in mail.outbox[2:]]
+    assert later == [people[1].email]
