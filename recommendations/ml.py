@@ -114,6 +114,14 @@ class Model:
     _scores: Callable[[np.ndarray], np.ndarray] | None = None
     similarity: sp.csr_matrix | None = None  # item × item, for "bought with" reasons
     same_for_all: np.ndarray | None = None  # scores that do not depend on the customer
+    # scores shared by groups of customers (popularity: one group; segment
+    # popularity: one per segment plus the shop's): groups × items, and each
+    # training row's group (None: everyone is group 0). top_n ranks each group once.
+    group_scores: np.ndarray | None = None
+    group_of: np.ndarray | None = None
+    # scores that are zero for most items (item-kNN): rows -> sparse scores; top_n
+    # ranks the non-zero ones and fills a short list with the best-sellers
+    sparse_scores: Callable[[np.ndarray], sp.csr_matrix] | None = None
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         return self._scores(rows)
@@ -124,6 +132,7 @@ def fit_popularity(x: sp.csr_matrix) -> Model:
     model = Model("popularity", x.shape[1], x)
     model._scores = lambda rows: np.broadcast_to(buyers, (len(rows), buyers.size)).copy()
     model.same_for_all = buyers
+    model.group_scores = buyers[None, :]
     model.params = {"buyers": buyers}
     return model
 
@@ -149,16 +158,15 @@ def fit_segment_popularity(x: sp.csr_matrix, groups: np.ndarray | None) -> Model
     )
     per_group = np.asarray((membership @ x).todense(), dtype=np.float64)
     tiebreak = overall / (overall.max() + 1.0)
+    # one row per group (a group without buyers reads the shop's), then the shop's
+    table = np.vstack([*(g if g.any() else overall for g in per_group), overall]) + tiebreak
+    group_of = np.full(x.shape[0], len(labels), dtype=np.int64)
+    mine = np.flatnonzero(known[: x.shape[0]])
+    group_of[mine] = [index[int(g)] for g in groups[mine]]
 
-    def scores(rows):
-        out = np.empty((len(rows), overall.size))
-        for j, r in enumerate(rows):
-            g = index.get(int(groups[r])) if r < groups.size else None
-            base = per_group[g] if g is not None and per_group[g].any() else overall
-            out[j] = base + tiebreak
-        return out
-
-    model._scores = scores
+    model._scores = lambda rows: table[group_of[np.asarray(rows)]]
+    model.group_scores = table
+    model.group_of = group_of
     model.params = {"groups": len(labels)}
     return model
 
@@ -205,6 +213,7 @@ def fit_item_knn(x: sp.csr_matrix, *, neighbours: int = 100) -> Model:
     sim = _keep_top(sim, neighbours + 1)
     model = Model("item_knn", x.shape[1], x, params={"neighbours": neighbours}, similarity=sim)
     model._scores = lambda rows: np.asarray((x[rows] @ sim).todense())
+    model.sparse_scores = lambda rows: (x[rows] @ sim).tocsr()
     return model
 
 
@@ -312,15 +321,11 @@ def top_n(
     rows = np.asarray(rows, dtype=np.int64)
     items_out = np.full((rows.size, n), -1, dtype=np.int64)
     scores_out = np.zeros((rows.size, n))
-    if model.same_for_all is not None and not exclude_seen:
-        # one ranking for everyone (popularity): rank once, repeat it
-        s = model.same_for_all.astype(np.float64).copy()
-        if allowed is not None:
-            s[~allowed] = -np.inf
-        order = np.argsort(-s, kind="stable")[:n]
-        order = order[np.isfinite(s[order])]
-        items_out[:, : order.size] = order
-        scores_out[:, : order.size] = s[order]
+    if model.group_scores is not None:
+        _top_n_grouped(model, rows, n, exclude_seen, allowed, chunk, items_out, scores_out)
+        return items_out, scores_out
+    if model.sparse_scores is not None:
+        _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, scores_out)
         return items_out, scores_out
     for start in range(0, rows.size, chunk):
         part = rows[start : start + chunk]
@@ -341,12 +346,87 @@ def top_n(
     return items_out, scores_out
 
 
-def evaluate(model: Model, split: Split, *, exclude_seen: bool = False, k: int = K) -> dict:
-    evaluated = np.fromiter(split.truth.keys(), dtype=np.int64, count=len(split.truth))
-    if evaluated.size == 0:
-        return {"precision_at_10": None, "recall_at_10": None, "map_at_10": None,
-                "coverage": None, "customers": 0}  # fmt: skip
-    recs, _ = top_n(model, evaluated, k, exclude_seen=exclude_seen)
+def _top_n_grouped(model, rows, n, exclude_seen, allowed, chunk, items_out, scores_out) -> None:
+    """top_n for scores shared by groups: each group's ranking is sorted once (ties:
+    lower item first); without items seen, each customer walks down their group's
+    ranking past what they bought (at most n + their purchases deep)."""
+    table = np.array(model.group_scores, dtype=np.float64)
+    if allowed is not None:
+        table[:, ~allowed] = -np.inf
+    group_of = model.group_of[rows] if model.group_of is not None else np.zeros(rows.size, np.int64)
+    for g in np.unique(group_of):
+        s = table[g]
+        order = np.argsort(-s, kind="stable")
+        order = order[np.isfinite(s[order])]
+        members = np.flatnonzero(group_of == g)
+        if not exclude_seen:
+            m = min(n, order.size)
+            items_out[members, :m] = order[:m]
+            scores_out[members, :m] = s[order[:m]]
+            continue
+        for start in range(0, members.size, chunk):
+            part = members[start : start + chunk]
+            bought = model.x[rows[part]]
+            depth = n + (int(np.diff(bought.indptr).max()) if bought.nnz else 0)
+            pool = order[:depth]
+            seen = bought[:, pool].toarray() > 0
+            pick = np.argsort(seen, axis=1, kind="stable")[:, :n]  # unseen first, in order
+            fresh = ~np.take_along_axis(seen, pick, axis=1)
+            chosen = pool[pick]
+            m = pick.shape[1]
+            items_out[part, :m] = np.where(fresh, chosen, -1)
+            scores_out[part, :m] = np.where(fresh, s[chosen], 0.0)
+
+
+def _seen(x: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """x[rows[k], items[k]] > 0 for every k, in one sorted search."""
+    x.sort_indices()
+    n_items = np.int64(x.shape[1])
+    keys = np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr)) * n_items
+    keys += x.indices
+    wanted = np.asarray(rows, dtype=np.int64) * n_items + np.asarray(items, dtype=np.int64)
+    if keys.size == 0:
+        return np.zeros(wanted.size, dtype=bool)
+    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return keys[at] == wanted
+
+
+def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, scores_out) -> None:
+    """top_n for mostly-zero scores: rank the non-zero ones (ties: lower item first);
+    a list shorter than n is filled with the best-sellers not in it (score 0) —
+    where a dense ranking would take arbitrary zero-score items."""
+    buyers = np.asarray(model.x.sum(axis=0)).ravel()
+    fill = np.argsort(-buyers, kind="stable")
+    if allowed is not None:
+        fill = fill[allowed[fill]]
+    for start in range(0, rows.size, chunk):
+        part = rows[start : start + chunk]
+        s = model.sparse_scores(part).tocoo()
+        r, c, v = s.row.astype(np.int64), s.col.astype(np.int64), s.data.astype(np.float64)
+        keep = v > 0
+        if allowed is not None:
+            keep &= allowed[c]
+        if exclude_seen:
+            keep &= ~_seen(model.x, part[r], c)
+        r, c, v = r[keep], c[keep], v[keep]
+        order = np.lexsort((c, -v, r))  # per row: best first, lower item on ties
+        r, c, v = r[order], c[order], v[order]
+        rank = np.arange(r.size) - np.searchsorted(r, r, side="left")
+        top = rank < n
+        items_out[start + r[top], rank[top]] = c[top]
+        scores_out[start + r[top], rank[top]] = v[top]
+        have = np.bincount(r[top], minlength=part.size)
+        for j in np.flatnonzero(have < n):
+            taken = set(items_out[start + j, : have[j]].tolist())
+            if exclude_seen:
+                x = model.x
+                taken.update(x.indices[x.indptr[part[j]] : x.indptr[part[j] + 1]].tolist())
+            extra = [i for i in fill[: n + len(taken)].tolist() if i not in taken]
+            extra = extra[: n - have[j]]
+            items_out[start + j, have[j] : have[j] + len(extra)] = extra
+
+
+def _metrics(model: Model, split: Split, evaluated: np.ndarray, recs: np.ndarray, k: int) -> dict:
     precision = np.empty(evaluated.size)
     recall = np.empty(evaluated.size)
     ap = np.empty(evaluated.size)
@@ -372,6 +452,37 @@ def evaluate(model: Model, split: Split, *, exclude_seen: bool = False, k: int =
         "coverage": float(recommended.size / max(int(trained.sum()), 1)),
         "customers": int(evaluated.size),
     }
+
+
+def evaluate_both(model: Model, split: Split, *, k: int = K) -> tuple[dict, dict]:
+    """(with items bought before, without them) from one ranking: the best k + (most
+    items any evaluated customer bought) hold each customer's best k unseen."""
+    evaluated = np.fromiter(split.truth.keys(), dtype=np.int64, count=len(split.truth))
+    if evaluated.size == 0 or model.group_scores is not None or model.sparse_scores is not None:
+        # nothing to rank, or a cheap ranking anyway
+        return (
+            evaluate(model, split, exclude_seen=False, k=k),
+            evaluate(model, split, exclude_seen=True, k=k),
+        )
+    bought = np.diff(model.x.indptr)[evaluated]
+    deep, _ = top_n(model, evaluated, min(k + int(bought.max()), model.n_items))
+    with_repeats = _metrics(model, split, evaluated, deep[:, :k].copy(), k)
+    rows = np.repeat(evaluated, deep.shape[1])
+    seen = _seen(model.x, rows, np.maximum(deep.ravel(), 0)).reshape(deep.shape) | (deep < 0)
+    pick = np.argsort(seen, axis=1, kind="stable")[:, :k]
+    without = np.where(
+        np.take_along_axis(seen, pick, axis=1), -1, np.take_along_axis(deep, pick, axis=1)
+    )
+    return with_repeats, _metrics(model, split, evaluated, without, k)
+
+
+def evaluate(model: Model, split: Split, *, exclude_seen: bool = False, k: int = K) -> dict:
+    evaluated = np.fromiter(split.truth.keys(), dtype=np.int64, count=len(split.truth))
+    if evaluated.size == 0:
+        return {"precision_at_10": None, "recall_at_10": None, "map_at_10": None,
+                "coverage": None, "customers": 0}  # fmt: skip
+    recs, _ = top_n(model, evaluated, k, exclude_seen=exclude_seen)
+    return _metrics(model, split, evaluated, recs, k)
 
 
 def evaluate_candidates(
@@ -411,8 +522,7 @@ def evaluate_candidates(
         model = fit(kind, x, groups=groups, counts=counts, seed=seed)
         if model is None:
             continue
-        with_repeats = evaluate(model, split, exclude_seen=False)
-        without = evaluate(model, split, exclude_seen=True)
+        with_repeats, without = evaluate_both(model, split)
 
         # repeats only when they help: better precision, or as good with a better MAP
         def rank(e):
