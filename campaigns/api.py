@@ -38,7 +38,7 @@ class VariantSerializer(serializers.ModelSerializer):
 
 class CampaignSerializer(serializers.ModelSerializer):
     audience_id = serializers.IntegerField(read_only=True, allow_null=True)
-    job = serializers.PrimaryKeyRelatedField(read_only=True)
+    job = serializers.IntegerField(source="job_id", read_only=True, allow_null=True)
     schedule = serializers.SerializerMethodField()
     variants = serializers.SerializerMethodField()
 
@@ -102,6 +102,8 @@ class TestSendSerializer(serializers.Serializer):
 
 
 class SettingsSerializer(serializers.ModelSerializer):
+    reply_to = serializers.CharField(read_only=True, help_text="An email address, or empty.")
+
     class Meta:
         model = CampaignSettings
         fields = [
