@@ -151,10 +151,13 @@ _CONTENT_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 
 # --- the sandbox ----------------------------------------------------------------------
 class _Sandbox(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context, operator, left, right):
-        if operator == "**":
+        if operator == "%":
+            if isinstance(left, str):  # printf formatting can pad to any width
+                raise SecurityError("formatting text with % is not available")
+        elif operator == "**":
             if isinstance(right, int | float) and abs(right) > 100:
                 raise SecurityError("the power is too large")
         else:
@@ -218,6 +221,54 @@ def _fail(field_name: str, line: int | None, message: str) -> ApplicationError:
     )
 
 
+# What a message template may contain: text, merge fields, conditions, simple
+# arithmetic and text filters. No loops, macros, calls, attribute access or other
+# templates: nothing that could run long, build huge text or reach an object.
+_ALLOWED_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.If,
+    nodes.CondExpr, nodes.And, nodes.Or, nodes.Not, nodes.Compare, nodes.Operand,
+    nodes.Filter, nodes.Test, nodes.Concat, nodes.Add, nodes.Sub, nodes.Mul, nodes.Div,
+    nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Neg, nodes.Pos, nodes.Getitem, nodes.Slice,
+    nodes.Assign, nodes.Tuple, nodes.List, nodes.Keyword, nodes.With, nodes.FilterBlock,
+)  # fmt: skip
+ALLOWED_FILTERS = frozenset({
+    "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float", "int",
+    "last", "length", "lower", "replace", "round", "string", "striptags", "title", "trim",
+    "truncate", "upper", "wordcount",
+})  # fmt: skip
+_REFUSED = {
+    nodes.For: "loops ({% for %}) are not available in messages.",
+    nodes.Macro: "macros are not available in messages.",
+    nodes.CallBlock: "{% call %} is not available in messages.",
+    nodes.Call: "calling functions is not available in messages; use a filter, e.g. {{ first_name|title }}.",
+    nodes.Include: "messages cannot include other templates.",
+    nodes.Extends: "messages cannot extend other templates.",
+    nodes.Import: "messages cannot import other templates.",
+    nodes.FromImport: "messages cannot import other templates.",
+}
+
+
+def _refused(node) -> str | None:
+    """Why `node` may not appear in a message template, or None."""
+    if isinstance(node, nodes.Getattr):
+        if node.attr.startswith("_"):
+            return f"'{node.attr}' cannot be used in a message."
+        return f"merge fields have no parts ('.{node.attr}'); use the field itself."
+    if not isinstance(node, _ALLOWED_NODES):
+        for kind, reason in _REFUSED.items():
+            if isinstance(node, kind):
+                return reason
+        return f"'{type(node).__name__}' is not available in messages."
+    if isinstance(node, nodes.Filter | nodes.FilterBlock):
+        name = node.name if isinstance(node, nodes.Filter) else node.filter.name
+        if name not in ALLOWED_FILTERS:
+            return f"the filter '{name}' is not available in messages."
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        if str(node.arg.value).startswith("_"):
+            return f"'{node.arg.value}' cannot be used in a message."
+    return None
+
+
 def _parse(env: _Sandbox, source: str, field_name: str):
     if len(source) > MAX_TEMPLATE_CHARS:
         raise _fail(field_name, None, f"is too long (at most {MAX_TEMPLATE_CHARS:,} characters).")
@@ -234,12 +285,10 @@ def _parse(env: _Sandbox, source: str, field_name: str):
             line,
             f"unknown merge field {{{{ {name} }}}}. Use one of: " + ", ".join(MERGE_FIELDS) + ".",
         )
-    for node in ast.find_all(nodes.Getattr):
-        if node.attr.startswith("_"):
-            raise _fail(field_name, node.lineno, f"'{node.attr}' cannot be used in a message.")
-    for node in ast.find_all(nodes.Getitem):
-        if isinstance(node.arg, nodes.Const) and str(node.arg.value).startswith("_"):
-            raise _fail(field_name, node.lineno, f"'{node.arg.value}' cannot be used in a message.")
+    for node in ast.find_all(nodes.Node):
+        problem = _refused(node)
+        if problem:
+            raise _fail(field_name, getattr(node, "lineno", None), problem)
     try:
         return env.from_string(ast)
     except TemplateError as exc:  # pragma: no cover - parse already succeeded
@@ -266,7 +315,7 @@ def _render(template, field_name: str, values: dict) -> str:
         raise _fail(field_name, None, f"not allowed in a message ({exc}).") from exc
     except TemplateError as exc:
         raise _fail(field_name, getattr(exc, "lineno", None), _first_line(str(exc))) from exc
-    except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
+    except (TypeError, ValueError, ArithmeticError, OverflowError, RecursionError) as exc:
         raise _fail(field_name, None, f"cannot be rendered ({exc}).") from exc
 
 

@@ -107,12 +107,47 @@ def test_templates_cannot_reach_outside_their_merge_fields(source, settings):
         assert "planted-secret" not in out.html and "class" not in body_of(out.html)
 
 
-def test_attr_filter_cannot_reach_dunder_attributes():
-    out = compile_message(
-        channel="email", subject="s", body="[{{ first_name|attr('__class__') }}]"
-    ).render(CTX)
-    assert "[]" in out.text
-    assert "str" not in out.text
+def test_attr_filter_is_refused():
+    with pytest.raises(ApplicationError, match="attr"):
+        compile_message(channel="email", subject="s", body="[{{ first_name|attr('__class__') }}]")
+
+
+@pytest.mark.parametrize(
+    "source,reason",
+    [
+        ("{% for c in first_name %}{{ c }}{% endfor %}", "loops"),
+        ("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "macros"),
+        ("{% include 'base.html' %}", "include"),
+        ("{% extends 'base.html' %}", "extend"),
+        ("{% import 'x.html' as x %}", "import"),
+        ("{{ first_name.ljust(1000000000) }}", "calling functions"),
+        ("{{ first_name.upper }}", "no parts"),
+        ("{{ first_name|center(1000000000) }}", "center"),
+        ("{{ first_name|wordwrap(5) }}", "wordwrap"),
+        ("{{ first_name|safe }}", "safe"),
+        ("{{ 'x'|format(1) }}", "format"),
+    ],
+)
+def test_costly_or_unsafe_constructs_are_refused_when_compiled(source, reason):
+    with pytest.raises(ApplicationError) as err:
+        compile_message(channel="email", subject="s", body="Hi\n" + source)
+    assert reason in err.value.message and "line 2" in err.value.message
+
+
+def test_allowed_constructs_still_work():
+    body = (
+        "{% set who = first_name|default('friend')|title %}Hi {{ who }}"
+        "{% if segment == 'Loyal regulars' %}, thanks for staying{% endif %}! "
+        "{{ first_name[0] }}. {{ (2 * 3) }} {{ last_name|upper|truncate(20) }}"
+    )
+    out = compile_message(channel="email", subject="s", body=body).render(CTX)
+    assert out.text.startswith("Hi Ana, thanks for staying! A. 6 SILVA")
+
+
+def test_printf_padding_is_refused_when_rendered():
+    msg = compile_message(channel="email", subject="s", body="{{ '%999999999s' % first_name }}")
+    with pytest.raises(ApplicationError):
+        msg.render(CTX)
 
 
 def test_huge_strings_are_refused_cleanly():
