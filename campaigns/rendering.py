@@ -4,11 +4,12 @@ campaign and rendered for each customer.
 Safety: templates are Jinja2 in a `SandboxedEnvironment` with no loader and no
 globals; the only names a template sees are the merge fields of `MERGE_FIELDS`
 (plain strings or None), so settings, the ORM, other customers and other
-organisations are out of reach. Names outside the merge fields and attributes
-starting with "_" are refused when the template is compiled, with the field
-(`subject`/`body`) and line named; anything that still fails while rendering is an
-`ApplicationError` too. `*` and `**` are bounded so a template cannot build a huge
-string.
+organisations are out of reach. A template may hold text, merge fields, `if`,
+`set`, simple arithmetic and a short list of text filters (`ALLOWED_FILTERS`);
+anything else (other names, attributes, calls, loops, macros, other templates) is
+refused when the template is compiled, with the field (`subject`/`body`) and line
+named. `*`, `**` and `%` are bounded so a template cannot build a huge string;
+anything that still fails while rendering is an `ApplicationError` too.
 
 Email: the owner writes plain text with optional simple HTML. Per customer the
 rendered body is sanitised with nh3 (basic formatting and http/https/mailto links
