@@ -503,7 +503,7 @@ _SLOT_OR_MARKER = re.compile(
 )
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)  # about 10 MB at most: bodies of a few kilobytes
 def _prepare(body: str) -> tuple[str, str, tuple[str, ...]]:
     """The customer-independent work on a rendered body, cached by its text (many
     customers share a first name, and a body without merge fields is the same for
