@@ -57,7 +57,8 @@ def _item(product, score: float, reason: str) -> dict:
 def customer_recommendations(*, customer, limit: int = 10) -> tuple[RecommendationRun, list[dict]]:
     """(live run, best-first items) for one customer; raises NoModel before any run.
     A customer with nothing bought gets their segment's popular products."""
-    run = live_run()
+    # the API's hot path: the run's large JSON columns are read only for a cold start
+    run = RecommendationRun.objects.filter(is_live=True).defer("evaluation", "popular").first()
     if run is None:
         raise NoModel()
     rows = list(
