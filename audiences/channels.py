@@ -26,7 +26,7 @@ The rule (the audience and segment pages show its result in plain words):
 
 `best_channel(customer_ids, *, organization)` answers for any group (an audience);
 `segment_best_channels()` for every segment of the live run in one pass, cached
-briefly per organisation and run. `segment_panel` is the segment page's panel.
+briefly per organisation, run and data version. `segment_panel` is the segment page's panel.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from core.sensitive import name_words
 
 WINDOW_DAYS = 180
 MIN_REACHED = 20
 CACHE_SECONDS = 600
+LOOKUP_LIMIT = 20_000_000  # customer ids below this are counted with a lookup table
 
 MESSAGE_CHANNELS = ("email", "sms", "push")
 SEGMENTA_MESSAGE_TYPES = ("message_sent", "message_opened", "message_clicked", "converted")
@@ -126,31 +126,45 @@ def _label(channel: str) -> str:
     return LABELS.get(channel, channel[:1].upper() + channel[1:])
 
 
+Key = tuple[str, str]  # (kind: "message" | "order", channel)
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """Engagement in the window: `contacts` has one row per (kind, channel,
-    customer_id) with `engaged` (bool); `buyers` are the customers with a paid
-    order of known channel (order channels' reached customers)."""
+    """Engagement in the window as sorted arrays of distinct customer ids per
+    (kind, channel): `reached` and `engaged` (see the module's rule; for order
+    channels `reached` is every recent buyer, the same array for each channel)."""
 
-    contacts: pd.DataFrame
-    buyers: np.ndarray
+    reached: dict[Key, np.ndarray]
+    engaged: dict[Key, np.ndarray]
     as_of: dt.date | None
     window_days: int = WINDOW_DAYS
 
     @classmethod
     def empty(cls) -> Evidence:
-        return cls(
-            pd.DataFrame(
-                {
-                    "kind": pd.Series(dtype=object),
-                    "channel": pd.Series(dtype=object),
-                    "customer_id": pd.Series(dtype=np.int64),
-                    "engaged": pd.Series(dtype=bool),
-                }
-            ),
-            np.empty(0, dtype=np.int64),
-            None,
-        )
+        return cls({}, {}, None)
+
+
+def _ids(values) -> np.ndarray:
+    """Sorted distinct ids (a sort: numpy's hashing unique is slower on these)."""
+    ids = np.sort(np.asarray(values if values is not None else [], dtype=np.int64).ravel())
+    if len(ids) > 1:
+        ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
+    return ids
+
+
+def _counter(members: np.ndarray):
+    """count(ids) -> how many of `ids` (distinct) are members: a lookup table when
+    the ids are small enough, else a sorted search."""
+    members = _ids(members)
+    if not len(members):
+        return lambda ids: 0
+    top = int(members[-1])
+    if members[0] >= 0 and top < LOOKUP_LIMIT:
+        flags = np.zeros(top + 1, dtype=bool)
+        flags[members] = True
+        return lambda ids: int(flags[ids[(ids >= 0) & (ids <= top)]].sum())
+    return lambda ids: int(np.isin(ids, members, assume_unique=True).sum())
 
 
 def _percent(rate: float) -> str:
@@ -210,57 +224,50 @@ def _summary(rows: list[dict], window_days: int, as_of: dt.date | None) -> dict 
     return None
 
 
-def group_best_channels(evidence: Evidence, membership: pd.DataFrame) -> dict:
-    """The best channel of each group: `membership` has columns `group` and
-    `customer_id` (a customer may be in several groups). Groups without evidence
-    are left out."""
-    if membership.empty:
-        return {}
-    membership = membership[["group", "customer_id"]].drop_duplicates()
-    per_group: dict = {}
-    contacts = evidence.contacts
-    if len(contacts):
-        joined = contacts.merge(membership, on="customer_id", how="inner")
-        counted = joined.groupby(["group", "kind", "channel"], sort=False).agg(
-            customers=("customer_id", "size"), engaged=("engaged", "sum")
-        )
-        for (group, kind, channel), row in counted.iterrows():
-            per_group.setdefault(group, []).append(
+def group_best_channels(evidence: Evidence, groups: dict) -> dict:
+    """The best channel of each group ({group: customer ids}; a customer may be in
+    several groups). Groups without evidence are left out."""
+    found = {}
+    for group, members in groups.items():
+        count = _counter(members)
+        rows = []
+        for key, reached_ids in evidence.reached.items():
+            reached = count(reached_ids)
+            if not reached:
+                continue
+            engaged = count(evidence.engaged.get(key, np.empty(0, dtype=np.int64)))
+            kind, channel = key
+            rows.append(
                 {
-                    "kind": kind,
                     "channel": channel,
-                    "engaged": int(row["engaged"]),
-                    # order channels: filled with the group's recent buyers below
-                    "customers": int(row["customers"]) if kind == "message" else 0,
+                    "label": _label(channel),
+                    "kind": kind,
+                    "customers": reached,
+                    "engaged": engaged,
+                    "rate": round(engaged / reached, 4),
                 }
             )
-    if len(evidence.buyers):
-        in_group = membership[membership["customer_id"].isin(evidence.buyers)]
-        buyers = in_group.groupby("group", sort=False).size()
-        for group, rows in per_group.items():
-            for row in rows:
-                if row["kind"] == "order":
-                    row["customers"] = int(buyers.get(group, 0))
-    found = {}
-    for group, rows in per_group.items():
-        shaped = [
-            {
-                "channel": r["channel"],
-                "label": _label(r["channel"]),
-                "kind": r["kind"],
-                "customers": r["customers"],
-                "engaged": r["engaged"],
-                "rate": round(r["engaged"] / r["customers"], 4) if r["customers"] else 0.0,
-            }
-            for r in rows
-        ]
-        summary = _summary(shaped, evidence.window_days, evidence.as_of)
+        summary = _summary(rows, evidence.window_days, evidence.as_of)
         if summary is not None:
             found[group] = summary
     return found
 
 
 # --- loading ---------------------------------------------------------------------------
+def data_version() -> str:
+    """Changes whenever customers, orders or events are written (each has an
+    (organization, updated_at) index, so this reads three index ends)."""
+    from django.db.models import Max
+
+    from customers.models import Customer, Event, Order
+
+    stamps = []
+    for model in (Customer, Order, Event):
+        at = model.objects.aggregate(at=Max("updated_at"))["at"]
+        stamps.append(f"{at:%Y%m%d%H%M%S%f}" if at else "-")
+    return ".".join(stamps)
+
+
 def _latest_data_at():
     from django.db.models import Max
 
@@ -274,88 +281,99 @@ def _latest_data_at():
     return max(latest) if latest else None
 
 
+def _id_arrays(queryset, keys: list[str], id_field: str) -> list[tuple]:
+    """[(*key values, distinct ids)] for the rows of `queryset` grouped by `keys`.
+    On PostgreSQL the database groups them into arrays (read in C, no Python work
+    per row); elsewhere (SQLite in development and tests) rows are grouped here."""
+    from django.db import connections
+
+    queryset = queryset.order_by()
+    if connections[queryset.db].vendor == "postgresql":
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        # duplicates are dropped here: a sort in numpy beats DISTINCT in the aggregate
+        grouped = queryset.values(*keys).annotate(ids=ArrayAgg(id_field))
+        return [(*(row[k] for k in keys), _ids(row["ids"])) for row in grouped]
+    found: dict[tuple, list[int]] = {}
+    for *values, pk in queryset.values_list(*keys, id_field).distinct().iterator(20_000):
+        found.setdefault(tuple(values), []).append(pk)
+    return [(*values, _ids(ids)) for values, ids in found.items()]
+
+
+def _add(target: dict[Key, list[np.ndarray]], key: Key, ids: np.ndarray) -> None:
+    target.setdefault(key, []).append(ids)
+
+
+def _joined(parts: dict[Key, list[np.ndarray]], erased: np.ndarray) -> dict[Key, np.ndarray]:
+    out = {}
+    for key, arrays in parts.items():
+        ids = _ids(np.concatenate(arrays))
+        out[key] = ids[~np.isin(ids, erased)] if len(erased) else ids
+    return out
+
+
 def load_evidence(*, window_days: int = WINDOW_DAYS) -> Evidence:
-    """Engagement of the current organisation's customers in the window, deduplicated
-    by the database (one row per customer, channel and event type)."""
+    """Engagement of the current organisation's customers in the window."""
     from django.db.models.fields.json import KeyTextTransform
 
-    from customers.models import Event, Order, OrderStatus
+    from customers.models import Customer, Event, Order, OrderStatus
 
     until = _latest_data_at()
     if until is None:
         return Evidence.empty()
     since = until - dt.timedelta(days=window_days)
-    frames = []
+    reached: dict[Key, list[np.ndarray]] = {}
+    engaged: dict[Key, list[np.ndarray]] = {}
 
-    events = Event.objects.filter(occurred_at__gt=since, occurred_at__lte=until).order_by()
-    types = set(events.values_list("type", flat=True).distinct())
+    events = Event.objects.filter(occurred_at__gt=since, occurred_at__lte=until)
+    types = set(events.order_by().values_list("type", flat=True).distinct())
     imported = {t: c for t in types if (c := classify_event_type(t)) is not None}
     ours = [t for t in SEGMENTA_MESSAGE_TYPES if t in types]
     if ours:
-        rows = list(
-            events.filter(type__in=ours, customer__erased_at__isnull=True)
-            .annotate(via=KeyTextTransform("channel", "properties"))
-            .values_list("customer_id", "type", "via")
-            .distinct()
+        via = KeyTextTransform("channel", "properties")
+        rows = _id_arrays(
+            events.filter(type__in=ours).annotate(via=via), ["type", "via"], "customer_id"
         )
-        if rows:
-            frame = pd.DataFrame(rows, columns=["customer_id", "type", "channel"])
-            frame["channel"] = (
-                frame["channel"]
-                .astype(object)
-                .map(lambda v: str(v).strip().casefold() if v is not None else "")
-            )
-            frame = frame[frame["channel"].isin(MESSAGE_CHANNELS)]
-            frame["engaged"] = frame["type"].isin(_ENGAGED_TYPES)
-            frames.append(
-                frame.assign(kind="message")[["kind", "channel", "customer_id", "engaged"]]
-            )
+        for event_type, channel, ids in rows:
+            channel = str(channel or "").strip().casefold()
+            if channel in MESSAGE_CHANNELS:
+                _add(reached, ("message", channel), ids)
+                if event_type in _ENGAGED_TYPES:
+                    _add(engaged, ("message", channel), ids)
     if imported:
-        rows = list(
-            events.filter(type__in=list(imported), customer__erased_at__isnull=True)
-            .values_list("customer_id", "type")
-            .distinct()
-        )
-        if rows:
-            frame = pd.DataFrame(rows, columns=["customer_id", "type"])
-            frame["channel"] = frame["type"].map(lambda t: imported[t][0])
-            frame["engaged"] = frame["type"].map(lambda t: imported[t][1]).astype(bool)
-            frames.append(
-                frame.assign(kind="message")[["kind", "channel", "customer_id", "engaged"]]
-            )
+        for event_type, ids in _id_arrays(
+            events.filter(type__in=list(imported)), ["type"], "customer_id"
+        ):
+            channel, clicked = imported[event_type]
+            _add(reached, ("message", channel), ids)
+            if clicked:
+                _add(engaged, ("message", channel), ids)
 
-    orders = list(
-        Order.objects.filter(
-            ordered_at__gt=since,
-            ordered_at__lte=until,
-            customer__isnull=False,
-            customer__erased_at__isnull=True,
-            is_return=False,
-            status=OrderStatus.PAID,
-        )
-        .exclude(channel="")
-        .order_by()
-        .values_list("customer_id", "channel")
-        .distinct()
-    )
-    buyers = np.empty(0, dtype=np.int64)
-    if orders:
-        frame = pd.DataFrame(orders, columns=["customer_id", "channel"])
-        frame["channel"] = frame["channel"].map(lambda v: " ".join(str(v).split()).casefold())
-        frame = frame[frame["channel"] != ""]
-        frame["engaged"] = True
-        frames.append(frame.assign(kind="order")[["kind", "channel", "customer_id", "engaged"]])
-        buyers = np.unique(frame["customer_id"].to_numpy(dtype=np.int64))
+    orders = Order.objects.filter(
+        ordered_at__gt=since,
+        ordered_at__lte=until,
+        customer__isnull=False,
+        is_return=False,
+        status=OrderStatus.PAID,
+    ).exclude(channel="")
+    order_channels: dict[Key, list[np.ndarray]] = {}
+    for channel, ids in _id_arrays(orders, ["channel"], "customer_id"):
+        channel = " ".join(str(channel).split()).casefold()
+        if channel:
+            _add(order_channels, ("order", channel), ids)
 
-    if not frames:
-        return Evidence(Evidence.empty().contacts, buyers, until.date(), window_days)
-    contacts = pd.concat(frames, ignore_index=True)
-    contacts["customer_id"] = contacts["customer_id"].astype(np.int64)
-    contacts["engaged"] = contacts["engaged"].astype(bool)
-    contacts = contacts.groupby(["kind", "channel", "customer_id"], as_index=False, sort=False)[
-        "engaged"
-    ].max()
-    return Evidence(contacts, buyers, until.date(), window_days)
+    # erasure deletes a person's events and unlinks orders; a half-finished one must
+    # not count
+    erased = _ids(Customer.objects.filter(erased_at__isnull=False).values_list("pk", flat=True))
+    reached_ids = _joined(reached, erased)
+    engaged_ids = _joined(engaged, erased)
+    if order_channels:
+        by_channel = _joined(order_channels, erased)
+        buyers = _ids(np.concatenate(list(by_channel.values())))
+        for key, ids in by_channel.items():
+            reached_ids[key] = buyers
+            engaged_ids[key] = ids
+    return Evidence(reached_ids, engaged_ids, until.date(), window_days)
 
 
 def best_channel(customer_ids: Iterable[int], *, organization) -> dict | None:
@@ -364,18 +382,20 @@ def best_channel(customer_ids: Iterable[int], *, organization) -> dict | None:
     from accounts.tenancy import scope_check
 
     scope_check(organization=organization)
-    ids = np.unique(np.fromiter((int(c) for c in customer_ids), dtype=np.int64))
+    try:
+        ids = np.asarray(customer_ids, dtype=np.int64).ravel()
+    except (TypeError, ValueError):  # a generator or a queryset of ids
+        ids = np.fromiter((int(c) for c in customer_ids), dtype=np.int64)
     if not len(ids):
         return None
-    evidence = load_evidence()
-    membership = pd.DataFrame({"group": np.zeros(len(ids), dtype=np.int64), "customer_id": ids})
-    return group_best_channels(evidence, membership).get(0)
+    return group_best_channels(load_evidence(), {0: ids}).get(0)
 
 
 def segment_best_channels(*, organization=None) -> dict[int, dict]:
     """The best channel of every segment of the live run (cluster and RFM), in one
     pass over the memberships; segments without evidence are left out. Cached for
-    `CACHE_SECONDS` per organisation and live run."""
+    `CACHE_SECONDS` per organisation, live run and data version (a new import or
+    run is never answered from the cache)."""
     from django.core.cache import cache
 
     from accounts.tenancy import require_organization_id, scope_check
@@ -384,22 +404,20 @@ def segment_best_channels(*, organization=None) -> dict[int, dict]:
     if organization is not None:
         scope_check(organization=organization)
     org_id = organization.pk if organization is not None else require_organization_id()
-    run_id = SegmentationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()
-    if run_id is None:
+    live = SegmentationRun.objects.filter(is_live=True).values_list("pk", "created_at").first()
+    if live is None:
         return {}
-    key = f"audiences:segment-best-channels:org{org_id}:run{run_id}"
+    run_id, run_created = live
+    key = (
+        f"audiences:segment-best-channels:org{org_id}:run{run_id}:{run_created:%Y%m%d%H%M%S%f}:"
+        f"{data_version()}"
+    )
     found = cache.get(key)
     if found is not None:
         return found
-    rows = list(
-        SegmentMembership.objects.filter(run_id=run_id, segment__is_active=True)
-        .order_by()
-        .values_list("segment_id", "customer_id")
-    )
-    found = {}
-    if rows:
-        membership = pd.DataFrame(rows, columns=["group", "customer_id"])
-        found = {int(k): v for k, v in group_best_channels(load_evidence(), membership).items()}
+    memberships = SegmentMembership.objects.filter(run_id=run_id, segment__is_active=True)
+    groups = {int(seg): ids for seg, ids in _id_arrays(memberships, ["segment_id"], "customer_id")}
+    found = group_best_channels(load_evidence(), groups) if groups else {}
     cache.set(key, found, CACHE_SECONDS)
     return found
 
