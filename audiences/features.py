@@ -90,6 +90,21 @@ class FeatureMatrix:
     def feature_names(self) -> list[str]:
         return [self.readable.get(c, c) for c in self.frame.columns]
 
+    def informative(self, rows: np.ndarray | None = None) -> list[str]:
+        """Columns with at least two distinct known values (among `rows`): the rest
+        carry nothing to learn from (and an all-missing column upsets the trees)."""
+        frame = self.frame if rows is None else self.frame.iloc[rows]
+        return [c for c in frame.columns if frame[c].nunique(dropna=True) >= 2]
+
+    def select(self, columns: list[str]) -> FeatureMatrix:
+        return FeatureMatrix(
+            self.customer_ids,
+            self.frame[columns],
+            {c: self.readable[c] for c in columns if c in self.readable},
+            list(self.excluded_sensitive),
+            dict(self.skipped),
+        )
+
 
 def utc_ns(values) -> np.ndarray:
     """int64 UTC nanoseconds; NaT as INT64 min."""

@@ -25,7 +25,7 @@ from core.exceptions import ApplicationError
 
 from .evaluation import Evaluation, ModelInfo
 from .features import NS_PER_DAY, FeatureMatrix, combine, event_type_list, utc_ns
-from .ml import MIN_CLASS, choose_model, load_base, model_info, ranked
+from .ml import MIN_CLASS, choose_model, load_base, model_info, ranked, usable
 
 CATEGORY_EVENT_DAYS = 91
 
@@ -146,9 +146,9 @@ def buy_category_evaluation(definition: dict[str, Any], *, organization) -> Eval
             category_features(ids, cutoff, lines, in_category),
         )
 
-    past = features(np.full(len(ids), start_ns, dtype=np.int64))
+    past = usable(features(np.full(len(ids), start_ns, dtype=np.int64)), train_rows)
     choice = choose_model(past.X[train_rows], y)
-    current = features(np.full(len(ids), now_ns, dtype=np.int64))
+    current = features(np.full(len(ids), now_ns, dtype=np.int64)).select(past.columns)
     scores = choice.predict(current.X)
     info: ModelInfo = model_info(
         choice,

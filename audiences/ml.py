@@ -399,6 +399,18 @@ def _type_hint(events: pd.DataFrame) -> str:
     return f" Event types on record: {', '.join(types[:8])}." if types else " No events on record."
 
 
+def usable(features: FeatureMatrix, rows: np.ndarray | None = None) -> FeatureMatrix:
+    """The columns that vary among the training rows; an error when none does."""
+    columns = features.informative(rows)
+    if not columns:
+        raise ApplicationError(
+            "The customers have nothing that tells them apart yet: no custom columns, "
+            "orders or events that differ from one customer to the next.",
+            code="not_enough_data",
+        )
+    return features.select(columns)
+
+
 # --- response --------------------------------------------------------------------------
 def _first_times(events: pd.DataFrame, event_type: str) -> pd.Series:
     """Each customer's first event of a type (UTC ns), indexed by customer id."""
@@ -515,6 +527,7 @@ def response_evaluation(definition: dict[str, Any], *, organization) -> Evaluati
     features = base.features(
         cutoff, organization=organization, definition=definition, event_types=event_types
     )
+    features = usable(features, row[use])
     X = features.X
     choice = choose_model(X[row[use]], y)
     candidates_mask = np.ones(len(ids), dtype=bool)
@@ -592,6 +605,7 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization) -> Evaluat
         definition=definition,
         event_types=event_type_list(base.events),
     )
+    features = usable(features)
     X = features.X
     others = y == 0
     if y.sum() < MIN_SEED or others.sum() < MIN_SEED:

@@ -277,3 +277,25 @@ def test_a_seed_nobody_matches_is_an_error(org, lookalikes):
                 organization=org,
             )
     assert "seed_customer_ids" in caught.value.extra["fields"]
+
+
+def test_a_segment_seed_leaves_its_members_out(org):
+    """Seed from a segment: its members are never listed; everyone else is."""
+    from audiences.tests.helpers import segments_world
+
+    world = segments_world(org)
+    members = {c.pk for c in world["customers"][:20]}
+    with tenant_context(org):
+        for i, c in enumerate(world["customers"]):
+            Customer.objects.filter(pk=c.pk).update(attributes={"visits": i % 7 + 10 * (i < 25)})
+        evaluation = lookalike_evaluation(
+            definition_clean({"kind": "lookalike", "seed_segment_id": world["a"].pk}),
+            organization=org,
+        )
+        with pytest.raises(ApplicationError) as caught:
+            lookalike_evaluation(
+                definition_clean({"kind": "lookalike", "seed_segment_id": 999_999}),
+                organization=org,
+            )
+    assert set(evaluation.scores) == {c.pk for c in world["customers"]} - members
+    assert "seed_segment_id" in caught.value.extra["fields"]
