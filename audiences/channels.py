@@ -382,10 +382,9 @@ def best_channel(customer_ids: Iterable[int], *, organization) -> dict | None:
     from accounts.tenancy import scope_check
 
     scope_check(organization=organization)
-    try:
-        ids = np.asarray(customer_ids, dtype=np.int64).ravel()
-    except (TypeError, ValueError):  # a generator or a queryset of ids
-        ids = np.fromiter((int(c) for c in customer_ids), dtype=np.int64)
+    if not isinstance(customer_ids, list | tuple | np.ndarray):
+        customer_ids = list(customer_ids)  # a queryset is read once, not item by item
+    ids = np.asarray(customer_ids, dtype=np.int64).ravel()
     if not len(ids):
         return None
     return group_best_channels(load_evidence(), {0: ids}).get(0)

@@ -346,11 +346,9 @@ def _customer_columns(base, custom: list[str]) -> list[list]:
 
 def _membership(pks: np.ndarray, member_ids) -> np.ndarray:
     """in_audience[i]: is customer pks[i] a member (ids outside the base ignored)."""
-    try:
-        members = np.asarray(member_ids, dtype=np.int64)
-    except (TypeError, ValueError):
-        members = np.fromiter((int(m) for m in member_ids), dtype=np.int64)
-    members = members.ravel()
+    if not isinstance(member_ids, list | tuple | np.ndarray):
+        member_ids = list(member_ids)  # a queryset is read once, not item by item
+    members = np.asarray(member_ids, dtype=np.int64).ravel()
     if not len(pks) or not len(members):
         return np.zeros(len(pks), dtype=bool)
     top = int(max(pks.max(), members.max()))

@@ -220,3 +220,37 @@ def test_a_rule_segment_is_evaluated_now(owner_client, org):
     html = response.content.decode()
     assert 'id="panel-best_channel"' in html
     assert "<strong>Email</strong> works best for them." in html
+
+
+def test_the_partial_on_an_audience_page():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("audiences/_best_channel.html", {"best_channel": None})
+    assert "No evidence yet" in html
+    assert "Build an audience" not in html
+    found = {
+        "channel": "email",
+        "label": "Email",
+        "kind": "message",
+        "rate": 0.3,
+        "customers": 50,
+        "reason": "Because.",
+        "min_customers": MIN_REACHED,
+        "by_channel": [
+            {"channel": "email", "label": "Email", "kind": "message", "customers": 50, "rate": 0.3},
+            {"channel": "sms", "label": "SMS", "kind": "message", "customers": 5, "rate": 0.6},
+        ],
+    }
+    html = render_to_string("audiences/_best_channel.html", {"best_channel": found})
+    assert "<strong>Email</strong> works best for them." in html
+    assert '60% of the 5 reached clicked or bought <span class="muted">(too few to judge)' in html
+
+
+def test_a_queryset_of_ids_is_read_once(in_org, django_assert_max_num_queries):
+    group = _customers(in_org, 30, "g")
+    _events(in_org, group, "sms_sent")
+    _events(in_org, group[:9], "sms_click")
+    ids = Customer.objects.values_list("pk", flat=True)
+    with django_assert_max_num_queries(12):
+        found = best_channel(ids, organization=in_org)
+    assert found["channel"] == "sms" and found["rate"] == 0.3

@@ -200,3 +200,18 @@ def test_many_values_keep_the_largest_groups():
     codes, labels = group_codes(values, max_groups=5)
     assert labels[0] == "Big" and labels[-1] == "other values" and len(labels) == 5
     assert (codes[50:80] >= 1).all() and codes[-1] == -1
+
+
+def test_the_partial_shows_warnings_and_the_table(in_org, skewed):
+    from django.template.loader import render_to_string
+
+    _, _, audience = skewed
+    _make(in_org, 1, "b", birth_date=dt.date(1950, 1, 1))
+    html = render_to_string(
+        "audiences/_fairness.html", {"fairness": fairness_check(audience, organization=in_org)}
+    )
+    assert html.count('class="msg msg-warning fairness-warning"') == 1
+    assert "Customers whose gender is “Female” are picked at 0.22×" in html
+    assert ">Age<" in html and ">Gender<" in html
+    empty = render_to_string("audiences/_fairness.html", {"fairness": []})
+    assert "No fairness check" in empty
