@@ -7,8 +7,8 @@ The rule (the audience and segment pages show its result in plain words):
   history counts.
 - **Message channels** (email, SMS, push) come from events: Segmenta's own
   `message_sent`, `message_opened`, `message_clicked` and `converted` with a
-  `channel` property, and imported event types whose name mentions email, mail,
-  newsletter, SMS or push (`email_open`, `EmailClicked`, `sms_click`; bounces,
+  `channel` property, and imported event types whose name mentions email,
+  newsletter, e-mail, SMS or push (`email_open`, `EmailClicked`, `sms_click`; bounces,
   complaints and unsubscribes are not contact). A customer is *reached* by a
   channel when they have any such event for it, and *engaged* when one of those
   events is a click or a conversion (clicked, converted, purchase, order, redeem).
@@ -50,7 +50,6 @@ _ENGAGED_TYPES = frozenset({"message_clicked", "converted"})
 _CHANNEL_WORDS = {
     "email": "email",
     "emails": "email",
-    "mail": "email",
     "newsletter": "email",
     "sms": "sms",
     "push": "push",
@@ -117,6 +116,8 @@ def classify_event_type(event_type: str) -> tuple[str, bool] | None:
     if words & _NOT_CONTACT_WORDS or ("opt" in words and "out" in words):
         return None
     channels = {_CHANNEL_WORDS[w] for w in words if w in _CHANNEL_WORDS}
+    if "mail" in words and "e" in words:  # e-mail; "direct_mail" is the post
+        channels.add("email")
     if len(channels) != 1:
         return None
     return channels.pop(), bool(words & _ENGAGED_WORDS)

@@ -79,6 +79,8 @@ def _orders(org, customers, channel: str, *, days_ago: int = 5, **fields) -> Non
         ("sms_unsubscribe", None),
         ("page_view", None),
         ("emailed", None),  # not the word email
+        ("e-mail_click", ("email", True)),
+        ("direct_mail_sent", None),  # the post
     ],
 )
 def test_imported_event_types_are_read_by_their_words(event_type, expected):
