@@ -232,8 +232,9 @@ def fairness_rows(columns: Iterable[Column], in_audience: np.ndarray) -> list[di
                 and ratio < FOUR_FIFTHS
                 and base[group] >= MIN_GROUP
             ):
+                shown = np.floor(ratio * 100) / 100  # 0.799 reads 0.79×, not 0.80×
                 warning = (
-                    f"{_who(column, labels[group])} are picked at {ratio:.2f}× the rate of "
+                    f"{_who(column, labels[group])} are picked at {shown:.2f}× the rate of "
                     f"the best-picked group ({_reference(column, labels[best_group])}): "
                     "check this audience does not leave them out unfairly."
                 )

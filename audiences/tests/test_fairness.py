@@ -215,3 +215,23 @@ def test_the_partial_shows_warnings_and_the_table(in_org, skewed):
     assert ">Age<" in html and ">Gender<" in html
     empty = render_to_string("audiences/_fairness.html", {"fairness": []})
     assert "No fairness check" in empty
+
+
+def test_a_ratio_just_under_four_fifths_warns_and_reads_under_it():
+    # 100 of 100 picked against 79.9%: 799 of 1000
+    codes = np.array([0] * 100 + [1] * 1000)
+    picked = np.zeros(len(codes), dtype=bool)
+    picked[:100] = True
+    picked[100:899] = True
+    by = {
+        r["group"]: r
+        for r in fairness_rows([Column("gender", codes, ["A", "B"], "gender")], picked)
+    }
+    assert by["B"]["ratio"] == 0.799
+    assert "0.79×" in by["B"]["warning"]
+    picked[899] = True  # exactly 0.8: no warning
+    by = {
+        r["group"]: r
+        for r in fairness_rows([Column("gender", codes, ["A", "B"], "gender")], picked)
+    }
+    assert by["B"]["warning"] is None
