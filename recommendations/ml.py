@@ -142,8 +142,9 @@ def fit_segment_popularity(x: sp.csr_matrix, groups: np.ndarray | None) -> Model
     group without buyers, gets the overall counts. Ties break by overall buyers."""
     overall = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
     model = Model("segment_popularity", x.shape[1], x)
-    if groups is None:
+    if groups is None:  # no segments: the shop's best-sellers, ranked once
         model._scores = lambda rows: np.broadcast_to(overall, (len(rows), overall.size)).copy()
+        model.group_scores = overall[None, :]
         return model
     groups = np.asarray(groups, dtype=np.int64)
     known = groups >= 0
@@ -401,7 +402,9 @@ def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, score
         fill = fill[allowed[fill]]
     for start in range(0, rows.size, chunk):
         part = rows[start : start + chunk]
-        s = model.sparse_scores(part).tocoo()
+        s = model.sparse_scores(part)
+        s.sort_indices()
+        s = s.tocoo()
         r, c, v = s.row.astype(np.int64), s.col.astype(np.int64), s.data.astype(np.float64)
         keep = v > 0
         if allowed is not None:
@@ -409,7 +412,11 @@ def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, score
         if exclude_seen:
             keep &= ~_seen(model.x, part[r], c)
         r, c, v = r[keep], c[keep], v[keep]
-        order = np.lexsort((c, -v, r))  # per row: best first, lower item on ties
+        # per row: best first, lower item on ties. Entries come row by row in item
+        # order, so two stable sorts (score, then row) do it; a lexsort of the three
+        # keys took twice as long
+        order = np.argsort(-v, kind="stable")
+        order = order[np.argsort(r[order], kind="stable")]
         r, c, v = r[order], c[order], v[order]
         rank = np.arange(r.size) - np.searchsorted(r, r, side="left")
         top = rank < n
