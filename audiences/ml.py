@@ -618,7 +618,10 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization) -> Evaluat
             kind="similarity",
             features=features.feature_names(),
             excluded_sensitive=list(features.excluded_sensitive),
-            summary=pairs_summary(None, "", ""),
+            summary=(
+                "Ranked by how close each customer is to the seed's average; the seed is too "
+                "small to check how well that ranks."
+            ),
             details={"seed": int(y.sum())},
         )
         return Evaluation(scores=ranked(ids[others], scores[others]), model=info, notes=notes)
