@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -165,6 +166,7 @@ def run(n: int, backend: str) -> dict:
         mail.outbox = []
     baseline = time.perf_counter() - started
     baseline_cpu = time.process_time() - cpu_started
+    shutil.rmtree(directory, ignore_errors=True)
     sample = compiled[0].render(contexts[0], link=lambda u: u)
     return {
         "messages": n,
