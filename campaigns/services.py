@@ -480,21 +480,33 @@ def recent_message_counts(customer_ids: list[int], *, days: int, now: datetime) 
     return counts
 
 
-def suppressed_ids(customer_ids: list[int], *, channel: str) -> set[int]:
-    """Customers with a hard bounce or a complaint on this channel before."""
+def suppressed_ids(customer_ids: list[int], *, channel: str) -> dict[int, datetime]:
+    """Customers with a hard bounce or a complaint on this channel, and when the latest
+    was (a later opt-in, with a newer consent time, lifts it)."""
+    from django.db.models import Max
+
     from customers.models import Event
 
-    bounced = set(
+    latest: dict[int, datetime] = {}
+    bounced = (
         Delivery.objects.filter(
             customer_id__in=customer_ids, channel=channel, status=DeliveryStatus.BOUNCED
-        ).values_list("customer_id", flat=True)
+        )
+        .values("customer_id")
+        .annotate(at=Max("sent_at"), made=Max("created_at"))
     )
-    complained = set(
+    for row in bounced:
+        latest[row["customer_id"]] = row["at"] or row["made"]
+    complained = (
         Event.objects.filter(customer_id__in=customer_ids, type="message_complained")
         .filter(Q(properties__channel=channel) | Q(properties__channel__isnull=True))
-        .values_list("customer_id", flat=True)
+        .values("customer_id")
+        .annotate(at=Max("occurred_at"))
     )
-    return bounced | complained
+    for row in complained:
+        cid = row["customer_id"]
+        latest[cid] = max(latest[cid], row["at"]) if cid in latest else row["at"]
+    return latest
 
 
 def campaign_variants(campaign: Campaign) -> tuple[list[Variant], list[Variant]]:
@@ -551,7 +563,14 @@ def campaign_recipients_plan(campaign: Campaign, *, now: datetime | None = None)
     customers = {
         c.pk: c
         for c in Customer.objects.filter(pk__in=ids, erased_at__isnull=True).only(
-            "pk", "email", "phone", "accepts_email", "accepts_sms", "attributes"
+            "pk",
+            "email",
+            "phone",
+            "accepts_email",
+            "accepts_sms",
+            "attributes",
+            "email_consent_at",
+            "sms_consent_at",
         )
     }
     zones = {cid: customer_zone(c, organization) for cid, c in customers.items()}
@@ -573,7 +592,12 @@ def campaign_recipients_plan(campaign: Campaign, *, now: datetime | None = None)
             d.status, d.skip_reason = DeliveryStatus.SKIPPED, SkipReason.NO_ADDRESS
             continue
         d.to_address = address
-        if customer_id in suppressed:
+        consent_at = (
+            customer.email_consent_at if channel == Channel.EMAIL else customer.sms_consent_at
+        )
+        if customer_id in suppressed and (
+            consent_at is None or consent_at <= suppressed[customer_id]
+        ):
             d.status, d.skip_reason = DeliveryStatus.SKIPPED, SkipReason.SUPPRESSED
             continue
         if settings.cap_messages and capped[customer_id] >= settings.cap_messages:

@@ -285,3 +285,61 @@ def test_a_lost_connection_stops_the_batch_and_the_rest_wait(in_org, monkeypatch
     services.campaign_send(organization=org, campaign=campaign, sync=True)
     assert len(mail.outbox) == 5 and len({m.to[0] for m in mail.outbox}) == 5
     assert rows.filter(status="failed", error="interrupted: not resent").count() == 1
+
+
+class _Smtp:
+    """A local SMTP server that refuses one mailbox with 550 and keeps the rest."""
+
+    def __init__(self, refuse: str):
+        self.refuse = refuse
+        self.envelopes = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if address == self.refuse:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+def test_a_send_through_a_real_smtp_server_with_a_hard_bounce(in_org, settings):
+    import email
+    import email.policy
+    import socket
+
+    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+    org = in_org
+    people = w.customers(org, 3, "smtp")
+    seg = w.segments(org, {"All": people})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    handler = _Smtp(refuse=people[1].email)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = aiosmtpd.Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    try:
+        job = services.campaign_send(organization=org, campaign=campaign, sync=True)
+    finally:
+        controller.stop()
+    assert job.status == "succeeded", job.message
+    got = sorted(e.rcpt_tos[0] for e in handler.envelopes)
+    assert got == sorted([people[0].email, people[2].email])
+    parsed = email.message_from_bytes(
+        handler.envelopes[0].original_content, policy=email.policy.default
+    )
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed.get_body(("html",)) is not None and parsed.get_body(("plain",)) is not None
+    refused = Delivery.objects.get(campaign=campaign, customer=people[1])
+    assert refused.status == "bounced" and "550" in refused.error
+    later = w.campaign(org, [seg.pk], name="Later")
+    audit = services.campaign_audit(later)
+    assert audit["sendable"] == 2  # a hard bounce stops later sends to that address
+    assert audit["skipped_no_consent"] + audit["skipped_suppressed"] == 1

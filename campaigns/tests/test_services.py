@@ -256,3 +256,27 @@ def test_a_future_send_at_schedules_and_send_due_fires_once(in_org):
     campaign.refresh_from_db()
     assert campaign.status == "sending"
     assert campaign.job is not None
+
+
+def test_a_bounce_suppresses_until_a_newer_opt_in(in_org):
+    import secrets
+
+    org = in_org
+    person = w.customers(org, 1, "sup")[0]
+    seg = w.segments(org, {"All": [person]})["All"]
+    old = w.campaign(org, [seg.pk], name="Old", status="sent")
+    bounced_at = timezone.now() - dt.timedelta(days=3)
+    Delivery.objects.create(
+        organization=org, campaign=old, customer=person, channel="email", status="bounced",
+        token=secrets.token_hex(16), sent_at=bounced_at,
+    )  # fmt: skip
+    campaign = w.campaign(org, [seg.pk])
+    assert services.campaign_audit(campaign)["skipped_suppressed"] == 1
+    person.email_consent_at = bounced_at + dt.timedelta(days=1)  # opted in again since
+    person.save()
+    assert services.campaign_audit(campaign)["sendable"] == 1
+    # an SMS campaign is not affected by an email bounce
+    person.accepts_sms = True
+    person.save()
+    sms = w.campaign(org, [seg.pk], channel="sms", subject="", body="Hi")
+    assert services.campaign_audit(sms)["skipped_suppressed"] == 0
