@@ -393,6 +393,26 @@ def campaign_send_run(*, campaign_id: int, **kwargs) -> dict[str, Any]:
         raise
 
 
+def _take(campaign: Campaign, job_id: int | None) -> bool:
+    """Make `job_id` the campaign's one sending job: it is already, or the job named
+    before has finished (a re-run after a failure). One conditional UPDATE, so of two
+    jobs starting together only one sends; None (no job: a direct call) always may."""
+    from core.models import Job, JobStatus
+
+    if job_id is None or campaign.job_id == job_id:
+        ok = True
+    else:
+        current = campaign.job_id
+        busy = (JobStatus.QUEUED, JobStatus.RUNNING)
+        if current and Job.objects.filter(pk=current, status__in=busy).exists():
+            return False
+        ok = bool(Campaign.objects.filter(pk=campaign.pk, job_id=current).update(job_id=job_id))
+    if ok and campaign.status != CampaignStatus.SENDING:
+        Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.SENDING, message="")
+        campaign.status = CampaignStatus.SENDING
+    return ok
+
+
 def _send_run(
     *,
     campaign_id: int,
@@ -404,8 +424,9 @@ def _send_run(
     from .services import campaign_variants
 
     campaign = Campaign.objects.select_related("organization").filter(pk=campaign_id).first()
-    if campaign is None or campaign.status != CampaignStatus.SENDING:
-        return {"message": "Nothing to send: the campaign is no longer being sent."}
+    resumable = (CampaignStatus.SENDING, CampaignStatus.FAILED)
+    if campaign is None or campaign.status not in resumable or not _take(campaign, job.job_id):
+        return {"message": "Nothing to send: the campaign is not being sent by this job."}
     organization = campaign.organization
     job.progress(2, "Choosing who gets it")
     counts = write_deliveries(campaign)
@@ -423,6 +444,8 @@ def _send_run(
     job.progress(5, f"Sending to {total:,} customers")
     while True:
         job.check_cancel()
+        if job.job_id and not Campaign.objects.filter(pk=campaign.pk, job_id=job.job_id).exists():
+            break  # another job took the campaign over (a re-run): it carries on
         batch = list(_due(campaign).order_by("pk")[:batch_size])
         if not batch:
             break

@@ -343,3 +343,27 @@ def test_a_send_through_a_real_smtp_server_with_a_hard_bounce(in_org, settings):
     audit = services.campaign_audit(later)
     assert audit["sendable"] == 2  # a hard bounce stops later sends to that address
     assert audit["skipped_no_consent"] + audit["skipped_suppressed"] == 1
+
+
+def test_one_job_sends_a_campaign_at_a_time(in_org):
+    from core.jobs import job_rerun
+
+    org = in_org
+    seg = w.segments(org, {"All": w.customers(org, 3, "one")})["All"]
+    campaign = w.campaign(org, [seg.pk])
+    first = services.campaign_send(organization=org, campaign=campaign)  # queued
+    # a second job for the same campaign (say, started by hand) finds it taken
+    from campaigns.tasks import campaign_send as task
+
+    stray = Job.objects.create(organization=org, kind="campaign_send", params={"_task": task.name})
+    task.apply(kwargs={"organization_id": org.pk, "job_id": stray.pk, "campaign_id": campaign.pk})
+    assert mail.outbox == []
+    stray.refresh_from_db()
+    assert "not being sent by this job" in stray.message
+    # the campaign's own job sends; a re-run of it after it finished sends nobody again
+    services._run_now(first)
+    assert len(mail.outbox) == 3
+    first.refresh_from_db()
+    again = job_rerun(job=first)
+    services._run_now(again)
+    assert len(mail.outbox) == 3
