@@ -379,12 +379,22 @@ def _top_n_grouped(model, rows, n, exclude_seen, allowed, chunk, items_out, scor
             scores_out[part, :m] = np.where(fresh, s[chosen], 0.0)
 
 
-def _seen(x: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """x[rows[k], items[k]] > 0 for every k, in one sorted search."""
+def _keys(x: sp.csr_matrix) -> np.ndarray:
+    """Each stored (row, column) of x as one sorted integer."""
     x.sort_indices()
-    n_items = np.int64(x.shape[1])
-    keys = np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr)) * n_items
+    keys = np.repeat(np.arange(x.shape[0], dtype=np.int64), np.diff(x.indptr))
+    keys *= np.int64(x.shape[1])
     keys += x.indices
+    return keys
+
+
+def _seen(
+    x: sp.csr_matrix, rows: np.ndarray, items: np.ndarray, keys: np.ndarray | None = None
+) -> np.ndarray:
+    """x[rows[k], items[k]] > 0 for every k, in one sorted search (`keys`: _keys(x),
+    when the caller asks many times)."""
+    keys = _keys(x) if keys is None else keys
+    n_items = np.int64(x.shape[1])
     wanted = np.asarray(rows, dtype=np.int64) * n_items + np.asarray(items, dtype=np.int64)
     if keys.size == 0:
         return np.zeros(wanted.size, dtype=bool)
@@ -400,6 +410,7 @@ def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, score
     fill = np.argsort(-buyers, kind="stable")
     if allowed is not None:
         fill = fill[allowed[fill]]
+    keys = _keys(model.x) if exclude_seen else None
     for start in range(0, rows.size, chunk):
         part = rows[start : start + chunk]
         s = model.sparse_scores(part)
@@ -410,8 +421,19 @@ def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, score
         if allowed is not None:
             keep &= allowed[c]
         if exclude_seen:
-            keep &= ~_seen(model.x, part[r], c)
+            keep &= ~_seen(model.x, part[r], c, keys)
         r, c, v = r[keep], c[keep], v[keep]
+        # keep only what can reach a row's top n: its n-th best score as a threshold,
+        # from the row's scores laid side by side (sorting every score took most time)
+        lengths = np.bincount(r, minlength=part.size)
+        width = int(lengths.max()) if r.size else 0
+        if width > n:
+            position = np.arange(r.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            side_by_side = np.full((part.size, width), -np.inf)
+            side_by_side[r, position] = v
+            threshold = np.partition(side_by_side, width - n, axis=1)[:, width - n]
+            keep = v >= threshold[r]
+            r, c, v = r[keep], c[keep], v[keep]
         # per row: best first, lower item on ties. Entries come row by row in item
         # order, so two stable sorts (score, then row) do it; a lexsort of the three
         # keys took twice as long

@@ -155,14 +155,14 @@ def _diversified(
     return items, scores
 
 
-def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _lookup(
+    matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, keys: np.ndarray | None = None
+) -> np.ndarray:
     """matrix[rows[k], cols[k]] for every k (0 where absent), in one search. The
-    matrix's indices must be sorted."""
+    matrix's indices must be sorted; `keys` (its entries as `ml._keys` gives them)
+    saves building them again when asking many times."""
     n_cols = np.int64(matrix.shape[1])
-    keys = (
-        np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n_cols
-        + matrix.indices
-    )
+    keys = ml._keys(matrix) if keys is None else keys
     wanted = np.asarray(rows, dtype=np.int64) * n_cols + np.asarray(cols, dtype=np.int64)
     at = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
     found = (keys[at] == wanted) if keys.size else np.zeros(wanted.size, bool)
@@ -175,6 +175,7 @@ def _bought_with(
     """For each recommendation (customer row, item): the customer's product bought
     together with the item by the most customers (the first one on ties), or -1."""
     co.sort_indices()
+    keys = ml._keys(co)
     out = np.full(rows.size, -1, dtype=np.int64)
     for begin in range(0, rows.size, chunk):
         r, item = rows[begin : begin + chunk], items[begin : begin + chunk]
@@ -182,7 +183,7 @@ def _bought_with(
         which = np.repeat(np.arange(r.size), counts)
         offsets = np.arange(which.size) - np.repeat(np.cumsum(counts) - counts, counts)
         history = x.indices[np.repeat(x.indptr[r], counts) + offsets]
-        together = _lookup(co, history, item[which])
+        together = _lookup(co, history, item[which], keys)
         order = np.lexsort((-together, which))  # per recommendation, most first
         if order.size == 0:
             continue
