@@ -280,3 +280,27 @@ def test_a_bounce_suppresses_until_a_newer_opt_in(in_org):
     person.save()
     sms = w.campaign(org, [seg.pk], channel="sms", subject="", body="Hi")
     assert services.campaign_audit(sms)["skipped_suppressed"] == 0
+
+
+def test_the_periodic_task_starts_due_sends_in_every_organisation(org, other_org):
+    from accounts.tenancy import tenant_context
+    from campaigns.tasks import send_due
+
+    campaigns = []
+    for organization in (org, other_org):
+        with tenant_context(organization):
+            seg = w.segments(organization, {"All": w.customers(organization, 1, "pd")})["All"]
+            campaign = w.campaign(organization, [seg.pk])
+            campaign.send_at = timezone.now() + dt.timedelta(minutes=5)
+            campaign.save()
+            services.campaign_send(organization=organization, campaign=campaign)
+            Campaign.objects.filter(pk=campaign.pk).update(
+                send_at=timezone.now() - dt.timedelta(minutes=1)
+            )
+            campaigns.append(campaign)
+    assert send_due() == 2
+    assert send_due() == 0  # fired once
+    for organization, campaign in zip((org, other_org), campaigns, strict=True):
+        with tenant_context(organization):
+            campaign.refresh_from_db()
+            assert campaign.status == "sending" and campaign.job_id
