@@ -413,9 +413,7 @@ def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, score
     keys = _keys(model.x) if exclude_seen else None
     for start in range(0, rows.size, chunk):
         part = rows[start : start + chunk]
-        s = model.sparse_scores(part)
-        s.sort_indices()
-        s = s.tocoo()
+        s = model.sparse_scores(part).tocoo()  # row by row (items unsorted within a row)
         r, c, v = s.row.astype(np.int64), s.col.astype(np.int64), s.data.astype(np.float64)
         keep = v > 0
         if allowed is not None:
@@ -425,20 +423,24 @@ def _top_n_sparse(model, rows, n, exclude_seen, allowed, chunk, items_out, score
         r, c, v = r[keep], c[keep], v[keep]
         # keep only what can reach a row's top n: its n-th best score as a threshold,
         # from the row's scores laid side by side (sorting every score took most time)
+        # (the few rows with very many scores one by one, so the others' width stays small)
         lengths = np.bincount(r, minlength=part.size)
-        width = int(lengths.max()) if r.size else 0
-        if width > n:
-            position = np.arange(r.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        position = np.arange(r.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        threshold = np.full(part.size, -np.inf)
+        long_rows = lengths > n
+        wide = lengths > max(4 * n, int(np.percentile(lengths, 99)) if r.size else 0)
+        width = int(lengths[long_rows & ~wide].max()) if (long_rows & ~wide).any() else 0
+        if width:
+            narrow = ~wide[r]
             side_by_side = np.full((part.size, width), -np.inf)
-            side_by_side[r, position] = v
+            side_by_side[r[narrow], position[narrow]] = v[narrow]
             threshold = np.partition(side_by_side, width - n, axis=1)[:, width - n]
-            keep = v >= threshold[r]
-            r, c, v = r[keep], c[keep], v[keep]
-        # per row: best first, lower item on ties. Entries come row by row in item
-        # order, so two stable sorts (score, then row) do it; a lexsort of the three
-        # keys took twice as long
-        order = np.argsort(-v, kind="stable")
-        order = order[np.argsort(r[order], kind="stable")]
+        for j in np.flatnonzero(wide):
+            mine = v[r == j]
+            threshold[j] = np.partition(mine, mine.size - n)[mine.size - n]
+        keep = v >= threshold[r]
+        r, c, v = r[keep], c[keep], v[keep]
+        order = np.lexsort((c, -v, r))  # per row: best first, lower item on ties
         r, c, v = r[order], c[order], v[order]
         rank = np.arange(r.size) - np.searchsorted(r, r, side="left")
         top = rank < n
