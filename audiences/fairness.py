@@ -257,6 +257,7 @@ def fairness_rows(columns: Iterable[Column], in_audience: np.ndarray) -> list[di
 def _today(organization) -> dt.date:
     from django.utils import timezone
 
+    zone: dt.tzinfo
     try:
         zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
