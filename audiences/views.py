@@ -422,10 +422,21 @@ def audience_detail(request, pk: int):
     audience = get_object_or_404(Audience.objects.select_related("job", "created_by"), pk=pk)
     members = list(selectors.audience_members(audience=audience)[:MEMBERS_SHOWN])
     probabilities = audience.expected_conversions is not None
+    definition = audience.definition or {}
+    at_stake = definition.get("kind") == "goal" and definition.get("goal") == "high_value_at_risk"
+    currency = getattr(request.organization, "currency", "") or ""
+    if at_stake:
+        score_label = f"Value at stake ({currency})" if currency else "Value at stake"
+    elif definition.get("kind") == "lookalike":
+        score_label = "Likeness"
+    else:
+        score_label = "Chance" if probabilities else "Score"
     for member in members:
         score = member.score
         if score is None:
             member.score_text = ""
+        elif at_stake:
+            member.score_text = f"{score:,.0f}"
         elif probabilities:
             member.score_text = f"{100 * score:.0f}%"
         else:
@@ -439,6 +450,7 @@ def audience_detail(request, pk: int):
         "warnings": _warnings(figures["fairness"]),
         "members": members,
         "probabilities": probabilities,
+        "score_label": score_label,
         "has_scores": any(m.score is not None for m in members),
         "members_shown": MEMBERS_SHOWN,
         "building": audience.status == AudienceStatus.BUILDING and not _stalled(audience),
