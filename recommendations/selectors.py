@@ -128,21 +128,27 @@ def _pct(value) -> str:
     return f"{100 * (value or 0):.0f}%"
 
 
+def _in_100(value: float | None) -> str:
+    return f"{100 * (value or 0):.0f} in every 100"
+
+
 def evaluation_sentence(run: RecommendationRun) -> str:
-    """ "These recommendations found 17% of what customers bought next; best-sellers
-    alone found 6%." (recall at 10 on the hold-out)."""
+    """ "On your past orders, 18 in every 100 of these suggestions were bought next;
+    of best-sellers alone, 7 in 100." (precision at 10 on the hold-out: the figure the
+    method in use was chosen by, so the sentence and the chart agree with the choice)."""
     served = run.entry(run.served) or {}
     popularity = run.entry("popularity") or {}
     if not served.get("customers"):
         return "Too few customers have bought twice to check these recommendations yet."
     if run.served == "popularity":
         return (
-            f"Best-sellers found {_pct(served.get('recall_at_10'))} of what customers bought "
-            "next, and no other method did better for your shop, so best-sellers are shown."
+            f"On your past orders, {_in_100(served.get('precision_at_10'))} best-seller "
+            "suggestions were bought next, and no other method did better for your shop, so "
+            "best-sellers are shown."
         )
     return (
-        f"These recommendations found {_pct(served.get('recall_at_10'))} of what customers "
-        f"bought next; best-sellers alone found {_pct(popularity.get('recall_at_10'))}."
+        f"On your past orders, {_in_100(served.get('precision_at_10'))} of these suggestions "
+        f"were bought next; of best-sellers alone, {_in_100(popularity.get('precision_at_10'))}."
     )
 
 
@@ -175,19 +181,20 @@ PLAIN_NAMES = {
 
 
 def hit_rate_bars(run: RecommendationRun) -> list[dict]:
-    """One bar per method tried: the share of what customers bought next that its
-    10 recommendations found (recall at 10), widths relative to the best."""
-    entries = [e for e in run.evaluation if e.get("recall_at_10") is not None]
-    top = max((e["recall_at_10"] for e in entries), default=0.0) or 1.0
+    """One bar per method tried: how many of every 100 of its suggestions were bought
+    next (precision at 10, the figure the method in use is chosen by), widths
+    relative to the best."""
+    entries = [e for e in run.evaluation if e.get("precision_at_10") is not None]
+    top = max((e["precision_at_10"] for e in entries), default=0.0) or 1.0
     return [
         {
             "kind": e["kind"],
             "label": PLAIN_NAMES.get(e["kind"], e["kind"]),
-            "percent": round(100 * e["recall_at_10"], 1),
-            "width": round(100 * e["recall_at_10"] / top, 1),
+            "percent": round(100 * e["precision_at_10"], 1),
+            "width": round(100 * e["precision_at_10"] / top, 1),
             "served": e["kind"] == run.served,
         }
-        for e in sorted(entries, key=lambda e: -e["recall_at_10"])
+        for e in sorted(entries, key=lambda e: -e["precision_at_10"])
     ]
 
 

@@ -145,7 +145,7 @@ def test_customer_and_product_pages_show_the_panels(owner_client, org, planted):
     customer_id = planted[1]
     html = owner_client.get(f"/customers/{customer_id}/").content.decode()
     assert 'id="panel-recommendations"' in html
-    assert "of what customers bought next" in html
+    assert "were bought next" in html
     assert "About this model" in html
     assert "appear here after the first recommendations run" not in html
     with tenant_context(org):

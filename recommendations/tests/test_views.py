@@ -54,9 +54,9 @@ def test_with_orders_and_no_run_the_owner_is_offered_the_run(owner_client, plant
 def test_page_with_a_live_run(owner_client, live):
     html = owner_client.get(URL).content.decode()
     served, popularity = live.entry(live.served), live.entry("popularity")
-    found = f"{100 * served['recall_at_10']:.0f}%"
-    assert f"These recommendations found {found} of what customers bought next" in html
-    assert f"best-sellers alone found {100 * popularity['recall_at_10']:.0f}%" in html
+    found = f"{100 * served['precision_at_10']:.0f} in every 100"
+    assert f"{found} of these suggestions were bought next" in html
+    assert f"of best-sellers alone, {100 * popularity['precision_at_10']:.0f} in every 100" in html
     assert "are not recommended again" in html  # the hold-out said so on this world
     # one bar per method tried, the one in use marked
     bars = re.findall(r'class="progress-fill" style="width: ([\d.]+)%', html)
@@ -90,7 +90,7 @@ def test_run_now_starts_the_step_with_progress(
         assert job.status == "succeeded", job.message
         assert job.result["url"] == URL
         assert RecommendationRun.objects.get(is_live=True).job_id == job.pk
-    assert b"These recommendations found" in owner_client.get(URL).content
+    assert b"of these suggestions were bought next" in owner_client.get(URL).content
 
 
 def test_the_setting_form_changes_the_setting(client, marketer, org, live):
