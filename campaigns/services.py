@@ -681,7 +681,7 @@ def campaign_audit(campaign: Campaign) -> dict[str, Any]:
     """What a send would do now: {audience, sendable, skipped_no_consent,
     skipped_no_address, skipped_frequency_cap, skipped_suppressed, holdout, plan}."""
     plan = campaign_recipients_plan(campaign)
-    out = {k: plan.counts[k] for k in (
+    out: dict[str, Any] = {k: plan.counts[k] for k in (
         "audience", "sendable", "skipped_no_consent", "skipped_no_address",
         "skipped_frequency_cap", "skipped_suppressed", "holdout",
     )}  # fmt: skip
