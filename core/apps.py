@@ -14,7 +14,6 @@ class CoreConfig(AppConfig):
                 nav=(
                     NavEntry("core:dashboard", "Dashboard", 10),
                     # Places for the capabilities that come next (placeholder pages).
-                    NavEntry("core:campaigns", "Campaigns", 70),
                     NavEntry("core:research", "Research", 80),
                 ),
                 site_urls="core.urls",

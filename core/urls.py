@@ -12,6 +12,5 @@ urlpatterns = [
     path("jobs/<int:pk>/progress/", views.job_progress, name="job_progress"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("jobs/<int:pk>/rerun/", views.job_rerun, name="job_rerun"),
-    path("campaigns/", views.placeholder, {"section": "campaigns"}, name="campaigns"),
     path("research/", views.placeholder, {"section": "research"}, name="research"),
 ]

@@ -36,11 +36,6 @@ PLACEHOLDERS = {
         "Predictions",
         "Lifetime value, churn risk, next orders and product demand, each with a back-test.",
     ),
-    "campaigns": (
-        "Campaigns",
-        "Send personalised, consent-safe email and SMS campaigns to segments and audiences, "
-        "with per-persona messages, A/B tests and results measured in orders and revenue.",
-    ),
     "research": (
         "Research",
         "Market research from surveys and customer feedback: themes, sentiment and trends, "

@@ -113,8 +113,8 @@ class TestJobPages:
         assert response.url == reverse("core:job_detail", args=[job.pk])
 
     def test_placeholders_say_what_will_come(self, owner_client):
-        page = owner_client.get(reverse("core:campaigns")).content.decode()
-        assert "Campaigns" in page
+        page = owner_client.get(reverse("core:research")).content.decode()
+        assert "Research" in page
 
 
 class TestErrorPages:
