@@ -19,6 +19,7 @@ from core.api.base import TenantViewSetMixin
 from core.exceptions import ApplicationError
 
 from . import sending, services, stats
+from .api_automations import urlpatterns as automation_urls
 from .models import Campaign, CampaignSettings, Variant
 
 TAGS = ["campaigns"]
@@ -158,7 +159,10 @@ class CampaignViewSet(
     list_params = ()
 
     def get_base_queryset(self):
-        return super().get_base_queryset().prefetch_related("variants")
+        # an automation's own campaigns are shown with the automation (api_automations)
+        return (
+            super().get_base_queryset().filter(automation__isnull=True).prefetch_related("variants")
+        )
 
     @extend_schema(
         summary="Create a campaign",
@@ -325,4 +329,5 @@ router.register("campaigns", CampaignViewSet, basename="campaign")
 urlpatterns = [
     path("campaigns/settings/", CampaignSettingsView.as_view(), name="campaign-settings"),
     *router.urls,
+    *automation_urls,
 ]

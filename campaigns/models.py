@@ -16,6 +16,15 @@ audiences, tracked and tested.
 - `TrackedLink`: the links of a message, by token: the click redirect only ever
   goes to a stored link, so it cannot be turned into an open redirect.
 - `CampaignSettings`: the organisation's frequency cap and SMS quiet hours.
+- `Automation`: a message sent when a trigger occurs for a customer (campaigns/
+  automations.py). Its messages go out through hidden campaigns of its own
+  (`Campaign.automation`, one per *round*: a customer's second occurrence goes in
+  round 2, since a campaign reaches a person once), so sending, tracking and
+  statistics are the campaigns' own. `AutomationOccurrence`: one customer, one
+  occurrence of the trigger (unique), and the delivery it led to. `AutomationMember`:
+  who met a membership trigger (segment, audience, high churn risk) at the last
+  evaluation, to see who *enters*. Occurrences and members: erased with the person;
+  occurrences are in both exports.
 Row-level security covers every table (accounts/rls.py).
 """
 
@@ -28,6 +37,9 @@ from django.utils import timezone
 from accounts.tenancy import TenantModel
 
 __all__ = [
+    "Automation",
+    "AutomationMember",
+    "AutomationOccurrence",
     "Campaign",
     "CampaignSettings",
     "CampaignStatus",
@@ -99,11 +111,24 @@ class Campaign(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # set on an automation's hidden campaigns (not listed with the campaigns)
+    automation = models.ForeignKey(
+        "campaigns.Automation", null=True, blank=True, on_delete=models.CASCADE,
+        related_name="campaigns", db_index=False,
+    )  # fmt: skip
+    automation_round = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta(TenantModel.Meta):
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["organization", "status", "send_at"], name="campaign_org_status")
+            models.Index(fields=["organization", "status", "send_at"], name="campaign_org_status"),
+            models.Index(fields=["organization", "automation"], name="campaign_org_automation"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "automation", "automation_round"],
+                name="campaign_automation_round_once",
+            )
         ]
 
     def __str__(self) -> str:
@@ -272,3 +297,110 @@ class OutboxMessage(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.to_address}"
+
+
+class TriggerKind(models.TextChoices):
+    ENTERS_SEGMENT = "enters_segment", "Enters a segment"
+    ENTERS_AUDIENCE = "enters_audience", "Enters an audience"
+    CHURN_HIGH = "churn_high", "Churn risk becomes high"
+    DAYS_AFTER_FIRST_ORDER = "days_after_first_order", "Days after the first order"
+    NEXT_ORDER_OVERDUE = "next_order_overdue", "Expected next order is overdue"
+    BIRTHDAY = "birthday", "Birthday"
+    BACK_IN_STOCK = "back_in_stock", "A product is back in stock"
+    TIER_CHANGED = "tier_changed", "Loyalty tier changed"
+
+
+class Automation(TenantModel):
+    """A message sent once per occurrence of a trigger (campaigns/automations.py)."""
+
+    name = models.CharField(max_length=200)
+    trigger_kind = models.CharField(max_length=32, choices=TriggerKind.choices)
+    trigger_params = models.JSONField(default=dict, blank=True)
+    # the message, as a campaign's (copied to its hidden campaigns)
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
+    subject = models.CharField(max_length=500, blank=True)
+    body = models.TextField(blank=True)
+    conversion_window_days = models.PositiveSmallIntegerField(default=5)
+    active = models.BooleanField(default=True)
+    # occurrences count from here: set when it is created or switched on again
+    watch_from = models.DateTimeField(default=timezone.now)
+    # the first evaluation records who already meets a membership trigger (no send)
+    baseline_at = models.DateTimeField(null=True, blank=True)
+    # what the trigger remembers between evaluations (back_in_stock: skus out of stock)
+    state = models.JSONField(default=dict, blank=True)
+    # one evaluator at a time: claimed with a conditional UPDATE until this time
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", db_index=False,
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(TenantModel.Meta):
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "active"], name="automation_org_active")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AutomationOccurrence(TenantModel):
+    """One customer, one occurrence of an automation's trigger: written once (unique),
+    then given a delivery in the automation's campaign of the customer's round."""
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="occurrences", db_index=False
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=200)  # e.g. "birthday:2026", "restock:SKU1:<time>"
+    occurred_at = models.DateTimeField(default=timezone.now)
+    delivery = models.ForeignKey(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
+    )  # fmt: skip
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "automation", "customer", "key"],
+                name="automation_occurrence_once",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["organization", "automation", "delivery"], name="autoocc_org_auto_deliv"
+            ),
+            models.Index(fields=["organization", "customer"], name="autoocc_org_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Automation {self.automation_id}: customer {self.customer_id} ({self.key})"
+
+
+class AutomationMember(TenantModel):
+    """A customer who met a membership trigger at the automation's last evaluation."""
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="members", db_index=False
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "automation", "customer"], name="automation_member_once"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "customer"], name="automember_org_customer")
+        ]
+
+    def __str__(self) -> str:
+        return f"Automation {self.automation_id}: customer {self.customer_id}"

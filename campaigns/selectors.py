@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Delivery, OutboxMessage
+from .models import AutomationMember, AutomationOccurrence, Delivery, OutboxMessage
 
 DELIVERY_EXPORT_FIELDS = [
     "campaign_id",
@@ -38,9 +38,23 @@ def person_export(*, customer) -> dict:
         .order_by("created_at", "id")
         .values("channel", "to_address", "subject", "text", "created_at")
     )
+    occurrences = (
+        AutomationOccurrence.objects.filter(customer_id=customer.pk)
+        .order_by("created_at", "id")
+        .values("automation_id", "automation__name", "key", "occurred_at")
+    )
     return {
         "messages": out,
         "outbox": [{**m, "created_at": m["created_at"].isoformat()} for m in outbox],
+        "automation_occurrences": [
+            {
+                "automation_id": o["automation_id"],
+                "automation": o["automation__name"],
+                "key": o["key"],
+                "occurred_at": o["occurred_at"].isoformat(),
+            }
+            for o in occurrences
+        ],
     }
 
 
@@ -68,14 +82,29 @@ def org_export() -> list[tuple[str, list[str], object]]:
         .values_list(*outbox_fields)
         .iterator(chunk_size=2000)
     )
+    occurrence_fields = ["customer__external_id", "automation_id", "automation__name", "key"]
+    occurrences = (
+        AutomationOccurrence.objects.filter(customer__erased_at__isnull=True)
+        .order_by("id")
+        .values_list(*occurrence_fields, "occurred_at")
+        .iterator(chunk_size=2000)
+    )
     return [
         ("messages.csv", headers, rows),
         ("outbox.csv", ["customer_id", *outbox_fields[1:]], outbox),
+        (
+            "automation_occurrences.csv",
+            ["customer_id", "automation_id", "automation", "key", "occurred_at"],
+            occurrences,
+        ),
     ]
 
 
 def erase_customers(*, organization, customer_ids: list[int]) -> None:
-    """An erased person's deliveries go (the address they went to with them); the
-    campaign's totals keep only the counts written at send time."""
+    """An erased person's deliveries go (the address they went to with them), and their
+    automation occurrences and memberships; the campaign's totals keep only the counts
+    written at send time."""
+    AutomationOccurrence.objects.filter(customer_id__in=customer_ids).delete()
+    AutomationMember.objects.filter(customer_id__in=customer_ids).delete()
     Delivery.objects.filter(customer_id__in=customer_ids).delete()
     OutboxMessage.objects.filter(customer_id__in=customer_ids).delete()

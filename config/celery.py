@@ -37,6 +37,25 @@ def _nightly_schedule(sender, **kwargs):
         sender.signature("campaigns.tasks.send_due"),
         name="start campaign sends that are due",
     )
+    # Automations: new occurrences of their triggers are found and sent every 15
+    # minutes (a job per organisation; campaigns.automations).
+    sender.add_periodic_task(
+        15 * 60.0,
+        sender.signature("campaigns.tasks.automations_due"),
+        name="evaluate automations",
+    )
+    # Conversions: orders attributed to the messages before them every 15 minutes
+    # (what changed lately), and in full nightly (campaigns.tracking).
+    sender.add_periodic_task(
+        15 * 60.0,
+        sender.signature("campaigns.tasks.conversions_due"),
+        name="attribute recent conversions",
+    )
+    sender.add_periodic_task(
+        crontab(hour=(settings.NIGHTLY_PIPELINE_HOUR + 3) % 24, minute=40),
+        sender.signature("campaigns.tasks.conversions_due", kwargs={"full": True}),
+        name="attribute every conversion (nightly)",
+    )
     # Jobs whose worker died are requeued (or failed) within a minute or so.
     sender.add_periodic_task(
         60.0,

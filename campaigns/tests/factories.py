@@ -9,6 +9,9 @@ from accounts.tenancy import tenant_context
 
 def build_world(organization) -> None:
     from campaigns.models import (
+        Automation,
+        AutomationMember,
+        AutomationOccurrence,
         Campaign,
         CampaignSettings,
         Delivery,
@@ -53,4 +56,39 @@ def build_world(organization) -> None:
             to_address=customer.email or "camp@example.com",
             subject="Hello",
             text="Hi",
+        )
+        automation = Automation.objects.create(
+            organization=organization,
+            name=f"World automation {organization.pk}",
+            trigger_kind="birthday",
+            subject="Happy birthday {{ first_name }}",
+            body="Hi {{ first_name }}",
+        )
+        round_campaign = Campaign.objects.create(
+            organization=organization,
+            name="World automation (round 1)",
+            automation=automation,
+            automation_round=1,
+            subject="Happy birthday",
+            body="Hi",
+            status="sent",
+        )
+        delivery = Delivery.objects.create(
+            organization=organization,
+            campaign=round_campaign,
+            customer=customer,
+            channel="email",
+            status=DeliveryStatus.SENT,
+            to_address=customer.email,
+            token=secrets.token_hex(16),
+        )
+        AutomationOccurrence.objects.create(
+            organization=organization,
+            automation=automation,
+            customer=customer,
+            key="birthday:2026",
+            delivery=delivery,
+        )
+        AutomationMember.objects.create(
+            organization=organization, automation=automation, customer=customer
         )
