@@ -73,6 +73,11 @@ def build_world(organization) -> None:
             body="Hi",
             status="sent",
         )
+        # (a variant too, so campaign and variant ids stay in step for the sweep's routes
+        # that take both)
+        Variant.objects.create(
+            organization=organization, campaign=round_campaign, name="World round", body="Hi"
+        )
         delivery = Delivery.objects.create(
             organization=organization,
             campaign=round_campaign,
