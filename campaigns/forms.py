@@ -48,7 +48,7 @@ class CampaignForm(forms.Form):
         initial="email",
     )
     recipients = forms.ChoiceField(
-        label="Who gets it",
+        label="Send to",
         choices=RECIPIENT_CHOICES,
         widget=forms.RadioSelect,
         initial="segments",

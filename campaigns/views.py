@@ -507,7 +507,7 @@ def campaign_send(request, pk: int):
 
 @org_required(write=True)
 @require_http_methods(["GET", "POST"])
-def variant_edit(request, pk: int, variant_pk: int):
+def variant_edit(request, pk: int):
     """Change a version's words (a starter draft stops being a draft once edited).
 
     The services have no variant update yet, so this checks with the same helpers
@@ -515,8 +515,8 @@ def variant_edit(request, pk: int, variant_pk: int):
     services.py as `variant_update` when that exists."""
     from django.db import transaction
 
-    campaign = _campaign(pk)
-    variant = get_object_or_404(Variant.objects.all(), pk=variant_pk, campaign=campaign)
+    variant = get_object_or_404(Variant.objects.all(), pk=pk)
+    campaign = _campaign(variant.campaign_id)
     if not campaign.editable:
         messages.error(
             request, "This campaign can be changed only while it is a draft or scheduled."

@@ -126,7 +126,7 @@ def test_a_starter_draft_from_a_persona_is_marked_as_a_draft(owner_client, org, 
     page = owner_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
     assert "Starter draft — edit before sending" in page
     # editing the words makes it the owner's own version
-    edit = reverse("campaigns:variant_edit", args=[campaign.pk, variant.pk])
+    edit = reverse("campaigns:variant_edit", args=[variant.pk])
     response = owner_client.post(edit, {"name": "For regulars", "subject": "Hi", "body": "Mine"})
     assert response.status_code == 302
     with tenant_context(org):
