@@ -223,3 +223,31 @@ def test_settings_are_saved(owner_client, org):
         {"cap_messages": "2", "cap_days": "", "quiet_start_hour": "21", "quiet_end_hour": "9"},
     )
     assert half.status_code == 400
+
+
+def test_an_sms_campaign_shows_its_text_and_length(owner_client, org, world):
+    response = owner_client.post(
+        reverse("campaigns:new"),
+        _builder_post(world, channel="sms", subject="", body="Hi {{ first_name }}, 20% off today"),
+    )
+    assert response.status_code == 302
+    page = owner_client.get(response.url).content.decode()
+    assert "<iframe" not in page
+    assert "Hi Ana0, 20% off today" in page
+    builder = owner_client.get(response.url + "edit/").content.decode()
+    assert "SMS part" in builder
+
+
+def test_while_sending_the_page_shows_progress_and_refreshes(owner_client, org, campaign):
+    from core.models import Job
+
+    with tenant_context(org):
+        job = Job.objects.create(
+            organization=org, kind="campaign_send", title="Send campaign “Spring”", progress=40
+        )
+        Campaign.objects.filter(pk=campaign.pk).update(status="sending", job=job)
+    page = owner_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "Sending now" in page
+    assert 'aria-valuenow="40"' in page
+    assert 'hx-select="#campaign-live"' in page
+    assert "Send now</button>" not in page
