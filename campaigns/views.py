@@ -479,10 +479,11 @@ def campaign_test(request, pk: int):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        where = "your phone" if campaign.channel == "sms" else request.user.email
+        what = "The text of the SMS is" if campaign.channel == "sms" else "A test copy is"
         messages.success(
             request,
-            f"A test copy is on its way to {where}. In development it lands in the outbox.",
+            f"{what} on its way to {request.user.email} by email. In development it lands "
+            "in the outbox.",
         )
     return redirect(reverse("campaigns:detail", args=[campaign.pk]) + "#send")
 
