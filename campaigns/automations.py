@@ -216,7 +216,19 @@ def automation_update(*, organization, automation: Automation, data: dict[str, A
     scope_check(organization=organization)
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
+        channel = locked.channel
         _apply(locked, data, creating=False)
+        waiting = Delivery.objects.filter(
+            campaign__automation=locked, status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+        )
+        if locked.channel != channel and waiting.exists():
+            raise ApplicationError(
+                "message.channel cannot change while messages of this automation wait to be "
+                "sent (SMS quiet hours); try again once they have gone.",
+                {"fields": {"message.channel": "Messages are waiting to be sent."}},
+                code="messages_waiting",
+                status=409,
+            )
         if locked.baseline_at is None:
             AutomationMember.objects.filter(automation=locked).delete()
         locked.save()

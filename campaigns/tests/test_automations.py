@@ -24,6 +24,7 @@ from campaigns.models import (
     DeliveryStatus,
 )
 from campaigns.tests import sendworld as w
+from core.exceptions import ApplicationError
 from customers.models import Customer, Event, Order, OrderLine, Product
 from segmentation.models import SegmentMembership
 
@@ -270,6 +271,14 @@ def test_sms_waits_for_the_end_of_quiet_hours(in_org):
     assert row.status == DeliveryStatus.QUEUED
     nine = (late + dt.timedelta(days=1)).replace(hour=9, minute=0, microsecond=0)
     assert row.scheduled_for == nine
+    # its channel cannot change while the message waits
+    with pytest.raises(ApplicationError) as refused:
+        auto.automation_update(
+            organization=org,
+            automation=automation,
+            data={"message": {"channel": "email", "subject": "Hi", "body": "Hello"}},
+        )
+    assert refused.value.status == 409
 
 
 def test_two_evaluators_at_once_send_once(in_org):
