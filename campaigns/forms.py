@@ -101,6 +101,10 @@ class CampaignForm(forms.Form):
         data = super().clean()
         if data.get("schedule") == "at" and not data.get("send_at"):
             self.add_error("send_at", "Give the date and time to send it.")
+        if data.get("recipients") == "segments" and not data.get("segments"):
+            self.add_error("segments", "Tick at least one segment.")
+        if data.get("recipients") == "audience" and not data.get("audience"):
+            self.add_error("audience", "Choose the audience.")
         return data
 
     def service_data(self) -> dict[str, Any]:
@@ -184,6 +188,14 @@ class VariantForm(forms.Form):
         ]
         self.fields["segments"].choices = [(str(s.pk), s.name) for s in segments]
 
+    def clean(self):
+        data = super().clean()
+        if not data.get("draft") and not (data.get("body") or "").strip():
+            self.add_error("body", "Write the message, or tick “Write a starter draft”.")
+        if data.get("draft") and data.get("kind") != "persona":
+            self.add_error("draft", "A starter draft is written from a persona: choose one.")
+        return data
+
     def service_data(self) -> dict[str, Any]:
         d = self.cleaned_data
         out: dict[str, Any] = {"name": d["name"], "subject": d.get("subject") or ""}
@@ -235,7 +247,9 @@ def form_errors_from(form: forms.Form, error: ApplicationError, *, fields=None) 
     for key, message in named.items():
         target = mapping.get(key, key)
         if target in form.fields:
-            text = error.message if key in ("subject", "body") else message
+            text = message
+            if key in ("subject", "body"):  # "The body, line 2: ..." in the page's words
+                text = error.message.replace("The body", "The message", 1)
             form.add_error(target, str(text))
             placed = True
     return placed

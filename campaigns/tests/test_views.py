@@ -251,3 +251,17 @@ def test_while_sending_the_page_shows_progress_and_refreshes(owner_client, org, 
     assert 'aria-valuenow="40"' in page
     assert 'hx-select="#campaign-live"' in page
     assert "Send now</button>" not in page
+
+
+def test_missing_answers_are_named_in_plain_words(owner_client, org, world, campaign):
+    response = owner_client.post(reverse("campaigns:new"), _builder_post(world, segments=[]))
+    assert response.status_code == 400
+    assert "Tick at least one segment." in response.content.decode()
+    response = owner_client.post(
+        reverse("campaigns:variant_add", args=[campaign.pk]),
+        {"kind": "persona", "name": "Regulars", "persona": str(world["persona"].pk)},
+    )
+    assert response.status_code == 400
+    assert "Write the message, or tick" in response.content.decode()
+    with tenant_context(org):
+        assert not Variant.objects.exists()
