@@ -443,7 +443,7 @@ def _tier_changes(automation: Automation, now: datetime) -> list[tuple[int, str]
     return [(c, f"tier:{pk}") for pk, c in events.values_list("pk", "customer_id")]
 
 
-FINDERS = {
+FINDERS: dict[str, Any] = {
     TriggerKind.ENTERS_SEGMENT: _entries,
     TriggerKind.ENTERS_AUDIENCE: _entries,
     TriggerKind.CHURN_HIGH: _entries,
