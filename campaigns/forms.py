@@ -113,7 +113,7 @@ class CampaignForm(forms.Form):
             "name": d["name"],
             "goal": d.get("goal") or "",
             "channel": d["channel"],
-            "subject": d.get("subject") or "" if d["channel"] == "email" else "",
+            "subject": (d.get("subject") or "") if d["channel"] == "email" else "",
             "body": d.get("body") or "",
             "holdout_share": (d.get("holdout_percent") or 0) / 100,
             "allocation": d["allocation"],
