@@ -259,6 +259,24 @@ def test_the_frequency_cap_counts_automations_and_campaigns_together(in_org):
     assert Delivery.objects.get(campaign=later).skip_reason == "frequency_cap"
 
 
+def test_suppressed_and_switched_off(in_org):
+    org = in_org
+    bounced, fine = w.customers(org, 2, "sup")
+    for c in (bounced, fine):
+        Customer.objects.filter(pk=c.pk).update(birth_date=dt.date(1990, 6, 15))
+    old = w.campaign(org, [], name="Old", status="sent")
+    Delivery.objects.create(
+        organization=org, campaign=old, customer=bounced, channel="email",
+        status=DeliveryStatus.BOUNCED, token="b" * 32, sent_at=NOW - dt.timedelta(days=30),
+    )  # fmt: skip
+    automation = make(org, "birthday")
+    paused = make(org, "birthday", active=False)
+    evaluate(org)
+    assert sent_to(automation) == [fine.pk]
+    assert auto.automation_stats(automation)["skipped_suppressed"] == 1
+    assert not Delivery.objects.filter(campaign__automation=paused).exists()
+
+
 def test_sms_waits_for_the_end_of_quiet_hours(in_org):
     org = in_org
     person = w.customers(org, 1, "quiet", sms=True)[0]
