@@ -273,7 +273,7 @@ class CampaignViewSet(
         "is ahead); 409 naming the job when a send is already running; only customers "
         "who consented to the channel, never the same campaign twice to the same person.",
         request=None,
-        responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        responses={202: OpenApiTypes.OBJECT},
         tags=TAGS,
     )
     @action(detail=True, methods=["post"])

@@ -17,7 +17,7 @@ from core.exceptions import ApplicationError
 from . import automations
 from .models import Automation
 
-TAGS = ["campaigns"]
+TAGS = ["automations"]
 
 
 class AutomationSerializer(serializers.ModelSerializer):

@@ -147,6 +147,10 @@ TAGS = {
     "predicted goals, a past campaign's responders, look-alikes of a group, or a place. Preview "
     "one without saving; each shows its size, reach by email and SMS, the model's hold-out "
     "accuracy and a fairness check. Rebuilt after every pipeline run.",
+    "automations": "Messages sent by a trigger (enters a segment or audience, churn risk turns "
+    "high, days after a first order, next order overdue, birthday, back in stock, loyalty tier "
+    "changed): each customer gets one once per occurrence, under the same consent, cap and "
+    "quiet-hour rules as campaigns.",
     "campaigns": "Personalised email and SMS to segments and audiences: only to customers who "
     "consented to the channel, never the same campaign twice to one person, with variants, "
     "hold-out groups and results measured in orders and revenue.",
