@@ -125,3 +125,16 @@ def test_build_preview_send_and_track_a_campaign(site, page, owner, org, shop):
 
     page.goto(f"{site}/campaigns/{campaign.pk}/")
     expect(page.locator('[data-stat="clicked"]')).to_have_text("1")
+
+
+def test_the_builder_counts_sms_length_as_you_type(site, page, owner, org, shop):
+    page.set_default_timeout(15_000)
+    page.goto(f"{site}/accounts/login/")
+    page.get_by_label("Email").fill(owner.email)
+    page.get_by_label("Password").fill("correct-horse-battery")
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{site}/campaigns/new/")
+    page.get_by_label("SMS").check()
+    expect(page.get_by_label("Subject")).to_be_hidden()
+    page.get_by_role("textbox", name="Message", exact=True).fill("x" * 161)
+    expect(page.locator("#sms-count")).to_contain_text("161 characters · 2 SMS parts")
