@@ -68,7 +68,7 @@ class PreviewSerializer(serializers.Serializer):
     definition = serializers.JSONField(help_text="An audience definition (not saved).")
 
 
-class MemberSerializer(serializers.Serializer):
+class AudienceMemberSerializer(serializers.Serializer):
     customer = serializers.SerializerMethodField()
     score = serializers.FloatField(allow_null=True)
     rank = serializers.IntegerField()
@@ -171,7 +171,7 @@ class AudienceViewSet(
 
     @extend_schema(
         summary="An audience's members, best first",
-        responses=MemberSerializer(many=True),
+        responses=AudienceMemberSerializer(many=True),
         tags=TAGS,
     )
     @action(detail=True, methods=["get"])
@@ -181,7 +181,7 @@ class AudienceViewSet(
         check_list_params(request.query_params, ())
         members = selectors.audience_members(audience=self.get_object())
         page = self.paginate_queryset(members)
-        return self.get_paginated_response(MemberSerializer(page, many=True).data)
+        return self.get_paginated_response(AudienceMemberSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Rebuild an audience now",

@@ -102,7 +102,7 @@ class TestSendSerializer(serializers.Serializer):
     to = serializers.CharField(required=False, allow_blank=True)
 
 
-class SettingsSerializer(serializers.ModelSerializer):
+class CampaignSettingsSerializer(serializers.ModelSerializer):
     reply_to = serializers.CharField(read_only=True, help_text="An email address, or empty.")
 
     class Meta:
@@ -304,23 +304,23 @@ class CampaignViewSet(
 class CampaignSettingsView(APIView):
     """The organisation's frequency cap and SMS quiet hours."""
 
-    @extend_schema(summary="Campaign settings", responses=SettingsSerializer, tags=TAGS)
+    @extend_schema(summary="Campaign settings", responses=CampaignSettingsSerializer, tags=TAGS)
     def get(self, request):
         found = services.campaign_settings_get(organization=request.organization)
-        return Response(SettingsSerializer(found).data)
+        return Response(CampaignSettingsSerializer(found).data)
 
     @extend_schema(
         summary="Change the campaign settings",
         description="`cap_messages` in `cap_days` (both, or both null for no cap); "
         "`quiet_start_hour`/`quiet_end_hour` (0-23) in each customer's time zone.",
         request=SettingsWriteSerializer,
-        responses=SettingsSerializer,
+        responses=CampaignSettingsSerializer,
         tags=TAGS,
     )
     def put(self, request):
         data = _valid(SettingsWriteSerializer, request)
         found = services.campaign_settings_update(organization=request.organization, data=data)
-        return Response(SettingsSerializer(found).data)
+        return Response(CampaignSettingsSerializer(found).data)
 
 
 router = DefaultRouter(trailing_slash=True)

@@ -88,7 +88,7 @@ class ModelLatestView(APIView):
         return Response(data)
 
 
-class SettingsSerializer(serializers.Serializer):
+class RecommendationSettingsSerializer(serializers.Serializer):
     repeats = serializers.ChoiceField(
         choices=Repeats.values,
         help_text="Recommend products a customer bought before: auto (as the hold-out "
@@ -121,7 +121,7 @@ class SettingsView(APIView):
     @extend_schema(
         summary="Change whether products bought before are recommended (from the next run)",
         description="Marketers, admins and owners (or a write key); recorded in the audit log.",
-        request=SettingsSerializer,
+        request=RecommendationSettingsSerializer,
         responses={200: OpenApiTypes.OBJECT},
     )
     def put(self, request):

@@ -81,13 +81,19 @@ def test_the_built_in_capabilities_declare_their_steps_menu_and_places():
     assert {"core", "accounts", "customers", "segments", "predictions", "recommendations"} <= set(
         names
     )
-    assert [s.name for s in capabilities.steps()] == ["segments", "predictions", "recommendations"]
+    assert [s.name for s in capabilities.steps()] == [
+        "segments",
+        "predictions",
+        "recommendations",
+        "audiences",
+    ]
     assert [e.label for e in capabilities.nav_entries()] == [
         "Dashboard",
         "Customers",
         "Segments",
         "Personas",
         "Predictions",
+        "Recommendations",
         "Audiences",
         "Campaigns",
         "Research",
