@@ -56,7 +56,10 @@ def _personas():
 
 
 def _campaign(pk: int) -> Campaign:
-    return get_object_or_404(Campaign.objects.select_related("job", "audience"), pk=pk)
+    # an automation's messages go out through hidden campaigns of its own
+    return get_object_or_404(
+        Campaign.objects.filter(automation__isnull=True).select_related("job", "audience"), pk=pk
+    )
 
 
 def _pct(x: float | None) -> str:
@@ -135,7 +138,11 @@ def _settings_form(organization, data=None) -> SettingsForm:
 
 
 def _list_page(request, settings_form: SettingsForm, status: int = 200):
-    campaigns = list(Campaign.objects.select_related("audience").order_by("-created_at", "-id"))
+    campaigns = list(
+        Campaign.objects.filter(automation__isnull=True)
+        .select_related("audience")
+        .order_by("-created_at", "-id")
+    )
     return render(
         request,
         "campaigns/list.html",
