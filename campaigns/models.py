@@ -221,6 +221,8 @@ class Delivery(TenantModel):
         indexes = [
             models.Index(fields=["organization", "campaign", "status"], name="delivery_org_status"),
             models.Index(fields=["organization", "customer", "sent_at"], name="delivery_org_cust"),
+            # the organisation's sending rate (campaigns/sending.py _within_rate)
+            models.Index(fields=["organization", "sent_at"], name="delivery_org_sent"),
         ]
 
     def __str__(self) -> str:

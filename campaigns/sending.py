@@ -21,10 +21,12 @@ Rows waiting for a customer's best hour or the end of SMS quiet hours
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import secrets
 import smtplib
+import time
 from collections.abc import Callable
 from email.utils import make_msgid
 from typing import Any
@@ -413,6 +415,30 @@ def _take(campaign: Campaign, job_id: int | None) -> bool:
     return ok
 
 
+def send_rate_per_minute() -> int:
+    """Messages one organisation may hand over per minute, all its campaigns and
+    automations together (settings.CAMPAIGN_SEND_RATE_PER_MINUTE; 0: no limit)."""
+    return int(getattr(settings, "CAMPAIGN_SEND_RATE_PER_MINUTE", 0) or 0)
+
+
+def _within_rate(
+    job: JobHandle, percent: float = 5, *, sleep: Callable[[float], None] | None = None
+) -> int:
+    """How many messages may leave now without passing the organisation's rate; waits
+    (checking for a cancel) while the last minute's sends already reach it."""
+    rate = send_rate_per_minute()
+    if rate <= 0:
+        return 10**9
+    while True:
+        since = timezone.now() - dt.timedelta(seconds=60)
+        recent = Delivery.objects.filter(sent_at__gte=since).count()  # this organisation
+        if recent < rate:
+            return rate - recent
+        job.progress(percent, "Waiting: the organisation's sending rate limit was reached")
+        job.check_cancel()
+        (sleep or time.sleep)(1.0)
+
+
 def _send_run(
     *,
     campaign_id: int,
@@ -449,6 +475,7 @@ def _send_run(
         batch = list(_due(campaign).order_by("pk")[:batch_size])
         if not batch:
             break
+        batch = batch[: _within_rate(job, 5 + 93 * done / max(total, 1))]
         if thompson:
             _assign_thompson(campaign, batch, arms)
         ids = [row.pk for row in batch]

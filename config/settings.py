@@ -332,6 +332,9 @@ JOB_WAIT_MAX_SECONDS = env.int("JOB_WAIT_MAX_SECONDS", default=1800)
 WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=6)
 WEBHOOKS_RETRY_BASE_SECONDS = env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=30)
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=not PRODUCTION)
+# Campaign sends: messages one organisation may hand over per minute, every campaign
+# and automation together (0: no limit; campaigns/sending.py)
+CAMPAIGN_SEND_RATE_PER_MINUTE = env.int("CAMPAIGN_SEND_RATE_PER_MINUTE", default=20_000)
 
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {

@@ -367,3 +367,46 @@ def test_one_job_sends_a_campaign_at_a_time(in_org):
     again = job_rerun(job=first)
     services._run_now(again)
     assert len(mail.outbox) == 3
+
+
+def test_the_organisations_send_rate_is_respected(org, settings):
+    """With 3 messages a minute and 2 sent in the last minute, one more may leave now;
+    at the limit the send waits (and checks for a cancel) until the minute moves on."""
+    import datetime as dt
+    import secrets
+
+    from django.utils import timezone
+
+    from accounts.tenancy import tenant_context
+    from campaigns.models import Campaign, Delivery, DeliveryStatus
+    from campaigns.sending import _within_rate
+    from core.jobs import NULL_JOB
+    from customers.models import Customer
+
+    settings.CAMPAIGN_SEND_RATE_PER_MINUTE = 3
+    with tenant_context(org):
+        campaign = Campaign.objects.create(organization=org, name="Rate", body="Hi")
+        people = [
+            Customer.objects.create(organization=org, external_id=f"R{i}", email=f"r{i}@e.com")
+            for i in range(3)
+        ]
+        for person in people[:2]:
+            Delivery.objects.create(
+                organization=org, campaign=campaign, customer=person, channel="email",
+                status=DeliveryStatus.SENT, token=secrets.token_hex(16), sent_at=timezone.now(),
+            )  # fmt: skip
+        assert _within_rate(NULL_JOB) == 1
+        Delivery.objects.create(
+            organization=org, campaign=campaign, customer=people[2], channel="email",
+            status=DeliveryStatus.SENT, token=secrets.token_hex(16), sent_at=timezone.now(),
+        )  # fmt: skip
+        waited = []
+
+        def sleep(seconds):
+            waited.append(seconds)
+            Delivery.objects.update(sent_at=timezone.now() - dt.timedelta(minutes=2))
+
+        assert _within_rate(NULL_JOB, sleep=sleep) == 3
+        assert waited == [1.0]
+    settings.CAMPAIGN_SEND_RATE_PER_MINUTE = 0
+    assert _within_rate(NULL_JOB) >= 10**6
