@@ -25,7 +25,7 @@ TAGS = ["audiences"]
 
 class AudienceSerializer(serializers.ModelSerializer):
     reachable = serializers.SerializerMethodField()
-    job = serializers.PrimaryKeyRelatedField(read_only=True)
+    job = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Audience
