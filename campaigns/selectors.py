@@ -43,7 +43,16 @@ def person_export(*, customer) -> dict:
         .order_by("created_at", "id")
         .values("automation_id", "automation__name", "key", "occurred_at")
     )
+    triggered = (
+        AutomationMember.objects.filter(customer_id=customer.pk)
+        .order_by("automation_id")
+        .values("automation_id", "automation__name")
+    )
     return {
+        "automation_triggers": [
+            {"automation_id": t["automation_id"], "automation": t["automation__name"]}
+            for t in triggered
+        ],
         "messages": out,
         "outbox": [{**m, "created_at": m["created_at"].isoformat()} for m in outbox],
         "automation_occurrences": [
@@ -89,8 +98,15 @@ def org_export() -> list[tuple[str, list[str], object]]:
         .values_list(*occurrence_fields, "occurred_at")
         .iterator(chunk_size=2000)
     )
+    triggered = (
+        AutomationMember.objects.filter(customer__erased_at__isnull=True)
+        .order_by("automation_id", "id")
+        .values_list("customer__external_id", "automation_id", "automation__name")
+        .iterator(chunk_size=2000)
+    )
     return [
         ("messages.csv", headers, rows),
+        ("automation_members.csv", ["customer_id", "automation_id", "automation"], triggered),
         ("outbox.csv", ["customer_id", *outbox_fields[1:]], outbox),
         (
             "automation_occurrences.csv",
