@@ -253,6 +253,8 @@ def test_a_queryset_of_ids_is_read_once(in_org, django_assert_max_num_queries):
     _events(in_org, group, "sms_sent")
     _events(in_org, group[:9], "sms_click")
     ids = Customer.objects.values_list("pk", flat=True)
-    with django_assert_max_num_queries(12):
+    # a handful of reads, not one per customer (PostgreSQL adds the statements that
+    # set the organisation for row-level security)
+    with django_assert_max_num_queries(16):
         found = best_channel(ids, organization=in_org)
     assert found["channel"] == "sms" and found["rate"] == 0.3
