@@ -4,7 +4,8 @@ fields by templates in the product (no network, no language model).
 The angle follows the persona: win-back for customers at high risk, thanks and
 early access for valuable loyal ones, a welcome for newcomers, good value for
 deal seekers, news otherwise; the favourite categories, motivations, preferred
-time and the campaign's goal shape the words. The body starts with a template
+time shape the words; the campaign's goal is named in the draft note, for the
+owner (it is not written to customers). The body starts with a template
 comment saying it is a draft (it renders as nothing); the caller stores the
 variant with `is_draft=True` until the owner edits it.
 """
@@ -30,6 +31,27 @@ def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# A persona's motivation reads "Price: small baskets suggest they look for deals" —
+# written about the group, for the owner. The draft speaks to the customer, so it
+# keeps only the label and says it in the customer's terms.
+_MOTIVE_WORDS = (
+    (("price", "deal", "value", "discount"), "good value"),
+    (("habit", "convenience", "reorder"), "getting your favourites again without fuss"),
+    (("range", "quality"), "a good range and quality"),
+    (("discover", "new", "novel"), "finding something new"),
+    (("gift", "occasion", "season"), "the right gift at the right time"),
+    (("reason to come back", "offer"), "a good reason to visit again"),
+)
+
+
+def _motive(text: str) -> str:
+    label = text.split(":", 1)[0].strip().lower()
+    for words, phrase in _MOTIVE_WORDS:
+        if any(w in label for w in words):
+            return phrase
+    return label
 
 
 def _angle(persona) -> str:
@@ -119,13 +141,10 @@ def draft_for_persona(persona, *, channel: str, goal: str = "") -> tuple[str, st
         "",
         _OPENINGS[angle].replace("{cat_in_sentence}", fill["cat_in_sentence"]),
     ]
-    if motivations:
-        lines += [
-            "",
-            f"We know what matters to you: {_join([m[0].lower() + m[1:] for m in motivations])}.",
-        ]
-    if goal:
-        lines += ["", goal.rstrip(".!?") + "."]
+    motives = list(dict.fromkeys(_motive(m) for m in motivations if _motive(m)))
+    if motives:
+        # the goal stays in the draft note for the owner: it is not words for customers
+        lines += ["", f"We know you care about {_join(motives)}."]
     lines += ["", "Picked for you:", "", "{% recommendations 3 %}"]
     if angle in ("winback", "value"):
         lines += ["", "{% offer %}"]

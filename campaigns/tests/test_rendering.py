@@ -570,7 +570,10 @@ def test_drafts_differ_by_persona_and_compile(channel):
         assert "candles" in (subject_a + body_a).lower() and "tea" in (subject_b + body_b).lower()
         assert "missed you" in subject_a.lower() and "early access" in subject_b.lower()
         assert "{% offer %}" in body_a and "{% offer %}" not in body_b
-        assert "Win back lapsed customers." in body_a
+        assert "(goal: Win back lapsed customers)" in body_a.splitlines()[0]  # in the note
+        # motivations speak to the customer, not about the group
+        assert "We know you care about good value and a good reason to visit again." in body_a
+        assert "they look for deals" not in body_a
         assert 'persona "Loyal tea lovers"' in body_b and "Saturday mornings" in body_b
 
 
