@@ -57,8 +57,8 @@ class CampaignForm(forms.Form):
         label="Segments", required=False, widget=forms.CheckboxSelectMultiple
     )
     audience = forms.ChoiceField(label="Audience", required=False)
-    subject = forms.CharField(label="Subject", max_length=500, required=False, strip=False)
-    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea)
+    subject = forms.CharField(label="Subject", max_length=500, required=False)
+    body = forms.CharField(label="Message", required=False, widget=forms.Textarea)
     schedule = forms.ChoiceField(
         label="When to send", choices=SCHEDULE_CHOICES, widget=forms.RadioSelect, initial="now"
     )
@@ -178,8 +178,8 @@ class VariantForm(forms.Form):
         label="Write a starter draft from the persona (you edit it before sending)",
         required=False,
     )
-    subject = forms.CharField(label="Subject", max_length=500, required=False, strip=False)
-    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea)
+    subject = forms.CharField(label="Subject", max_length=500, required=False)
+    body = forms.CharField(label="Message", required=False, widget=forms.Textarea)
 
     def __init__(self, *args, segments=(), personas=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -257,5 +257,5 @@ def form_errors_from(form: forms.Form, error: ApplicationError, *, fields=None) 
 
 class VariantWordsForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200)
-    subject = forms.CharField(label="Subject", max_length=500, required=False, strip=False)
-    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea)
+    subject = forms.CharField(label="Subject", max_length=500, required=False)
+    body = forms.CharField(label="Message", required=False, widget=forms.Textarea)

@@ -122,8 +122,8 @@ class AutomationForm(forms.Form):
         widget=forms.RadioSelect,
         initial="email",
     )
-    subject = forms.CharField(label="Subject", max_length=500, required=False, strip=False)
-    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea)
+    subject = forms.CharField(label="Subject", max_length=500, required=False)
+    body = forms.CharField(label="Message", required=False, widget=forms.Textarea)
     conversion_window_days = forms.IntegerField(
         label="Count an order for this automation for this many days after an open or click",
         min_value=1,

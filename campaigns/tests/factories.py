@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from django.utils import timezone
+
 from accounts.tenancy import tenant_context
 
 
@@ -63,14 +65,16 @@ def build_world(organization) -> None:
             trigger_kind="birthday",
             subject="Happy birthday {{ first_name }}",
             body="Hi {{ first_name }}",
+            baseline_at=timezone.now(),  # evaluated once: who met the trigger is recorded
         )
+        # the hidden campaign it sends through mirrors its message
         round_campaign = Campaign.objects.create(
             organization=organization,
-            name="World automation (round 1)",
+            name=f"World automation {organization.pk} (automation, round 1)",
             automation=automation,
             automation_round=1,
-            subject="Happy birthday",
-            body="Hi",
+            subject=automation.subject,
+            body=automation.body,
             status="sent",
         )
         # (a variant too, so campaign and variant ids stay in step for the sweep's routes
