@@ -696,40 +696,12 @@ def automation_stats(automation: Automation) -> dict[str, Any]:
     and `occurrences` (how many times the trigger occurred for someone)."""
     from segmentation.models import Segment
 
-    from .stats import _breakdown, _group_figures
+    from .stats import _breakdown, delivery_counts, delivery_rows
 
-    rows = list(
-        Delivery.objects.filter(campaign__automation=automation).values(
-            "customer_id", "variant_id", "status", "skip_reason", "segment_id", "persona_id",
-            "sent_at", "opened_at", "clicked_at", "converted_at", "revenue", "unsubscribed_at",
-        )
-    )  # fmt: skip
-    overall = _group_figures(rows)
-    sent = overall["sent"]
-    bounced = sum(1 for r in rows if r["status"] == DeliveryStatus.BOUNCED)
-
-    def skipped(reason: str) -> int:
-        return sum(1 for r in rows if r["skip_reason"] == reason)
-
+    rows = delivery_rows(Delivery.objects.filter(campaign__automation=automation))
     return {
         "occurrences": AutomationOccurrence.objects.filter(automation=automation).count(),
-        "audience": len(rows),
-        "sent": sent,
-        "delivered": sent - bounced,
-        "bounced": bounced,
-        "skipped_no_consent": skipped(SkipReason.NO_CONSENT),
-        "skipped_no_address": skipped(SkipReason.NO_ADDRESS),
-        "skipped_frequency_cap": skipped(SkipReason.FREQUENCY_CAP),
-        "skipped_suppressed": skipped(SkipReason.SUPPRESSED),
-        "waiting": sum(1 for r in rows if r["status"] == DeliveryStatus.QUEUED),
-        "failed": sum(1 for r in rows if r["status"] == DeliveryStatus.FAILED),
-        "opened": overall["opened"],
-        "clicked": overall["clicked"],
-        "converted": overall["converted"],
-        "revenue": overall["revenue"],
-        "revenue_per_recipient": round(overall["revenue"] / sent, 2) if sent else 0.0,
-        "conversion_rate": overall["conversion_rate"],
-        "unsubscribed": sum(1 for r in rows if r["unsubscribed_at"] is not None),
+        **delivery_counts(rows),
         "holdout": 0,
         "holdout_conversion_rate": None,
         "incremental_revenue": None,

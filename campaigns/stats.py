@@ -119,22 +119,58 @@ def _window_orders(customer_ids: list[int], start, end) -> tuple[set[int], Decim
     return buyers, revenue
 
 
+def delivery_rows(deliveries) -> list[dict[str, Any]]:
+    """The fields of a queryset of deliveries that the results are counted from."""
+    return list(
+        deliveries.values(
+            "customer_id", "variant_id", "status", "skip_reason", "segment_id", "persona_id",
+            "sent_at", "opened_at", "clicked_at", "converted_at", "revenue", "unsubscribed_at",
+        )
+    )  # fmt: skip
+
+
+def delivery_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What happened to these deliveries: the figures a campaign's and an automation's
+    results share (audience, sent, delivered, skipped by reason, opened, ...)."""
+    from .models import DeliveryStatus, SkipReason
+
+    overall = _group_figures(rows)
+    sent = overall["sent"]
+    bounced = sum(1 for r in rows if r["status"] == DeliveryStatus.BOUNCED)
+
+    def skipped(reason: str) -> int:
+        return sum(1 for r in rows if r["skip_reason"] == reason)
+
+    return {
+        "audience": len(rows),
+        "sent": sent,
+        "delivered": sent - bounced,
+        "bounced": bounced,
+        "skipped_no_consent": skipped(SkipReason.NO_CONSENT),
+        "skipped_no_address": skipped(SkipReason.NO_ADDRESS),
+        "skipped_frequency_cap": skipped(SkipReason.FREQUENCY_CAP),
+        "skipped_suppressed": skipped(SkipReason.SUPPRESSED),
+        "waiting": sum(1 for r in rows if r["status"] == DeliveryStatus.QUEUED),
+        "failed": sum(1 for r in rows if r["status"] == DeliveryStatus.FAILED),
+        "opened": overall["opened"],
+        "clicked": overall["clicked"],
+        "converted": overall["converted"],
+        "revenue": overall["revenue"],
+        "revenue_per_recipient": round(overall["revenue"] / sent, 2) if sent else 0.0,
+        "conversion_rate": overall["conversion_rate"],
+        "unsubscribed": sum(1 for r in rows if r["unsubscribed_at"] is not None),
+    }
+
+
 def campaign_stats(campaign) -> dict[str, Any]:
     from django.utils import timezone
 
     from segmentation.models import Persona, Segment
 
-    from .models import Delivery, DeliveryStatus, SkipReason, Variant
+    from .models import Delivery, DeliveryStatus, Variant
     from .services import campaign_plan
 
-    rows = list(
-        Delivery.objects.filter(campaign=campaign).values(
-            "customer_id", "variant_id", "status", "skip_reason", "segment_id", "persona_id",
-            "sent_at", "opened_at", "clicked_at", "converted_at", "revenue", "unsubscribed_at",
-        )
-    )  # fmt: skip
-    overall = _group_figures(rows)
-    bounced = sum(1 for r in rows if r["status"] == DeliveryStatus.BOUNCED)
+    rows = delivery_rows(Delivery.objects.filter(campaign=campaign))
     holdout_ids = [r["customer_id"] for r in rows if r["status"] == DeliveryStatus.HOLDOUT]
     recipient_ids = [r["customer_id"] for r in rows if r["status"] in ("sent", "bounced")]
     start = campaign.started_at or min((r["sent_at"] for r in rows if r["sent_at"]), default=None)
@@ -170,27 +206,8 @@ def campaign_stats(campaign) -> dict[str, Any]:
     )
     by_segment = _breakdown(rows, "segment_id", Segment, "segment_id")
     by_persona = _breakdown(rows, "persona_id", Persona, "persona_id")
-    sent = overall["sent"]
     return {
-        "audience": len(rows),
-        "sent": sent,
-        "delivered": sent - bounced,
-        "bounced": bounced,
-        "skipped_no_consent": sum(1 for r in rows if r["skip_reason"] == SkipReason.NO_CONSENT),
-        "skipped_no_address": sum(1 for r in rows if r["skip_reason"] == SkipReason.NO_ADDRESS),
-        "skipped_frequency_cap": sum(
-            1 for r in rows if r["skip_reason"] == SkipReason.FREQUENCY_CAP
-        ),
-        "skipped_suppressed": sum(1 for r in rows if r["skip_reason"] == SkipReason.SUPPRESSED),
-        "waiting": sum(1 for r in rows if r["status"] == DeliveryStatus.QUEUED),
-        "failed": sum(1 for r in rows if r["status"] == DeliveryStatus.FAILED),
-        "opened": overall["opened"],
-        "clicked": overall["clicked"],
-        "converted": overall["converted"],
-        "revenue": overall["revenue"],
-        "revenue_per_recipient": round(overall["revenue"] / sent, 2) if sent else 0.0,
-        "conversion_rate": overall["conversion_rate"],
-        "unsubscribed": sum(1 for r in rows if r["unsubscribed_at"] is not None),
+        **delivery_counts(rows),
         "holdout": len(holdout_ids),
         "holdout_conversion_rate": holdout_rate,
         "incremental_revenue": incremental,
