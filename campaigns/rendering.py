@@ -537,6 +537,22 @@ def _prepare(body: str) -> tuple[str, str, tuple[str, ...]]:
     return html, text, tuple(urls)
 
 
+class _Tracker:
+    """`link()` once per distinct URL of a message, remembering them in order
+    (`Rendered.links`): the email and the SMS renderers both track this way."""
+
+    def __init__(self, link: Callable[[str], str]):
+        self.link = link
+        self.links: list[str] = []
+        self._tracked: dict[str, str] = {}
+
+    def __call__(self, url: str) -> str:
+        if url not in self._tracked:
+            self.links.append(url)
+            self._tracked[url] = self.link(url)
+        return self._tracked[url]
+
+
 class Compiled:
     """A campaign's (or variant's) subject and body, parsed once; `render` per customer."""
 
@@ -573,14 +589,7 @@ class Compiled:
         body = _render(self._body, "body", values)
         html_fragment, text, urls = _prepare(body)
 
-        links: list[str] = []
-        tracked: dict[str, str] = {}
-
-        def track(url: str) -> str:
-            if url not in tracked:
-                links.append(url)
-                tracked[url] = link(url)
-            return tracked[url]
+        track = _Tracker(link)
 
         def html_slot(match: re.Match) -> str:
             if match.group(1) is not None:
@@ -644,21 +653,14 @@ class Compiled:
         for name, part in zip(self._slots, self._parts[1:], strict=True):
             out.append(slots[name])
             out.append(part)
-        return Rendered(subject=subject, html="".join(out), text=text, links=links)
+        return Rendered(subject=subject, html="".join(out), text=text, links=track.links)
 
     # -- sms -----------------------------------------------------------------
     def _render_sms(self, ctx, values, link, unsubscribe_url, preferences_url) -> Rendered:
         body = _render(self._body, "body", values)
         # an SMS is text: any tags the owner typed are dropped, entities read back
         body = html_lib.unescape(nh3.clean(body, tags=set(), strip_comments=True))
-        links: list[str] = []
-        tracked: dict[str, str] = {}
-
-        def track(url: str) -> str:
-            if url not in tracked:
-                links.append(url)
-                tracked[url] = link(url)
-            return tracked[url]
+        track = _Tracker(link)
 
         def block_text(match: re.Match) -> str:
             if match.group(1) == "offer":
@@ -679,7 +681,7 @@ class Compiled:
             else "Reply STOP to opt out"
         )
         text = f"{text}\n{stop}" if text else stop
-        return Rendered(subject="", html="", text=text, links=links)
+        return Rendered(subject="", html="", text=text, links=track.links)
 
 
 def compile_message(*, channel: str, subject: str, body: str) -> Compiled:
