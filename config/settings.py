@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "stores",
     "audiences",
     "campaigns",
+    "offers",
+    "loyalty",
     "research",
     "webhooks",
 ]

@@ -154,6 +154,13 @@ TAGS = {
     "campaigns": "Personalised email and SMS to segments and audiences: only to customers who "
     "consented to the channel, never the same campaign twice to one person, with variants, "
     "hold-out groups and results measured in orders and revenue.",
+    "offers": "Discounts, free delivery or a free product for segments or an audience: one "
+    "unguessable code per customer (or a shared code), a hold-out group that gets none, "
+    "redemptions read from order lines' `discount_code`, results against the hold-out, a "
+    "fairness check before sending, and suggestions per segment backed by earlier offers.",
+    "loyalty": "The loyalty programme: tiers from orders or spend over a rolling period, points "
+    "per unit of currency (returns take them back) exchanged for offer codes, and each "
+    "customer's tier and progress.",
     "webhooks": "Outbound notifications: register a URL and the event types; deliveries are "
     "signed with the endpoint's secret, retried with back-off, and logged.",
 }
@@ -162,6 +169,7 @@ TAG_OF_PATH = {
     ("customers", "erase"): "privacy",
     ("customers", "consent"): "privacy",
     ("customers", "recommendations"): "recommendations",
+    ("customers", "loyalty"): "loyalty",
     ("products", "related"): "recommendations",
 }
 

@@ -25,7 +25,14 @@ def test_bulk_write_names_the_refresh_it_started(api, org):
     )
     assert answer.status_code == 200, answer.content
     jobs = answer.json()["jobs"]
-    assert {j["kind"] for j in jobs} == {"segments", "predictions", "recommendations", "audiences"}
+    assert {j["kind"] for j in jobs} == {
+        "segments",
+        "predictions",
+        "recommendations",
+        "audiences",
+        "offers",
+        "loyalty",
+    }
     with tenant_context(org):
         for j in jobs:
             assert Job.objects.get(pk=j["id"]).kind == j["kind"]

@@ -86,6 +86,8 @@ def test_the_built_in_capabilities_declare_their_steps_menu_and_places():
         "predictions",
         "recommendations",
         "audiences",
+        "offers",
+        "loyalty",
     ]
     assert [e.label for e in capabilities.nav_entries()] == [
         "Dashboard",
@@ -96,6 +98,8 @@ def test_the_built_in_capabilities_declare_their_steps_menu_and_places():
         "Recommendations",
         "Audiences",
         "Campaigns",
+        "Offers",
+        "Loyalty",
         "Research",
         "Webhooks",
         "Settings",
