@@ -104,9 +104,7 @@ class LoyaltyAccount(TenantModel):
 
     class Meta(TenantModel.Meta):
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "customer"], name="loyaltyaccount_once"
-            )
+            models.UniqueConstraint(fields=["organization", "customer"], name="loyaltyaccount_once")
         ]
         indexes = [models.Index(fields=["organization", "tier"], name="loyaltyaccount_tier")]
 
