@@ -137,8 +137,10 @@ class OfferRecipient(TenantModel):
 
     class Meta(TenantModel.Meta):
         constraints = [
+            # one row per customer of a built offer; the loyalty reward offer gives a
+            # customer a new code at each exchange
             models.UniqueConstraint(
-                fields=["organization", "offer", "customer"], name="offerrecipient_once"
+                fields=["organization", "offer", "customer", "code"], name="offerrecipient_once"
             ),
             models.UniqueConstraint(
                 fields=["organization", "code"],

@@ -1,0 +1,3 @@
+"""`offers/suggestions/` (skeleton)."""
+
+urlpatterns: list = []
