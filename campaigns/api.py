@@ -98,6 +98,15 @@ class VariantWriteSerializer(serializers.Serializer):
     )
 
 
+class CampaignSendSerializer(serializers.Serializer):
+    fairness_override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Why the campaign's offer may be sent although the fairness check "
+        "flagged it (recorded on the offer and in the audit log before the send starts).",
+    )
+
+
 class TestSendSerializer(serializers.Serializer):
     to = serializers.CharField(required=False, allow_blank=True)
 
@@ -271,17 +280,23 @@ class CampaignViewSet(
         summary="Send the campaign (or schedule it when its time is ahead)",
         description='202 `{"job": id}` (`job` null and `status` `scheduled` when `send_at` '
         "is ahead); 409 naming the job when a send is already running; only customers "
-        "who consented to the channel, never the same campaign twice to the same person.",
-        request=None,
+        "who consented to the channel, never the same campaign twice to the same person. "
+        "A campaign carrying an offer goes only to customers given a code, and is refused "
+        "(409 `offer_not_sendable`, or `offer_flagged` when the fairness check flagged "
+        "the offer) while the offer cannot be sent; `fairness_override_reason` records "
+        "why a flagged offer may be sent anyway (audited), then sends.",
+        request=CampaignSendSerializer,
         responses={202: OpenApiTypes.OBJECT},
         tags=TAGS,
     )
     @action(detail=True, methods=["post"])
     def send(self, request, pk=None):
         campaign = self.get_object()
+        data = _valid(CampaignSendSerializer, request)
         job = services.campaign_send(
-            organization=request.organization, campaign=campaign, user=request.user
-        )
+            organization=request.organization, campaign=campaign, user=request.user,
+            fairness_override_reason=data.get("fairness_override_reason"), request=request,
+        )  # fmt: skip
         return Response(
             {"job": job.pk if job else None, "status": campaign.status},
             status=status.HTTP_202_ACCEPTED,

@@ -28,6 +28,7 @@ SERVICE_FIELD = {
     "schedule": "send_at",
     "holdout_share": "holdout_percent",
     "conversion_window_days": "conversion_window_days",
+    "offer_id": "offer",
     "cap_messages": "cap_messages",
     "cap_days": "cap_days",
 }
@@ -57,6 +58,13 @@ class CampaignForm(forms.Form):
         label="Segments", required=False, widget=forms.CheckboxSelectMultiple
     )
     audience = forms.ChoiceField(label="Audience", required=False)
+    offer = forms.ChoiceField(
+        label="Offer",
+        required=False,
+        help_text="Each customer gets their own code from the offer through "
+        "{{ offer_code }} or {% offer %}. Only customers given a code get the campaign: "
+        "the offer's hold-out and customers outside it are left out.",
+    )
     subject = forms.CharField(label="Subject", max_length=500, required=False)
     body = forms.CharField(label="Message", required=False, widget=forms.Textarea)
     schedule = forms.ChoiceField(
@@ -88,8 +96,12 @@ class CampaignForm(forms.Form):
         "campaign.",
     )
 
-    def __init__(self, *args, segments=(), audiences=(), **kwargs):
+    def __init__(self, *args, segments=(), audiences=(), offers=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["offer"].choices = [("", "No offer")] + [
+            (str(o.pk), o.name + (" (being built)" if o.status == "building" else ""))
+            for o in offers
+        ]
         self.fields["segments"].choices = [
             (str(s.pk), f"{s.name} ({s.size:,} customers)") for s in segments
         ]
@@ -118,6 +130,7 @@ class CampaignForm(forms.Form):
             "holdout_share": (d.get("holdout_percent") or 0) / 100,
             "allocation": d["allocation"],
             "conversion_window_days": d["conversion_window_days"],
+            "offer_id": int(d["offer"]) if d.get("offer") else None,
         }
         if d["recipients"] == "audience":
             out["audience_id"] = int(d["audience"]) if d.get("audience") else None
@@ -157,6 +170,7 @@ def campaign_initial(campaign, organization) -> dict[str, Any]:
         "holdout_percent": round(campaign.holdout_share * 100),
         "allocation": campaign.allocation,
         "conversion_window_days": campaign.conversion_window_days,
+        "offer": str(campaign.offer_id or ""),
     }
 
 

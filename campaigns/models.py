@@ -11,7 +11,8 @@ audiences, tracked and tested.
 - `Delivery`: one customer in one campaign — the unique row written *before* the
   message is handed over, so a retried, restarted or double-clicked send never
   sends anyone the same campaign twice. Hold-out members and skipped customers
-  (no consent, frequency cap, quiet hours) have rows too, with the reason.
+  (no consent, frequency cap, quiet hours; for a campaign carrying an offer, the
+  offer's hold-out and customers given no code) have rows too, with the reason.
   Personal data (the address it went to): erased with the person, in both exports.
 - `TrackedLink`: the links of a message, by token: the click redirect only ever
   goes to a stored link, so it cannot be turned into an open redirect.
@@ -93,7 +94,9 @@ class Campaign(TenantModel):
     holdout_share = models.FloatField(default=0.0)
     allocation = models.CharField(max_length=10, choices=Allocation.choices, default="fixed")
     conversion_window_days = models.PositiveSmallIntegerField(default=5)
-    offer_id = models.BigIntegerField(null=True, blank=True)  # offers arrive with issue 12
+    # an offer (issue 12) the message carries: each customer's code fills `offer_code`
+    # and `{% offer %}`; only customers given a code get the campaign
+    offer_id = models.BigIntegerField(null=True, blank=True)
     survey_id = models.BigIntegerField(null=True, blank=True)  # surveys arrive with issue 13
     # the A/B plan shown before sending: {"per_variant", "baseline_rate", "lift", ...}
     plan = models.JSONField(default=dict, blank=True)
@@ -181,6 +184,9 @@ class SkipReason(models.TextChoices):
     FREQUENCY_CAP = "frequency_cap", "Reached the frequency cap"
     QUIET_HOURS = "quiet_hours", "Quiet hours"
     SUPPRESSED = "suppressed", "Unsubscribed, bounced or complained"
+    # a campaign carrying an offer goes only to customers who were given a code
+    OFFER_HOLDOUT = "offer_holdout", "In the offer's hold-out group"
+    NO_OFFER_CODE = "no_offer_code", "Not among the offer's recipients"
 
 
 class Delivery(TenantModel):

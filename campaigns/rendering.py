@@ -63,6 +63,8 @@ MERGE_FIELDS = (
     "favourites",
     "loyalty_tier",
     "offer_code",
+    "offer_name",
+    "offer_ends",
     "shop_name",
 )
 MAX_TEMPLATE_CHARS = 50_000
@@ -415,14 +417,25 @@ def _offer_html(ctx: dict) -> str:
     code = ctx.get("offer_code")
     if not code:
         return ""
+    name = f"{_esc(ctx['offer_name'])}<br>" if ctx.get("offer_name") else ""
+    ends = (
+        f'<br><span style="font-size:14px;">Until {_esc(ctx["offer_ends"])}</span>'
+        if ctx.get("offer_ends")
+        else ""
+    )
     return _CONTENT_INLINER.inline_fragment(
-        f'<div class="sg-offer">Your code: <strong>{_esc(code)}</strong></div>', CONTENT_CSS
+        f'<div class="sg-offer">{name}Your code: <strong>{_esc(code)}</strong>{ends}</div>',
+        CONTENT_CSS,
     )
 
 
 def _offer_text(ctx: dict) -> str:
     code = ctx.get("offer_code")
-    return f"Your code: {code}" if code else ""
+    if not code:
+        return ""
+    name = f"{ctx['offer_name']}: " if ctx.get("offer_name") else ""
+    ends = f" (until {ctx['offer_ends']})" if ctx.get("offer_ends") else ""
+    return f"{name}Your code: {code}{ends}"
 
 
 class _TextMaker(HTMLParser):
@@ -704,15 +717,32 @@ def _names(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def customer_contexts(customers: list, *, organization) -> dict[int, dict]:
+def offer_ends_words(offer, organization) -> str | None:
+    """The offer's last day in the organisation's time zone ("31 December 2026")."""
+    import zoneinfo
+
+    if offer is None or offer.ends_at is None:
+        return None
+    try:
+        zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    day = offer.ends_at.astimezone(zone)
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def customer_contexts(customers: list, *, organization, offer=None) -> dict[int, dict]:
     """Merge fields for a batch of customers (instances or ids) of `organization`,
     in a few queries per 2,000 customers: {customer id: {merge field: value,
     "recommendations": [{"name", "url", "image_url"}]}}. `segment` and `persona` are
     names from the live segmentation; `favourites` the names of the customer's top
     three recommended products; products hidden, out of stock or not merchandise
-    are left out. `loyalty_tier` and `offer_code` are None until those arrive."""
+    are left out; `loyalty_tier` the customer's tier in the loyalty programme. With
+    the campaign's `offer`: `offer_code` is the code that customer was given (None in
+    the offer's hold-out or outside it), `offer_name` and `offer_ends` its terms."""
     from accounts.tenancy import tenant_context
     from customers.models import Customer, Product
+    from loyalty.selectors import tiers_for
     from recommendations.models import CustomerRecommendation, RecommendationRun
     from segmentation.models import Persona
     from segmentation.selectors import customer_segments
@@ -737,11 +767,23 @@ def customer_contexts(customers: list, *, organization) -> dict[int, dict]:
                 "favourites": None,
                 "loyalty_tier": None,
                 "offer_code": None,
+                "offer_name": offer.name if offer is not None else None,
+                "offer_ends": offer_ends_words(offer, organization),
                 "shop_name": shop,
                 "recommendations": [],
             }
             for c in rows
         }
+        for chunk in _chunks(all_ids):
+            for cid, tier in tiers_for(customer_ids=chunk).items():
+                if cid in out:
+                    out[cid]["loyalty_tier"] = tier
+            if offer is not None:
+                from offers.selectors import customer_codes
+
+                for cid, code in customer_codes(offer=offer, customer_ids=chunk).items():
+                    if cid in out:
+                        out[cid]["offer_code"] = code
         segment_of: dict[int, int] = {}
         for chunk in _chunks(all_ids):
             for cid, entry in customer_segments(customer_ids=chunk).items():

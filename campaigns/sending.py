@@ -55,6 +55,7 @@ log = logging.getLogger("segmenta.campaigns")
 BATCH = 500
 WRITE_CHUNK = 2000
 INTERRUPTED = "interrupted: not resent"
+TEST_CODE = "(each customer's own code)"
 
 
 # --- step 1: the delivery rows ------------------------------------------------------------
@@ -447,7 +448,7 @@ def _send_run(
     contexts_for: Callable | None = None,
 ) -> dict[str, Any]:
     from .rendering import customer_contexts
-    from .services import campaign_variants
+    from .services import campaign_offer, campaign_variants
 
     campaign = Campaign.objects.select_related("organization").filter(pk=campaign_id).first()
     resumable = (CampaignStatus.SENDING, CampaignStatus.FAILED)
@@ -464,7 +465,10 @@ def _send_run(
     _, arms = campaign_variants(campaign)
     thompson = campaign.allocation == Allocation.THOMPSON and bool(arms)
     messages = Messages(campaign)
-    contexts_for = contexts_for or (lambda ids: customer_contexts(ids, organization=organization))
+    offer = campaign_offer(campaign)  # each customer's own code fills `offer_code`
+    contexts_for = contexts_for or (
+        lambda ids: customer_contexts(ids, organization=organization, offer=offer)
+    )
     total = _due(campaign).count()
     done = sent_total = failed_total = 0
     job.progress(5, f"Sending to {total:,} customers")
@@ -536,14 +540,18 @@ def send_test_copy(*, campaign: Campaign, to: str) -> dict[str, Any]:
     """One copy as the first customer it would go to (or with empty merge fields),
     subject marked "[Test]"; links are not tracked and no delivery is written."""
     from .rendering import compile_message, customer_contexts
-    from .services import recipient_ids
+    from .services import campaign_offer, recipient_ids
 
     ids, _ = recipient_ids(campaign)
+    offer = campaign_offer(campaign)
     ctx = (
-        customer_contexts(ids[:1], organization=campaign.organization).get(ids[0], {})
+        customer_contexts(ids[:1], organization=campaign.organization, offer=offer).get(ids[0], {})
         if ids
         else {}
     )
+    if offer is not None:
+        # a real customer's code never goes to a team member's inbox
+        ctx = {**ctx, "offer_code": TEST_CODE}
     compiled = compile_message(
         channel=campaign.channel, subject=campaign.subject, body=campaign.body
     )
@@ -563,7 +571,7 @@ def preview(*, campaign: Campaign, customer, variant_id: int | None = None) -> d
     """The message as this customer would get it (the variant they would match), links
     left as written."""
     from .rendering import compile_message, customer_contexts
-    from .services import campaign_variants, fixed_arm
+    from .services import campaign_offer, campaign_variants, fixed_arm
 
     if variant_id is None:
         targeted, arms = campaign_variants(campaign)
@@ -572,14 +580,36 @@ def preview(*, campaign: Campaign, customer, variant_id: int | None = None) -> d
             variant_id = fixed_arm(campaign.pk, customer.pk, arms).pk
     source = Variant.objects.filter(campaign=campaign, pk=variant_id).first() or campaign
     compiled = compile_message(channel=campaign.channel, subject=source.subject, body=source.body)
-    ctx = customer_contexts([customer.pk], organization=campaign.organization).get(customer.pk, {})
+    offer = campaign_offer(campaign)
+    ctx = customer_contexts([customer.pk], organization=campaign.organization, offer=offer).get(
+        customer.pk, {}
+    )
+    code = ctx.get("offer_code")
+    if campaign.offer_id and not code:
+        ctx = {**ctx, "offer_code": _no_code_words(campaign, offer, customer.pk)}
     rendered = compiled.render(ctx, unsubscribe_url="#", preferences_url="#")
     return {
         "subject": rendered.subject,
         "html": rendered.html,
         "text": rendered.text,
         "variant": variant_id,
+        "offer_code": code,
     }
+
+
+def _no_code_words(campaign: Campaign, offer, customer_id: int) -> str:
+    """What the preview shows where a customer without a code would see nothing (they
+    are not sent the campaign: campaigns/services.py rule 0)."""
+    from offers.models import OfferStatus
+    from offers.selectors import holdout_ids
+
+    if offer is None:
+        return "(no code: the offer was deleted)"
+    if offer.status == OfferStatus.BUILDING:
+        return "(no code yet: the offer is still being built)"
+    if customer_id in holdout_ids(offer=offer):
+        return "(no code: in the offer's hold-out, so not sent this campaign)"
+    return "(no code: not among the offer's recipients, so not sent this campaign)"
 
 
 def _matching_variant(customer_id: int, targeted: list[Variant]) -> int | None:

@@ -5,6 +5,9 @@ campaign names, whether they get it and which words: the pre-send summary
 (`campaign_audit`) counts its answer and the send job (campaigns/sending.py)
 writes it as Delivery rows. Rules, in order:
 
+0. a campaign carrying an offer goes only to customers given a code: the offer's
+   hold-out (`offer_holdout`) and customers outside the offer (`no_offer_code`) are
+   skipped first, whatever else is true of them;
 1. consent to the channel (`accepts_email` / `accepts_sms`), then an address for it;
 2. suppressed: a hard bounce or a complaint on this channel earlier;
 3. the frequency cap (CampaignSettings): no more than N messages in M days,
@@ -179,13 +182,47 @@ def _apply(campaign: Campaign, data: dict[str, Any], *, creating: bool) -> None:
                 "conversion_window_days", "conversion_window_days must be 1 to 90 days."
             )
         campaign.conversion_window_days = days
-    for key in ("offer_id", "survey_id"):
-        if key in data:
-            value = data[key]
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise _fields_error(key, f"{key} must be an id or null.")
-            setattr(campaign, key, value)
+    if "offer_id" in data:
+        campaign.offer_id = _clean_offer_id(data["offer_id"], current=campaign.offer_id)
+    if "survey_id" in data:
+        value = data["survey_id"]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise _fields_error("survey_id", "survey_id must be an id or null.")
+        campaign.survey_id = value
     _check_template(channel=campaign.channel, subject=campaign.subject, body=campaign.body)
+
+
+def _clean_offer_id(value: Any, *, current: int | None) -> int | None:
+    """An offer of this organisation a campaign can carry: built or being built, and not
+    the loyalty programme's hidden reward offer. The offer a campaign carries already is
+    kept as it is (saving an unchanged campaign never fails on it); sending checks it."""
+    from offers.models import Offer, OfferStatus
+
+    if value in (None, ""):
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fields_error("offer_id", "offer_id must be an offer id or null.")
+    if current is not None and value == current:
+        return value
+    offer = Offer.objects.filter(pk=value).first()  # scoped: another organisation's is absent
+    if offer is None or offer.is_reward:
+        raise _fields_error("offer_id", f"No such offer: {value}.")
+    if offer.status not in (OfferStatus.READY, OfferStatus.BUILDING):
+        raise _fields_error(
+            "offer_id",
+            f"The offer “{offer.name}” could not be built, so it has no codes to send; "
+            "fix it on the offer's page first.",
+        )
+    return value
+
+
+def campaign_offer(campaign: Campaign):
+    """The offer the campaign carries (scoped), or None."""
+    from offers.models import Offer
+
+    if not campaign.offer_id:
+        return None
+    return Offer.objects.filter(pk=campaign.offer_id).first()
 
 
 def _apply_schedule(campaign: Campaign, schedule: Any) -> None:
@@ -533,6 +570,23 @@ def fixed_arm(campaign_id: int, customer_id: int, arms: list[Variant]) -> Varian
     return arms[-1]
 
 
+def _offer_codes(campaign: Campaign, customer_ids: list[int]) -> tuple[dict | None, set[int]]:
+    """For a campaign carrying an offer: (the code of each of these customers who was
+    given one, the offer's hold-out); (None, empty) without an offer. An offer that no
+    longer exists gives nobody a code (and sending is refused: `campaign_offer_problem`)."""
+    from offers.selectors import customer_codes, holdout_ids
+
+    if not campaign.offer_id:
+        return None, set()
+    offer = campaign_offer(campaign)
+    if offer is None:
+        return {}, set()
+    codes: dict[int, str] = {}
+    for start in range(0, len(customer_ids), 5000):
+        codes.update(customer_codes(offer=offer, customer_ids=customer_ids[start : start + 5000]))
+    return codes, holdout_ids(offer=offer)
+
+
 def campaign_recipients_plan(campaign: Campaign, *, now: datetime | None = None) -> RecipientPlan:
     """Every customer the campaign names, with what happens to them (module docstring)."""
     from customers.models import Customer
@@ -575,6 +629,7 @@ def campaign_recipients_plan(campaign: Campaign, *, now: datetime | None = None)
     }
     zones = {cid: customer_zone(c, organization) for cid, c in customers.items()}
     hours = best_hours(list(customers), zones) if campaign.best_hour else {}
+    codes, offer_held = _offer_codes(campaign, list(customers))
     for customer_id in ids:
         customer = customers.get(customer_id)
         if customer is None:
@@ -585,6 +640,12 @@ def campaign_recipients_plan(campaign: Campaign, *, now: datetime | None = None)
         consented = customer.accepts_email if channel == Channel.EMAIL else customer.accepts_sms
         address = (customer.email if channel == Channel.EMAIL else customer.phone).strip()
         decisions.append(d)
+        if codes is not None and customer_id not in codes:
+            d.status = DeliveryStatus.SKIPPED
+            d.skip_reason = (
+                SkipReason.OFFER_HOLDOUT if customer_id in offer_held else SkipReason.NO_OFFER_CODE
+            )
+            continue
         if not consented:
             d.status, d.skip_reason = DeliveryStatus.SKIPPED, SkipReason.NO_CONSENT
             continue
@@ -639,6 +700,11 @@ def campaign_recipients_plan(campaign: Campaign, *, now: datetime | None = None)
             "skipped_no_address": counts[SkipReason.NO_ADDRESS],
             "skipped_frequency_cap": counts[SkipReason.FREQUENCY_CAP],
             "skipped_suppressed": counts[SkipReason.SUPPRESSED],
+            "skipped_offer_holdout": counts[SkipReason.OFFER_HOLDOUT],
+            "skipped_no_offer_code": counts[SkipReason.NO_OFFER_CODE],
+            "with_offer_code": (
+                sum(1 for d in decisions if d.customer_id in codes) if codes is not None else 0
+            ),
             "holdout": counts[DeliveryStatus.HOLDOUT],
             "deferred": sum(1 for d in decisions if d.scheduled_for is not None),
         },
@@ -679,15 +745,61 @@ def campaign_plan(campaign: Campaign) -> dict[str, Any]:
 
 def campaign_audit(campaign: Campaign) -> dict[str, Any]:
     """What a send would do now: {audience, sendable, skipped_no_consent,
-    skipped_no_address, skipped_frequency_cap, skipped_suppressed, holdout, plan}."""
+    skipped_no_address, skipped_frequency_cap, skipped_suppressed,
+    skipped_offer_holdout, skipped_no_offer_code, holdout, deferred, plan, offer}
+    (`offer`: null, or what the campaign's offer is and whether it can be sent)."""
     plan = campaign_recipients_plan(campaign)
     out: dict[str, Any] = {k: plan.counts[k] for k in (
         "audience", "sendable", "skipped_no_consent", "skipped_no_address",
-        "skipped_frequency_cap", "skipped_suppressed", "holdout",
+        "skipped_frequency_cap", "skipped_suppressed", "skipped_offer_holdout",
+        "skipped_no_offer_code", "holdout",
     )}  # fmt: skip
     out["deferred"] = plan.counts["deferred"]
     out["plan"] = campaign_plan(campaign)
+    out["offer"] = campaign_offer_summary(campaign, with_code=plan.counts["with_offer_code"])
     return out
+
+
+def campaign_offer_summary(campaign: Campaign, *, with_code: int | None = None):
+    """The offer a campaign carries, for the pre-send summary: {id, name, status,
+    recipients (given a code), holdout (the offer's hold-out), with_code (of the
+    campaign's customers), fairness_flagged, override_reason, fairness, problem};
+    None without an offer."""
+    if not campaign.offer_id:
+        return None
+    offer = campaign_offer(campaign)
+    if offer is None:
+        return {
+            "id": campaign.offer_id, "name": "", "status": "missing", "recipients": 0,
+            "holdout": 0, "with_code": 0, "fairness_flagged": False, "override_reason": "",
+            "fairness": [], "problem": campaign_offer_problem(campaign),
+        }  # fmt: skip
+    return {
+        "id": offer.pk,
+        "name": offer.name,
+        "status": offer.status,
+        "recipients": offer.recipients_count,
+        "holdout": offer.holdout_count,
+        "with_code": with_code,
+        "fairness_flagged": offer.fairness_flagged,
+        "override_reason": offer.override_reason,
+        "fairness": [row for row in (offer.fairness or []) if row.get("warning")],
+        "problem": campaign_offer_problem(campaign, offer=offer),
+    }
+
+
+def campaign_offer_problem(campaign: Campaign, *, offer=None) -> str | None:
+    """Why the campaign's offer cannot be sent now (offers.services.offer_send_problem:
+    building, failed, ended, flagged by the fairness check without a recorded
+    reason), or None; None too for a campaign without an offer."""
+    from offers.services import offer_send_problem
+
+    if not campaign.offer_id:
+        return None
+    offer = offer or campaign_offer(campaign)
+    if offer is None:
+        return "The offer this campaign carries was deleted: choose another offer, or none."
+    return offer_send_problem(offer=offer)
 
 
 # --- sending: start, schedule, test ------------------------------------------------------
@@ -720,10 +832,62 @@ def _check_ready(campaign: Campaign) -> None:
             raise _fields_error("subject", "subject is required for an email.")
 
 
-def campaign_send(*, organization, campaign: Campaign, user=None, sync: bool = False):
+def _check_offer(
+    campaign: Campaign, *, organization, reason: Any, user, request, scheduling: bool
+) -> None:
+    """Refuse (409, with the reason in words) a send whose offer cannot be sent now. An
+    offer flagged by the fairness check is sent only with a recorded reason: a
+    `fairness_override_reason` given with the send is recorded first (audited by
+    offers.services.offer_override_fairness). Scheduling may go ahead while the offer
+    is still being built: the scheduler checks again when the time comes."""
+    from offers.models import OfferStatus
+
+    if reason is not None and not isinstance(reason, str):
+        raise _fields_error("fairness_override_reason", "fairness_override_reason must be text.")
+    reason = (reason or "").strip()
+    if not campaign.offer_id:
+        return
+    offer = campaign_offer(campaign)
+    if offer is not None and reason and offer.fairness_flagged and not offer.override_reason:
+        from offers.services import offer_override_fairness
+
+        try:
+            offer = offer_override_fairness(
+                organization=organization, offer=offer, reason=reason, user=user, request=request
+            )
+        except ApplicationError as exc:
+            raise _fields_error("fairness_override_reason", exc.message) from None
+    problem = campaign_offer_problem(campaign, offer=offer)
+    if problem is None:
+        return
+    if scheduling and offer is not None and offer.status == OfferStatus.BUILDING:
+        return
+    flagged = offer is not None and offer.fairness_flagged and not offer.override_reason
+    extra: dict[str, Any] = {"offer_id": campaign.offer_id}
+    if flagged:
+        extra["fields"] = {
+            "fairness_override_reason": "To send it anyway, record why the offer is fair "
+            "to send as it is."
+        }
+    raise ApplicationError(
+        problem, extra, code="offer_flagged" if flagged else "offer_not_sendable", status=409
+    )
+
+
+def campaign_send(
+    *,
+    organization,
+    campaign: Campaign,
+    user=None,
+    sync: bool = False,
+    fairness_override_reason: str | None = None,
+    request=None,
+):
     """Start sending (202 with the job), or schedule it when `send_at` is ahead.
     Returns the Job, or None when it was scheduled. A second request while a send runs
-    answers 409 naming the job; a campaign sent already answers 409."""
+    answers 409 naming the job; a campaign sent already answers 409; so does one whose
+    offer cannot be sent now (`_check_offer`: a fairness-flagged offer needs
+    `fairness_override_reason`, recorded and audited before the send starts)."""
     scope_check(organization=organization)
     from core.jobs import job_kind, job_kind_authorize
 
@@ -742,7 +906,12 @@ def campaign_send(*, organization, campaign: Campaign, user=None, sync: bool = F
                 status=409,
             )
         _check_ready(current)
-        if current.send_at and current.send_at > timezone.now():
+        scheduling = bool(current.send_at and current.send_at > timezone.now())
+        _check_offer(
+            current, organization=organization, reason=fairness_override_reason, user=user,
+            request=request, scheduling=scheduling,
+        )  # fmt: skip
+        if scheduling:
             Campaign.objects.filter(pk=current.pk).update(status=CampaignStatus.SCHEDULED)
             campaign.refresh_from_db()
             return None
@@ -803,6 +972,16 @@ def campaigns_start_due(*, now: datetime | None = None) -> int:
     started = 0
     due = Campaign.objects.filter(status=CampaignStatus.SCHEDULED, send_at__lte=now)
     for campaign in due.order_by("send_at", "pk"):
+        problem = campaign_offer_problem(campaign)
+        if problem:
+            # not sent: it stays scheduled with the reason shown on its page, and goes
+            # out when the offer can be sent (built, or a reason recorded for the flag)
+            message = f"Not sent at its time: {problem}"[:500]
+            Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SCHEDULED).exclude(
+                message=message
+            ).update(message=message)
+            log.info("campaign.offer_blocked campaign_id=%s", campaign.pk)
+            continue
         with transaction.atomic():
             if _claim_and_start(campaign) is not None:
                 started += 1

@@ -150,6 +150,8 @@ def delivery_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "skipped_no_address": skipped(SkipReason.NO_ADDRESS),
         "skipped_frequency_cap": skipped(SkipReason.FREQUENCY_CAP),
         "skipped_suppressed": skipped(SkipReason.SUPPRESSED),
+        "skipped_offer_holdout": skipped(SkipReason.OFFER_HOLDOUT),
+        "skipped_no_offer_code": skipped(SkipReason.NO_OFFER_CODE),
         "waiting": sum(1 for r in rows if r["status"] == DeliveryStatus.QUEUED),
         "failed": sum(1 for r in rows if r["status"] == DeliveryStatus.FAILED),
         "opened": overall["opened"],
@@ -206,6 +208,7 @@ def campaign_stats(campaign) -> dict[str, Any]:
     )
     by_segment = _breakdown(rows, "segment_id", Segment, "segment_id")
     by_persona = _breakdown(rows, "persona_id", Persona, "persona_id")
+    by_store = _by_store(campaign.organization, rows)
     return {
         **delivery_counts(rows),
         "holdout": len(holdout_ids),
@@ -214,6 +217,7 @@ def campaign_stats(campaign) -> dict[str, Any]:
         "variants": variants,
         "by_segment": by_segment,
         "by_persona": by_persona,
+        "by_store": by_store,
         "winner": winner,
         "winner_p_value": None if p_value is None else round(p_value, 6),
         "plan": plan,
@@ -228,3 +232,49 @@ def _breakdown(rows: list[dict], key: str, model, out_key: str) -> list[dict[str
         group = [r for r in rows if r[key] == group_id]
         out.append({out_key: group_id, "name": names.get(group_id, ""), **_group_figures(group)})
     return out
+
+
+def store_figures(
+    rows: list[dict], nearest: dict[int, int | None], names: dict[int, str]
+) -> list[dict[str, Any]]:
+    """Results per store of the customers sent to, each counted at their nearest store
+    (`nearest`: customer id -> store id or None); stores in name order, then the
+    customers who could not be placed (store_id None), when there are any."""
+    groups: dict[int | None, list[dict]] = {}
+    for r in rows:
+        if r["status"] not in ("sent", "bounced"):
+            continue
+        groups.setdefault(nearest.get(r["customer_id"]), []).append(r)
+    order = sorted((k for k in groups if k is not None), key=lambda k: (names.get(k, ""), k))
+    if None in groups:
+        order.append(None)
+    out = []
+    for store_id in order:
+        figures = _group_figures(groups[store_id])
+        out.append(
+            {
+                "store_id": store_id,
+                "store": names.get(store_id, "") if store_id is not None else "Not placed",
+                "sent": figures["sent"],
+                "converted": figures["converted"],
+                "revenue": figures["revenue"],
+                "conversion_rate": figures["conversion_rate"],
+            }
+        )
+    return out
+
+
+def _by_store(organization, rows: list[dict]) -> list[dict[str, Any]]:
+    """Results per store for local promotions (empty when the organisation has no
+    stores): every customer sent to counts at their nearest store."""
+    from stores.models import Store
+    from stores.promotions import nearest_stores
+
+    names = dict(Store.objects.values_list("pk", "name"))
+    if not names:
+        return []
+    ids = sorted({r["customer_id"] for r in rows if r["status"] in ("sent", "bounced")})
+    if not ids:
+        return []
+    nearest = nearest_stores(organization=organization, customer_ids=ids)
+    return store_figures(rows, nearest, names)

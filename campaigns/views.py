@@ -49,6 +49,51 @@ def _audiences():
     return list(Audience.objects.order_by("name", "id"))
 
 
+def _offers(current_id: int | None = None):
+    """The offers a campaign can carry: built or being built, not the loyalty reward
+    offer (and the campaign's own offer, whatever became of it, so an unchanged form
+    keeps it)."""
+    from django.db.models import Q
+
+    from offers.models import Offer, OfferStatus
+
+    usable = Q(status__in=(OfferStatus.READY, OfferStatus.BUILDING))
+    if current_id:
+        usable |= Q(pk=current_id)
+    return list(Offer.objects.filter(usable, is_reward=False).order_by("-created_at", "-id"))
+
+
+def _prefill(request, segments, audiences, offers) -> dict[str, Any]:
+    """A new campaign's answers from the page that links here: `?offer=ID` (its
+    recipients too, unless given), `?audience=ID`, `?segment=ID` (repeatable). Only
+    ids in the lists offered (this organisation's) are used."""
+    initial: dict[str, Any] = {}
+
+    def ids(name: str) -> list[int]:
+        return [int(v) for v in request.GET.getlist(name) if v.isdigit()]
+
+    offer = next((o for o in offers if o.pk in ids("offer")), None)
+    audience_ids = {a.pk for a in audiences}
+    segment_ids = {s.pk for s in segments}
+    if offer is not None:
+        initial["offer"] = str(offer.pk)
+        initial["name"] = offer.name
+        initial["body"] = 'Hello {{ first_name|default("there") }},\n\n{% offer %}\n'
+        if offer.audience_id in audience_ids:
+            initial.update(recipients="audience", audience=str(offer.audience_id))
+        elif offer.segment_ids:
+            chosen = [str(i) for i in offer.segment_ids if i in segment_ids]
+            if chosen:
+                initial.update(recipients="segments", segments=chosen)
+    audience = next((i for i in ids("audience") if i in audience_ids), None)
+    if audience is not None:
+        initial.update(recipients="audience", audience=str(audience))
+    chosen = [str(i) for i in ids("segment") if i in segment_ids]
+    if chosen:
+        initial.update(recipients="segments", segments=chosen)
+    return initial
+
+
 def _personas():
     from segmentation.models import Persona
 
@@ -182,9 +227,11 @@ def campaign_settings(request):
 # --- builder ---------------------------------------------------------------------------
 def _builder(request, campaign: Campaign | None):
     segments, audiences = _segments(), _audiences()
+    offers = _offers(campaign.offer_id if campaign else None)
+    choices = {"segments": segments, "audiences": audiences, "offers": offers}
     error = None
     if request.method == "POST":
-        form = CampaignForm(request.POST, segments=segments, audiences=audiences)
+        form = CampaignForm(request.POST, **choices)
         if form.is_valid():
             try:
                 data = form.service_data()
@@ -209,8 +256,11 @@ def _builder(request, campaign: Campaign | None):
         else:
             error = "Some answers need a look: see the notes next to the fields."
     else:
-        initial = campaign_initial(campaign, request.organization) if campaign else {}
-        form = CampaignForm(initial=initial or None, segments=segments, audiences=audiences)
+        if campaign is not None:
+            initial = campaign_initial(campaign, request.organization)
+        else:
+            initial = _prefill(request, segments, audiences, offers)
+        form = CampaignForm(initial=initial or None, **choices)
     channel = form["channel"].value() or "email"
     body = form["body"].value() or ""
     return render(
@@ -222,6 +272,7 @@ def _builder(request, campaign: Campaign | None):
             "error": error,
             "has_segments": bool(segments),
             "has_audiences": bool(audiences),
+            "has_offers": bool(offers),
             "channel": channel,
             "sms": _sms_words(body),
             "time_zone": request.organization.time_zone or "UTC",
@@ -325,7 +376,7 @@ def _results(campaign: Campaign) -> dict[str, Any] | None:
         )
         v["bar"] = round(100 * v["conversion_rate"] / best) if best else 0
         v["is_winner"] = figures["winner"] == v["id"]
-    for group in (*figures["by_segment"], *figures["by_persona"]):
+    for group in (*figures["by_segment"], *figures["by_persona"], *figures["by_store"]):
         group["rate_words"] = _pct(group["conversion_rate"])
     figures["winner_name"] = next(
         (v["name"] for v in figures["variants"] if v["id"] == figures["winner"]), None
@@ -335,7 +386,16 @@ def _results(campaign: Campaign) -> dict[str, Any] | None:
     return figures
 
 
-def _detail_context(request, campaign: Campaign, variant_form: VariantForm | None = None):
+def _offer_url(offer_id: int) -> str:
+    return reverse("offers:detail", args=[offer_id])
+
+
+def _detail_context(
+    request,
+    campaign: Campaign,
+    variant_form: VariantForm | None = None,
+    fairness_reason: str = "",
+):
     segment_names = dict(_segment_names())
     editable = campaign.editable
     audit = None
@@ -347,6 +407,7 @@ def _detail_context(request, campaign: Campaign, variant_form: VariantForm | Non
             audit_error = exc.message
     if variant_form is None and editable:
         variant_form = VariantForm(segments=_segments(), personas=_personas())
+    offer = services.campaign_offer_summary(campaign) if audit is None else audit["offer"]
     customers = _preview_customers(campaign)
     job = campaign.job
     variants = _variant_rows(campaign, segment_names)
@@ -363,6 +424,8 @@ def _detail_context(request, campaign: Campaign, variant_form: VariantForm | Non
         "editable": editable,
         "audit": audit,
         "audit_error": audit_error,
+        "offer": offer,
+        "offer_url": _offer_url(campaign.offer_id) if campaign.offer_id else "",
         "customers": customers,
         "job": job,
         "sending": campaign.status == CampaignStatus.SENDING,
@@ -371,6 +434,7 @@ def _detail_context(request, campaign: Campaign, variant_form: VariantForm | Non
             ("By segment", results["by_segment"] if results else []),
             ("By persona", results["by_persona"] if results else []),
         ],
+        "fairness_reason": fairness_reason,
         "currency": request.organization.currency,
         "scheduled_ahead": bool(campaign.send_at),
         "time_zone": request.organization.time_zone or "UTC",
@@ -499,12 +563,20 @@ def campaign_test(request, pk: int):
 @require_POST
 def campaign_send(request, pk: int):
     campaign = _campaign(pk)
+    reason = request.POST.get("fairness_override_reason", "")
     try:
         job = services.campaign_send(
-            organization=request.organization, campaign=campaign, user=request.user
-        )
+            organization=request.organization, campaign=campaign, user=request.user,
+            fairness_override_reason=reason, request=request,
+        )  # fmt: skip
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        # shown next to the Send button, with the reason typed kept in its field
+        context = _detail_context(request, campaign, fairness_reason=reason)
+        context["send_error"] = exc.message
+        context["send_error_field"] = (exc.extra.get("fields") or {}).get(
+            "fairness_override_reason", ""
+        )
+        return render(request, "campaigns/detail.html", context, status=exc.status)
     else:
         if job is None:
             messages.success(request, "Scheduled. It will be sent at the time you chose.")
