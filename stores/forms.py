@@ -43,3 +43,61 @@ class StoreForm(forms.Form):
             "postal_prefixes": ", ".join(store.postal_prefixes or []),
         }
         return cls(data, initial=initial)
+
+
+class LocalPromotionForm(forms.Form):
+    """Start a local promotion: the customers within `km` of a store, as an audience."""
+
+    km = forms.FloatField(
+        label="Within how many km",
+        min_value=0.1,
+        max_value=20_000,
+        initial=10,
+        help_text="Customers placed within this distance of the store, and those whose "
+        "postcode starts with one the store serves.",
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+    )
+    name = forms.CharField(
+        label="Audience name (optional)",
+        max_length=200,
+        required=False,
+        strip=True,
+        help_text="Leave empty to name it after the store and the distance.",
+    )
+
+
+class RegionPromotionForm(forms.Form):
+    """A promotion for a region: the customers in regions, countries or postcodes."""
+
+    regions = forms.CharField(
+        label="Regions",
+        required=False,
+        strip=True,
+        help_text="As your customers' addresses spell them, separated by commas "
+        "(for example Kent, Surrey).",
+    )
+    postal_prefixes = forms.CharField(
+        label="Postcodes beginning with",
+        required=False,
+        strip=True,
+        help_text="Separated by commas, for example BN1, BN2.",
+    )
+    countries = forms.CharField(
+        label="Countries (optional)",
+        required=False,
+        strip=True,
+        help_text="Codes or names, separated by commas (GB, France).",
+    )
+    name = forms.CharField(
+        label="Audience name (optional)", max_length=200, required=False, strip=True
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not any(data.get(f) for f in ("regions", "postal_prefixes", "countries")):
+            raise forms.ValidationError("Give at least one region, postcode beginning or country.")
+        return data
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return [part.strip() for part in (text or "").replace("\n", ",").split(",") if part.strip()]

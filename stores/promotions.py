@@ -447,11 +447,125 @@ def stores_overview(*, organization, radii: Iterable[float] = OVERVIEW_RADII) ->
     return figures
 
 
+# --- promotions: the audiences they go to -----------------------------------------------------------
+def _km_words(km: float) -> str:
+    return f"{km:g}"
+
+
+def _free_name(base: str) -> str:
+    from audiences.models import Audience
+    from audiences.services import NAME_MAX
+
+    base = base[:NAME_MAX].strip()
+    taken = {n.casefold() for n in Audience.objects.values_list("name", flat=True)}
+    if base.casefold() not in taken:
+        return base
+    for i in range(2, 1000):
+        candidate = f"{base[: NAME_MAX - 6]} ({i})"
+        if candidate.casefold() not in taken:
+            return candidate
+    return base  # audience_create says the name is taken
+
+
+def _existing(definition: dict[str, Any]):
+    """A saved audience with this very definition, if any (newest first)."""
+    from audiences.models import Audience
+
+    for audience in Audience.objects.filter(definition__kind="location").order_by("-pk"):
+        if audience.definition == definition:
+            return audience
+    return None
+
+
+def _audience_for(*, organization, definition, name: str, base_name: str, user, request):
+    """(audience, created): the one with this definition when it exists and no name
+    was asked for, else a new one."""
+    from audiences.definitions import definition_clean
+    from audiences.services import audience_create
+
+    cleaned = definition_clean(definition)
+    if not name and (found := _existing(cleaned)) is not None:
+        return found, False
+    audience = audience_create(
+        organization=organization,
+        name=name or _free_name(base_name),
+        definition=cleaned,
+        user=user,
+        request=request,
+    )
+    return audience, True
+
+
+def local_audience_create(
+    *, organization, store, km: float, name: str = "", user=None, request=None
+):
+    """The audience of customers within `km` of `store` (a location audience; the
+    same one again when it exists and no name is given). Returns (audience, created)."""
+    scope_check(organization=organization)
+    km = float(km)
+    return _audience_for(
+        organization=organization,
+        definition={"kind": "location", "store": store.pk, "km": km},
+        name=(name or "").strip(),
+        base_name=f"Within {_km_words(km)} km of {store.name}",
+        user=user,
+        request=request,
+    )
+
+
+def region_audience_create(
+    *,
+    organization,
+    regions: Sequence[str] = (),
+    postal_prefixes: Sequence[str] = (),
+    countries: Sequence[str] = (),
+    name: str = "",
+    user=None,
+    request=None,
+):
+    """The audience of customers in these regions, with these postcode beginnings
+    and in these countries (each list given must match). Returns (audience, created)."""
+    scope_check(organization=organization)
+    definition: dict[str, Any] = {"kind": "location"}
+    parts = []
+    if regions:
+        definition["regions"] = list(regions)
+        parts.append(", ".join(regions))
+    if postal_prefixes:
+        definition["postal_prefixes"] = list(postal_prefixes)
+        parts.append("postcodes " + ", ".join(postal_prefixes))
+    if countries:
+        definition["countries"] = list(countries)
+        parts.append(", ".join(countries))
+    return _audience_for(
+        organization=organization,
+        definition=definition,
+        name=(name or "").strip(),
+        base_name="Customers in " + " · ".join(parts),
+        user=user,
+        request=request,
+    )
+
+
+def store_audiences(store) -> list:
+    """The location audiences around `store`, newest first."""
+    from audiences.models import Audience
+
+    return list(
+        Audience.objects.filter(definition__kind="location", definition__store=store.pk).order_by(
+            "-pk"
+        )
+    )
+
+
 __all__ = [
     "DEFAULT_KM",
+    "local_audience_create",
     "nearest_stores",
     "placement_summary",
     "population_load",
+    "region_audience_create",
+    "store_audiences",
     "store_reach",
     "stores_overview",
 ]
