@@ -189,6 +189,17 @@ class OfferForm(forms.Form):
         naive = value.replace(tzinfo=None) if timezone.is_aware(value) else value
         return naive.replace(tzinfo=self.zone).isoformat()
 
+    def _changed(self) -> list[str]:
+        """`changed_data`, with the times compared as the wall-clock times typed (Django
+        compares the zone-less initial time with an aware one: always "changed")."""
+        changed = [n for n in self.changed_data if n not in ("starts_at", "ends_at")]
+        for name in ("starts_at", "ends_at"):
+            typed = self.cleaned_data.get(name)
+            typed = typed.replace(tzinfo=None) if typed is not None else None
+            if typed != self.initial.get(name):
+                changed.append(name)
+        return changed
+
     def service_data(self, *, only_changed: bool = False) -> dict[str, Any]:
         """The API-shaped data; `only_changed` keeps only what the owner changed (an
         edit saved unchanged then changes nothing)."""
@@ -220,7 +231,7 @@ class OfferForm(forms.Form):
             out["segment_ids"] = [int(i) for i in d.get("segments") or []]
             out["audience_id"] = None
         if only_changed:
-            keys = {k for name in self.changed_data for k in FORM_KEYS.get(name, ())}
+            keys = {k for name in self._changed() for k in FORM_KEYS.get(name, ())}
             out = {k: v for k, v in out.items() if k in keys}
         return out
 
@@ -229,7 +240,11 @@ def offer_initial(offer, organization) -> dict[str, Any]:
     zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
 
     def local(value):
-        return value.astimezone(zone).replace(tzinfo=None) if value else None
+        # to the minute, as the input shows it: an untouched time is then not "changed"
+        # and keeps its stored seconds
+        if not value:
+            return None
+        return value.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
 
     number = offer.kind in ("percent", "amount")
     try:
