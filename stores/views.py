@@ -20,9 +20,8 @@ def _errors_to_form(form, exc: ApplicationError) -> None:
     placed = False
     for field, problem in exc.extra.get("fields", {}).items():
         if exc.code == "duplicate":
-            problem = (
-                exc.message
-            )  # "An audience named … exists already.", not just "Choose another name."
+            # "An audience named … exists already.", not just "Choose another name."
+            problem = exc.message
         if field in form.fields and problem not in form.errors.get(field, []):
             form.add_error(field, problem)
             placed = True
