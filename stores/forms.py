@@ -52,10 +52,13 @@ class LocalPromotionForm(forms.Form):
         label="Within how many km",
         min_value=0.1,
         max_value=20_000,
-        initial=10,
-        help_text="Customers placed within this distance of the store, and those whose "
-        "postcode starts with one the store serves.",
-        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+        required=False,
+        help_text="Leave empty for 10 km. Customers placed within this distance of the "
+        "store count, and so do those whose postcode starts with one the store serves.",
+        # a placeholder, not a value: the form starts something new rather than editing
+        widget=forms.NumberInput(
+            attrs={"step": "any", "inputmode": "decimal", "placeholder": "10"}
+        ),
     )
     name = forms.CharField(
         label="Audience name (optional)",

@@ -141,7 +141,7 @@ def store_promote(request, pk: int):
             audience, created = promotions.local_audience_create(
                 organization=request.organization,
                 store=store,
-                km=form.cleaned_data["km"],
+                km=form.cleaned_data["km"] or promotions.DEFAULT_KM,
                 name=form.cleaned_data["name"],
                 user=request.user,
                 request=request,

@@ -88,6 +88,13 @@ def test_local_promotion_creates_the_location_audience(owner_client, org, shop):
     assert f"/campaigns/new/?audience={audience.pk}" in page
 
 
+def test_local_promotion_distance_left_empty_is_ten_km(owner_client, org, shop):
+    owner_client.post(f"/stores/{shop.pk}/promote/", {"promote-km": ""})
+    with tenant_context(org):
+        audience = Audience.objects.get()
+    assert audience.definition["km"] == 10.0 and audience.name == "Within 10 km of Soho"
+
+
 def test_local_promotion_with_a_name_and_a_bad_distance(owner_client, org, shop):
     bad = owner_client.post(f"/stores/{shop.pk}/promote/", {"promote-km": "-1"})
     assert bad.status_code == 400
