@@ -1,0 +1,87 @@
+"""Themes: planted topics in generated feedback are found, labelled and quoted."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from research.tests.generated import TOPICS, feedback
+from research.text import OTHER, assign, find_themes
+
+PLANTED = {"delivery": 120, "sizing": 90, "price": 60, "staff": 40}
+
+
+@pytest.fixture(scope="module")
+def found():
+    texts, topics = feedback(PLANTED, seed=1)
+    return texts, topics, find_themes(texts, max_themes=8, seed=0)
+
+
+def _majority(theme, topics):
+    return Counter(topics[i] for i in theme.members).most_common(1)[0]
+
+
+def test_every_planted_topic_is_found_and_labelled_with_its_words(found):
+    texts, topics, themes = found
+    labelled = [t for t in themes if not t.is_other]
+    for topic, n in PLANTED.items():
+        mine = [t for t in labelled if _majority(t, topics)[0] == topic]
+        assert mine, f"no theme for {topic}"
+        for theme in mine:
+            assert _majority(theme, topics)[1] >= 0.8 * theme.size  # pure
+        covered = sum(_majority(t, topics)[1] for t in mine)
+        assert covered >= 0.75 * n, (topic, covered)
+        vocabulary = set(TOPICS[topic]["words"])
+        assert any(set(t.label.lower().split()) & vocabulary for t in mine), [t.label for t in mine]
+
+
+def test_themes_partition_the_texts_and_quote_their_own_members(found):
+    texts, _, themes = found
+    members = [i for t in themes for i in t.members]
+    assert sorted(members) == list(range(len(texts)))
+    assert [t.id for t in themes if not t.is_other] == list(range(len(themes) - 1))[
+        : len([t for t in themes if not t.is_other])
+    ]
+    for theme in themes:
+        if theme.is_other:
+            assert theme.label == ""
+            continue
+        assert theme.label and theme.label[0].isupper()
+        assert len(theme.examples) == 3
+        assert len({e.lower() for e in theme.examples}) == 3
+        member_texts = {texts[i] for i in theme.members}
+        assert all(e in member_texts for e in theme.examples)
+        assert 1 <= len(theme.phrases) <= 5
+
+
+def test_assign_puts_new_texts_into_their_topics_theme(found):
+    _, topics, themes = found
+    new_texts, new_topics = feedback({"sizing": 30, "price": 30, "staff": 30}, seed=7)
+    ids = assign(new_texts, themes)
+    by_id = {t.id: _majority(t, topics)[0] for t in themes if not t.is_other}
+    right = sum(by_id.get(int(i)) == topic for i, topic in zip(ids, new_topics, strict=True))
+    assert right >= 0.85 * len(new_texts)
+    assert assign(["", None, "zzz qqq"], themes).tolist() == [OTHER, OTHER, OTHER]
+
+
+def test_same_seed_same_themes():
+    texts, _ = feedback(PLANTED, seed=2)
+    first = find_themes(texts, seed=0)
+    second = find_themes(texts, seed=0)
+    assert [(t.label, t.members) for t in first] == [(t.label, t.members) for t in second]
+
+
+def test_edge_cases():
+    assert find_themes([]) == []
+    one = find_themes(["The parcel was late."])
+    assert len(one) == 1 and one[0].is_other and one[0].members == [0]
+    odd = ["", None, "😍😍😍", "Très bien, livraison rapide", "配送が遅い", "!!!", "ok"]
+    themes = find_themes(odd)
+    assert sorted(i for t in themes for i in t.members) == list(range(len(odd)))
+    long_text = "The delivery was late and the courier was rude. " * 3000
+    texts, _ = feedback(PLANTED, seed=3)
+    themes = find_themes([*texts, long_text])
+    assert sorted(i for t in themes for i in t.members) == list(range(len(texts) + 1))
+    for theme in themes:
+        assert all(len(e) <= 160 for e in theme.examples)
