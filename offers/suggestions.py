@@ -25,7 +25,9 @@ Evidence. An earlier offer counts for a suggestion when it gave the same thing (
 same `kind` and `value`), kept a hold-out, was built and its window has ended
 (`ends_at` in the past). Their recipients and hold-out members are pooled; for each
 person we read the orders they placed inside their offer's window (from
-`starts_at`, or when it was built, to `ends_at`, returns left out). Then:
+`starts_at`, or when it was built, to `ends_at`; paid orders counted as the
+organisation counts revenue, returns taking it back — as the offer's results page
+counts them, offers/stats.py). Then:
 
 - uplift = share who ordered among recipients − among the hold-out (points);
 - incremental revenue per recipient = mean revenue per recipient − per hold-out
@@ -242,16 +244,26 @@ def _mean_var(values: list[float]) -> tuple[float, float]:
     return mean, var
 
 
-def _outcomes(offer) -> tuple[list[float], list[float], int, int, Decimal]:
+def _window(offer) -> tuple:
+    """The offer's results window, as its results page counts it (offers/stats.py):
+    from `starts_at` (or when it was built) to `ends_at`, cut at the newest data."""
+    from customers.selectors import latest_data_date
+
+    start = offer.starts_at or offer.built_at or offer.created_at
+    ends = [t for t in (offer.ends_at, latest_data_date()) if t is not None]
+    return start, (min(ends) if ends else timezone.now())
+
+
+def _outcomes(offer, *, basis: str) -> tuple[list[float], list[float], int, int, Decimal]:
     """Revenue per person for the offer's recipients and hold-out members inside its
-    window (orders, returns left out), how many of each ordered, and the discount of
-    its counted redemptions."""
-    from customers.models import Order
+    window (paid orders, as the organisation counts revenue, returns taking it back),
+    how many of each bought, and the discount of its counted redemptions."""
+    from customers.models import Order, OrderStatus
+    from customers.selectors import order_revenue
 
     from .models import OfferRecipient, OfferRedemption
 
-    start = offer.starts_at or offer.built_at or offer.created_at
-    end = offer.ends_at or timezone.now()
+    start, end = _window(offer)
     members: dict[int, bool] = {}
     for customer_id, holdout in OfferRecipient.objects.filter(offer=offer).values_list(
         "customer_id", "holdout"
@@ -259,32 +271,34 @@ def _outcomes(offer) -> tuple[list[float], list[float], int, int, Decimal]:
         # the loyalty reward offer may list a customer twice; a person counts once
         members[customer_id] = members.get(customer_id, False) or holdout
     revenue: dict[int, float] = defaultdict(float)
-    if members:
-        for customer_id, total in Order.objects.filter(
-            customer_id__in=list(members),
-            is_return=False,
-            ordered_at__gte=start,
-            ordered_at__lte=end,
-        ).values_list("customer_id", "total"):
-            revenue[customer_id] += float(total or 0)
+    buyers: set[int] = set()
+    if members and end >= start:
+        for customer_id, counted, is_return in (
+            Order.objects.filter(
+                customer_id__in=list(members),
+                status=OrderStatus.PAID,
+                ordered_at__gte=start,
+                ordered_at__lte=end,
+            )
+            .annotate(counted=order_revenue(basis))
+            .values_list("customer_id", "counted", "is_return")
+        ):
+            revenue[customer_id] += float(counted or 0)
+            if not is_return:
+                buyers.add(customer_id)
     treated: list[float] = []
     held: list[float] = []
-    treated_orders = held_orders = 0
     for customer_id, holdout in members.items():
-        value = revenue.get(customer_id)
-        (held if holdout else treated).append(value or 0.0)
-        if value is not None:
-            if holdout:
-                held_orders += 1
-            else:
-                treated_orders += 1
+        (held if holdout else treated).append(revenue.get(customer_id, 0.0))
+    treated_orders = sum(1 for c, h in members.items() if not h and c in buyers)
+    held_orders = sum(1 for c, h in members.items() if h and c in buyers)
     discount = OfferRedemption.objects.filter(offer=offer, counted=True).aggregate(
         s=Sum("discount")
     )["s"] or Decimal(0)
     return treated, held, treated_orders, held_orders, discount
 
 
-def comparison(offers: list) -> dict[str, Any]:
+def comparison(offers: list, *, organization) -> dict[str, Any]:
     """The pooled hold-out comparison of `offers`: got-the-offer against hold-out.
     A person in two offers counts once in each (each offer's comparison is its own)."""
     result: dict[str, Any] = {
@@ -308,7 +322,9 @@ def comparison(offers: list) -> dict[str, Any]:
     treated_orders = held_orders = 0
     discount = Decimal(0)
     for offer in offers:
-        t, h, t_orders, h_orders, d = _outcomes(offer)
+        t, h, t_orders, h_orders, d = _outcomes(
+            offer, basis=getattr(organization, "revenue_basis", "") or "goods"
+        )
         treated += t
         held += h
         treated_orders += t_orders
@@ -360,8 +376,8 @@ EVIDENCE_KEYS = (
 )
 
 
-def _evidence(offers: list) -> dict[str, Any]:
-    found = comparison(offers)
+def _evidence(offers: list, *, organization) -> dict[str, Any]:
+    found = comparison(offers, organization=organization)
     return {k: found[k] for k in EVIDENCE_KEYS}
 
 
@@ -404,7 +420,7 @@ def segment_suggestions(*, organization) -> list[dict[str, Any]]:
                 "offer": offer,
                 "why": why,
                 "traits": {k: v for k, v in traits.items() if k != "customers"},
-                "evidence": _evidence(same),
+                "evidence": _evidence(same, organization=organization),
             }
         )
     return out

@@ -20,6 +20,7 @@ from django.contrib import messages
 from django.db.models import Count, Q, Sum
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import org_required
@@ -352,7 +353,7 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
     from .suggestions import comparison
 
     stats = _stats(offer) or {}
-    groups = comparison([offer])
+    groups = comparison([offer], organization=organization)
     rate1 = stats.get("conversion_rate", groups["conversion_rate"])
     rate0 = stats.get("holdout_conversion_rate", groups["holdout_conversion_rate"])
     rev1 = stats.get("revenue_per_recipient", groups["revenue_per_recipient"])
@@ -361,6 +362,11 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
     top_rev = max(float(r) for r in (rev1, rev0, 0) if r is not None)
     incremental = stats.get("incremental_revenue")
     interval = stats.get("interval")
+    if not stats and groups["status"] == "measured":
+        # before offers.stats answers: the same comparison, per recipient times recipients
+        n1 = groups["recipients"]
+        incremental = groups["expected_incremental_revenue_per_recipient"] * n1
+        interval = [groups["interval"][0] * n1, groups["interval"][1] * n1]
     words = None
     if incremental is not None:
         words = f"About {money(incremental, organization)} extra"
@@ -381,7 +387,10 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
                 "rate_words": _pct(row.get("conversion_rate")),
             }
         )
-    window = stats.get("window") or {}
+    window = {
+        key: parse_datetime(value) if isinstance(value, str) else value
+        for key, value in (stats.get("window") or {}).items()
+    }
     return {
         "recipients": recipients,
         "holdout": holdout,

@@ -359,6 +359,10 @@ def test_pages_fit_narrow_and_wide_screens(shop, owner_client):
         html = _page(owner_client, url)
         for table in re.finditer(r"<table\b", html):
             assert "table-wrap" in html[max(0, table.start() - 200) : table.start()], url
+        # what a field says it is described by is on the page
+        for ids in re.findall(r'aria-describedby="([^"]+)"', html):
+            for ref in ids.split():
+                assert f'id="{ref}"' in html, (url, ref)
         # every input has a label
         for field_id in re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', html):
             if field_id.startswith(("id_", "id_override")):
