@@ -186,6 +186,8 @@ def test_store_without_coordinates_reaches_by_postcode(org):
         Customer.objects.create(organization=org, external_id="b", postal_code="BN2 1AA")
         Customer.objects.create(organization=org, external_id="c", city="Hove")
         reach = store_reach(organization=org, store=store)
+        preview = _preview(org, store=store.pk, km=5)
+    assert (preview["size"], preview["unplaced"]) == (1, 1)
     assert not reach["located"]
     assert {r["customers"] for r in reach["radii"]} == {1}
     assert reach["unplaced"] == 1
