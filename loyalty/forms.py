@@ -85,7 +85,7 @@ class TierForm(forms.Form):
     )
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         name = data.get("name")
         threshold = data.get("threshold")
         if data.get("DELETE"):

@@ -331,7 +331,7 @@ def suggestion(*, organization) -> dict[str, Any] | None:
     )
     if len(spends) < 10:
         return None
-    tiers = []
+    tiers: list[dict[str, Any]] = []
     previous = Decimal(0)
     for name, q in SUGGESTED:
         raw = spends[min(int(q * len(spends)), len(spends) - 1)]
