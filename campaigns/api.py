@@ -269,6 +269,10 @@ class CampaignViewSet(
 
     @extend_schema(
         summary="Who a send would reach now, and who would be skipped and why",
+        description="Counts by reason (with an offer: `skipped_offer_holdout`, "
+        "`skipped_no_offer_code`), the A/B `plan`, and `offer`: null, or `{id, name, "
+        "status, recipients, holdout, with_code, fairness_flagged, override_reason, "
+        "fairness, problem}` (`problem`: why it cannot be sent now, or null).",
         responses={200: OpenApiTypes.OBJECT},
         tags=TAGS,
     )
@@ -308,7 +312,9 @@ class CampaignViewSet(
         description="Totals, per variant with a 95% Wilson interval, by segment and "
         "persona, the hold-out's conversion rate and incremental revenue, and `winner` "
         "(null until the planned sample size is reached and the difference is "
-        "significant at 0.05).",
+        "significant at 0.05). `by_store`: `[{store_id, store, sent, converted, revenue, "
+        "conversion_rate}]`, each customer sent to counted at their nearest store "
+        "(`store_id` null for those who could not be placed; empty without stores).",
         tags=TAGS,
     )
     @action(detail=True, methods=["get"])

@@ -23,16 +23,33 @@ def build_world(organization) -> None:
         Variant,
     )
     from customers.models import Customer
+    from offers.models import Offer, OfferRecipient
 
     with tenant_context(organization):
         customer = Customer.objects.first() or Customer.objects.create(
             organization=organization, external_id="camp-world-1", email="camp@example.com"
         )
+        # the campaign carries an offer, so its pages and forms show one
+        offer = Offer.objects.create(
+            organization=organization,
+            name=f"World campaign offer {organization.pk}",
+            kind="percent",
+            value="10",
+            status="ready",
+            recipients_count=1,
+        )
+        OfferRecipient.objects.create(
+            organization=organization,
+            offer=offer,
+            customer=customer,
+            code=f"CAMPWORLD{organization.pk}",
+        )
         campaign = Campaign.objects.create(
             organization=organization,
             name=f"World campaign {organization.pk}",
             subject="Hello {{ first_name }}",
-            body="Hi {{ first_name }}, see https://shop.example/new",
+            body="Hi {{ first_name }}, see https://shop.example/new {% offer %}",
+            offer_id=offer.pk,
         )
         variant = Variant.objects.create(
             organization=organization, campaign=campaign, name="World variant", body="Hi"
