@@ -60,7 +60,17 @@ class OfferSerializer(serializers.ModelSerializer):
             return obj.value
         return float(obj.value)
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "reason": {"type": "string"},
+                "by": {"type": "string", "nullable": True},
+                "at": {"type": "string", "format": "date-time", "nullable": True},
+            },
+        }
+    )
     def get_override(self, obj) -> dict | None:
         if not obj.override_reason:
             return None

@@ -72,7 +72,7 @@ def codes_fresh(n: int) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     while len(out) < n:
-        batch = []
+        batch: list[str] = []
         while len(batch) < n - len(out):
             code = code_new()
             if code not in seen:

@@ -359,9 +359,10 @@ def _events(offers: list[Offer], wanted: dict[tuple[int, int], Use]) -> None:
         "pk", "customer_id", "properties"
     ):
         props = props or {}
-        key = (props.get("offer_id"), props.get("order_id"))
-        if key[0] not in ids:
+        offer_id, order_id = props.get("offer_id"), props.get("order_id")
+        if offer_id not in ids or not isinstance(order_id, int):
             continue  # another offer's, or not one of ours
+        key = (int(offer_id), order_id)
         use = want.get(key)
         if use is not None and use.customer_id == customer_id:
             want.pop(key)

@@ -130,6 +130,7 @@ def _positive_int(value: Any, field: str, *, allow_null: bool = False) -> int | 
 def _moment(value: Any, field: str, *, organization) -> dt.datetime | None:
     if value is None or value == "":
         return None
+    when: dt.datetime | None
     if isinstance(value, dt.datetime):
         when = value
     elif isinstance(value, dt.date):
@@ -149,6 +150,7 @@ def _moment(value: Any, field: str, *, organization) -> dt.datetime | None:
                 ) from None
     else:
         raise _field_error(field, f"{field} must be an ISO 8601 date or time.")
+    assert when is not None
     if timezone.is_naive(when):
         zone = zoneinfo.ZoneInfo(organization.time_zone or "UTC")
         when = timezone.make_aware(when, zone)
@@ -257,7 +259,8 @@ def _apply(offer: Offer, data: dict[str, Any], *, organization, creating: bool) 
             raise _field_error("kind", "kind must be percent, amount, free_shipping or product.")
         offer.kind = kind
     if "value" in data or "kind" in data or creating:
-        offer.value = _clean_value(offer.kind, data.get("value", offer.value))
+        kept = "" if offer.kind == OfferKind.FREE_SHIPPING else offer.value
+        offer.value = _clean_value(offer.kind, data.get("value", kept))
     if "segment_ids" in data:
         offer.segment_ids = _clean_segment_ids(data["segment_ids"])
         if offer.segment_ids:
@@ -285,8 +288,8 @@ def _apply(offer: Offer, data: dict[str, Any], *, organization, creating: bool) 
             )
         offer.holdout_share = float(share)
     if "max_redemptions_per_code" in data:
-        offer.max_redemptions_per_code = _positive_int(
-            data["max_redemptions_per_code"], "max_redemptions_per_code"
+        offer.max_redemptions_per_code = int(
+            _positive_int(data["max_redemptions_per_code"], "max_redemptions_per_code") or 1
         )
     if "max_redemptions_total" in data:
         offer.max_redemptions_total = _positive_int(
