@@ -74,7 +74,7 @@ FILLERS = {
 
 EXTRA = [
     "",
-    " Ordered online.",
+    " Paid by card.",
     " First order with you.",
     " Will see next time.",
     " Bought as a gift.",

@@ -12,9 +12,9 @@ from research.text import OTHER, assign, find_themes
 PLANTED = {"delivery": 120, "sizing": 90, "price": 60, "staff": 40}
 
 
-@pytest.fixture(scope="module")
-def found():
-    texts, topics = feedback(PLANTED, seed=1)
+@pytest.fixture(scope="module", params=[0, 1, 2, 3])
+def found(request):
+    texts, topics = feedback(PLANTED, seed=request.param)
     return texts, topics, find_themes(texts, max_themes=8, seed=0)
 
 
@@ -40,9 +40,10 @@ def test_themes_partition_the_texts_and_quote_their_own_members(found):
     texts, _, themes = found
     members = [i for t in themes for i in t.members]
     assert sorted(members) == list(range(len(texts)))
-    assert [t.id for t in themes if not t.is_other] == list(range(len(themes) - 1))[
-        : len([t for t in themes if not t.is_other])
-    ]
+    labelled = [t for t in themes if not t.is_other]
+    assert [t.id for t in labelled] == list(range(len(labelled)))  # largest first
+    assert [t.size for t in labelled] == sorted((t.size for t in labelled), reverse=True)
+    assert all(t.is_other for t in themes[len(labelled) :])  # "other" last, if any
     for theme in themes:
         if theme.is_other:
             assert theme.label == ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -144,6 +145,7 @@ def find_themes(texts: Sequence[object], *, max_themes: int = 8, seed: int = 0) 
         x = vectorizer.fit_transform(cleaned)
     except ValueError:  # no term in two texts: nothing in common to call a theme
         return [_other(cleaned, everyone)]
+    x, vocabulary = _fold_plurals(x, vectorizer.get_feature_names_out())
     k = max(1, min(max_themes + EXTRA_PARTS, x.shape[1], n // 3))
     if n < 6 or x.nnz == 0:
         return [_other(cleaned, everyone)]
@@ -151,7 +153,6 @@ def find_themes(texts: Sequence[object], *, max_themes: int = 8, seed: int = 0) 
     w = model.fit_transform(x)
     h = model.components_
     best = np.argmax(w, axis=1)
-    vocabulary = vectorizer.get_feature_names_out()
     strength = w[np.arange(n), best]
     best[strength < MIN_LOADING] = OTHER
 
@@ -223,6 +224,49 @@ def find_themes(texts: Sequence[object], *, max_themes: int = 8, seed: int = 0) 
     return themes
 
 
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _fold(term: str) -> str:
+    return " ".join(_singular(w) for w in term.split())
+
+
+def _fold_plurals(x: Any, vocabulary: np.ndarray) -> tuple[Any, np.ndarray]:
+    """Add each plural term's column to its singular's when the singular is a term
+    too ("prices" with "price", "batteries" with "battery", "echo dots" with "echo
+    dot"), then normalise the rows again. Only corpus words are folded, so "news"
+    stays unless "new" is a term. The merged term is named by its commoner form."""
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    index = {str(t): j for j, t in enumerate(vocabulary)}
+    target = np.arange(len(vocabulary))
+    for j, term in enumerate(vocabulary):
+        single = " ".join(_singular(w) for w in str(term).split())
+        if single != term and single in index:
+            target[j] = index[single]
+    if np.all(target == np.arange(len(vocabulary))):
+        return x, vocabulary
+    kept, new_index = np.unique(target, return_inverse=True)
+    fold = sparse.csr_matrix(
+        (np.ones(len(vocabulary), dtype=x.dtype), (np.arange(len(vocabulary)), new_index)),
+        shape=(len(vocabulary), len(kept)),
+    )
+    # Each folded term is named by its commoner form ("works" if more texts say it).
+    df = np.asarray((x > 0).sum(axis=0)).ravel()
+    names = vocabulary[kept].copy()
+    best_df = df[kept].copy()
+    for j, column in enumerate(new_index):
+        if df[j] > best_df[column]:
+            names[column], best_df[column] = vocabulary[j], df[j]
+    return normalize(x @ fold), names
+
+
 def _other(texts: list[str], members: list[int]) -> Theme:
     index = np.asarray(members, dtype=np.int64)
     lengths = np.array([-len(texts[i].split()) for i in range(len(texts))], dtype=np.float64)
@@ -243,11 +287,13 @@ def assign(texts: Sequence[object], themes: Sequence[Theme]) -> np.ndarray:
     out = np.full(len(texts), OTHER, dtype=np.int64)
     if not labelled:
         return out
+    # Plurals were folded when the themes were found: fold both sides the same way.
+    weights = [{_fold(t): v for t, v in theme.terms.items()} for theme in labelled]
     for i, text in enumerate(_clean(texts)):
-        grams = set(analyzer(text))
+        grams = {_fold(g) for g in analyzer(text)}
         if not grams:
             continue
-        scores = [sum(theme.terms.get(g, 0.0) for g in grams) for theme in labelled]
+        scores = [sum(terms.get(g, 0.0) for g in grams) for terms in weights]
         j = int(np.argmax(scores))
         if scores[j] > 0:
             out[i] = labelled[j].id
