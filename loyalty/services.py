@@ -454,14 +454,45 @@ def loyalty_refresh(
     }
 
 
-_ACCOUNT_FIELDS = [
-    "tier",
-    "metric_value",
-    "points_earned",
-    "points_redeemed",
-    "points",
-    "tier_since",
-]
+_ACCOUNT_COLUMNS = ("tier_id", "metric_value", "points_earned", "points_redeemed", "points",
+                    "tier_since")  # fmt: skip
+
+
+def _accounts_update(org_id: int, rows: list[tuple]) -> None:
+    """Write changed accounts: one `UPDATE … FROM (VALUES …)` per chunk (PostgreSQL,
+    SQLite ≥ 3.33). Django's bulk_update builds a CASE over the whole batch for each
+    column, which SQLite evaluates row by row: minutes for a nightly run's changes.
+    rows: (id, tier_id, metric_value, points_earned, points_redeemed, points,
+    tier_since); the organisation is filtered explicitly (raw SQL)."""
+    from customers.history import table_name
+
+    table = table_name(LoyaltyAccount)
+    ops = connection.ops
+    now = ops.adapt_datetimefield_value(timezone.now())
+    postgres = connection.vendor == "postgresql"
+    names = ("id", *_ACCOUNT_COLUMNS)
+    casts = ("bigint", "bigint", "numeric", "integer", "integer", "integer", "date")
+    chunk = 500
+    with connection.cursor() as cursor:
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            params: list[Any] = []
+            for pk, tier_id, value, earned, redeemed, points, since in part:
+                params += [pk, tier_id, ops.adapt_decimalfield_value(value, 14, 4), earned,
+                           redeemed, points, ops.adapt_datefield_value(since)]  # fmt: skip
+            if postgres:
+                row = "(" + ", ".join(f"%s::{c}" for c in casts) + ")"
+                source = f"(VALUES {', '.join([row] * len(part))}) AS d({', '.join(names)})"
+            else:
+                row = "(" + ", ".join(["%s"] * len(names)) + ")"
+                columns = ", ".join(f"column{n + 1} AS {name}" for n, name in enumerate(names))
+                source = f"(SELECT {columns} FROM (VALUES {', '.join([row] * len(part))})) AS d"  # noqa: S608 - fixed identifiers
+            assignments = ", ".join(f"{c} = d.{c}" for c in _ACCOUNT_COLUMNS)
+            cursor.execute(
+                f"UPDATE {table} SET {assignments}, updated_at = %s FROM {source} "  # noqa: S608 - fixed identifiers
+                f"WHERE {table}.organization_id = %s AND {table}.id = d.id",
+                [now, *params, org_id],
+            )
 
 
 def _write(
@@ -472,8 +503,17 @@ def _write(
     as_of: dt.date,
     quiet: bool,
     job: JobHandle,
-) -> dict[str, int]:
+) -> dict[str, Any]:
     from customers.models import Customer, Event
+
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now_ = time.perf_counter()
+        timings[name] = round(now_ - clock, 3)
+        clock = now_
 
     org_id = program.organization_id
     tier_ids = [t.pk for t in tiers]
@@ -484,8 +524,15 @@ def _write(
         .annotate(n=Sum("points"))
         .values_list("customer_id", "n")
     )
-    existing = {a.customer_id: a for a in LoyaltyAccount.objects.all().iterator(chunk_size=10_000)}
+    # (id, tier_id, metric_value, points_earned, points_redeemed, points, tier_since)
+    existing: dict[int, tuple] = {
+        row[1]: row
+        for row in LoyaltyAccount.objects.values_list(
+            "pk", "customer_id", *_ACCOUNT_COLUMNS
+        ).iterator(chunk_size=20_000)
+    }
     erased = set(Customer.objects.filter(erased_at__isnull=False).values_list("pk", flat=True))
+    lap("load")
     wanted: dict[int, tuple[int | None, int, int]] = {}
     for cid, metric, tier, earned in zip(
         standing.customer_ids.tolist(),
@@ -501,7 +548,7 @@ def _write(
             wanted[cid] = (None, 0, 0)
 
     created: list[LoyaltyAccount] = []
-    changed: list[LoyaltyAccount] = []
+    changed: list[tuple] = []
     moves: list[TierChange] = []
     now = timezone.now()
     for n, (cid, (tier_id, metric, earned)) in enumerate(wanted.items()):
@@ -509,24 +556,10 @@ def _write(
             job.progress(50 + 30 * n / max(len(wanted), 1), "Placing customers on the tiers")
         spent = int(redeemed.get(cid) or 0)
         points = max(earned - spent, 0)
-        value = compute.unscaled(metric)
-        account = existing.get(cid)
-        old_tier = account.tier_id if account is not None else None
-        if account is None:
-            account = LoyaltyAccount(organization_id=org_id, customer_id=cid, tier_since=None)
-            created.append(account)
-        elif (
-            account.tier_id == tier_id
-            and compute.scaled(account.metric_value) == metric
-            and (account.points_earned, account.points_redeemed, account.points)
-            == (earned, spent, points)
-            and (account.tier_since is not None) == (tier_id is not None)
-        ):
-            continue  # nothing changed: not written (running again changes nothing)
-        else:
-            changed.append(account)
+        row = existing.get(cid)
+        old_tier, since = (row[2], row[7]) if row is not None else (None, None)
         if old_tier != tier_id:
-            account.tier_since = as_of if tier_id is not None else None
+            since = as_of if tier_id is not None else None
             moves.append(
                 TierChange(
                     organization_id=org_id,
@@ -539,15 +572,35 @@ def _write(
                     created_at=now,
                 )
             )
-        elif tier_id is not None and account.tier_since is None:
-            account.tier_since = as_of
-        account.tier_id = tier_id
-        account.metric_value = value
-        account.points_earned, account.points_redeemed, account.points = earned, spent, points
+        elif tier_id is not None and since is None:
+            since = as_of
+        value = compute.unscaled(metric)
+        if row is None:
+            created.append(
+                LoyaltyAccount(
+                    organization_id=org_id,
+                    customer_id=cid,
+                    tier_id=tier_id,
+                    metric_value=value,
+                    points_earned=earned,
+                    points_redeemed=spent,
+                    points=points,
+                    tier_since=since,
+                )  # fmt: skip
+            )
+        elif (
+            row[2] != tier_id
+            or compute.scaled(row[3]) != metric
+            or (row[4], row[5], row[6]) != (earned, spent, points)
+            or row[7] != since
+        ):
+            changed.append((row[0], tier_id, value, earned, spent, points, since))
+        # else: nothing changed, nothing written (running again changes nothing)
+    lap("place")
     job.progress(80, f"Saving {len(created) + len(changed):,} accounts")
     LoyaltyAccount.objects.bulk_create(created, batch_size=WRITE_CHUNK)
-    if changed:
-        LoyaltyAccount.objects.bulk_update(changed, _ACCOUNT_FIELDS, batch_size=WRITE_CHUNK)
+    _accounts_update(org_id, changed)
+    lap("accounts")
     TierChange.objects.bulk_create(moves, batch_size=WRITE_CHUNK)
     events = 0
     if not quiet and moves:
@@ -573,6 +626,7 @@ def _write(
             batch_size=WRITE_CHUNK,
         )
         events = len(moves)
+    lap("changes")
     members = LoyaltyAccount.objects.filter(tier__isnull=False).count()
     return {
         "accounts": len(created) + len(changed),
@@ -581,6 +635,7 @@ def _write(
         "events": events,
         "members": members,
         "quiet": quiet,
+        "timings": timings,
     }
 
 
