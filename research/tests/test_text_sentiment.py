@@ -145,6 +145,8 @@ def test_rated_model_predicts_on_a_minus_one_to_one_scale():
 def test_rated_model_needs_both_kinds():
     with pytest.raises(ValueError):
         RatedModel().fit(["fine", "good", "ok"], [5, 5, 4])
+    with pytest.raises(ValueError, match="at least 4"):
+        cross_validate(["fine"] * 30 + ["bad"] * 2, [5] * 30 + [1] * 2)
 
 
 def test_should_use_rated_needs_enough_ratings_and_a_clear_gain():

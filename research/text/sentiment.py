@@ -421,7 +421,11 @@ def cross_validate(
     truth = labels_all[keep]
     stars = np.where(truth == 1, 5, 1)  # the kept ratings, as RatedModel.fit reads them
     n_pos, n_neg = int(np.sum(truth == 1)), int(np.sum(truth == -1))
-    folds = max(2, min(folds, n_pos, n_neg))
+    if min(n_pos, n_neg) < 4:
+        raise ValueError(
+            "Cross-validation needs at least 4 rated texts of each kind (1–2 and 4–5 stars)."
+        )
+    folds = max(2, min(folds, n_pos // 2, n_neg // 2))
     predicted = np.zeros(len(kept), dtype=np.int64)
     thresholds = []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
