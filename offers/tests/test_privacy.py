@@ -68,3 +68,19 @@ def test_every_offers_table_is_erased_and_exported(org, owner):
         # the order stays without its customer: the code redeems nothing any more
         redemptions_refresh(organization=org)
         assert not OfferRedemption.objects.exists()
+
+
+def test_the_customer_page_lists_their_codes_and_uses(org, owner_client):
+    from django.urls import reverse
+
+    made = build_world(org)
+    with tenant_context(org):
+        redemptions_refresh(organization=org)
+        customer_id = made["recipient"].customer_id
+        offer = made["offer"]
+    page = owner_client.get(reverse("customers:detail", args=[customer_id]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert made["code"] in text
+    assert f"for <a href=\"/offers/{offer.pk}/\">{offer.name}</a>" in text
+    assert "used on" in text

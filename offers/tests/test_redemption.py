@@ -282,3 +282,22 @@ def test_the_step_is_cheap_without_offers(org, django_assert_max_num_queries):
     with tenant_context(org), django_assert_max_num_queries(2):
         result = offers_refresh.run(organization_id=org.pk, job_id=None)
     assert result["offers"] == 0
+
+
+def test_an_order_deleted_by_a_person_stops_redeeming(org, world, owner):
+    from django.db import connection
+
+    from customers.services.orders import order_delete
+
+    offer = _offer(org, world)
+    with tenant_context(org):
+        mine = _given(offer)[0]
+        order = make_order(org, mine.customer, code=mine.code, when=T0)
+        redemptions_refresh(organization=org)
+        assert OfferRedemption.objects.filter(order_id=order.pk).exists()
+        order_delete(order_id=order.pk, actor=owner)
+        connection.check_constraints()  # the raw delete leaves no broken reference
+    _step(org)
+    with tenant_context(org):
+        assert not OfferRedemption.objects.exists()
+        assert not Event.objects.filter(type="offer_redeemed").exists()
