@@ -82,5 +82,5 @@ def test_the_customer_page_lists_their_codes_and_uses(org, owner_client):
     assert page.status_code == 200
     text = page.content.decode()
     assert made["code"] in text
-    assert f"for <a href=\"/offers/{offer.pk}/\">{offer.name}</a>" in text
+    assert f'for <a href="/offers/{offer.pk}/">{offer.name}</a>' in text
     assert "used on" in text
