@@ -20,11 +20,12 @@ import and nightly, and after the programme is saved):
   `from`, `up`, `tier_change_id`; `occurred_at` now, so automations watching
   "reached Gold" see it at their next evaluation).
 - **Launching or re-shaping a programme messages nobody**: the first computation
-  after a programme is created, or after its metric, period or tiers change
-  (`program_save` clears `computed_at`), records everyone's placement as
-  `TierChange` rows (the page's movement history starts there) but writes no
-  `tier_changed` events, so an automation on `tier_changed` does not fire for the
-  whole customer base at once; later runs write one event per real change.
+  after a programme is created, after its metric, period or tiers change, or after
+  a paused programme is switched on again (`program_save` clears `computed_at`),
+  records everyone's placement as `TierChange` rows (the page's movement history
+  starts there) but writes no `tier_changed` events, so an automation on
+  `tier_changed` does not fire for the whole customer base at once; later runs
+  write one event per real change.
 - A tier removed from the programme leaves its customers without a tier until the
   next run places them again (recorded as a change from no tier).
 - Points: earned = floor(points_per_unit × lifetime net spend), never below 0
@@ -272,6 +273,7 @@ def program_save(
         created = program is None
         fields, tiers = _clean(data, program)
         before = None if program is None else _ladder_of(program)
+        was_paused = program is not None and not program.active
         if program is None:
             program = LoyaltyProgram(organization=organization)
         for name, value in fields.items():
@@ -280,7 +282,8 @@ def program_save(
         if tiers:
             _replace_tiers(program, tiers)
         after = _ladder_of(program)
-        if before != after and program.computed_at is not None:
+        switched_on = was_paused and program.active
+        if (before != after or switched_on) and program.computed_at is not None:
             LoyaltyProgram.objects.filter(pk=program.pk).update(computed_at=None)
         audit_log(
             organization=organization,

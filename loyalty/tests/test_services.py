@@ -413,3 +413,18 @@ def test_a_paused_programme_is_not_recomputed(in_org):
     save(org, active=False)
     assert "paused" in refresh(org)["message"]
     assert not LoyaltyAccount.objects.exists()
+
+
+def test_switching_a_paused_programme_back_on_is_quiet(in_org):
+    org = in_org
+    buyer = person(org, "sleeper")
+    order(org, buyer, dt.datetime(2026, 6, 1, 12), "50")
+    save(org)
+    refresh(org)
+    save(org, active=False)
+    order(org, buyer, dt.datetime(2026, 6, 2, 12), "600")
+    refresh(org)  # paused: nothing moves
+    assert tier_of(buyer) == "Bronze"
+    save(org, active=True)
+    result = refresh(org)
+    assert tier_of(buyer) == "Gold" and result["quiet"] and result["events"] == 0
