@@ -119,6 +119,18 @@ def test_seed_demo_is_idempotent(db):
         today = timezone.now().astimezone(london).date()
         # whole weeks of shift: the newest order lands in the week up to yesterday
         assert today - dt.timedelta(days=7) <= newest.date() <= today - dt.timedelta(days=1)
+        # the starters: a loyalty programme (placed by the pipeline) and a win-back
+        # offer for the at-risk audience, built after the pipeline's jobs
+        from loyalty.models import LoyaltyTier
+        from offers.models import Offer
+
+        assert list(LoyaltyTier.objects.values_list("name", flat=True)) == [
+            "Bronze",
+            "Silver",
+            "Gold",
+        ]
+        offer = Offer.objects.get()
+        assert offer.audience.name == "Valuable customers at risk" and offer.job_id
     out2 = StringIO()
     call_command("seed_demo", stdout=out2, stderr=StringIO())
     assert json.loads(out2.getvalue().strip().splitlines()[-1])["org"] == "demo"
@@ -132,6 +144,7 @@ def test_seed_demo_is_idempotent(db):
             ConsentChange.objects.count(),
             Import.objects.count(),
         ) == snapshot
+        assert Offer.objects.count() == 1
     assert Organization.objects.filter(slug="demo").count() == 1
 
 

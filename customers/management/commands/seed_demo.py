@@ -174,6 +174,7 @@ class Command(BaseCommand):
             else:
                 self.log("The demo data is already loaded.")
             self.pipeline(org, sync=options["sync"])
+            self.offer(org, sync=options["sync"])
         self.stdout.write(json.dumps({"org": SLUG, "login": EMAIL, "password": PASSWORD}))
 
     def load(self, org) -> None:
@@ -203,8 +204,9 @@ class Command(BaseCommand):
         self.log(f"{Customer.objects.count()} customers, {Order.objects.count()} orders.")
 
     def starters(self, org) -> None:
-        """A store and two audiences, so the demo's pages show what they are for.
-        The audiences are built by the pipeline's last step, on its results."""
+        """A store, two audiences and a loyalty programme, so the demo's pages show
+        what they are for. The audiences are built by the pipeline's audiences step,
+        the programme's tiers and points by its loyalty step, on its results."""
         from django.apps import apps
 
         if apps.is_installed("stores"):
@@ -230,6 +232,58 @@ class Command(BaseCommand):
                 Audience.objects.get_or_create(
                     organization=org, name=name, defaults={"definition": definition}
                 )
+
+        if apps.is_installed("loyalty"):
+            from loyalty.models import LoyaltyProgram, LoyaltyTier
+
+            # thresholds near the demo shop's 25th, 75th and 90th percentiles of a
+            # year's spend
+            program, _ = LoyaltyProgram.objects.get_or_create(
+                organization=org,
+                defaults={"metric": "spend", "period_days": 365, "points_per_unit": 1},
+            )
+            for position, (name, threshold) in enumerate(
+                (("Bronze", 300), ("Silver", 1500), ("Gold", 3000))
+            ):
+                LoyaltyTier.objects.get_or_create(
+                    organization=org,
+                    program=program,
+                    name=name,
+                    defaults={"threshold": threshold, "position": position},
+                )
+
+    def offer(self, org, *, sync: bool) -> None:
+        """A win-back offer for the customers at risk, built after the pipeline's
+        jobs (the worker takes jobs in order), so its codes go to the audience's
+        members."""
+        from django.apps import apps
+
+        if not apps.is_installed("offers"):
+            return
+        from audiences.models import Audience
+        from offers.models import Offer
+        from offers.services import offer_create
+
+        audience = Audience.objects.filter(name="Valuable customers at risk").first()
+        if audience is None or Offer.objects.filter(is_reward=False).exists():
+            return
+        try:
+            offer = offer_create(
+                organization=org,
+                data={
+                    "name": "We miss you: 10% off",
+                    "kind": "percent",
+                    "value": 10,
+                    "audience_id": audience.pk,
+                    "holdout_share": 0.1,
+                    "min_basket": 20,
+                },
+                sync=sync,
+            )
+        except ApplicationError as exc:
+            self.log(f"Demo offer not created: {exc.message}")
+            return
+        self.log(f"Offer {offer.name!r}: {offer.status}")
 
     def pipeline(self, org, *, sync: bool) -> None:
         from segmentation.pipeline import available_steps, pipeline_start
