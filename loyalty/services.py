@@ -4,12 +4,14 @@ Recomputation (`loyalty_refresh`, the pipeline's `loyalty` step, after each orde
 import and nightly, and after the programme is saved):
 
 - The as-of day is the organisation's latest data date counted in its time zone
-  (`Organization.time_zone`), or the day given (`--as-of`), read as a day of that
-  time zone: orders are read up to the end of that local day. The shared reader
-  (`customers.history.History`) cuts at a UTC day and leaves returns out of
-  `purchases()`, so this step reads the orders table itself with one statement
-  (the organisation filtered explicitly, erased people and other currencies
-  handled as History does, using its erased ids and currency).
+  (`Organization.time_zone`) — its newest order's day: tiers come from orders, and
+  the events this step writes must not move its own cut-off — or the day given
+  (`--as-of`), read as a day of that time zone: orders are read up to the end of
+  that local day. The shared reader (`customers.history.History`) cuts at a UTC
+  day and leaves returns out of `purchases()`, so this step reads the orders table
+  itself with one statement (the organisation filtered explicitly, erased people
+  and other currencies handled as History does, using its erased ids and
+  currency).
 - `loyalty.compute` does the arithmetic; the results are written in one
   transaction with the programme row locked, so two runs at once never both
   record the same change: an account is created for every customer with a paid
@@ -339,11 +341,18 @@ def organization_zone(organization) -> zoneinfo.ZoneInfo:
 
 
 def latest_local_day(organization) -> dt.date | None:
-    """The organisation's latest data date (newest order or event), as a day of its
-    time zone."""
-    from customers.selectors import latest_data_date
+    """The organisation's latest data date for loyalty: the day of its newest order,
+    in its time zone. Events are left out on purpose: tiers come from orders alone,
+    and the `tier_changed` events this step writes (dated now) would otherwise move
+    the next run's cut-off to today and shift every customer's period."""
+    from django.db.models import Max
 
-    moment = latest_data_date()
+    from customers.models import Order
+    from customers.services.limits import latest_plausible
+
+    moment = Order.objects.filter(ordered_at__lte=latest_plausible()).aggregate(
+        m=Max("ordered_at")
+    )["m"]
     return None if moment is None else moment.astimezone(organization_zone(organization)).date()
 
 

@@ -428,3 +428,16 @@ def test_switching_a_paused_programme_back_on_is_quiet(in_org):
     save(org, active=True)
     result = refresh(org)
     assert tier_of(buyer) == "Gold" and result["quiet"] and result["events"] == 0
+
+
+def test_the_steps_own_events_do_not_move_its_cut_off(in_org):
+    org = in_org
+    buyer = person(org, "steady")
+    order(org, buyer, dt.datetime(2026, 6, 1, 12), "50")
+    save(org)
+    services.loyalty_refresh(organization=org)
+    order(org, buyer, dt.datetime(2026, 6, 2, 12), "600")
+    first = services.loyalty_refresh(organization=org)
+    assert first["as_of"] == "2026-06-02" and first["events"] == 1  # an event dated now
+    again = services.loyalty_refresh(organization=org)
+    assert again["as_of"] == "2026-06-02" and again["accounts"] == 0
