@@ -110,6 +110,8 @@ def _pages(org) -> dict[str, str]:
         "predicted customers": reverse("segmentation:prediction_customers"),
         "product demand": reverse("segmentation:prediction_product", args=[forecast.pk]),
         "prediction runs": reverse("segmentation:prediction_runs"),
+        "offers": reverse("offers:list"),
+        "loyalty": reverse("loyalty:page"),
     }
     if unsplit is not None:
         pages["segment not split"] = reverse("segmentation:segment_detail", args=[unsplit.pk])
