@@ -16,6 +16,7 @@ class LoyaltyConfig(AppConfig):
             Capability(
                 name="loyalty",
                 steps=(Step("loyalty", "loyalty.tasks.loyalty_refresh", 70, "Loyalty"),),
+                rule_fields="loyalty.rules:loyalty_rule_fields",
                 customer_panels=(Panel("loyalty", "loyalty.panels:customer_panel", "Loyalty", 70),),
                 customer_enrichers=("loyalty.selectors:loyalty_for_customers",),
                 erasure_handlers=("loyalty.selectors:erase_customers",),
