@@ -49,6 +49,7 @@ ID_MODELS = {
     "segments": "segmentation.Segment",
     "personas": "segmentation.Persona",
     "webhooks": "webhooks.WebhookEndpoint",
+    "offers": "offers.Offer",
 }
 RESOURCE = re.compile(r"^/api/v1/([^/]+)/\{id\}/")
 
