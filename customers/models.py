@@ -235,6 +235,25 @@ class DeletedOrder(TenantModel):
         return f"deleted order {self.external_id}"
 
 
+# Event types Segmenta writes itself (CONTRACT.md, "Events written by Segmenta"):
+# imports and the API may not use them, and they do not move the organisation's
+# latest data date (they are dated when Segmenta acts, not when the business traded).
+SEGMENTA_EVENT_TYPES = frozenset(
+    {
+        "message_sent",
+        "message_opened",
+        "message_clicked",
+        "message_bounced",
+        "message_complained",
+        "unsubscribed",
+        "converted",
+        "offer_redeemed",
+        "tier_changed",
+        "survey_answered",
+    }
+)
+
+
 class Event(TenantModel):
     # The business's event id; for rows without one, "h:<content hash>:<occurrence>".
     external_id = models.CharField(max_length=255, null=True, blank=True)

@@ -15,7 +15,17 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 
 from . import registry
-from .models import Customer, Event, Feedback, Import, Order, OrderLine, OrderStatus, Product
+from .models import (
+    SEGMENTA_EVENT_TYPES,
+    Customer,
+    Event,
+    Feedback,
+    Import,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+)
 from .registry import (  # re-exported: segmentation registers through these names too
     register_customer_enricher,
     register_customer_filter,
@@ -388,14 +398,19 @@ def imports_recent(limit: int = 100) -> list[Import]:
 
 
 def latest_data_date(organization=None) -> dt.datetime | None:
-    """The newest order or event: 'now' for the organisation's data. Anything more
+    """The newest order or event (not counting the events Segmenta writes itself):
+    'now' for the organisation's data. Anything more
     than a day ahead of the real now is not plausible (imports refuse it; older data
     may hold some) and must not make every real customer look lapsed."""
     from .services.limits import latest_plausible
 
     cap = latest_plausible()
     newest_order = Order.objects.filter(ordered_at__lte=cap).aggregate(m=Max("ordered_at"))["m"]
-    newest_event = Event.objects.filter(occurred_at__lte=cap).aggregate(m=Max("occurred_at"))["m"]
+    newest_event = (
+        Event.objects.filter(occurred_at__lte=cap)
+        .exclude(type__in=SEGMENTA_EVENT_TYPES)
+        .aggregate(m=Max("occurred_at"))["m"]
+    )
     dates = [d for d in (newest_order, newest_event) if d]
     return max(dates) if dates else None
 

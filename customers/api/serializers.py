@@ -39,9 +39,15 @@ class PredictionsSerializer(serializers.Serializer):
     churn_probability = serializers.FloatField(allow_null=True)
 
 
+class CustomerLoyaltySerializer(serializers.Serializer):
+    tier = serializers.CharField(allow_null=True)
+    points = serializers.IntegerField()
+
+
 class CustomerSerializer(serializers.ModelSerializer):
     """A customer. `segment`, `segments` and `predictions` come from segmentation
-    (null / empty until its first run)."""
+    (null / empty until its first run); `loyalty` from the loyalty programme (null
+    without one, or before the customer is placed)."""
 
     email = serializers.EmailField(
         required=False, allow_blank=True, allow_null=True, max_length=254
@@ -50,10 +56,18 @@ class CustomerSerializer(serializers.ModelSerializer):
     segment = serializers.SerializerMethodField()
     segments = serializers.SerializerMethodField()
     predictions = serializers.SerializerMethodField()
+    loyalty = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
-        fields = ["id", *customer_fields.names(api=True), "segment", "segments", "predictions"]
+        fields = [
+            "id",
+            *customer_fields.names(api=True),
+            "segment",
+            "segments",
+            "predictions",
+            "loyalty",
+        ]
         read_only_fields = CUSTOMER_READ_ONLY
         extra_kwargs = {
             **{name: {"allow_null": True, "required": False} for name in NULLABLE_TEXT},
@@ -77,6 +91,10 @@ class CustomerSerializer(serializers.ModelSerializer):
     @extend_schema_field(PredictionsSerializer(allow_null=True))
     def get_predictions(self, obj):
         return self._info(obj).get("predictions")
+
+    @extend_schema_field(CustomerLoyaltySerializer(allow_null=True))
+    def get_loyalty(self, obj):
+        return self._info(obj).get("loyalty")
 
     def validate_attributes(self, value):
         if value is not None and not isinstance(value, dict):

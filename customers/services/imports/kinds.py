@@ -28,6 +28,7 @@ from core.web import web_url_problem
 from customers import fields as customer_fields
 from customers.merchandise import is_merchandise
 from customers.models import (
+    SEGMENTA_EVENT_TYPES,
     Customer,
     ErasedIdentifier,
     Event,
@@ -1952,6 +1953,13 @@ class EventsProcessor(_KeyedProcessor):
             raise RowError("type", "is required")
         if len(type_) > 100:
             raise RowError("type", "is longer than 100 characters", type_[:50])
+        if type_.strip().lower() in SEGMENTA_EVENT_TYPES:
+            raise RowError(
+                "type",
+                "is a type Segmenta writes itself (messages, conversions, offers, loyalty, "
+                "surveys); give your event another name",
+                type_,
+            )
         parts = [customer, type_, _utc(occurred_at), attrs]
         key = _ident(rec, "event_id") or self.hashed_key(parts)
         email = customer if self.ctx.plan.customer_key == "email" else ""
