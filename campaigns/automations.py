@@ -31,9 +31,9 @@ How it works:
     evaluation (the skus out of stock are remembered in `state`); sent to the
     customers who bought it or whose events name its sku in `properties.sku`; key
     `restock:<sku>:<time>`.
-  - `tier_changed` {tier?}: each `tier_changed` event after `watch_from` (loyalty
-    writes them; until it does, the trigger waits), optionally only to `tier`
-    (`properties.tier`); key `tier:<event id>`.
+  - `tier_changed` {tier?}: each `tier_changed` event after `watch_from` (written by
+    loyalty's step), optionally only a move up into `tier` (`properties.tier`,
+    `properties.up`); key `tier:<event id>`.
 - Sending: each occurrence gets a `Delivery` in one of the automation's hidden
   campaigns (`Campaign.automation`): round 1 for a customer's first message, round 2
   for the second, and so on (a campaign reaches a person once). The rules are a
@@ -439,7 +439,8 @@ def _tier_changes(automation: Automation, now: datetime) -> list[tuple[int, str]
     )
     tier = automation.trigger_params.get("tier")
     if tier:
-        events = events.filter(properties__tier=tier)
+        # "reached Gold": a move up into the tier, not a drop into it from above
+        events = events.filter(properties__tier=tier, properties__up=True)
     return [(c, f"tier:{pk}") for pk, c in events.values_list("pk", "customer_id")]
 
 

@@ -111,10 +111,11 @@ class AutomationForm(forms.Form):
         help_text="Leave on “Any product” to send whenever something they bought is back.",
     )
     tier = forms.CharField(
-        label="Only for the tier",
+        label="Only when they reach the tier",
         required=False,
         max_length=200,
-        help_text="Leave empty to send on every change of tier.",
+        help_text="A move up into this tier (such as Gold). Leave empty to send on every "
+        "change of tier, up or down.",
     )
     channel = forms.ChoiceField(
         label="Send by",

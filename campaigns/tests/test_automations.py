@@ -223,15 +223,20 @@ def test_back_in_stock_goes_to_buyers_and_viewers_only(in_org):
 
 def test_tier_changed_fires_per_event(in_org):
     org = in_org
-    person = w.customers(org, 1, "tier")[0]
+    person, dropped = w.customers(org, 2, "tier")
     automation = make(org, "tier_changed", {"tier": "Gold"})
     Event.objects.create(
         organization=org, customer=person, type="tier_changed", occurred_at=NOW - dt.timedelta(hours=1),
-        properties={"tier": "Gold"},
+        properties={"tier": "Gold", "from": "Silver", "up": True},
     )  # fmt: skip
     Event.objects.create(
         organization=org, customer=person, type="tier_changed", occurred_at=NOW - dt.timedelta(hours=2),
-        properties={"tier": "Silver"},
+        properties={"tier": "Silver", "from": "", "up": True},
+    )  # fmt: skip
+    # a drop from Platinum into Gold is not "reached Gold"
+    Event.objects.create(
+        organization=org, customer=dropped, type="tier_changed", occurred_at=NOW - dt.timedelta(hours=1),
+        properties={"tier": "Gold", "from": "Platinum", "up": False},
     )  # fmt: skip
     evaluate(org)
     evaluate(org)
