@@ -342,6 +342,18 @@ def automation_list(request):
 
 
 # --- the builder --------------------------------------------------------------------
+def _prefill(query) -> dict[str, str] | None:
+    """A new automation's trigger from the link that opened the builder (the loyalty
+    page's "create an automation": `?kind=tier_changed&tier=Gold`)."""
+    kind = query.get("kind", "")
+    if kind not in TriggerKind.values:
+        return None
+    initial = {"kind": kind}
+    if kind == TriggerKind.TIER_CHANGED and query.get("tier"):
+        initial["tier"] = query["tier"].strip()[:200]
+    return initial
+
+
 def _builder(request, automation: Automation | None):
     segments, audiences, products = _segments(), _audiences(), _products()
     error = None
@@ -377,7 +389,7 @@ def _builder(request, automation: Automation | None):
             error = "Some answers need a look: see the notes next to the fields."
     else:
         form = AutomationForm(
-            initial=_initial(automation) if automation else None,
+            initial=_initial(automation) if automation else _prefill(request.GET),
             segments=segments,
             audiences=audiences,
             products=products,

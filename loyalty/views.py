@@ -12,6 +12,7 @@ organisation's ids answer 404.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -94,7 +95,8 @@ def loyalty_page(request):
             "top": top,
             "lowest": lowest,
             "campaign_url": reverse("campaigns:new"),
-            "automation_url": reverse("campaigns:automation_new"),
+            "automation_url": reverse("campaigns:automation_new")
+            + (f"?{urlencode({'kind': 'tier_changed', 'tier': top['tier'].name})}" if top else ""),
             "audience_url": reverse("audiences:new"),
         }
     )

@@ -193,3 +193,13 @@ def test_another_organisations_automation_is_404(client, make_member, other_org,
     for name in ("automation_toggle", "automation_delete"):
         url = reverse(f"campaigns:{name}", args=[automation.pk])
         assert client.post(url).status_code == 404
+
+
+def test_a_link_can_start_the_builder_on_a_trigger(owner_client):
+    html = owner_client.get("/campaigns/automations/new/?kind=tier_changed&tier=Gold").content
+    page = html.decode()
+    assert 'value="tier_changed" checked' in page
+    assert 'value="enters_segment" checked' not in page
+    assert 'value="Gold"' in page
+    # an unknown kind is ignored, not an error
+    assert owner_client.get("/campaigns/automations/new/?kind=nonsense").status_code == 200
