@@ -38,9 +38,7 @@ PERSONAL = {
 
 
 def test_every_loyalty_table_is_erased_and_exported(org, owner):
-    assert {m.__name__ for m in apps.get_app_config("loyalty").get_models()} == set(
-        LOYALTY_TABLES
-    )
+    assert {m.__name__ for m in apps.get_app_config("loyalty").get_models()} == set(LOYALTY_TABLES)
     build_world(org)
     with tenant_context(org):
         account = LoyaltyAccount.objects.get()
