@@ -177,6 +177,7 @@ def test_api_fields_follow_the_definition():
         "segment",
         "segments",
         "predictions",
+        "loyalty",
     ]
     writable = [name for name, field in fields.items() if not field.read_only]
     assert writable == customer_fields.names(editable=True)
@@ -197,7 +198,14 @@ def test_a_person_may_change_every_editable_field(api, org):
             body[f.name] = _file_value(f)[0]
     r = api.patch(f"/api/v1/customers/{customer.pk}/", body, format="json")
     assert r.status_code == 200, r.json()
-    shown = {"id", *customer_fields.names(api=True), "segment", "segments", "predictions"}
+    shown = {
+        "id",
+        *customer_fields.names(api=True),
+        "segment",
+        "segments",
+        "predictions",
+        "loyalty",
+    }
     assert set(r.json()) == shown
     with tenant_context(org):
         customer.refresh_from_db()
