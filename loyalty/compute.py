@@ -124,7 +124,7 @@ def standings(rows: OrderRows, *, as_of: dt.date, ladder: Ladder) -> Standings:
 class Progress:
     next_index: int | None  # None: at the top tier
     remaining: int  # SCALE units still to reach the next tier (0 at the top)
-    share: float  # 0..1 of the way from the current tier's threshold to the next
+    share: float  # 0..1 of the way to the next tier's threshold (from zero)
 
 
 def progress(metric: int, thresholds: tuple[int, ...]) -> Progress:
@@ -133,7 +133,7 @@ def progress(metric: int, thresholds: tuple[int, ...]) -> Progress:
     if current + 1 >= len(thresholds):
         return Progress(None, 0, 1.0)
     nxt = thresholds[current + 1]
-    floor = thresholds[current] if current >= 0 else min(0, nxt)
-    span = nxt - floor
-    share = 0.0 if span <= 0 else (metric - floor) / span
+    # counted from nothing, as the customer sees it: £1,500 of Gold's £3,000 is half
+    # way, not "just started" because Silver begins at £1,500
+    share = 1.0 if nxt <= 0 else metric / nxt
     return Progress(current + 1, max(nxt - metric, 0), float(min(max(share, 0.0), 1.0)))

@@ -108,10 +108,9 @@ def customer_offers(*, customer) -> list[dict[str, Any]]:
 
 
 def customer_panel(*, request, customer) -> dict | None:
-    """The customer page's "Offers" place: their codes and when they were used."""
+    """The customer page's "Offers" place: their codes and when they were used, the
+    offers they were kept back from, or a line saying there are none."""
     codes = customer_offers(customer=customer)
-    if not codes:
-        return None
     held = list(
         OfferRecipient.objects.filter(customer_id=customer.pk, holdout=True)
         .select_related("offer")

@@ -79,7 +79,7 @@ def test_programme_round_trip_and_customer_standing(
         "Gold",
         250.0,
     )
-    assert got["progress"] == pytest.approx(150 / 400)
+    assert got["progress"] == pytest.approx(250 / 500)
 
     changed = _put(api, {**BODY, "period_days": 30}, django_capture_on_commit_callbacks)
     assert changed.status_code == 200 and changed.json()["period_days"] == 30

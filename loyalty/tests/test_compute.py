@@ -104,7 +104,7 @@ def test_progress_to_the_next_tier():
     silver_way = compute.progress(250 * SCALE, GOLD)  # Silver (100), Gold at 500
     assert silver_way.next_index == 2
     assert silver_way.remaining == 250 * SCALE
-    assert silver_way.share == 150 / 400
+    assert silver_way.share == 250 / 500  # of the way to Gold, counted from nothing
     top = compute.progress(900 * SCALE, GOLD)
     assert (top.next_index, top.remaining, top.share) == (None, 0, 1.0)
     below = compute.progress(25 * SCALE, (50 * SCALE, 100 * SCALE))  # no tier yet

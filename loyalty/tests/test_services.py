@@ -88,7 +88,7 @@ def test_spend_tiers_and_points_with_returns(in_org):
     info = selectors.customer_loyalty(customer=silver)
     assert info["tier"] == "Silver" and info["next_tier"] == "Gold"
     assert info["remaining"] == 350.0 and info["metric_value"] == 150.0
-    assert info["progress"] == pytest.approx(50 / 400)
+    assert info["progress"] == pytest.approx(150 / 500)
     assert info["tier_since"] == AS_OF and info["period_days"] == 30
     assert selectors.tiers_for(customer_ids=[gold.pk, silver.pk]) == {
         gold.pk: "Gold",

@@ -285,7 +285,7 @@ def test_customer_card_shows_tier_points_and_progress(gbp, owner_client):
     assert "since 5 May 2026" in card
     assert 'data-points="620"' in card
     assert "£350 more to reach Gold" in card
-    assert 'aria-valuenow="12"' in card  # (150 - 100) / (500 - 100), rounded
+    assert 'aria-valuenow="30"' in card  # 150 of Gold's 500
     assert "Exchange 500 points for £5 off" in card
 
 
