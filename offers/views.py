@@ -391,6 +391,12 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
         key: parse_datetime(value) if isinstance(value, str) else value
         for key, value in (stats.get("window") or {}).items()
     }
+    # an offer made after the newest orders: nothing to compare yet (not "£0 extra")
+    window_empty = bool(
+        window.get("start") and window.get("end") and window["start"] > window["end"]
+    )
+    if window_empty or not (rate1 or rate0):
+        words = None
     return {
         "recipients": recipients,
         "holdout": holdout,
@@ -429,6 +435,7 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
         ],
         "by_store": by_store,
         "window": window,
+        "window_empty": window_empty,
         "stats_missing": not stats,
     }
 

@@ -252,6 +252,23 @@ def test_offer_page_shows_terms_results_and_codes(shop, owner_client):
     assert "Passed" in html
 
 
+def test_the_fairness_warnings_are_listed_once(shop, owner_client):
+    with tenant_context(shop["org"]):
+        Offer.objects.filter(pk=shop["offer"].pk).update(fairness=FLAGGED, fairness_flagged=True)
+    html = _page(owner_client, reverse("offers:detail", args=[shop["offer"].pk]))
+    assert html.count("Women are picked at 0.20×") == 1
+
+
+def test_an_offer_newer_than_the_orders_has_no_results_yet(shop, owner_client):
+    with tenant_context(shop["org"]):
+        Offer.objects.filter(pk=shop["offer"].pk).update(
+            starts_at=NOW + dt.timedelta(days=2), ends_at=None
+        )
+    html = _page(owner_client, reverse("offers:detail", args=[shop["offer"].pk]))
+    assert "Results appear once orders placed since then come in" in html
+    assert "not known yet" in html and "extra (somewhere" not in html
+
+
 def test_building_offer_shows_progress(shop, owner_client):
     from core.models import Job
 
