@@ -14,7 +14,10 @@ order (the first that fits wins):
 
 - `winback`: fading — at least half predicted at high risk of not ordering again,
   or their typical last order is 1.5× older than the base's and over 60 days ago;
-- `welcome`: new — at least 60% have ordered once or never;
+  unless they are new and not stale (below);
+- `welcome`: new — at least 60% have ordered once or never (when they also bought
+  lately, this comes before the win-back: a churn model calls most one-order
+  customers "at risk");
 - `bundle`: big baskets — spending per order at least 1.3× the base's: an amount
   off a bigger basket;
 - `early_access`: loyal regulars — at least 1.5× the base's orders per customer
@@ -156,7 +159,10 @@ def _angle(t: dict, base: dict, symbol: str) -> tuple[str, dict, str]:
         and recency_ratio >= FADING_RECENCY_RATIO
         and (t["recency_days"] or 0) >= FADING_MIN_DAYS
     )
-    if high_risk or stale:
+    # first-time buyers who bought lately look "at risk" to a churn model (one order
+    # tells it little): a welcome suits them, a win-back does not
+    recent_new = t["new_share"] is not None and t["new_share"] >= NEW_SHARE and not stale
+    if (high_risk or stale) and not recent_new:
         parts = []
         if t["recency_days"] is not None:
             parts.append(

@@ -269,3 +269,23 @@ def test_the_api_lists_suggestions(planted, api):
     angles = {row["segment"]: row["angle"] for row in body}
     assert angles["Fading"] == "winback"
     assert body[0]["evidence"]["status"] == "none"
+
+
+def test_recent_first_time_buyers_are_welcomed_not_won_back():
+    """A churn model calls most one-order customers "at risk"; if they bought lately,
+    they are new, not fading. Stale one-order customers are still won back."""
+    from offers.suggestions import _angle
+
+    base = {"recency_days": 48.0, "avg_basket": 30.0, "orders_per_customer": 3.0}
+    new = {
+        "recency_days": 10.0,
+        "avg_basket": 25.0,
+        "orders_per_customer": 1.0,
+        "new_share": 1.0,
+        "high_risk_share": 1.0,
+    }
+    assert _angle(new, base, "£")[0] == "welcome"
+    stale = {**new, "recency_days": 200.0}
+    assert _angle(stale, base, "£")[0] == "winback"
+    regulars_fading = {**new, "new_share": 0.1, "orders_per_customer": 4.0}
+    assert _angle(regulars_fading, base, "£")[0] == "winback"
