@@ -29,6 +29,16 @@ def _errors_to_form(form, exc: ApplicationError) -> None:
         form.add_error(None, exc.message)
 
 
+def _to_audience(request, audience, *, created: bool):
+    """After a local or region promotion: to the audience's page, saying whether it
+    is new or one the shop had already."""
+    if created:
+        messages.success(request, f"Audience “{audience.name}” saved. It is being built now.")
+    else:
+        messages.info(request, f"You have this audience already: “{audience.name}”.")
+    return redirect("audiences:detail", pk=audience.pk)
+
+
 @org_required
 def store_list(request):
     form = StoreForm(request.POST or None)
@@ -149,13 +159,7 @@ def store_promote(request, pk: int):
         except ApplicationError as exc:
             _errors_to_form(form, exc)
         else:
-            if created:
-                messages.success(
-                    request, f"Audience “{audience.name}” saved. It is being built now."
-                )
-            else:
-                messages.info(request, f"You have this audience already: “{audience.name}”.")
-            return redirect("audiences:detail", pk=audience.pk)
+            return _to_audience(request, audience, created=created)
     return _detail_page(
         request, store, form=StoreForm.for_store(store), promote_form=form, status=400
     )
@@ -181,13 +185,7 @@ def region_promote(request):
         except ApplicationError as exc:
             _errors_to_form(form, exc)
         else:
-            if created:
-                messages.success(
-                    request, f"Audience “{audience.name}” saved. It is being built now."
-                )
-            else:
-                messages.info(request, f"You have this audience already: “{audience.name}”.")
-            return redirect("audiences:detail", pk=audience.pk)
+            return _to_audience(request, audience, created=created)
     return _list_page(request, form=StoreForm(), region_form=form, status=400)
 
 
