@@ -201,6 +201,45 @@ def audience_create(
     return audience
 
 
+def _free_name(base: str) -> str:
+    """`base`, or `base (2)`, `base (3)`… when the name is taken (names are unique,
+    case-insensitive)."""
+    base = base[:NAME_MAX].strip()
+    taken = {n.casefold() for n in Audience.objects.values_list("name", flat=True)}
+    if base.casefold() not in taken:
+        return base
+    for i in range(2, 1000):
+        candidate = f"{base[: NAME_MAX - 6]} ({i})"
+        if candidate.casefold() not in taken:
+            return candidate
+    return base  # audience_create says the name is taken
+
+
+def audience_for_definition(
+    *, organization, definition: dict, name: str = "", base_name: str, user=None, request=None
+) -> tuple[Audience, bool]:
+    """(audience, created) for the pages' one-click audiences (a local promotion, a
+    loyalty tier): the saved audience with this very definition when there is one and
+    no name was asked for (newest first), else a new one named `name`, or `base_name`
+    made free."""
+    from .definitions import definition_clean
+
+    cleaned = definition_clean(definition)
+    if not name:
+        same_kind = Audience.objects.filter(definition__kind=cleaned.get("kind")).order_by("-pk")
+        for audience in same_kind:
+            if audience.definition == cleaned:
+                return audience, False
+    audience = audience_create(
+        organization=organization,
+        name=name or _free_name(base_name),
+        definition=cleaned,
+        user=user,
+        request=request,
+    )
+    return audience, True
+
+
 def audience_update(
     *,
     organization,

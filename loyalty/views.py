@@ -105,6 +105,42 @@ def loyalty_page(request):
 
 @org_required(write=True)
 @require_POST
+def tier_audience(request, pk: int):
+    """ "Thank your Gold members": the audience of a tier's customers (a rules audience
+    on `loyalty_tier`, the same one again when it exists), then its page, which sends
+    them a campaign or gives them an offer."""
+    from audiences.services import audience_for_definition
+
+    from .models import LoyaltyTier
+
+    tier = get_object_or_404(LoyaltyTier.objects.all(), pk=pk)
+    definition = {
+        "kind": "rules",
+        "rule": {
+            "op": "and",
+            "conditions": [{"field": "loyalty_tier", "operator": "in", "value": [tier.name]}],
+        },
+    }
+    try:
+        audience, created = audience_for_definition(
+            organization=request.organization,
+            definition=definition,
+            base_name=f"{tier.name} members",
+            user=request.user,
+            request=request,
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("loyalty:page")
+    if created:
+        messages.success(request, f"Audience “{audience.name}” saved. It is being built now.")
+    else:
+        messages.info(request, f"You have this audience already: “{audience.name}”.")
+    return redirect("audiences:detail", pk=audience.pk)
+
+
+@org_required(write=True)
+@require_POST
 def recompute(request):
     from segmentation.pipeline import pipeline_start
 

@@ -452,50 +452,6 @@ def _km_words(km: float) -> str:
     return f"{km:g}"
 
 
-def _free_name(base: str) -> str:
-    from audiences.models import Audience
-    from audiences.services import NAME_MAX
-
-    base = base[:NAME_MAX].strip()
-    taken = {n.casefold() for n in Audience.objects.values_list("name", flat=True)}
-    if base.casefold() not in taken:
-        return base
-    for i in range(2, 1000):
-        candidate = f"{base[: NAME_MAX - 6]} ({i})"
-        if candidate.casefold() not in taken:
-            return candidate
-    return base  # audience_create says the name is taken
-
-
-def _existing(definition: dict[str, Any]):
-    """A saved audience with this very definition, if any (newest first)."""
-    from audiences.models import Audience
-
-    for audience in Audience.objects.filter(definition__kind="location").order_by("-pk"):
-        if audience.definition == definition:
-            return audience
-    return None
-
-
-def _audience_for(*, organization, definition, name: str, base_name: str, user, request):
-    """(audience, created): the one with this definition when it exists and no name
-    was asked for, else a new one."""
-    from audiences.definitions import definition_clean
-    from audiences.services import audience_create
-
-    cleaned = definition_clean(definition)
-    if not name and (found := _existing(cleaned)) is not None:
-        return found, False
-    audience = audience_create(
-        organization=organization,
-        name=name or _free_name(base_name),
-        definition=cleaned,
-        user=user,
-        request=request,
-    )
-    return audience, True
-
-
 def local_audience_create(
     *, organization, store, km: float, name: str = "", user=None, request=None
 ):
@@ -503,7 +459,9 @@ def local_audience_create(
     same one again when it exists and no name is given). Returns (audience, created)."""
     scope_check(organization=organization)
     km = float(km)
-    return _audience_for(
+    from audiences.services import audience_for_definition
+
+    return audience_for_definition(
         organization=organization,
         definition={"kind": "location", "store": store.pk, "km": km},
         name=(name or "").strip(),
@@ -537,7 +495,9 @@ def region_audience_create(
     if countries:
         definition["countries"] = list(countries)
         parts.append(", ".join(countries))
-    return _audience_for(
+    from audiences.services import audience_for_definition
+
+    return audience_for_definition(
         organization=organization,
         definition=definition,
         name=(name or "").strip(),

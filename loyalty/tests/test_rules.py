@@ -35,3 +35,36 @@ def test_rules_pick_customers_by_tier_and_points(org):
         assert set(Customer.objects.filter(gold_q)) == {people[0], people[3]}
         rich = fields["loyalty_points"].to_q("gte", 100, context)
         assert set(Customer.objects.filter(rich)) == {people[0], people[1]}
+
+
+def test_the_loyalty_page_makes_an_audience_of_a_tier(org, owner_client):
+    from audiences.models import Audience
+
+    with tenant_context(org):
+        program = LoyaltyProgram.objects.create(organization=org)
+        gold = LoyaltyTier.objects.create(
+            organization=org, program=program, name="Gold", threshold=500
+        )
+    url = f"/loyalty/tiers/{gold.pk}/audience/"
+    first = owner_client.post(url)
+    with tenant_context(org):
+        audience = Audience.objects.get()
+    assert first.status_code == 302 and first["Location"] == f"/audiences/{audience.pk}/"
+    assert audience.name == "Gold members" and audience.definition["kind"] == "rules"
+    assert audience.definition["rule"]["conditions"][0]["field"] == "loyalty_tier"
+    # the same audience again, not a copy
+    owner_client.post(url)
+    with tenant_context(org):
+        assert Audience.objects.count() == 1
+
+
+def test_another_organisations_tier_is_404(org, other_org, client, make_member):
+    with tenant_context(other_org):
+        program = LoyaltyProgram.objects.create(organization=other_org)
+        theirs = LoyaltyTier.objects.create(
+            organization=other_org, program=program, name="Gold", threshold=500
+        )
+    from accounts.models import Role
+
+    client.force_login(make_member(org, Role.MARKETER))
+    assert client.post(f"/loyalty/tiers/{theirs.pk}/audience/").status_code == 404
