@@ -97,7 +97,6 @@ def loyalty_page(request):
             "campaign_url": reverse("campaigns:new"),
             "automation_url": reverse("campaigns:automation_new")
             + (f"?{urlencode({'kind': 'tier_changed', 'tier': top['tier'].name})}" if top else ""),
-            "audience_url": reverse("audiences:new"),
         }
     )
     return render(request, "loyalty/page.html", context)
