@@ -384,6 +384,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImportKindEnum": "customers.models.ImportKind",
         "SegmentKindEnum": "segmentation.models.SegmentKind",
+        # audiences and offers: building, ready, failed
+        "BuildStatusEnum": "audiences.models.AudienceStatus",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {

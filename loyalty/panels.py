@@ -17,7 +17,9 @@ def customer_panel(*, request, customer) -> dict[str, Any] | None:
 
     organization = request.organization
     program = program_get(organization=organization)
-    can_edit = request.membership is not None and Actor.from_request(request).can_edit
+    can_edit = (
+        getattr(request, "membership", None) is not None and Actor.from_request(request).can_edit
+    )
     if program is None:
         return {
             "template": "loyalty/_customer_panel.html",
