@@ -38,7 +38,7 @@ def build_world(organization) -> dict:
         )
         order = Order.objects.create(
             organization=organization,
-            external_id=f"offer-world-order-{organization.pk}",
+            external_id=f"OW{organization.pk}",
             customer=customer,
             ordered_at=now,
             total=45,
