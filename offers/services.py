@@ -301,7 +301,7 @@ def _apply(offer: Offer, data: dict[str, Any], *, organization, creating: bool) 
         else:
             basket = _number(data["min_basket"], "min_basket")
             if basket < 0 or basket > Decimal("1e9"):
-                raise _field_error("min_basket", "min_basket must be 0 or more.")
+                raise _field_error("min_basket", "min_basket must be from 0 to 1,000,000,000.")
             offer.min_basket = basket.quantize(Decimal("0.0001"))
     if "categories" in data:
         offer.categories = _clean_categories(data["categories"])

@@ -22,6 +22,8 @@ Definitions:
   with each group's own variance: (d ± 1.96 √(s₁²/n₁ + s₀²/n₀)) × n₁, where d is
   the difference of the means. Null when a group is empty (or the hold-out has a
   single member, whose variance is unknown);
+- **revenue_per_recipient**, **holdout_revenue_per_member**: each group's revenue
+  per person in the window, as the incremental revenue counts it;
 - **sample_note**: a sentence when the hold-out is too small to say much.
 
 `incremental_interval` takes numbers and returns numbers (no ORM); `offer_stats`
@@ -51,6 +53,13 @@ def _mean_var(values: list[float]) -> tuple[float, float | None]:
     if n < 2:
         return mean, None
     return mean, sum((v - mean) ** 2 for v in values) / (n - 1)
+
+
+def _mean_revenue(revenue: dict, members: list[int]) -> float | None:
+    """Revenue per member of a group in the window (null for an empty group)."""
+    if not members:
+        return None
+    return round(sum(float(revenue.get(c, 0)) for c in members) / len(members), 2)
 
 
 def incremental_interval(
@@ -204,6 +213,8 @@ def offer_stats(offer) -> dict[str, Any]:
         "holdout_conversion_rate": _rate(sum(1 for c in held if c in buyers), len(held)),
         "incremental_revenue": incremental,
         "interval": interval,
+        "revenue_per_recipient": _mean_revenue(revenue, treated),
+        "holdout_revenue_per_member": _mean_revenue(revenue, held),
         "by_store": by_store,
         "window": {
             "start": start.isoformat() if start else None,

@@ -329,15 +329,13 @@ def offer_edit(request, pk: int):
 
 
 # --- one offer -------------------------------------------------------------------------
-def _stats(offer: Offer) -> dict[str, Any] | None:
-    try:
-        from .stats import offer_stats
-    except ImportError:  # the results module is being written
-        return None
+def _stats(offer: Offer) -> dict[str, Any]:
+    from .stats import offer_stats
+
     try:
         return offer_stats(offer)
     except ApplicationError:
-        return None
+        return {}
 
 
 def _bar(value, top) -> float:
@@ -350,23 +348,15 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
     """The results section: figures in words and the got-it-vs-hold-out chart."""
     if offer.status != OfferStatus.READY:
         return None
-    from .suggestions import comparison
-
-    stats = _stats(offer) or {}
-    groups = comparison([offer], organization=organization)
-    rate1 = stats.get("conversion_rate", groups["conversion_rate"])
-    rate0 = stats.get("holdout_conversion_rate", groups["holdout_conversion_rate"])
-    rev1 = stats.get("revenue_per_recipient", groups["revenue_per_recipient"])
-    rev0 = stats.get("holdout_revenue_per_member", groups["revenue_per_holdout_member"])
+    stats = _stats(offer)
+    rate1 = stats.get("conversion_rate")
+    rate0 = stats.get("holdout_conversion_rate")
+    rev1 = stats.get("revenue_per_recipient")
+    rev0 = stats.get("holdout_revenue_per_member")
     top_rate = max(r for r in (rate1, rate0, 0) if r is not None)
     top_rev = max(float(r) for r in (rev1, rev0, 0) if r is not None)
     incremental = stats.get("incremental_revenue")
     interval = stats.get("interval")
-    if not stats and groups["status"] == "measured":
-        # before offers.stats answers: the same comparison, per recipient times recipients
-        n1 = groups["recipients"]
-        incremental = groups["expected_incremental_revenue_per_recipient"] * n1
-        interval = [groups["interval"][0] * n1, groups["interval"][1] * n1]
     words = None
     if incremental is not None:
         words = f"About {money(incremental, organization)} extra"
@@ -436,7 +426,6 @@ def _results(offer: Offer, organization) -> dict[str, Any] | None:
         "by_store": by_store,
         "window": window,
         "window_empty": window_empty,
-        "stats_missing": not stats,
     }
 
 
