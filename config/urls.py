@@ -21,6 +21,8 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     # Links in messages (unsubscribe, preferences, tracking): no account, a signed value.
     path("m/", include("campaigns.public_urls")),
+    # Surveys answered through a public or personal link: no account, a signed value.
+    path("r/", include("research.public_urls")),
 ]
 
 handler400 = "core.views.error_400"

@@ -11,11 +11,7 @@ class CoreConfig(AppConfig):
         register_capability(
             Capability(
                 name="core",
-                nav=(
-                    NavEntry("core:dashboard", "Dashboard", 10),
-                    # Places for the capabilities that come next (placeholder pages).
-                    NavEntry("core:research", "Research", 80),
-                ),
+                nav=(NavEntry("core:dashboard", "Dashboard", 10),),
                 site_urls="core.urls",
                 site_prefix="",
                 site_namespace="core",

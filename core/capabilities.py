@@ -34,7 +34,8 @@ Who discovers what (nothing else lists capabilities):
   (`customers.registry`): `customer_panels`, `customer_enrichers`,
   `customer_filters`, `erasure_handlers`; the product page: `product_panels`;
 - the segment page (`segmentation.views_segments.segment_detail`): `segment_panels`,
-  each `func(*, request, segment)`;
+  each `func(*, request, segment)`; the dashboard (`core.views.dashboard`):
+  `dashboard_panels`, each `func(*, request)`;
 - the navigation (`accounts.context_processors.tenant`): `nav`;
 - the site and API routers (`config/urls.py`): `site_urls` mounted at
   `site_prefix` in namespace `site_namespace` (capabilities sharing a prefix and
@@ -106,6 +107,7 @@ class Capability:
     customer_panels: tuple[Panel, ...] = ()
     product_panels: tuple[Panel, ...] = ()
     segment_panels: tuple[Panel, ...] = ()
+    dashboard_panels: tuple[Panel, ...] = ()  # func(*, request)
     customer_enrichers: tuple[str, ...] = ()  # (customer_ids) -> {id: {...}}
     customer_filters: tuple[CustomerFilter, ...] = ()
     erasure_handlers: tuple[str, ...] = ()  # (*, organization, customer_ids) -> None

@@ -12,5 +12,4 @@ urlpatterns = [
     path("jobs/<int:pk>/progress/", views.job_progress, name="job_progress"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("jobs/<int:pk>/rerun/", views.job_rerun, name="job_rerun"),
-    path("research/", views.placeholder, {"section": "research"}, name="research"),
 ]

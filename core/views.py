@@ -1,4 +1,4 @@
-"""Site shell: dashboard, jobs, placeholder pages and friendly error pages."""
+"""Site shell: dashboard, jobs and friendly error pages."""
 
 from __future__ import annotations
 
@@ -19,30 +19,6 @@ from .models import Job, JobStatus
 
 log = logging.getLogger("segmenta.site")
 
-PLACEHOLDERS = {
-    "customers": (
-        "Customers",
-        "Your customers, their orders and activity. Import a file to begin.",
-    ),
-    "segments": (
-        "Segments",
-        "Groups of customers found by machine learning, RFM groups and your own rules.",
-    ),
-    "personas": (
-        "Personas",
-        "A portrait of each segment: who they are, what moves them, what to do next.",
-    ),
-    "predictions": (
-        "Predictions",
-        "Lifetime value, churn risk, next orders and product demand, each with a back-test.",
-    ),
-    "research": (
-        "Research",
-        "Market research from surveys and customer feedback: themes, sentiment and trends, "
-        "broken down by segment.",
-    ),
-}
-
 
 @org_required
 def dashboard(request):
@@ -54,15 +30,31 @@ def dashboard(request):
     if dashboard_summary is not None:
         context = dashboard_summary(organization=request.organization)
     context["recent_jobs"] = Job.objects.all()[:5]
+    context["dashboard_panels"] = _dashboard_panels(request)
     return render(request, "core/dashboard.html", context)
 
 
-@org_required
-def placeholder(request, section: str):
-    title, text = PLACEHOLDERS[section]
-    return render(
-        request, "core/placeholder.html", {"title": title, "text": text, "section": section}
+def _dashboard_panels(request) -> list[dict]:
+    """Places other capabilities add to the dashboard (Capability.dashboard_panels);
+    a panel whose function answers None is not drawn."""
+    from core.capabilities import capabilities, resolve
+
+    declared = sorted(
+        (p for c in capabilities() for p in c.dashboard_panels), key=lambda p: p.order
     )
+    panels = []
+    for panel in declared:
+        content = resolve(panel.func)(request=request)
+        if content:
+            panels.append(
+                {
+                    "slot": panel.slot,
+                    "title": panel.title or panel.slot.replace("_", " ").capitalize(),
+                    "template": content["template"],
+                    "context": content.get("context", {}),
+                }
+            )
+    return panels
 
 
 @org_required

@@ -21,9 +21,7 @@ from core.models import Job, JobStatus
 log = logging.getLogger("segmenta.pipeline")
 
 # Steps that belong to later capabilities: refused with a clear message until built.
-FUTURE_STEPS = {
-    "research": "Market research is not built yet (a later issue).",
-}
+FUTURE_STEPS: dict[str, str] = {}
 
 
 def available_steps() -> list[Step]:

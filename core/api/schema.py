@@ -161,6 +161,14 @@ TAGS = {
     "loyalty": "The loyalty programme: tiers from orders or spend over a rolling period, points "
     "per unit of currency (returns take them back) exchanged for offer codes, and each "
     "customer's tier and progress.",
+    "feedback": "Reviews, support messages and free-text answers, keyed by your `feedback_id` "
+    "when given; each item carries its sentiment (−1…1) and theme once the research step has "
+    "run. Ratings are optional; a blank or non-numeric rating is kept blank.",
+    "research": "What customers say, read at scale: themes with readable labels, example quotes, "
+    "their trend and which segments mention them most; and what changed this month.",
+    "surveys": "Short surveys (rating, NPS 0–10, multiple choice, free text) with a public link "
+    "and personal links; results with NPS per segment; responses gathered elsewhere can be "
+    "recorded.",
     "webhooks": "Outbound notifications: register a URL and the event types; deliveries are "
     "signed with the endpoint's secret, retried with back-off, and logged.",
 }

@@ -32,6 +32,7 @@ def test_bulk_write_names_the_refresh_it_started(api, org):
         "audiences",
         "offers",
         "loyalty",
+        "research",
     }
     with tenant_context(org):
         for j in jobs:

@@ -88,6 +88,7 @@ def test_the_built_in_capabilities_declare_their_steps_menu_and_places():
         "audiences",
         "offers",
         "loyalty",
+        "research",
     ]
     assert [e.label for e in capabilities.nav_entries()] == [
         "Dashboard",

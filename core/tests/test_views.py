@@ -112,10 +112,6 @@ class TestJobPages:
             job = Job.objects.get()
         assert response.url == reverse("core:job_detail", args=[job.pk])
 
-    def test_placeholders_say_what_will_come(self, owner_client):
-        page = owner_client.get(reverse("core:research")).content.decode()
-        assert "Research" in page
-
 
 class TestErrorPages:
     @pytest.fixture(autouse=True)

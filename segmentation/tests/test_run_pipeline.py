@@ -70,8 +70,6 @@ def test_without_sync_the_job_is_queued(org, capsys):
     [
         (["--org", "nope"], "No organisation with the slug 'nope'"),
         (["--steps", "teleport"], "Unknown step 'teleport'"),
-        (["--steps", "segments,research"], "Step 'research' cannot run"),
-        (["--steps", "research"], "Step 'research' cannot run"),
         (["--as-of", "31/12/2024"], "--as-of must be a date as YYYY-MM-DD"),
         (["--steps", ","], "--steps names no step"),
     ],

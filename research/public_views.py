@@ -1,0 +1,1 @@
+"""Survey pages reached without an account (helper H3 writes them)."""

@@ -1,0 +1,3 @@
+"""Survey site pages (helper H3 writes them), mounted under /research/."""
+
+urlpatterns: list = []
