@@ -48,10 +48,10 @@ from .values import (
     parse_bool,
     parse_decimal,
     parse_email,
-    parse_float,
     parse_int,
     parse_latitude,
     parse_longitude,
+    parse_rating,
 )
 
 Q4 = Decimal("0.0001")
@@ -1984,8 +1984,12 @@ class FeedbackProcessor(_KeyedProcessor):
         created_at = _date(self.ctx, rec, "created_at")
         if created_at is None:
             raise RowError("created_at", "is required")
-        rating = _parse(rec, "rating", parse_float)
-        text = rec.get("text") or ""
+        # A rating that is not a number ("n/a", "-", "five") is no rating: the
+        # feedback is kept with its rating blank (values.parse_rating).
+        rating = _parse(rec, "rating", parse_rating)
+        # Line breaks inside a quoted review are kept, written as "\n" whatever
+        # the file used (Windows CR LF, old-Mac CR).
+        text = (rec.get("text") or "").replace("\r\n", "\n").replace("\r", "\n")
         if rating is None and not text:
             raise RowError("text", "is required (give text or a rating)")
         source = _text(rec, "source", 64)

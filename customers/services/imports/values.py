@@ -153,3 +153,42 @@ def parse_longitude(text: str) -> float:
     if not -180 <= value <= 180:
         raise ValueError(f"'{text}' is not a longitude (between -180 and 180)")
     return value
+
+
+# A rating as review and survey exports write it: "4", "4.5", "4,5" (decimal
+# comma), "4/5", "4 out of 5", "4 stars", "★★★★☆". The number given is kept on
+# the file's own scale ("8/10" is 8). Anything else ("", "n/a", "-", "five") is
+# no rating at all: the feedback is kept, with its rating blank.
+_RATING = re.compile(
+    r"^(\d+(?:[.,]\d{1,2})?)\s*"
+    r"(?:(?:/|out\s+of|of)\s*(\d+(?:[.,]\d{1,2})?))?\s*"
+    r"(?:stars?|pts?|points?|★|⭐)?$",
+    re.IGNORECASE,
+)
+_STAR_FULL = frozenset("★⭐*")
+_STAR_EMPTY = frozenset("☆✩")
+
+
+def parse_rating(text: str) -> float | None:
+    """A rating, or None when the cell holds none. Raises `ValueError` only for a
+    number too large to store (1e400)."""
+    t = text.replace("\u00a0", " ").strip()
+    if not t:
+        return None
+    try:
+        plain = Decimal(t)
+    except InvalidOperation:
+        plain = None
+    if plain is not None:
+        return parse_float(t) if plain.is_finite() else None  # "NaN", "Infinity": none
+    chars = set(t) - {" "}
+    if chars and chars <= _STAR_FULL | _STAR_EMPTY:
+        return float(sum(1 for c in t if c in _STAR_FULL))
+    match = _RATING.match(t)
+    if not match:
+        return None
+    value = float(match.group(1).replace(",", "."))
+    scale = match.group(2)
+    if scale is not None and value > float(scale.replace(",", ".")):
+        return None  # "5/4": not a score out of a scale
+    return value
