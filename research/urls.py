@@ -8,5 +8,8 @@ from .urls_surveys import urlpatterns as survey_urls
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("themes/<int:pk>/", views.theme_detail, name="theme"),
+    path("feedback/", views.feedback_list, name="feedback"),
+    path("run/", views.run, name="run"),
     *survey_urls,
 ]

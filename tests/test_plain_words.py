@@ -94,6 +94,13 @@ def _pages(org) -> dict[str, str]:
         forecast = ProductForecast.objects.exclude(product=None).order_by("-total_4w").first()
         an_import = Import.objects.order_by("pk").first()
     assert sub is not None and forecast is not None and an_import is not None
+    from research.tests.factories import build_world as research_world
+
+    research = research_world(org)
+    with tenant_context(org):  # the theme page's table per segment, with a real segment
+        theme = research["theme"]
+        theme.by_segment = [{"segment_id": top.first().pk, "count": 1, "share": 1.0}]
+        theme.save()
     pages = {
         "dashboard": reverse("core:dashboard"),
         "segments": reverse("segmentation:segments"),
@@ -112,6 +119,9 @@ def _pages(org) -> dict[str, str]:
         "prediction runs": reverse("segmentation:prediction_runs"),
         "offers": reverse("offers:list"),
         "loyalty": reverse("loyalty:page"),
+        "research": reverse("research:overview"),
+        "research theme": reverse("research:theme", args=[research["theme"].pk]),
+        "feedback": reverse("research:feedback"),
     }
     if unsplit is not None:
         pages["segment not split"] = reverse("segmentation:segment_detail", args=[unsplit.pk])
