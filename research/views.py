@@ -319,7 +319,8 @@ def sentiment_by_month(end: dt.date) -> list[dict[str, Any]]:
 def _month_chart(months: list[dict[str, Any]]) -> dict[str, Any]:
     """Bars of 100% per month: positive (green) from the bottom, negative (red) from
     the top, mixed between; drawn on the server (no script)."""
-    width, height, bar, gap = 40 * max(len(months), 1), 100, 28, 12
+    # at least six months wide, so one or two months do not make two huge bars
+    width, height, bar, gap = 40 * max(len(months), 6), 100, 28, 12
     bars = []
     for i, m in enumerate(months):
         pos = 100 * m["positive"] / m["total"] if m["total"] else 0
