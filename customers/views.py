@@ -118,7 +118,6 @@ def customer_detail(request, pk: int):
             "customer": customer,
             "orders": selectors.customer_orders(customer),
             "events": selectors.customer_events(customer),
-            "feedback": selectors.customer_feedback(customer),
             "consent_history": consent_history(customer=customer, limit=50),
             "panels": selectors.customer_panels(request=request, customer=customer),
             "attributes": sorted((customer.attributes or {}).items()),

@@ -93,7 +93,6 @@ def _sentiment(
             else rated
         )
         cv = cross_validate([texts[i] for i in chosen], [ratings[i] for i in chosen])
-        cv["rated"] = len(rated)
     decision = should_use_rated(len(rated), cv)
     model = "lexicon"
     if decision.use_rated:
@@ -110,6 +109,7 @@ def _sentiment(
     if cv and "thresholds" in cv:
         figures["thresholds"] = [round(float(t), 4) for t in cv["thresholds"]]
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    figures["rated"] = len(rated)
     return scores, model, decision.sentence, figures
 
 

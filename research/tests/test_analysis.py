@@ -301,3 +301,99 @@ def plant_more(org) -> None:
             )
             for i, text in enumerate(texts)
         )
+
+
+# --- the customer and segment panels ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_customer_page_shows_what_they_told_you(org, owner_client):
+    from django.test import RequestFactory
+    from django.urls import reverse
+
+    from research.models import Survey, SurveyResponse
+    from research.selectors import customer_panel
+
+    world = plant(org, per_person=2)
+    _run(org)
+    customer = world["people"]["Fading"][0]
+    with tenant_context(org):
+        Feedback.objects.create(
+            organization=org,
+            external_id="angry",
+            customer=customer,
+            created_at=dt.datetime.combine(AS_OF, NOON),
+            text="Rude courier, terrible delivery, never again.",
+        )
+        survey = Survey.objects.create(
+            organization=org,
+            name="How did we do?",
+            questions=[
+                {"type": "nps", "text": "Would you recommend us?"},
+                {"type": "text", "text": "What should we improve?"},
+            ],  # fmt: skip
+        )
+        SurveyResponse.objects.create(
+            organization=org, survey=survey, customer=customer, channel="personal",
+            answers=[3, "Faster parcels please"],
+        )  # fmt: skip
+        # a request with no membership (a job, a command) still gets the panel
+        panel = customer_panel(request=RequestFactory().get("/"), customer=customer)
+    items = panel["context"]["feedback"]
+    assert items[0]["text"].startswith("Rude courier")
+    assert items[0]["sentiment"] == "" and not items[0]["analysed"]  # after the run
+    assert all(i["sentiment"] in {"positive", "mixed", "negative"} for i in items[1:])
+    assert any(i["theme"] for i in items[1:])
+    assert panel["context"]["responses"][0]["answers"][1] == {
+        "question": "What should we improve?",
+        "answer": "Faster parcels please",
+    }
+    page = owner_client.get(reverse("customers:detail", args=[customer.pk])).content.decode()
+    assert "What they told you" in page
+    assert "Faster parcels please" in page and "Rude courier" in page
+    assert 'id="feedback-h"' not in page  # the old section is gone
+
+
+@pytest.mark.django_db
+def test_the_segment_page_shows_what_they_praise_and_complain_about(org, owner_client):
+    from django.urls import NoReverseMatch, reverse
+
+    world = plant(org, per_person=2)
+    with tenant_context(org):
+        fading = world["people"]["Fading"]
+        for i, text in enumerate(
+            [
+                "The courier was rude and the parcel arrived soaked.",
+                "Late delivery again and the courier was rude to my mum.",
+                "Rude courier, dented parcel, awful.",
+            ]
+            + [f"Lovely soft wool jumper, gorgeous colour number {k}." for k in range(10)]
+        ):
+            Feedback.objects.create(
+                organization=org, external_id=f"voice-{i}", customer=fading[i],
+                created_at=dt.datetime.combine(AS_OF, NOON), text=text,
+            )  # fmt: skip
+        quiet = Segment.objects.create(organization=org, kind="cluster", name="Quiet", key="q")
+    _run(org)
+    segment = world["segments"]["Fading"]
+    page = owner_client.get(reverse("segmentation:segment_detail", args=[segment.pk]))
+    text = page.content.decode()
+    assert "What they praise and complain about" in text
+    assert "Fading Small-Basket Shoppers mention delivery" in text
+    try:
+        survey_new = reverse("research:survey_new")
+    except NoReverseMatch:  # the survey pages come from another part of the work
+        survey_new = None
+    if survey_new:
+        assert "Ask them in a survey" in text and f"{survey_new}?segment={segment.pk}" in text
+    from research.selectors import segment_panel
+
+    with tenant_context(org):
+        panel = segment_panel(request=None, segment=segment)["context"]
+        assert panel["themes"] and all(t["sentence"] for t in panel["themes"])
+        praise, complaints = panel["groups"]
+        assert any("rude courier" in p or "courier" in p for p in complaints["phrases"])
+        assert any("wool" in p for p in praise["phrases"])
+        assert complaints["quotes"] and praise["quotes"]
+        # a segment whose members said nothing has no panel
+        assert segment_panel(request=None, segment=quiet) is None
