@@ -87,7 +87,9 @@ class FeedbackRecordSerializer(serializers.Serializer):
     customer_id = serializers.CharField(required=False)
     email = serializers.CharField(required=False)
     created_at = serializers.DateTimeField()
-    source = serializers.CharField(required=False, help_text="review, survey, support, ...")
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like Field.source
+        required=False, help_text="review, survey, support, ..."
+    )
     rating = serializers.JSONField(
         required=False,
         help_text='A number; "4/5", "4 stars" and "★★★★" read as 4; a value that is not a '
@@ -142,7 +144,7 @@ class FeedbackViewSet(
 ):
     """Feedback from every source, with its sentiment and themes."""
 
-    model = Feedback
+    model = Feedback  # type: ignore[assignment]  # the mixin declares it None
     serializer_class = FeedbackItemSerializer
     lookup_value_regex = r"\d+"
     list_params = ("customer", "customer_id", "source", "theme", "since")

@@ -152,3 +152,18 @@ def test_a_hostile_file_with_every_case_at_once(in_org, tmp_path):
     assert _item("f3").customer is None
     # Imported twice: nothing changes.
     assert _counts(_import(in_org, tmp_path, data)) == (4, 0, 0, 4, 0)
+
+
+def test_cp1252_text_first_met_after_the_part_read_to_detect_the_encoding(in_org, tmp_path):
+    """The encoding is detected from the file's start: a long file of plain English
+    whose first 'café' (cp1252) comes far into it is still read."""
+    plain = "".join(
+        f"p{i},c{i % 50},2024-03-01,review,4,Plain words about the shop {i} {'ok ' * 60}\n"
+        for i in range(1400)
+    )
+    late = 'f1,c1,2024-03-02,review,5,"Caf\u00e9 \u201cgreat\u201d, 5\u20ac"\n'
+    data = f"{HEADER}\n{plain}{late}".encode("cp1252")
+    assert len(data) > 300_000
+    out = _import(in_org, tmp_path, data)
+    assert _counts(out) == (1401, 1401, 0, 0, 0)
+    assert _item("f1").text == "Caf\u00e9 \u201cgreat\u201d, 5\u20ac"
