@@ -39,6 +39,7 @@ class VariantSerializer(serializers.ModelSerializer):
 
 class CampaignSerializer(serializers.ModelSerializer):
     audience_id = serializers.IntegerField(read_only=True, allow_null=True)
+    survey_id = serializers.IntegerField(read_only=True, allow_null=True)
     job = serializers.IntegerField(source="job_id", read_only=True, allow_null=True)
     schedule = serializers.SerializerMethodField()
     variants = serializers.SerializerMethodField()
@@ -83,7 +84,12 @@ class CampaignWriteSerializer(serializers.Serializer):
     allocation = serializers.CharField(required=False)
     conversion_window_days = serializers.JSONField(required=False)
     offer_id = serializers.JSONField(required=False, allow_null=True)
-    survey_id = serializers.JSONField(required=False, allow_null=True)
+    survey_id = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="An open survey of the organisation, or null. The message must then hold "
+        "{{ survey_link }} (each customer's own link to it).",
+    )
 
 
 class VariantWriteSerializer(serializers.Serializer):
@@ -288,7 +294,9 @@ class CampaignViewSet(
         "A campaign carrying an offer goes only to customers given a code, and is refused "
         "(409 `offer_not_sendable`, or `offer_flagged` when the fairness check flagged "
         "the offer) while the offer cannot be sent; `fairness_override_reason` records "
-        "why a flagged offer may be sent anyway (audited), then sends.",
+        "why a flagged offer may be sent anyway (audited), then sends. A campaign carrying "
+        "a survey is refused (409 `survey_not_sendable`) while the survey is closed or "
+        "deleted, and (400 naming `body`) when a version leaves out `{{ survey_link }}`.",
         request=CampaignSendSerializer,
         responses={202: OpenApiTypes.OBJECT},
         tags=TAGS,

@@ -190,6 +190,15 @@ def _apply(automation: Automation, data: dict[str, Any], *, creating: bool) -> N
         raise _fields_error("message.body", "message.body is required.")
     if automation.channel == Channel.EMAIL and not automation.subject.strip():
         raise _fields_error("message.subject", "message.subject is required for an email.")
+    from .rendering import uses_field
+
+    if uses_field(automation.body, "survey_link", channel=automation.channel):
+        # an automation carries no survey: the link would be empty
+        raise _fields_error(
+            "message.body",
+            "{{ survey_link }} works in campaigns carrying a survey, not in automations: "
+            "send the survey through a campaign, or share its public link.",
+        )
     try:
         _check_template(
             channel=automation.channel, subject=automation.subject, body=automation.body

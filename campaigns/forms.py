@@ -29,6 +29,7 @@ SERVICE_FIELD = {
     "holdout_share": "holdout_percent",
     "conversion_window_days": "conversion_window_days",
     "offer_id": "offer",
+    "survey_id": "survey",
     "cap_messages": "cap_messages",
     "cap_days": "cap_days",
 }
@@ -65,6 +66,12 @@ class CampaignForm(forms.Form):
         "{{ offer_code }} or {% offer %}. Only customers given a code get the campaign: "
         "the offer's hold-out and customers outside it are left out.",
     )
+    survey = forms.ChoiceField(
+        label="Include a survey",
+        required=False,
+        help_text="Write {{ survey_link }} in the message: each customer gets their own "
+        "link, so their answers are tied to them and count in the survey's results.",
+    )
     subject = forms.CharField(label="Subject", max_length=500, required=False)
     body = forms.CharField(label="Message", required=False, widget=forms.Textarea)
     schedule = forms.ChoiceField(
@@ -96,8 +103,11 @@ class CampaignForm(forms.Form):
         "campaign.",
     )
 
-    def __init__(self, *args, segments=(), audiences=(), offers=(), **kwargs):
+    def __init__(self, *args, segments=(), audiences=(), offers=(), surveys=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["survey"].choices = [("", "No survey")] + [
+            (str(s.pk), s.name + (" (closed)" if s.status != "open" else "")) for s in surveys
+        ]
         self.fields["offer"].choices = [("", "No offer")] + [
             (str(o.pk), o.name + (" (being built)" if o.status == "building" else ""))
             for o in offers
@@ -131,6 +141,7 @@ class CampaignForm(forms.Form):
             "allocation": d["allocation"],
             "conversion_window_days": d["conversion_window_days"],
             "offer_id": int(d["offer"]) if d.get("offer") else None,
+            "survey_id": int(d["survey"]) if d.get("survey") else None,
         }
         if d["recipients"] == "audience":
             out["audience_id"] = int(d["audience"]) if d.get("audience") else None
@@ -171,6 +182,7 @@ def campaign_initial(campaign, organization) -> dict[str, Any]:
         "allocation": campaign.allocation,
         "conversion_window_days": campaign.conversion_window_days,
         "offer": str(campaign.offer_id or ""),
+        "survey": str(campaign.survey_id or ""),
     }
 
 

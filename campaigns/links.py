@@ -11,7 +11,10 @@ altered, cut short or made for another purpose answers 400 (`BadLink`); a
 genuine value whose delivery is gone (the person was erased) acts on nothing.
 
 The click redirect only ever goes to a `TrackedLink` stored for the campaign,
-never to an address taken from the request: no open redirect.
+never to an address taken from the request: no open redirect. One exception, still
+no open redirect: the stored link of the survey a campaign carries (its public
+address) leads the clicking customer to their own personal survey link, made here
+from the verified delivery (`click_target`).
 
 Links never expire: an unsubscribe link in a years-old message must still work
 (RFC 8058); rotating `SECRET_KEY` keeps old links working while the old key is in
@@ -36,6 +39,7 @@ from .models import Campaign, Delivery, TrackedLink
 __all__ = [
     "PURPOSES",
     "BadLink",
+    "click_target",
     "click_url",
     "list_unsubscribe_headers",
     "make_token",
@@ -166,6 +170,46 @@ def click_url(delivery: Delivery, tracked_link: TrackedLink) -> str:
     ):
         raise ApplicationError("This link belongs to another campaign.")
     return _absolute(CLICK, _delivery_value(CLICK, delivery, extra=tracked_link.pk))
+
+
+def _survey_value(url: str) -> str | None:
+    """The signed value of a survey link address (`/r/<value>/` on this site), or None."""
+    from django.urls import NoReverseMatch
+
+    try:
+        path = reverse("research_public:answer", kwargs={"token": "VALUE"})
+    except NoReverseMatch:
+        return None
+    before, _, after = f"{settings.SITE_URL}{path}".partition("VALUE")
+    if not url.startswith(before) or not url.endswith(after) or len(url) <= len(before + after):
+        return None
+    return url[len(before) : len(url) - len(after)]
+
+
+def click_target(link: TrackedLink, delivery: Delivery | None) -> str:
+    """Where a click on `link` goes: its stored address, except for the public link of
+    the survey the link's campaign carries, which takes the delivery's customer to
+    their own personal link (so the answer is tied to them). Call inside the link's
+    organisation's scope, with a delivery of the link's campaign (or None)."""
+    value = _survey_value(link.url) if delivery is not None else None
+    if value is None or delivery is None:
+        return link.url
+    from research.links import BadSurveyLink, personal_url, read_value
+    from research.models import Survey
+
+    try:
+        found = read_value(value)
+    except BadSurveyLink:
+        return link.url
+    if found.customer_id is not None or found.organization_id != link.organization_id:
+        return link.url
+    carried = Campaign.objects.filter(pk=link.campaign_id).values_list("survey_id", flat=True)
+    if found.survey_id not in carried:
+        return link.url
+    survey = Survey.objects.filter(pk=found.survey_id).first()
+    if survey is None:
+        return link.url
+    return personal_url(survey, delivery.customer_id)
 
 
 def list_unsubscribe_headers(delivery: Delivery, *, url: str | None = None) -> dict[str, str]:

@@ -15,7 +15,9 @@ audiences, tracked and tested.
   offer's hold-out and customers given no code) have rows too, with the reason.
   Personal data (the address it went to): erased with the person, in both exports.
 - `TrackedLink`: the links of a message, by token: the click redirect only ever
-  goes to a stored link, so it cannot be turned into an open redirect.
+  goes to a stored link, so it cannot be turned into an open redirect. A campaign
+  carrying a survey stores the survey's public link once; a click on it lands on the
+  clicking customer's own personal link (campaigns/links.py `click_target`).
 - `CampaignSettings`: the organisation's frequency cap and SMS quiet hours.
 - `Automation`: a message sent when a trigger occurs for a customer (campaigns/
   automations.py). Its messages go out through hidden campaigns of its own
@@ -97,7 +99,12 @@ class Campaign(TenantModel):
     # an offer (issue 12) the message carries: each customer's code fills `offer_code`
     # and `{% offer %}`; only customers given a code get the campaign
     offer_id = models.BigIntegerField(null=True, blank=True)
-    survey_id = models.BigIntegerField(null=True, blank=True)  # surveys arrive with issue 13
+    # a survey (issue 13) the message links to: `{{ survey_link }}` is each customer's
+    # own signed link (research/links.py); its answers are tied to that customer
+    survey = models.ForeignKey(
+        "research.Survey", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="campaigns", db_index=False,
+    )  # fmt: skip
     # the A/B plan shown before sending: {"per_variant", "baseline_rate", "lift", ...}
     plan = models.JSONField(default=dict, blank=True)
     # counts written by the send job: {"audience", "skipped_no_consent", ...}
@@ -126,6 +133,7 @@ class Campaign(TenantModel):
         indexes = [
             models.Index(fields=["organization", "status", "send_at"], name="campaign_org_status"),
             models.Index(fields=["organization", "automation"], name="campaign_org_automation"),
+            models.Index(fields=["organization", "survey"], name="campaign_org_survey"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -12,8 +12,9 @@ nothing (404). The open pixel always answers its image.
   holder may do anyway, and the signed value cannot be guessed.
 - preferences: the person's email and SMS choices, a CSRF-protected form.
 - open: a 1×1 transparent GIF that records the first open.
-- click: a 302 to the campaign's stored link the value names, never to an address
-  from the query string.
+- click: a 302 to the campaign's stored link the value names (for the survey the
+  campaign carries: the customer's own survey link), never to an address from the
+  query string.
 """
 
 from __future__ import annotations
@@ -224,5 +225,6 @@ def click(request, token: str):
             return _gone(request)
         if delivery is not None and request.method == "GET":
             tracking.record_click(delivery, link)
-        # Only ever the stored address; the query string is not read.
-        return HttpResponseRedirect(link.url)
+        # Only ever the stored address (a survey's: the customer's own link to it); the
+        # query string is not read.
+        return HttpResponseRedirect(links.click_target(link, delivery))

@@ -53,6 +53,7 @@ __all__ = [
     "compile_message",
     "customer_contexts",
     "sms_parts",
+    "uses_field",
 ]
 
 MERGE_FIELDS = (
@@ -65,6 +66,7 @@ MERGE_FIELDS = (
     "offer_code",
     "offer_name",
     "offer_ends",
+    "survey_link",
     "shop_name",
 )
 MAX_TEMPLATE_CHARS = 50_000
@@ -697,6 +699,19 @@ class Compiled:
         return Rendered(subject="", html="", text=text, links=track.links)
 
 
+def uses_field(source: str, name: str, *, channel: str = "email") -> bool:
+    """Whether a template reads the merge field `name` (in `{{ }}`, a condition or a
+    filter; not in text or comments). A template that cannot be read counts as not
+    using it: compiling it reports that problem."""
+    if not source or name not in source:
+        return False
+    try:
+        ast = _ENVS[channel == "email"].parse(source)
+    except TemplateError:
+        return False
+    return name in meta.find_undeclared_variables(ast)
+
+
 def compile_message(*, channel: str, subject: str, body: str) -> Compiled:
     """Parse a message's templates once; raises ApplicationError naming the field and line."""
     return Compiled(channel=channel, subject=subject, body=body)
@@ -731,7 +746,7 @@ def offer_ends_words(offer, organization) -> str | None:
     return f"{day.day} {day.strftime('%B %Y')}"
 
 
-def customer_contexts(customers: list, *, organization, offer=None) -> dict[int, dict]:
+def customer_contexts(customers: list, *, organization, offer=None, survey=None) -> dict[int, dict]:
     """Merge fields for a batch of customers (instances or ids) of `organization`,
     in a few queries per 2,000 customers: {customer id: {merge field: value,
     "recommendations": [{"name", "url", "image_url"}]}}. `segment` and `persona` are
@@ -739,11 +754,14 @@ def customer_contexts(customers: list, *, organization, offer=None) -> dict[int,
     three recommended products; products hidden, out of stock or not merchandise
     are left out; `loyalty_tier` the customer's tier in the loyalty programme. With
     the campaign's `offer`: `offer_code` is the code that customer was given (None in
-    the offer's hold-out or outside it), `offer_name` and `offer_ends` its terms."""
+    the offer's hold-out or outside it), `offer_name` and `offer_ends` its terms. With
+    the campaign's `survey` (of `organization`): `survey_link` is that customer's own
+    signed link to it (research.links.personal_url); None without a survey."""
     from accounts.tenancy import tenant_context
     from customers.models import Customer, Product
     from loyalty.selectors import tiers_for
     from recommendations.models import CustomerRecommendation, RecommendationRun
+    from research.links import personal_url
     from segmentation.models import Persona
     from segmentation.selectors import customer_segments
 
@@ -756,6 +774,8 @@ def customer_contexts(customers: list, *, organization, offer=None) -> dict[int,
             )
         # never another organisation's customer, whatever the caller passed
         rows = [c for c in rows if c.organization_id == organization.pk]
+        if survey is not None and survey.organization_id != organization.pk:
+            raise ApplicationError("This survey belongs to another organisation.")
         all_ids = [c.pk for c in rows]
         shop = organization.name
         out: dict[int, dict] = {
@@ -769,6 +789,7 @@ def customer_contexts(customers: list, *, organization, offer=None) -> dict[int,
                 "offer_code": None,
                 "offer_name": offer.name if offer is not None else None,
                 "offer_ends": offer_ends_words(offer, organization),
+                "survey_link": personal_url(survey, c.pk) if survey is not None else None,
                 "shop_name": shop,
                 "recommendations": [],
             }

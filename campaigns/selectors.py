@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .models import AutomationMember, AutomationOccurrence, Delivery, OutboxMessage
+from .models import (
+    AutomationMember,
+    AutomationOccurrence,
+    Delivery,
+    DeliveryStatus,
+    OutboxMessage,
+)
 
 DELIVERY_EXPORT_FIELDS = [
     "campaign_id",
@@ -18,6 +24,22 @@ DELIVERY_EXPORT_FIELDS = [
     "revenue",
     "unsubscribed_at",
 ]
+
+
+def survey_invited(survey) -> set[int]:
+    """Ids of the customers a campaign carrying `survey` was sent to (the delivery's
+    status is `sent`: not held out, skipped, failed, bounced or still waiting): the
+    survey's invitations, for its response rate. Scoped to the current organisation,
+    and to the survey's own."""
+    return set(
+        Delivery.objects.filter(
+            organization_id=survey.organization_id,
+            campaign__survey_id=survey.pk,
+            status=DeliveryStatus.SENT,
+        )
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
 
 
 def person_export(*, customer) -> dict:

@@ -56,6 +56,7 @@ BATCH = 500
 WRITE_CHUNK = 2000
 INTERRUPTED = "interrupted: not resent"
 TEST_CODE = "(each customer's own code)"
+TEST_SURVEY_LINK = "(each customer's own survey link)"
 
 
 # --- step 1: the delivery rows ------------------------------------------------------------
@@ -137,16 +138,30 @@ def _assign_thompson(campaign: Campaign, rows: list[Delivery], arms: list[Varian
 
 # --- rendering and hand-off -------------------------------------------------------------
 class Messages:
-    """Each variant's templates compiled once; tracked links cached per URL."""
+    """Each variant's templates compiled once; tracked links cached per URL.
+
+    A survey's link is tracked as one link of the campaign, whoever gets it: the
+    message carries the survey's public address (stored once as the campaign's
+    TrackedLink) behind each customer's click link, and the click lands on that
+    customer's own personal link (links.click_target). So the words are the same for
+    every customer (rendered and cached once) and a send stores one link, not one a
+    customer."""
 
     def __init__(self, campaign: Campaign):
         from .rendering import compile_message
+        from .services import campaign_survey
 
         self.campaign = campaign
         self.compiled: dict[int | None, Any] = {}
         self._compile = compile_message
         self._variants = {v.pk: v for v in Variant.objects.filter(campaign=campaign)}
         self._links: dict[str, TrackedLink] = {}
+        survey = campaign_survey(campaign)
+        self.survey_url = ""
+        if survey is not None:
+            from research.links import public_url
+
+            self.survey_url = public_url(survey)
 
     def compiled_for(self, variant_id: int | None):
         if variant_id not in self.compiled:
@@ -170,6 +185,8 @@ class Messages:
         def link(url: str) -> str:
             return links.click_url(delivery, self.tracked(url))
 
+        if self.survey_url and ctx.get("survey_link"):
+            ctx = {**ctx, "survey_link": self.survey_url}
         compiled = self.compiled_for(delivery.variant_id)
         return compiled.render(
             ctx,
@@ -448,7 +465,7 @@ def _send_run(
     contexts_for: Callable | None = None,
 ) -> dict[str, Any]:
     from .rendering import customer_contexts
-    from .services import campaign_offer, campaign_variants
+    from .services import campaign_offer, campaign_survey, campaign_variants
 
     campaign = Campaign.objects.select_related("organization").filter(pk=campaign_id).first()
     resumable = (CampaignStatus.SENDING, CampaignStatus.FAILED)
@@ -466,8 +483,9 @@ def _send_run(
     thompson = campaign.allocation == Allocation.THOMPSON and bool(arms)
     messages = Messages(campaign)
     offer = campaign_offer(campaign)  # each customer's own code fills `offer_code`
+    survey = campaign_survey(campaign)  # and their own link to it `survey_link`
     contexts_for = contexts_for or (
-        lambda ids: customer_contexts(ids, organization=organization, offer=offer)
+        lambda ids: customer_contexts(ids, organization=organization, offer=offer, survey=survey)
     )
     total = _due(campaign).count()
     done = sent_total = failed_total = 0
@@ -552,6 +570,9 @@ def send_test_copy(*, campaign: Campaign, to: str) -> dict[str, Any]:
     if offer is not None:
         # a real customer's code never goes to a team member's inbox
         ctx = {**ctx, "offer_code": TEST_CODE}
+    if campaign.survey_id:
+        # nor their survey link: an answer through it would count as theirs
+        ctx = {**ctx, "survey_link": TEST_SURVEY_LINK}
     compiled = compile_message(
         channel=campaign.channel, subject=campaign.subject, body=campaign.body
     )
@@ -571,7 +592,7 @@ def preview(*, campaign: Campaign, customer, variant_id: int | None = None) -> d
     """The message as this customer would get it (the variant they would match), links
     left as written."""
     from .rendering import compile_message, customer_contexts
-    from .services import campaign_offer, campaign_variants, fixed_arm
+    from .services import campaign_offer, campaign_survey, campaign_variants, fixed_arm
 
     if variant_id is None:
         targeted, arms = campaign_variants(campaign)
@@ -581,9 +602,12 @@ def preview(*, campaign: Campaign, customer, variant_id: int | None = None) -> d
     source = Variant.objects.filter(campaign=campaign, pk=variant_id).first() or campaign
     compiled = compile_message(channel=campaign.channel, subject=source.subject, body=source.body)
     offer = campaign_offer(campaign)
-    ctx = customer_contexts([customer.pk], organization=campaign.organization, offer=offer).get(
-        customer.pk, {}
-    )
+    ctx = customer_contexts(
+        [customer.pk],
+        organization=campaign.organization,
+        offer=offer,
+        survey=campaign_survey(campaign),
+    ).get(customer.pk, {})
     code = ctx.get("offer_code")
     if campaign.offer_id and not code:
         ctx = {**ctx, "offer_code": _no_code_words(campaign, offer, customer.pk)}

@@ -185,11 +185,9 @@ def _apply(campaign: Campaign, data: dict[str, Any], *, creating: bool) -> None:
     if "offer_id" in data:
         campaign.offer_id = _clean_offer_id(data["offer_id"], current=campaign.offer_id)
     if "survey_id" in data:
-        value = data["survey_id"]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise _fields_error("survey_id", "survey_id must be an id or null.")
-        campaign.survey_id = value
+        campaign.survey_id = _clean_survey_id(data["survey_id"], current=campaign.survey_id)
     _check_template(channel=campaign.channel, subject=campaign.subject, body=campaign.body)
+    _check_survey_link(campaign, campaign.body)
 
 
 def _clean_offer_id(value: Any, *, current: int | None) -> int | None:
@@ -214,6 +212,115 @@ def _clean_offer_id(value: Any, *, current: int | None) -> int | None:
             "fix it on the offer's page first.",
         )
     return value
+
+
+def _clean_survey_id(value: Any, *, current: int | None) -> int | None:
+    """An open survey of this organisation. The survey a campaign carries already is
+    kept as it is (saving an unchanged campaign never fails on it); sending checks it."""
+    from research.models import Survey, SurveyStatus
+
+    if value in (None, ""):
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fields_error("survey_id", "survey_id must be a survey id or null.")
+    if current is not None and value == current:
+        return value
+    # scoped: another organisation's is absent (and no column holds an id beyond 2^63)
+    survey = Survey.objects.filter(pk=value).first() if 0 < value < 2**63 else None
+    if survey is None:
+        raise _fields_error("survey_id", f"No such survey: {value}.")
+    if survey.status != SurveyStatus.OPEN:
+        raise _fields_error(
+            "survey_id",
+            f"The survey “{survey.name}” is closed, so it takes no answers: reopen it on "
+            "its page, or choose an open survey.",
+        )
+    return value
+
+
+def campaign_survey(campaign: Campaign):
+    """The survey the campaign carries (scoped), or None."""
+    from research.models import Survey
+
+    if not campaign.survey_id:
+        return None
+    return Survey.objects.filter(pk=campaign.survey_id).first()
+
+
+def _check_survey_link(campaign: Campaign, body: str, *, field_name: str = "body") -> None:
+    """A message of a campaign carrying a survey must hold `{{ survey_link }}` (else
+    nobody could answer it), and `{{ survey_link }}` needs a survey (else it is empty).
+    An empty body is left for later: sending needs words anyway."""
+    from .rendering import uses_field
+
+    if not (body or "").strip():
+        return
+    uses = uses_field(body, "survey_link", channel=campaign.channel)
+    if campaign.survey_id and not uses:
+        raise _fields_error(
+            field_name,
+            "This campaign carries a survey: put {{ survey_link }} in the message, where "
+            "each customer gets their own link to it.",
+        )
+    if uses and not campaign.survey_id:
+        raise _fields_error(
+            "survey_id",
+            "The message uses {{ survey_link }}: choose the survey it links to, or take "
+            "{{ survey_link }} out of the message.",
+        )
+
+
+def campaign_survey_problem(campaign: Campaign) -> str | None:
+    """Why the campaign's survey link cannot be sent now (the survey is closed, or was
+    deleted while the message still links to it), or None."""
+    from research.models import SurveyStatus
+
+    from .rendering import uses_field
+
+    if not campaign.survey_id:
+        bodies = [campaign.body, *Variant.objects.filter(campaign=campaign).values_list(
+            "body", flat=True
+        )]  # fmt: skip
+        if any(uses_field(b, "survey_link", channel=campaign.channel) for b in bodies if b):
+            return (
+                "The message links to a survey ({{ survey_link }}) but the campaign carries "
+                "none (it may have been deleted): choose a survey, or take the link out."
+            )
+        return None
+    survey = campaign_survey(campaign)
+    if survey is None:
+        return "The survey this campaign carries was deleted: choose another survey, or none."
+    if survey.status != SurveyStatus.OPEN:
+        return (
+            f"The survey “{survey.name}” is closed, so its links would take no answers: "
+            "reopen it, or choose another survey."
+        )
+    return None
+
+
+def _check_survey(campaign: Campaign) -> None:
+    """Refuse (409, naming `survey_id`) a send whose survey link would not work, and
+    (400, naming `body`) one whose words leave the survey's link out."""
+    problem = campaign_survey_problem(campaign)
+    if problem:
+        raise ApplicationError(
+            problem,
+            {"survey_id": campaign.survey_id, "fields": {"survey_id": problem}},
+            code="survey_not_sendable",
+            status=409,
+        )
+    if not campaign.survey_id:
+        return
+    _check_survey_link(campaign, campaign.body)
+    for variant in Variant.objects.filter(campaign=campaign).only("name", "body"):
+        try:
+            _check_survey_link(campaign, variant.body)
+        except ApplicationError:
+            raise _fields_error(
+                "body",
+                f"The version “{variant.name}” leaves out {{{{ survey_link }}}}: add it, so "
+                "its customers can answer the survey too.",
+            ) from None
 
 
 def campaign_offer(campaign: Campaign):
@@ -366,11 +473,14 @@ def variant_create(*, organization, campaign: Campaign, data: dict[str, Any], us
         variant.subject, variant.body = draft_for_persona(
             variant.persona, channel=campaign.channel, goal=campaign.goal
         )
+        if campaign.survey_id:
+            variant.body = variant.body.rstrip() + "\n\nTell us what you think: {{ survey_link }}"
         variant.is_draft = True
     else:
         variant.subject = _clean_text(data.get("subject"), "subject", max_length=500)
         variant.body = _clean_text(data.get("body"), "body", max_length=200_000, required=True)
     _check_template(channel=campaign.channel, subject=variant.subject, body=variant.body)
+    _check_survey_link(campaign, variant.body)
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if not locked.editable:
@@ -906,6 +1016,7 @@ def campaign_send(
                 status=409,
             )
         _check_ready(current)
+        _check_survey(current)
         scheduling = bool(current.send_at and current.send_at > timezone.now())
         _check_offer(
             current, organization=organization, reason=fairness_override_reason, user=user,
@@ -972,10 +1083,11 @@ def campaigns_start_due(*, now: datetime | None = None) -> int:
     started = 0
     due = Campaign.objects.filter(status=CampaignStatus.SCHEDULED, send_at__lte=now)
     for campaign in due.order_by("send_at", "pk"):
-        problem = campaign_offer_problem(campaign)
+        problem = campaign_offer_problem(campaign) or campaign_survey_problem(campaign)
         if problem:
             # not sent: it stays scheduled with the reason shown on its page, and goes
             # out when the offer can be sent (built, or a reason recorded for the flag)
+            # and the survey takes answers
             message = f"Not sent at its time: {problem}"[:500]
             Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SCHEDULED).exclude(
                 message=message

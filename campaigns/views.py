@@ -63,10 +63,30 @@ def _offers(current_id: int | None = None):
     return list(Offer.objects.filter(usable, is_reward=False).order_by("-created_at", "-id"))
 
 
-def _prefill(request, segments, audiences, offers) -> dict[str, Any]:
+def _surveys(current_id: int | None = None):
+    """The surveys a campaign can carry: open ones (and the campaign's own, whatever
+    became of it, so an unchanged form keeps it)."""
+    from django.db.models import Q
+
+    from research.models import Survey, SurveyStatus
+
+    usable = Q(status=SurveyStatus.OPEN)
+    if current_id:
+        usable |= Q(pk=current_id)
+    return list(Survey.objects.filter(usable).order_by("-created_at", "-id"))
+
+
+SURVEY_BODY = (
+    "We would love to know what you think. It takes a minute, and your answers help us "
+    "do better:\n{{ survey_link }}\n"
+)
+
+
+def _prefill(request, segments, audiences, offers, surveys=()) -> dict[str, Any]:
     """A new campaign's answers from the page that links here: `?offer=ID` (its
-    recipients too, unless given), `?audience=ID`, `?segment=ID` (repeatable). Only
-    ids in the lists offered (this organisation's) are used."""
+    recipients too, unless given), `?survey=ID` (a message with its link),
+    `?audience=ID`, `?segment=ID` (repeatable). Only ids in the lists offered (this
+    organisation's) are used."""
     initial: dict[str, Any] = {}
 
     def ids(name: str) -> list[int]:
@@ -85,6 +105,13 @@ def _prefill(request, segments, audiences, offers) -> dict[str, Any]:
             chosen = [str(i) for i in offer.segment_ids if i in segment_ids]
             if chosen:
                 initial.update(recipients="segments", segments=chosen)
+    survey = next((s for s in surveys if s.pk in ids("survey")), None)
+    if survey is not None:
+        initial["survey"] = str(survey.pk)
+        initial.setdefault("name", f"Survey: {survey.name}")
+        initial.setdefault("subject", "Tell us what you think")
+        greeting = 'Hello {{ first_name|default("there") }},\n\n'
+        initial["body"] = (initial.get("body") or greeting) + "\n" * bool(offer) + SURVEY_BODY
     audience = next((i for i in ids("audience") if i in audience_ids), None)
     if audience is not None:
         initial.update(recipients="audience", audience=str(audience))
@@ -228,7 +255,8 @@ def campaign_settings(request):
 def _builder(request, campaign: Campaign | None):
     segments, audiences = _segments(), _audiences()
     offers = _offers(campaign.offer_id if campaign else None)
-    choices = {"segments": segments, "audiences": audiences, "offers": offers}
+    surveys = _surveys(campaign.survey_id if campaign else None)
+    choices = {"segments": segments, "audiences": audiences, "offers": offers, "surveys": surveys}
     error = None
     if request.method == "POST":
         form = CampaignForm(request.POST, **choices)
@@ -259,7 +287,7 @@ def _builder(request, campaign: Campaign | None):
         if campaign is not None:
             initial = campaign_initial(campaign, request.organization)
         else:
-            initial = _prefill(request, segments, audiences, offers)
+            initial = _prefill(request, segments, audiences, offers, surveys)
         form = CampaignForm(initial=initial or None, **choices)
     channel = form["channel"].value() or "email"
     body = form["body"].value() or ""
@@ -273,6 +301,8 @@ def _builder(request, campaign: Campaign | None):
             "has_segments": bool(segments),
             "has_audiences": bool(audiences),
             "has_offers": bool(offers),
+            "has_surveys": bool(surveys),
+            "surveys_url": "" if surveys else _url_or_blank("research:surveys"),
             "channel": channel,
             "sms": _sms_words(body),
             "time_zone": request.organization.time_zone or "UTC",
@@ -390,6 +420,30 @@ def _offer_url(offer_id: int) -> str:
     return reverse("offers:detail", args=[offer_id])
 
 
+def _url_or_blank(name: str, *args) -> str:
+    """A page's address, or "" when its app's pages are not mounted."""
+    from django.urls import NoReverseMatch
+
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+def _survey_facts(campaign: Campaign) -> dict[str, Any] | None:
+    """The survey a campaign carries, for its page: {name, url (its results), problem}."""
+    if not campaign.survey_id:
+        problem = services.campaign_survey_problem(campaign) if campaign.editable else None
+        return {"name": "", "url": "", "problem": problem} if problem else None
+    survey = services.campaign_survey(campaign)
+    url = _url_or_blank("research:survey_detail", campaign.survey_id) if survey else ""
+    return {
+        "name": survey.name if survey else "",
+        "url": url,
+        "problem": services.campaign_survey_problem(campaign) if campaign.editable else None,
+    }
+
+
 def _detail_context(
     request,
     campaign: Campaign,
@@ -426,6 +480,7 @@ def _detail_context(
         "audit_error": audit_error,
         "offer": offer,
         "offer_url": _offer_url(campaign.offer_id) if campaign.offer_id else "",
+        "survey": _survey_facts(campaign),
         "customers": customers,
         "job": job,
         "sending": campaign.status == CampaignStatus.SENDING,
@@ -615,6 +670,7 @@ def variant_edit(request, pk: int):
                 d.get("body") or "", "body", max_length=200_000, required=True
             )
             services._check_template(channel=campaign.channel, subject=subject, body=body)  # noqa: SLF001
+            services._check_survey_link(campaign, body)  # noqa: SLF001
             with transaction.atomic():
                 locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
                 if not locked.editable:
