@@ -141,32 +141,39 @@ def _window_end(run: ResearchRun | None) -> dt.date:
     return timezone.localdate()
 
 
-def _window(end: dt.date, back: int) -> tuple[dt.datetime, dt.datetime]:
+def _zone(request) -> dt.tzinfo:
+    """The organisation's time zone: months and weeks are the shop's own."""
+    from loyalty.services import organization_zone
+
+    return organization_zone(request.organization)
+
+
+def _window(end: dt.date, back: int, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
     """The 30 days up to `end` (back=0) or the 30 before (back=1), as aware times."""
     stop = end + dt.timedelta(days=1) - dt.timedelta(days=WINDOW_DAYS * back)
     start = stop - dt.timedelta(days=WINDOW_DAYS)
-    tz = timezone.get_current_timezone()
     return (
         dt.datetime.combine(start, dt.time.min, tzinfo=tz),
         dt.datetime.combine(stop, dt.time.min, tzinfo=tz),
     )
 
 
-def headline(end: dt.date) -> dict[str, Any]:
+def headline(end: dt.date, tz: dt.tzinfo) -> dict[str, Any]:
     """The overview's first sentence, from the share of positive feedback in the last
     30 days against the 30 before (all feedback when the last 30 days had none)."""
     insights = FeedbackInsight.objects.all()
-    start, stop = _window(end, 0)
+    start, stop = _window(end, 0, tz)
     last = _sentiment_counts(
         insights.filter(feedback__created_at__gte=start, feedback__created_at__lt=stop)
     )
-    prev_start, prev_stop = _window(end, 1)
+    prev_start, prev_stop = _window(end, 1, tz)
     prev = _sentiment_counts(
         insights.filter(feedback__created_at__gte=prev_start, feedback__created_at__lt=prev_stop)
     )
     period = "in the last 30 days"
+    prev_counts: dict[str, int] | None = prev
     if not last["scored"]:
-        last, prev, period = _sentiment_counts(insights), None, "so far"
+        last, prev_counts, period = _sentiment_counts(insights), None, "so far"
     total = last["scored"]
     if not total:
         return {"sentence": "No feedback with text has been read yet.", "counts": last}
@@ -180,8 +187,8 @@ def headline(end: dt.date) -> dict[str, Any]:
     sentence = f"{lead}: {share}% of what they said {period} was {word}"
     if lead == "Customers are divided":
         sentence += f" and {neg}% negative"
-    if prev and prev["scored"]:
-        before = _percent(prev[word], prev["scored"])
+    if prev_counts and prev_counts["scored"]:
+        before = _percent(prev_counts[word], prev_counts["scored"])
         if before < share:
             sentence += f", up from {before}%"
         elif before > share:
@@ -278,14 +285,13 @@ def _theme_card(theme: Theme, counts: dict[str, int], segments: dict[int, Any]) 
     }
 
 
-def sentiment_by_month(end: dt.date) -> list[dict[str, Any]]:
+def sentiment_by_month(end: dt.date, tz: dt.tzinfo) -> list[dict[str, Any]]:
     """Share of positive, mixed and negative feedback per month, the last 12 months."""
     first = (end.replace(day=1) - dt.timedelta(days=366)).replace(day=1)
-    tz = timezone.get_current_timezone()
     start = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
     rows = (
         FeedbackInsight.objects.filter(feedback__created_at__gte=start, sentiment__isnull=False)
-        .annotate(month=TruncMonth("feedback__created_at"))
+        .annotate(month=TruncMonth("feedback__created_at", tzinfo=tz))
         .values("month")
         .annotate(
             positive=Count("pk", filter=Q(sentiment__gte=POSITIVE_AT)),
@@ -414,10 +420,11 @@ def overview(request):
     empty = {"positive": 0, "negative": 0, "mixed": 0, "scored": 0}
     ids = {e.get("segment_id") for t in themes for e in (t.by_segment or [])}
     segments = _segments(ids)
-    months = sentiment_by_month(end)
+    tz = _zone(request)
+    months = sentiment_by_month(end, tz)
     context.update(
         {
-            "headline": headline(end),
+            "headline": headline(end, tz),
             "cards": [_theme_card(t, counts.get(t.pk, empty), segments) for t in themes],
             "months": months,
             "month_chart": _month_chart(months) if len(months) >= 1 else None,
@@ -430,29 +437,29 @@ def overview(request):
     return render(request, "research/overview.html", context)
 
 
-def _weeks(theme: Theme, end: dt.date) -> list[dict[str, Any]]:
+def _weeks(theme: Theme, end: dt.date, tz: dt.tzinfo) -> list[dict[str, Any]]:
     """Mentions of the theme per week (weeks starting Monday), the last 26 weeks up to
     `end`, weeks with none included."""
     last_monday = end - dt.timedelta(days=end.weekday())
     first = last_monday - dt.timedelta(weeks=CHART_WEEKS - 1)
-    tz = timezone.get_current_timezone()
     start = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
     rows = (
         FeedbackInsight.objects.filter(theme=theme, feedback__created_at__gte=start)
-        .annotate(week=TruncWeek("feedback__created_at"))
+        .annotate(week=TruncWeek("feedback__created_at", tzinfo=tz))
         .values("week")
         .annotate(n=Count("pk"))
     )
-    found = {}
+    found: dict[dt.date, int] = {}
     for row in rows:
         week = row["week"]
         if isinstance(week, dt.datetime):
             week = week.date()
         if week is not None:
             found[week] = found.get(week, 0) + row["n"]
-    weeks = [{"start": first + dt.timedelta(weeks=i), "count": 0} for i in range(CHART_WEEKS)]
-    for w in weeks:
-        w["count"] = found.get(w["start"], 0)
+    weeks: list[dict[str, Any]] = []
+    for i in range(CHART_WEEKS):
+        monday = first + dt.timedelta(weeks=i)
+        weeks.append({"start": monday, "count": found.get(monday, 0)})
     # drop the leading weeks before the first mention (a theme found last month
     # should not show five empty months)
     while weeks and not weeks[0]["count"] and len(weeks) > 8:
@@ -555,7 +562,7 @@ def theme_detail(request, pk: int):
             "tone": _tone_words(counts),
             "bar": _bar(counts),
             "trend": _trend(theme),
-            "weeks": _weeks(theme, end),
+            "weeks": _weeks(theme, end, _zone(request)),
             "segment_rows": rows,
             "notable": _notable(rows),
             "examples": examples,
@@ -576,10 +583,12 @@ class FeedbackFilterForm(forms.Form):
 
     def __init__(self, *args, sources: list[str], themes: list[Theme], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["source"].choices = [("", "Any")] + [
-            (s, (s or "Not given").replace("_", " ").capitalize()) for s in sources if s
+        source, theme = self.fields["source"], self.fields["theme"]
+        assert isinstance(source, forms.ChoiceField) and isinstance(theme, forms.ChoiceField)
+        source.choices = [("", "Any")] + [
+            (s, s.replace("_", " ").capitalize()) for s in sources if s
         ]
-        self.fields["theme"].choices = [("", "Any")] + [(t.pk, t.label) for t in themes]
+        theme.choices = [("", "Any")] + [(t.pk, t.label) for t in themes]
         self.fields["source"].error_messages["invalid_choice"] = (
             "Source: “%(value)s” is not one of your feedback sources; choose one from the list."
         )

@@ -383,3 +383,24 @@ def test_viewer_can_read_but_not_run(data, client, viewer, org):
 
 def test_run_is_post_only(owner_client):
     assert owner_client.get(reverse("research:run")).status_code == 405
+
+
+def test_months_and_weeks_are_the_shops_own(org, owner_client):
+    """Feedback given at 20:00 UTC on 31 October is 1 November in Auckland."""
+    from customers.models import Feedback
+    from research.models import ResearchRun, Theme
+
+    org.time_zone = "Pacific/Auckland"
+    org.save()
+    with tenant_context(org):
+        run = ResearchRun.objects.create(organization=org, as_of=dt.date(2026, 11, 5))
+        theme = Theme.objects.create(organization=org, run=run, label="Delivery", size=1)
+        item = _feedback(org, 1, text="Late parcel.", source="review", sentiment=-0.5, theme=theme)
+        Feedback.objects.filter(pk=item.pk).update(
+            created_at=dt.datetime(2026, 10, 31, 20, tzinfo=dt.UTC)
+        )
+    html = owner_client.get(reverse("research:overview")).content.decode()
+    assert 'data-month="2026-11"' in html and 'data-month="2026-10"' not in html
+    html = owner_client.get(reverse("research:theme", args=[theme.pk])).content.decode()
+    # Sunday 1 November local time: the week starting Monday 26 October
+    assert re.search(r'data-week="2026-10-26"><th scope="row">[^<]*</th><td class="num">1<', html)
