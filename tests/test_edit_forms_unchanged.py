@@ -270,6 +270,7 @@ def test_saving_every_edit_form_unchanged_changes_nothing(world, client):
         "segmentation:rule_edit",
         "loyalty:program",
         "offers:edit",
+        "research:survey_edit",
     ):
         assert expected in reached, f"no edit form found on {expected}; submitted: {submitted}"
     assert not changed, "saving unchanged changed stored data:\n" + "\n".join(changed)
