@@ -18,7 +18,7 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncMonth, TruncWeek
+from django.db.models.functions import TruncMonth
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -28,6 +28,7 @@ from accounts.decorators import org_required
 from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
 
+from . import selectors
 from .models import FeedbackInsight, ResearchRun, Theme
 
 # The word list's rule (research/text/sentiment.py): at or above +0.05 positive, at or
@@ -61,7 +62,7 @@ def _feedback_model():
 
 
 def _latest_run() -> ResearchRun | None:
-    return ResearchRun.objects.order_by("-finished_at", "-pk").first()
+    return selectors.latest_run()
 
 
 def _latest_job() -> Job | None:
@@ -415,7 +416,7 @@ def overview(request):
     if not feedback_count or run is None:
         return render(request, "research/overview.html", context)
     end = _window_end(run)
-    themes = list(Theme.objects.filter(run=run).order_by("position", "pk"))
+    themes = list(selectors.themes_current())
     counts = _theme_counts(themes)
     empty = {"positive": 0, "negative": 0, "mixed": 0, "scored": 0}
     ids = {e.get("segment_id") for t in themes for e in (t.by_segment or [])}
@@ -437,36 +438,24 @@ def overview(request):
     return render(request, "research/overview.html", context)
 
 
-def _weeks(theme: Theme, end: dt.date, tz: dt.tzinfo) -> list[dict[str, Any]]:
-    """Mentions of the theme per week (weeks starting Monday), the last 26 weeks up to
-    `end`, weeks with none included."""
-    last_monday = end - dt.timedelta(days=end.weekday())
-    first = last_monday - dt.timedelta(weeks=CHART_WEEKS - 1)
-    start = dt.datetime.combine(first, dt.time.min, tzinfo=tz)
-    rows = (
-        FeedbackInsight.objects.filter(theme=theme, feedback__created_at__gte=start)
-        .annotate(week=TruncWeek("feedback__created_at", tzinfo=tz))
-        .values("week")
-        .annotate(n=Count("pk"))
-    )
-    found: dict[dt.date, int] = {}
-    for row in rows:
-        week = row["week"]
-        if isinstance(week, dt.datetime):
-            week = week.date()
-        if week is not None:
-            found[week] = found.get(week, 0) + row["n"]
+def _weeks(theme: Theme, end: dt.date) -> list[dict[str, Any]]:
+    """Mentions of the theme per week (weeks starting Monday, in the shop's time zone),
+    at most the last 26 weeks up to `end`, weeks with none included, drawn 100 × 40."""
+    found = {w["week"]: w["count"] for w in selectors.theme_mentions_by_week(theme)}
+    if not found:
+        return []
+    last_monday = max(end - dt.timedelta(days=end.weekday()), max(found))
+    # from the first mention (a theme found last month should not show five empty
+    # months), at most 26 weeks back
+    first = max(min(found), last_monday - dt.timedelta(weeks=CHART_WEEKS - 1))
     weeks: list[dict[str, Any]] = []
-    for i in range(CHART_WEEKS):
-        monday = first + dt.timedelta(weeks=i)
+    monday = first
+    while monday <= last_monday:
         weeks.append({"start": monday, "count": found.get(monday, 0)})
-    # drop the leading weeks before the first mention (a theme found last month
-    # should not show five empty months)
-    while weeks and not weeks[0]["count"] and len(weeks) > 8:
-        weeks.pop(0)
-    top = max((w["count"] for w in weeks), default=0)
-    step = 100 / max(len(weeks), 1)
-    for i, w in enumerate(weeks):  # a 100 × 40 drawing
+        monday += dt.timedelta(weeks=1)
+    top = max(w["count"] for w in weeks)
+    step = 100 / len(weeks)
+    for i, w in enumerate(weeks):
         h = 40 * w["count"] / top if top else 0
         w["x"] = round(i * step + step * 0.1, 2)
         w["w"] = round(step * 0.8, 2)
@@ -516,10 +505,6 @@ def _feedback_rows(items) -> list[dict[str, Any]]:
     return rows
 
 
-def _feedback_with_insight(qs: QuerySet) -> QuerySet:
-    return qs.select_related("customer", "insight", "insight__theme")
-
-
 @org_required
 @require_GET
 def theme_detail(request, pk: int):
@@ -548,9 +533,7 @@ def theme_detail(request, pk: int):
                 "customer": _customer_link(f.customer) if f else None,
             }
         )
-    feedback_qs = _feedback_with_insight(
-        Feedback.objects.filter(insight__theme=theme).order_by("-created_at", "-pk")
-    )
+    feedback_qs = selectors.feedback_list({"theme": theme.pk})
     page = Paginator(feedback_qs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -562,7 +545,7 @@ def theme_detail(request, pk: int):
             "tone": _tone_words(counts),
             "bar": _bar(counts),
             "trend": _trend(theme),
-            "weeks": _weeks(theme, end, _zone(request)),
+            "weeks": _weeks(theme, end),
             "segment_rows": rows,
             "notable": _notable(rows),
             "examples": examples,
@@ -601,24 +584,12 @@ class FeedbackFilterForm(forms.Form):
         self.fields["q"].error_messages["max_length"] = "Words in the text: at most 200 characters."
 
 
-def _filtered(qs: QuerySet, form: FeedbackFilterForm) -> QuerySet:
-    """Apply the filters that are valid; an invalid one is named on the page and left out."""
+def _filters(form: FeedbackFilterForm) -> dict[str, Any]:
+    """The filters that are valid; an invalid one is named on the page and left out
+    (Django keeps the valid fields' values in cleaned_data)."""
     form.is_valid()
     data = getattr(form, "cleaned_data", {})
-    if data.get("source"):
-        qs = qs.filter(source=data["source"])
-    sentiment = data.get("sentiment")
-    if sentiment == "positive":
-        qs = qs.filter(insight__sentiment__gte=POSITIVE_AT)
-    elif sentiment == "negative":
-        qs = qs.filter(insight__sentiment__lte=NEGATIVE_AT)
-    elif sentiment == "mixed":
-        qs = qs.filter(insight__sentiment__gt=NEGATIVE_AT, insight__sentiment__lt=POSITIVE_AT)
-    if data.get("theme"):
-        qs = qs.filter(insight__theme_id=data["theme"])
-    if data.get("q"):
-        qs = qs.filter(text__icontains=data["q"])
-    return qs
+    return {k: data[k] for k in ("source", "sentiment", "theme", "q") if data.get(k)}
 
 
 @org_required
@@ -626,19 +597,15 @@ def _filtered(qs: QuerySet, form: FeedbackFilterForm) -> QuerySet:
 def feedback_list(request):
     Feedback = _feedback_model()
     run = _latest_run()
-    themes = list(Theme.objects.filter(run=run).order_by("position", "pk")) if run else []
+    themes = list(selectors.themes_current())
     source_names = list(
         Feedback.objects.exclude(source="").values_list("source", flat=True).distinct()
     )
     source_names.sort()
     form = FeedbackFilterForm(request.GET or None, sources=source_names, themes=themes)
-    everything = Feedback.objects.all()
-    qs = everything
-    filtered = False
-    if request.GET:
-        qs = _filtered(everything, form)
-        filtered = any(request.GET.get(k) for k in ("source", "sentiment", "theme", "q"))
-    qs = _feedback_with_insight(qs.order_by("-created_at", "-pk"))
+    filters = _filters(form) if request.GET else {}
+    filtered = any(request.GET.get(k) for k in ("source", "sentiment", "theme", "q"))
+    qs = selectors.feedback_list(filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
@@ -653,7 +620,7 @@ def feedback_list(request):
             "filtered": filtered,
             "query": params.urlencode(),
             # a filter with no match is never mistaken for no feedback at all
-            "has_feedback": bool(page.object_list) or everything.exists(),
+            "has_feedback": bool(page.object_list) or Feedback.objects.exists(),
             "run": run,
             "import_url": _url("customers:import_new"),
         },
