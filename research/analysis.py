@@ -20,7 +20,7 @@ import datetime as dt
 import logging
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from django.db import transaction
@@ -113,7 +113,7 @@ def _sentiment(
     return scores, model, decision.sentence, figures
 
 
-def _themes(texts: list[str]) -> tuple[list, np.ndarray, list[int]]:
+def _themes(texts: list[str]) -> tuple[list[Any], np.ndarray, list[list[int]]]:
     """Themes of the texts, each text's theme id (OTHER = −1) and, per theme, the
     indices (into `texts`) its quotes come from."""
     from research.text import OTHER, assign, find_themes
@@ -138,7 +138,7 @@ def _themes(texts: list[str]) -> tuple[list, np.ndarray, list[int]]:
         ids[rest] = assign([texts[i] for i in rest], labelled)
     quotes: list[list[int]] = []
     for theme in labelled:
-        wanted = {q: None for q in theme.examples}
+        wanted: dict[str, int | None] = {q: None for q in theme.examples}
         for m in theme.members:
             i = int(sample[m])
             q = _quote(texts[i])
@@ -147,7 +147,7 @@ def _themes(texts: list[str]) -> tuple[list, np.ndarray, list[int]]:
                 if all(v is not None for v in wanted.values()):
                     break
         quotes.append([v for v in wanted.values() if v is not None])
-    return labelled, ids, quotes  # type: ignore[return-value]
+    return labelled, ids, quotes
 
 
 def _segment_layers(customer_ids: set[int]) -> tuple[dict[str, dict[int, int]], dict[int, str]]:
@@ -250,7 +250,7 @@ def research_run(
                         "segment_id": sid,
                         **figures,
                         "sentence": index_sentence(
-                            names.get(sid, "This segment"), labels[tid], figures["index"]
+                            names.get(cast(int, sid), "This segment"), labels[tid], figures["index"]
                         ),
                     }
                 )

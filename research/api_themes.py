@@ -44,7 +44,7 @@ class ResearchThemeSegmentSerializer(serializers.Serializer):
 
 class ResearchThemeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     size = serializers.IntegerField(help_text="Feedback items on this theme.")
     sentiment = serializers.FloatField(allow_null=True, help_text="Mean sentiment, −1…1.")
     examples = ResearchThemeExampleSerializer(many=True)
@@ -69,8 +69,8 @@ class ResearchThemeTrendDetailSerializer(ResearchThemeTrendSerializer):
 class ResearchThemeDetailSerializer(ResearchThemeSerializer):
     position = serializers.IntegerField(help_text="0 for the largest theme.")
     phrases = serializers.ListField(child=serializers.CharField())
-    trend = ResearchThemeTrendDetailSerializer()  # type: ignore[assignment]
-    by_segment = ResearchThemeSegmentDetailSerializer(many=True)  # type: ignore[assignment]
+    trend = ResearchThemeTrendDetailSerializer()
+    by_segment = ResearchThemeSegmentDetailSerializer(many=True)
     run_id = serializers.IntegerField()
 
 
