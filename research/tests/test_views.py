@@ -243,6 +243,20 @@ def test_theme_page(data, owner_client):
     assert text.index("parcel number 0") < text.index("parcel number 7")
 
 
+def test_theme_page_with_nothing_yet(org, owner_client):
+    from research.models import ResearchRun, Theme
+
+    with tenant_context(org):
+        run = ResearchRun.objects.create(organization=org, as_of=AS_OF)
+        theme = Theme.objects.create(organization=org, run=run, label="Prices", size=0)
+    response = owner_client.get(reverse("research:theme", args=[theme.pk]))
+    assert response.status_code == 200
+    text = _text(response)
+    assert "Prices" in text and "No text to read yet." in text
+    assert "Not worked out per segment" in text
+    assert "No feedback is linked to this topic" in text
+
+
 def test_theme_feedback_is_paginated(data, owner_client, org):
     with tenant_context(org):
         for i in range(45):
