@@ -185,17 +185,21 @@ def headline(end: dt.date, tz: dt.tzinfo) -> dict[str, Any]:
         lead, share, word = "Customers are mostly unhappy", neg, "negative"
     else:
         lead, share, word = "Customers are divided", pos, "positive"
-    sentence = f"{lead}: {share}% of what they said {period} was {word}"
-    if lead == "Customers are divided":
-        sentence += f" and {neg}% negative"
+    change = ""
     if prev_counts and prev_counts["scored"]:
         before = _percent(prev_counts[word], prev_counts["scored"])
         if before < share:
-            sentence += f", up from {before}%"
+            change = f"up from {before}%"
         elif before > share:
-            sentence += f", down from {before}%"
+            change = f"down from {before}%"
         else:
-            sentence += ", the same as the 30 days before"
+            change = "the same as the 30 days before"
+    sentence = f"{lead}: {share}% of what they said {period} was {word}"
+    if lead == "Customers are divided":
+        # the change belongs to the positive share, not to the negative one after it
+        sentence += (f" ({change})" if change else "") + f" and {neg}% negative"
+    elif change:
+        sentence += f", {change}"
     return {"sentence": sentence + ".", "counts": last, "positive": pos, "negative": neg}
 
 

@@ -418,3 +418,34 @@ def test_months_and_weeks_are_the_shops_own(org, owner_client):
     html = owner_client.get(reverse("research:theme", args=[theme.pk])).content.decode()
     # Sunday 1 November local time: the week starting Monday 26 October
     assert re.search(r'data-week="2026-10-26"><th scope="row">[^<]*</th><td class="num">1<', html)
+
+
+def test_pages_after_a_real_run_on_planted_feedback(org, owner_client):
+    """The research step itself (research/analysis.py) on feedback with planted topics
+    per segment: the pages show what it found, in words."""
+    from research.tests.test_analysis import _run, plant
+
+    world = plant(org)
+    _run(org)
+    response = owner_client.get(reverse("research:overview"))
+    assert response.status_code == 200
+    text = _text(response)
+    html = response.content.decode()
+    # 36% positive (33% the month before), 16% negative
+    assert re.search(
+        r"Customers are divided: \d+% of what they said in the last 30 days was positive "
+        r"\((up|down) from \d+%\) and \d+% negative\.",
+        text,
+    )
+    assert "Delivery" in text
+    fading = world["segments"]["Fading"]
+    assert "mention delivery" in text and "more often than others" in text
+    assert reverse("segmentation:segment_detail", args=[fading.pk]) in html
+    themes = [int(x) for x in re.findall(r'data-theme="(\d+)"', html)]
+    assert len(themes) >= 3
+    for pk in themes:
+        page = owner_client.get(reverse("research:theme", args=[pk]))
+        assert page.status_code == 200
+        assert 'id="weeks-table"' in page.content.decode()
+    listed = owner_client.get(reverse("research:feedback"), {"theme": themes[0]})
+    assert len(_ids(listed)) == 50
