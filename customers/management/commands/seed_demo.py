@@ -252,6 +252,12 @@ class Command(BaseCommand):
                     defaults={"threshold": threshold, "position": position},
                 )
 
+        if apps.is_installed("research"):
+            from research.demo import seed_demo_research
+
+            # reviews, support messages and a survey, analysed by the research step
+            self.log(f"Research demo data: {seed_demo_research(org)}")
+
     def offer(self, org, *, sync: bool) -> None:
         """A win-back offer for the customers at risk, built after the pipeline's
         jobs (the worker takes jobs in order), so its codes go to the audience's
