@@ -27,7 +27,7 @@ class SurveyQuestionSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["rating", "nps", "choice", "text"])
     text = serializers.CharField()
     options = serializers.ListField(child=serializers.CharField(), required=False)
-    required = serializers.BooleanField(required=False, default=False)
+    required = serializers.BooleanField(required=False, default=False)  # type: ignore[assignment]
 
 
 class SurveySerializer(serializers.ModelSerializer):
@@ -147,7 +147,7 @@ class SurveyViewSet(
 ):
     """Short surveys with a public link and personal links sent in campaigns."""
 
-    model = Survey
+    model = Survey  # type: ignore[assignment]
     serializer_class = SurveySerializer
     lookup_value_regex = r"\d+"
     list_params = ()

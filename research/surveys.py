@@ -283,12 +283,12 @@ def _apply(survey: Survey, data: dict, *, creating: bool) -> list[str]:
             survey.personal_links = value
             changed.append("personal_links")
     if "status" in data:
-        value = data.get("status")
-        if value not in SurveyStatus.values:
+        status = data.get("status")
+        if status not in SurveyStatus.values:
             message = f"status must be one of {', '.join(SurveyStatus.values)}."
             raise ApplicationError(message, {"fields": {"status": message}})
-        if value != survey.status:
-            survey.status = value
+        if status != survey.status:
+            survey.status = status
             changed.append("status")
     if creating or "questions" in data:
         if creating and "questions" not in data:
@@ -523,7 +523,7 @@ def invited_ids(survey: Survey) -> set[int] | None:
     """Customers a campaign carrying the survey was sent to (campaigns'
     `survey_invited`), or None before campaigns can carry surveys."""
     try:
-        from campaigns.selectors import survey_invited  # type: ignore[attr-defined]
+        from campaigns.selectors import survey_invited
     except ImportError:
         return None
     try:
@@ -608,9 +608,9 @@ def survey_results(survey: Survey, *, segment_id: int | None = None) -> dict[str
             if nps_index is None:
                 nps_index = i
         elif q["type"] == QuestionType.CHOICE:
-            counts = Counter(str(v) for v in values)
+            chosen = Counter(str(v) for v in values)
             item["distribution"] = [
-                {"value": o, "count": counts.get(o, 0)} for o in q.get("options") or []
+                {"value": o, "count": chosen.get(o, 0)} for o in q.get("options") or []
             ]
         else:
             texts = [str(v) for v in values if str(v).strip()]
