@@ -592,6 +592,9 @@ def _filters(form: FeedbackFilterForm) -> dict[str, Any]:
     """The filters that are valid; an invalid one is named on the page and left out
     (Django keeps the valid fields' values in cleaned_data)."""
     form.is_valid()
+    for name in form.errors:  # screen readers read the note with the field
+        if name in form.fields:
+            form.fields[name].widget.attrs["aria-describedby"] = f"{form[name].id_for_label}-error"
     data = getattr(form, "cleaned_data", {})
     return {k: data[k] for k in ("source", "sentiment", "theme", "q") if data.get(k)}
 

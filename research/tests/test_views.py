@@ -321,6 +321,10 @@ def test_feedback_bad_filters_are_named_not_a_traceback(data, owner_client):
     assert "Sentiment: choose positive, negative or mixed." in text
     assert "Source: “fax” is not one of your feedback sources" in text
     assert len(_ids(response)) == 20  # the bad filters are left out
+    html = response.content.decode()
+    assert re.search(r'<select[^>]*aria-describedby="id_theme-error"', html)
+    assert re.search(r'<select[^>]*aria-invalid="true"', html)
+    assert 'id="id_theme-error" role="alert"' in html
 
 
 def test_feedback_no_match_and_empty(owner_client, data):
