@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 MAX_THEMES = 8
 THEME_SAMPLE = 20_000  # texts the themes are found on; the rest are assigned to them
-CV_SAMPLE = 4_000  # rated texts the trained model is cross-validated on
-TRAIN_SAMPLE = 20_000  # rated texts it is trained on
+CV_SAMPLE = 3_000  # rated texts the trained model is cross-validated on
+TRAIN_SAMPLE = 10_000  # rated texts it is trained on (a seeded sample beyond that)
 POSITIVE_AT = 0.05  # VADER's rule: ≥ 0.05 positive, ≤ −0.05 negative
 WINDOW_DAYS = 30
 BATCH = 2_000
@@ -63,7 +63,7 @@ def _default_as_of(organization, zone) -> dt.date:
 
 
 def _sentiment(
-    texts: list[str | None], ratings: list[Any]
+    texts: list[str | None], ratings: list[Any], job: JobHandle = NULL_JOB
 ) -> tuple[np.ndarray, str, str, dict[str, Any]]:
     """Scores for the texts (NaN where None), the model used, its sentence, cv figures."""
     from research.text import (
@@ -86,6 +86,7 @@ def _sentiment(
     if len(rated) >= MIN_RATED and min(n_pos, n_neg) < MIN_PER_CLASS:
         cv = {"n": len(rated), "n_positive": n_pos, "n_negative": n_neg}  # too few of a kind
     elif len(rated) >= MIN_RATED:
+        job.progress(20, "Checking a model trained on your ratings")
         rng = np.random.default_rng(0)
         chosen = (
             sorted(rng.choice(rated, CV_SAMPLE, replace=False).tolist())
@@ -96,6 +97,7 @@ def _sentiment(
     decision = should_use_rated(len(rated), cv)
     model = "lexicon"
     if decision.use_rated:
+        job.progress(35, "Learning from your ratings")
         rng = np.random.default_rng(1)
         train = (
             sorted(rng.choice(rated, TRAIN_SAMPLE, replace=False).tolist())
@@ -225,7 +227,7 @@ def research_run(
     sources = [r[5] or "other" for r in rows]
 
     job.progress(15, "Scoring sentiment")
-    scores, model, sentence, cv = _sentiment(texts, ratings)
+    scores, model, sentence, cv = _sentiment(texts, ratings, job)
 
     job.progress(45, "Finding themes")
     with_text = [i for i, t in enumerate(texts) if t is not None]

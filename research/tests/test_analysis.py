@@ -405,3 +405,37 @@ def test_the_segment_page_shows_what_they_praise_and_complain_about(org, owner_c
         assert complaints["quotes"] and praise["quotes"]
         # a segment whose members said nothing has no panel
         assert segment_panel(request=None, segment=quiet) is None
+
+
+@pytest.mark.django_db
+def test_selectors_for_the_pages(org):
+    from research.selectors import (
+        feedback_list,
+        latest_run,
+        theme_mentions_by_week,
+        themes_current,
+    )
+
+    world = plant(org, per_person=1)
+    with tenant_context(org):
+        assert latest_run() is None and not themes_current().exists()
+    _run(org)
+    with tenant_context(org):
+        run = latest_run()
+        themes = list(themes_current())
+        assert themes and all(t.run_id == run.pk for t in themes)
+        weeks = theme_mentions_by_week(themes[0])
+        assert sum(w["count"] for w in weeks) == themes[0].size
+        assert all(w["week"].weekday() == 0 for w in weeks)
+        assert [w["week"] for w in weeks] == sorted(w["week"] for w in weeks)
+        on_theme = feedback_list({"theme": themes[0].pk})
+        assert on_theme.count() == themes[0].size
+        assert all(f.insight.theme_id == themes[0].pk for f in on_theme[:10])
+        negative = feedback_list({"sentiment": "negative"})
+        assert all(f.insight.sentiment <= -0.05 for f in negative)
+        fading = feedback_list({"segment": world["segments"]["Fading"]})
+        people = {c.pk for c in world["people"]["Fading"]}
+        assert fading.exists() and all(f.customer_id in people for f in fading)
+        assert feedback_list({"q": "courier"}).count() == (
+            Feedback.objects.filter(text__icontains="courier").count()
+        )
