@@ -468,6 +468,16 @@ def _weeks(theme: Theme, end: dt.date) -> list[dict[str, Any]]:
     return weeks
 
 
+def _customer(value: str):
+    from customers.models import Customer
+
+    try:
+        pk = int(value)
+    except (TypeError, ValueError):
+        return None
+    return Customer.objects.filter(pk=pk).first()
+
+
 def _customer_link(customer) -> dict[str, Any] | None:
     if customer is None:
         return None
@@ -611,7 +621,16 @@ def feedback_list(request):
     source_names.sort()
     form = FeedbackFilterForm(request.GET or None, sources=source_names, themes=themes)
     filters = _filters(form) if request.GET else {}
-    filtered = any(request.GET.get(k) for k in ("source", "sentiment", "theme", "q"))
+    # ?customer=<id> (from a customer's page): one person's feedback; an id that is not
+    # one of this organisation's customers is left out, with a note
+    customer, customer_error = None, ""
+    if request.GET.get("customer"):
+        customer = _customer(request.GET["customer"])
+        if customer is None:
+            customer_error = "Customer: no customer of yours has that id; showing everyone."
+        else:
+            filters["customer"] = customer.pk
+    filtered = any(request.GET.get(k) for k in ("source", "sentiment", "theme", "q", "customer"))
     qs = selectors.feedback_list(filters)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
@@ -621,7 +640,9 @@ def feedback_list(request):
         "research/feedback.html",
         {
             "form": form,
-            "errors": [e for errs in form.errors.values() for e in errs] if request.GET else [],
+            "customer": _customer_link(customer),
+            "customer_id": customer.pk if customer else None,
+            "customer_error": customer_error,
             "page": page,
             "rows": _feedback_rows(page.object_list),
             "filtered": filtered,

@@ -312,6 +312,26 @@ def test_feedback_list_and_filters(data, owner_client, org):
     assert "Mixed or neutral" in mixed.content.decode()
 
 
+def test_feedback_of_one_customer(data, owner_client, other_org):
+    url = reverse("research:feedback")
+    response = owner_client.get(url, {"customer": data["ann"].pk})
+    assert len(_ids(response)) == 1
+    assert "Only feedback from" in _text(response) and "Ann Lee" in _text(response)
+    # with another filter, the customer stays
+    html = owner_client.get(url, {"customer": data["ann"].pk, "sentiment": "positive"})
+    assert not _ids(html)
+    assert f'name="customer" value="{data["ann"].pk}"' in html.content.decode()
+    # not a customer of this organisation (or not a number): everyone, with a note
+    from customers.models import Customer
+
+    with tenant_context(other_org):
+        rival = Customer.objects.create(organization=other_org, external_id="R1")
+    for value in (rival.pk, "abc"):
+        response = owner_client.get(url, {"customer": value})
+        assert len(_ids(response)) == 20
+        assert "no customer of yours has that id" in response.content.decode()
+
+
 def test_feedback_bad_filters_are_named_not_a_traceback(data, owner_client):
     url = reverse("research:feedback")
     response = owner_client.get(url, {"theme": "abc", "sentiment": "angry", "source": "fax"})
