@@ -35,7 +35,8 @@ Who discovers what (nothing else lists capabilities):
   `customer_filters`, `erasure_handlers`; the product page: `product_panels`;
 - the segment page (`segmentation.views_segments.segment_detail`): `segment_panels`,
   each `func(*, request, segment)`; the dashboard (`core.views.dashboard`):
-  `dashboard_panels`, each `func(*, request)`;
+  `dashboard_panels`, each `func(*, request)`; persona cards (`segmentation.views_segments`):
+  `persona_notes`, each `func(segment_ids) -> {segment id: [{"term", "text", "url"}]}`;
 - the navigation (`accounts.context_processors.tenant`): `nav`;
 - the site and API routers (`config/urls.py`): `site_urls` mounted at
   `site_prefix` in namespace `site_namespace` (capabilities sharing a prefix and
@@ -108,6 +109,8 @@ class Capability:
     product_panels: tuple[Panel, ...] = ()
     segment_panels: tuple[Panel, ...] = ()
     dashboard_panels: tuple[Panel, ...] = ()  # func(*, request)
+    # extra lines on persona cards: (segment_ids) -> {segment_id: [{"term", "text", "url"}]}
+    persona_notes: tuple[str, ...] = ()
     customer_enrichers: tuple[str, ...] = ()  # (customer_ids) -> {id: {...}}
     customer_filters: tuple[CustomerFilter, ...] = ()
     erasure_handlers: tuple[str, ...] = ()  # (*, organization, customer_ids) -> None

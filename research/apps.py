@@ -30,6 +30,7 @@ class ResearchConfig(AppConfig):
                         40,
                     ),
                 ),
+                persona_notes=("research.persona_notes:persona_notes",),
                 dashboard_panels=(
                     Panel(
                         "changes", "research.changes:dashboard_panel", "What changed this month", 10

@@ -271,15 +271,30 @@ def segment_members_export(request, pk: int):
 @org_required
 @require_GET
 def personas(request):
-    return render(
-        request, "segmentation/personas.html", {"personas": list(selectors.personas_current())}
-    )
+    found = _with_notes(list(selectors.personas_current()))
+    return render(request, "segmentation/personas.html", {"personas": found})
+
+
+def _with_notes(personas: list[Persona]) -> list[Persona]:
+    """Each persona with `notes`: lines other capabilities add to its card
+    (Capability.persona_notes), read once for all the cards."""
+    from core.capabilities import capabilities, resolve
+
+    ids = [p.segment_id for p in personas]
+    notes: dict[int, list[dict[str, Any]]] = {}
+    for ref in (r for c in capabilities() for r in c.persona_notes):
+        for segment_id, lines in (resolve(ref)(ids) or {}).items():
+            notes.setdefault(segment_id, []).extend(lines)
+    for persona in personas:
+        persona.notes = notes.get(persona.segment_id, [])  # type: ignore[attr-defined]
+    return personas
 
 
 @org_required
 @require_GET
 def persona_card(request, pk: int):
     persona = get_object_or_404(Persona.objects.select_related("segment"), pk=pk)
+    (persona,) = _with_notes([persona])
     return render(request, "segmentation/_persona_card.html", {"persona": persona, "link": True})
 
 
