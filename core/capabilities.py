@@ -195,3 +195,22 @@ def api_urlpatterns() -> list:
 
 def call_all(refs: tuple[str, ...] | list[str]) -> list[Callable[..., Any]]:
     return [resolve(ref) for ref in refs]
+
+
+def panel_contents(declared, **kwargs: Any) -> list[dict[str, Any]]:
+    """The panels of a page place (segment, dashboard) in order, each `func(**kwargs)`
+    answering {"template", "context"} or None (then it is not drawn): a list of
+    {"slot", "title", "template", "context"} for the page to draw."""
+    panels = []
+    for panel in sorted(declared, key=lambda p: p.order):
+        content = resolve(panel.func)(**kwargs)
+        if content:
+            panels.append(
+                {
+                    "slot": panel.slot,
+                    "title": panel.title or panel.slot.replace("_", " ").capitalize(),
+                    "template": content["template"],
+                    "context": content.get("context", {}),
+                }
+            )
+    return panels

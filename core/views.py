@@ -35,26 +35,10 @@ def dashboard(request):
 
 
 def _dashboard_panels(request) -> list[dict]:
-    """Places other capabilities add to the dashboard (Capability.dashboard_panels);
-    a panel whose function answers None is not drawn."""
-    from core.capabilities import capabilities, resolve
+    """Places other capabilities add to the dashboard (Capability.dashboard_panels)."""
+    from core.capabilities import capabilities, panel_contents
 
-    declared = sorted(
-        (p for c in capabilities() for p in c.dashboard_panels), key=lambda p: p.order
-    )
-    panels = []
-    for panel in declared:
-        content = resolve(panel.func)(request=request)
-        if content:
-            panels.append(
-                {
-                    "slot": panel.slot,
-                    "title": panel.title or panel.slot.replace("_", " ").capitalize(),
-                    "template": content["template"],
-                    "context": content.get("context", {}),
-                }
-            )
-    return panels
+    return panel_contents([p for c in capabilities() for p in c.dashboard_panels], request=request)
 
 
 @org_required

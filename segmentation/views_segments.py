@@ -168,22 +168,11 @@ def settings_update(request):
 def _segment_panels(request, segment: Segment) -> list[dict[str, Any]]:
     """Places other capabilities add to the segment page (Capability.segment_panels);
     a panel whose function answers None is not drawn."""
-    from core.capabilities import capabilities, resolve
+    from core.capabilities import capabilities, panel_contents
 
-    declared = sorted((p for c in capabilities() for p in c.segment_panels), key=lambda p: p.order)
-    panels = []
-    for panel in declared:
-        content = resolve(panel.func)(request=request, segment=segment)
-        if content:
-            panels.append(
-                {
-                    "slot": panel.slot,
-                    "title": panel.title or panel.slot.replace("_", " ").capitalize(),
-                    "template": content["template"],
-                    "context": content.get("context", {}),
-                }
-            )
-    return panels
+    return panel_contents(
+        [p for c in capabilities() for p in c.segment_panels], request=request, segment=segment
+    )
 
 
 @org_required
