@@ -334,3 +334,47 @@ def test_signed_link_routes_act_on_nothing_of_another_organisation(world, client
                         f"{method} {url}: {response.status_code}"
                     )
     assert snapshot() == before, "a signed link naming organisation B changed organisation A"
+
+
+def test_survey_links_answer_nothing_of_another_organisation(world, client):
+    """Survey links (research/links.py) carry their organisation, signed. A value
+    naming organisation B with A's survey (public key or customer), or a tampered
+    one, shows and records nothing, for whoever sends it; A's genuine links still
+    work. Every route of the namespace is found from the resolver."""
+    from django.core import signing
+
+    from research import links
+    from research.models import Survey, SurveyResponse
+
+    routes = sorted(
+        f"{ns}:{p.name}" for ns, p in _walk(get_resolver().url_patterns) if ns == "research_public"
+    )
+    assert routes, "the survey-link routes are not mounted"
+    org_a, org_b = world["org_a"], world["b"].current_organization
+    with unscoped_context():
+        survey = Survey.all_objects.filter(organization=org_a).first()
+        response = SurveyResponse.all_objects.filter(organization=org_a).first()
+        answers_before = SurveyResponse.all_objects.filter(organization=org_a).count()
+    signer = signing.Signer(salt=links.SALT)
+    crossed_public = signer.sign(f"{org_b.pk}.{survey.pk}.p{survey.public_key}")
+    crossed_personal = signer.sign(f"{org_b.pk}.{survey.pk}.c{response.customer_id}")
+    genuine = links.public_value(survey)
+    tampered = genuine[:-3] + ("xyz" if genuine[-3:] != "xyz" else "abc")
+    client.force_login(world["b"])
+    answers = {"q0": "9", "q1": "fine"}
+    for route in routes:
+        for value, expected in (
+            (crossed_public, 404),
+            (crossed_personal, 404),
+            (tampered, 400),
+            (str(survey.pk), 400),
+        ):
+            url = reverse(route, kwargs={"token": value})
+            for method in ("get", "post"):
+                got = getattr(client, method)(url, data=answers if method == "post" else None)
+                assert got.status_code == expected, f"{method} {url}: {got.status_code}"
+        # A's own link is found (so the refusals above are not a broken route)
+        assert client.get(reverse(route, kwargs={"token": genuine})).status_code == 200
+    with unscoped_context():
+        assert SurveyResponse.all_objects.filter(organization=org_a).count() == answers_before
+        assert not SurveyResponse.all_objects.filter(organization=org_b).exists()
