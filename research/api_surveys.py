@@ -110,6 +110,9 @@ def _customer(external_id: str, organization):
     from customers.services.identity import erased_external_ids
 
     value = (external_id or "").strip()
+    if surveys.unstorable(value):
+        message = f"customer_id {surveys.unstorable(value)}."
+        raise ApplicationError(message, {"fields": {"customer_id": message}})
     customer = (
         Customer.objects.filter(external_id=value).first()
         or Customer.objects.filter(external_id__iexact=value).first()

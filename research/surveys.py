@@ -75,6 +75,18 @@ def _q(i: int) -> str:
     return f"Question {i + 1}"
 
 
+def unstorable(text: str) -> str:
+    """Why `text` cannot be stored ("" when it can): PostgreSQL refuses a NUL
+    character in text and JSON, and a lone surrogate (JSON's "\\ud800") is no UTF-8."""
+    if "\x00" in text:
+        return "contains a NUL character, which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a broken character (a lone surrogate), which cannot be stored"
+    return ""
+
+
 def validate_questions(questions: Any) -> list[dict[str, Any]]:
     """The questions in their stored form, or an `ApplicationError` naming the
     question number and the field (`extra["fields"]["questions"]`)."""
@@ -102,6 +114,8 @@ def validate_questions(questions: Any) -> list[dict[str, Any]]:
         if not isinstance(text, str) or not text.strip():
             raise bad(f"{_q(i)}: text is missing; write the question to ask.")
         text = text.strip()
+        if unstorable(text):
+            raise bad(f"{_q(i)}: text {unstorable(text)}.")
         if len(text) > MAX_QUESTION_TEXT:
             raise bad(f"{_q(i)}: text is {len(text)} characters long; at most {MAX_QUESTION_TEXT}.")
         required = q.get("required", False)
@@ -118,6 +132,8 @@ def validate_questions(questions: Any) -> list[dict[str, Any]]:
             for option in options:
                 if not isinstance(option, str) or not option.strip():
                     raise bad(f"{_q(i)}: each option must be a non-empty text.")
+                if unstorable(option):
+                    raise bad(f"{_q(i)}: an option {unstorable(option)}.")
                 if len(option.strip()) > MAX_OPTION_TEXT:
                     raise bad(f"{_q(i)}: an option is longer than {MAX_OPTION_TEXT} characters.")
                 cleaned.append(option.strip())
@@ -152,8 +168,13 @@ def _as_int(value: Any) -> int | None:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text.startswith("-") else text
+        # ASCII digits only ("²".isdigit() is true, int() refuses it), and few of them
+        # (int() refuses more than 4,300)
+        if digits.isascii() and digits.isdigit() and len(digits) <= 6:
+            return int(text)
     return None
 
 
@@ -205,6 +226,10 @@ def validate_answers(survey: Survey, answers: Any) -> list[Any]:
                 out.append(None)
                 continue
             text = value.strip()
+            if unstorable(text):
+                errors[f"answers.{i}"] = f"{name}: the answer {unstorable(text)}."
+                out.append(None)
+                continue
             if len(text) > MAX_ANSWER_TEXT:
                 errors[f"answers.{i}"] = (
                     f"{name}: the answer is {len(text):,} characters long; at most "
@@ -244,6 +269,9 @@ def _text(data: dict, key: str, *, limit: int, label: str) -> str:
     if not isinstance(value, str):
         raise ApplicationError(f"{key} must be text.", {"fields": {key: f"{label} must be text."}})
     value = value.strip()
+    if unstorable(value):
+        message = f"{label} {unstorable(value)}."
+        raise ApplicationError(message, {"fields": {key: message}})
     if len(value) > limit:
         message = f"{label} is {len(value):,} characters long; at most {limit:,}."
         raise ApplicationError(message, {"fields": {key: message}})
