@@ -36,12 +36,16 @@ from . import links
 from .models import PersonalLinks, QuestionType, ResponseChannel, Survey, SurveyStatus
 from .surveys import previous_response, record_response
 
-# (requests, seconds): per client address, and per link, for views and for answers
+# (requests, seconds): per client address, and per link, for views and for answers.
+# A personal link is one person's; the public link is shared by everyone the shop
+# gave it to, so its own budget is larger (each address still has its limit).
 LIMITS = {
     "view_ip": (120, 60),
     "view_link": (60, 60),
     "answer_ip": (20, 60),
     "answer_link": (6, 60),
+    "view_public_link": (1200, 60),
+    "answer_public_link": (300, 60),
 }
 NPS_WORDS = ("Not at all likely", "Extremely likely")
 RATING_WORDS = {1: "Very poor", 2: "Poor", 3: "OK", 4: "Good", 5: "Excellent"}
@@ -65,8 +69,10 @@ def _over_limit(request, token: str) -> int:
     link = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
     now = int(time.time())
     cache = _cache()
+    # the kind of link as it says (checked later; a forged "public" one gets a 400)
+    public = ".p" in token.rpartition(":")[0]
     wait = 0
-    for scope, ident in (("ip", ip), ("link", link)):
+    for scope, ident in (("ip", ip), ("public_link" if public else "link", link)):
         allowed, window = limits[f"{kind}_{scope}"]
         bucket = now // window
         key = f"survey-rl:{kind}:{scope}:{ident}:{bucket}"

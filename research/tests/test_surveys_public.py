@@ -185,7 +185,7 @@ def test_a_closed_survey_and_an_erased_customer_get_a_friendly_page(client, worl
 
 
 def test_answers_are_rate_limited_per_link(client, world, settings):
-    settings.SURVEY_RATE_LIMITS = {"answer_link": (2, 60), "view_link": (3, 60)}
+    settings.SURVEY_RATE_LIMITS = {"answer_public_link": (2, 60), "view_public_link": (3, 60)}
     url = _public(world)
     assert client.post(url, ANSWERS).status_code == 303
     assert client.post(url, ANSWERS).status_code == 303
