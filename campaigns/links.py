@@ -189,26 +189,35 @@ def _survey_value(url: str) -> str | None:
 def click_target(link: TrackedLink, delivery: Delivery | None) -> str:
     """Where a click on `link` goes: its stored address, except for the public link of
     the survey the link's campaign carries, which takes the delivery's customer to
-    their own personal link (so the answer is tied to them). Call inside the link's
-    organisation's scope, with a delivery of the link's campaign (or None)."""
-    value = _survey_value(link.url) if delivery is not None else None
-    if value is None or delivery is None:
+    their own personal link (so the answer is tied to them). A personal survey link
+    of the organisation in the message (one customer's, copied from a preview into the
+    text) never takes anyone else to that customer's answers: the clicking customer
+    lands on their own link, and a click whose delivery is gone on the survey's
+    public one. Call inside the link's organisation's scope, with a delivery of the
+    link's campaign (or None)."""
+    value = _survey_value(link.url)
+    if value is None:
         return link.url
-    from research.links import BadSurveyLink, personal_url, read_value
+    from research.links import BadSurveyLink, personal_url, public_url, read_value
     from research.models import Survey
 
     try:
         found = read_value(value)
     except BadSurveyLink:
         return link.url
-    if found.customer_id is not None or found.organization_id != link.organization_id:
+    if found.organization_id != link.organization_id:
         return link.url
-    carried = Campaign.objects.filter(pk=link.campaign_id).values_list("survey_id", flat=True)
-    if found.survey_id not in carried:
-        return link.url
+    if found.customer_id is None:
+        if delivery is None:
+            return link.url
+        carried = Campaign.objects.filter(pk=link.campaign_id).values_list("survey_id", flat=True)
+        if found.survey_id not in carried:
+            return link.url
     survey = Survey.objects.filter(pk=found.survey_id).first()
-    if survey is None:
+    if survey is None:  # its page says the link no longer works, whoever's it was
         return link.url
+    if delivery is None:
+        return public_url(survey)
     return personal_url(survey, delivery.customer_id)
 
 
