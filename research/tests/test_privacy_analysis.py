@@ -28,8 +28,8 @@ RESEARCH_TABLES = {
     "ResearchRun": ("no personal data (counts, the model's figures, what changed)", None, None),
     "Theme": ("quotes of the person's feedback dropped", None, "themes.csv"),
     "FeedbackInsight": ("deleted with the feedback", "feedback_analysis", "feedback_insights.csv"),
-    "Survey": ("no personal data (the owner's questions)", None, None),
-    "SurveyResponse": ("deleted (research.surveys)", "surveys", "survey_responses.csv"),
+    "Survey": ("no personal data (the owner's questions)", None, "surveys.csv"),
+    "SurveyResponse": ("deleted (research.surveys)", "survey_answers", "survey_responses.csv"),
 }
 
 
