@@ -398,3 +398,43 @@ def test_a_personal_survey_link_in_a_campaign_takes_each_customer_to_their_own(
     page = client.get(response["Location"][len(settings.SITE_URL) :])
     assert "Ada&#x27;s own words" not in page.content.decode()
     assert "Ada's own words" not in page.content.decode()
+
+
+# --- erasure ------------------------------------------------------------------------------
+def test_erasure_takes_a_customers_survey_words_out_of_everything(org, owner, survey, ada):
+    from customers.models import Event
+    from customers.services.privacy import customer_erase
+    from research.models import FeedbackInsight, ResearchRun, Theme
+
+    with tenant_context(org):
+        surveys.record_response(
+            survey=survey, answers=[2, 1, "Search", "Ada hated the box"], channel="personal",
+            customer=ada,
+        )  # fmt: skip
+        surveys.record_response(survey=survey, answers=[9, 5, "Friend", "Loved it"], channel="api")
+        theirs = Feedback.objects.get(customer=ada)
+        kept = Feedback.objects.get(customer__isnull=True)
+        run = ResearchRun.objects.create(organization=org)
+        theme = Theme.objects.create(
+            organization=org, run=run, label="Packaging", size=2,
+            examples=[{"feedback_id": theirs.pk, "text": "Ada hated the box"},
+                      {"feedback_id": kept.pk, "text": "Loved it"}],
+        )  # fmt: skip
+        for f in (theirs, kept):
+            FeedbackInsight.objects.create(organization=org, feedback=f, sentiment=0, theme=theme)
+        customer_erase(customer=ada, actor=owner)
+        assert not SurveyResponse.objects.filter(customer_id=ada.pk).exists()
+        assert not Feedback.objects.filter(pk=theirs.pk).exists()
+        assert not Event.objects.filter(customer_id=ada.pk, type="survey_answered").exists()
+        assert list(FeedbackInsight.objects.values_list("feedback_id", flat=True)) == [kept.pk]
+        theme.refresh_from_db()
+        assert theme.examples == [{"feedback_id": kept.pk, "text": "Loved it"}]
+        assert "Ada hated" not in json.dumps(surveys.survey_results(survey))
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "-1", "٣", "1e3", " 1 "])
+def test_ids_in_the_address_that_are_no_row_show_the_page(owner_client, survey, value):
+    assert owner_client.get(reverse("research:feedback"), {"customer": value}).status_code == 200
+    detail = reverse("research:survey_detail", args=[survey.pk])
+    assert owner_client.get(detail, {"segment": value}).status_code == 200
+    assert owner_client.get(reverse("research:survey_new"), {"segment": value}).status_code == 200
