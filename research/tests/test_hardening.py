@@ -275,7 +275,15 @@ def test_customer_words_are_escaped_in_pages_and_panels(owner_client, org, surve
         FeedbackInsight.objects.create(
             organization=org, feedback=feedback, sentiment=-0.5, theme=theme, phrases=[XSS]
         )
+        from campaigns.tests import sendworld as w
+
+        segment = w.segments(org, {"All": [ada]})["All"]
+        Theme.objects.filter(pk=theme.pk).update(
+            by_segment=[{"segment_id": segment.pk, "count": 1, "share": 1.0, "share_others": 0,
+                         "index": 3.0, "notable": True, "sentence": XSS}]
+        )  # fmt: skip
     pages = [
+        reverse("segmentation:segment_detail", args=[segment.pk]),
         reverse("research:overview"),
         reverse("research:theme", args=[theme.pk]),
         reverse("research:feedback"),
