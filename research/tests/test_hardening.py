@@ -5,6 +5,7 @@ pages (issue 13 review): each case answers a clear 4xx or renders escaped, never
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.conf import settings
@@ -27,7 +28,7 @@ QUESTIONS = [
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit(monkeypatch):
-    cache = LocMemCache(f"survey-rl-h-{id(object())}", {})
+    cache = LocMemCache(f"survey-rl-h-{uuid.uuid4()}", {})
     monkeypatch.setattr(public_views, "_cache", lambda: cache)
 
 

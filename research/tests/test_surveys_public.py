@@ -4,6 +4,7 @@ answered twice, closed surveys and erased customers, the rate limit."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.core.cache.backends.locmem import LocMemCache
@@ -24,7 +25,7 @@ QUESTIONS = [
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit(monkeypatch):
-    cache = LocMemCache(f"survey-rl-{id(object())}", {})
+    cache = LocMemCache(f"survey-rl-{uuid.uuid4()}", {})
     monkeypatch.setattr(public_views, "_cache", lambda: cache)
 
 
