@@ -447,3 +447,62 @@ def test_ids_in_the_address_that_are_no_row_show_the_page(owner_client, survey, 
     detail = reverse("research:survey_detail", args=[survey.pk])
     assert owner_client.get(detail, {"segment": value}).status_code == 200
     assert owner_client.get(reverse("research:survey_new"), {"segment": value}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_simultaneous_answers_through_a_once_link_store_one(org, monkeypatch):
+    """Two real transactions at once (PostgreSQL): both checked their answers and
+    looked for an earlier one before either wrote; the unique constraint keeps one and
+    the other gets the friendly 'already answered' error, not a database error."""
+    import threading
+
+    from django.db import connection
+
+    from core.exceptions import ApplicationError
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two concurrent transactions (PostgreSQL)")
+    with tenant_context(org):
+        survey = surveys.survey_create(
+            organization=org,
+            data={"name": "Once", "questions": QUESTIONS, "personal_links": "once"},
+        )
+        ada = Customer.objects.create(organization=org, external_id="C1", email="a@example.com")
+    barrier = threading.Barrier(2)
+    real = surveys.validate_answers
+
+    def checked_together(s, answers):
+        out = real(s, answers)
+        barrier.wait(timeout=20)
+        return out
+
+    monkeypatch.setattr(surveys, "validate_answers", checked_together)
+    results: list[str] = []
+
+    def answer(score: int) -> None:
+        try:
+            with tenant_context(org):
+                surveys.record_response(
+                    survey=survey, answers=[score, None, None, None], channel="personal",
+                    customer=ada,
+                )  # fmt: skip
+            results.append("stored")
+        except ApplicationError as exc:
+            results.append(exc.code)
+        except Exception as exc:  # noqa: BLE001  (the test reports it)
+            results.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer, args=(n,)) for n in (9, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == ["already_answered", "stored"], results
+    with tenant_context(org):
+        assert SurveyResponse.objects.count() == 1
+        assert Feedback.objects.count() == 0  # no text, no rating: no feedback row
+        from customers.models import Event
+
+        assert Event.objects.filter(type="survey_answered").count() == 1
