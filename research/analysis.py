@@ -38,6 +38,7 @@ MAX_THEMES = 8
 THEME_SAMPLE = 20_000  # texts the themes are found on; the rest are assigned to them
 CV_SAMPLE = 3_000  # rated texts the trained model is cross-validated on
 TRAIN_SAMPLE = 10_000  # rated texts it is trained on (a seeded sample beyond that)
+CV_REUSE_CHANGE = 0.10  # rated items may change by less than this share to keep the last cv
 POSITIVE_AT = 0.05  # VADER's rule: ≥ 0.05 positive, ≤ −0.05 negative
 WINDOW_DAYS = 30
 BATCH = 2_000
@@ -63,7 +64,10 @@ def _default_as_of(organization, zone) -> dt.date:
 
 
 def _sentiment(
-    texts: list[str | None], ratings: list[Any], job: JobHandle = NULL_JOB
+    texts: list[str | None],
+    ratings: list[Any],
+    job: JobHandle = NULL_JOB,
+    phases: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, str, str, dict[str, Any]]:
     """Scores for the texts (NaN where None), the model used, its sentence, cv figures."""
     from research.text import (
@@ -75,16 +79,22 @@ def _sentiment(
     )
     from research.text.sentiment import MIN_PER_CLASS, MIN_RATED
 
+    phases = phases if phases is not None else {}
+    mark = time.perf_counter()
     scores = np.full(len(texts), np.nan)
     present = [i for i, t in enumerate(texts) if t is not None]
     if present:
         scores[present] = score([texts[i] for i in present])
+    phases["sentiment"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     labels = rating_labels([ratings[i] for i in present]) if present else np.zeros(0, dtype=int)
     rated = [present[j] for j in np.flatnonzero(labels != 0)]
     n_pos, n_neg = int(np.sum(labels == 1)), int(np.sum(labels == -1))
     cv: dict[str, Any] | None = None
     if len(rated) >= MIN_RATED and min(n_pos, n_neg) < MIN_PER_CLASS:
         cv = {"n": len(rated), "n_positive": n_pos, "n_negative": n_neg}  # too few of a kind
+    elif len(rated) >= MIN_RATED and (cv := _previous_cv(len(rated))) is not None:
+        pass  # about the same rated feedback as last time: its cross-validation stands
     elif len(rated) >= MIN_RATED:
         job.progress(20, "Checking a model trained on your ratings")
         rng = np.random.default_rng(0)
@@ -95,6 +105,8 @@ def _sentiment(
         )
         cv = cross_validate([texts[i] for i in chosen], [ratings[i] for i in chosen])
     decision = should_use_rated(len(rated), cv)
+    phases["cross_validation"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     model = "lexicon"
     if decision.use_rated:
         job.progress(35, "Learning from your ratings")
@@ -105,22 +117,54 @@ def _sentiment(
             else rated
         )
         trained = RatedModel(seed=0).fit([texts[i] for i in train], [ratings[i] for i in train])
-        scores[present] = trained.predict([texts[i] for i in present])
+        # each distinct text once (a repeated "Great service!" is predicted once)
+        distinct, where = np.unique(
+            np.array([texts[i] for i in present], dtype=object), return_inverse=True
+        )
+        scores[present] = trained.predict(distinct.tolist())[where]
         model = "rated"
+    phases["training"] = time.perf_counter() - mark
     figures = {k: v for k, v in (cv or {}).items() if k != "thresholds"}
     if cv and "thresholds" in cv:
         figures["thresholds"] = [round(float(t), 4) for t in cv["thresholds"]]
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
     figures["rated"] = len(rated)
+    if cv and "macro_f1" in cv and "checked_with_rated" not in figures:
+        figures["checked_with_rated"] = len(rated)
     return scores, model, decision.sentence, figures
 
 
-def _themes(texts: list[str]) -> tuple[list[Any], np.ndarray, list[list[int]]]:
+def _previous_cv(n_rated: int) -> dict[str, Any] | None:
+    """The last run's cross-validation when it was a full one on about as many rated
+    items (fewer than CV_REUSE_CHANGE more or fewer): the model choice it made
+    stands, and the run skips the costliest part of the step."""
+    previous = (
+        ResearchRun.objects.filter(finished_at__isnull=False)
+        .order_by("-finished_at", "-pk")
+        .values_list("pk", "cv")
+        .first()
+    )
+    if previous is None:
+        return None
+    pk, cv = previous
+    if not isinstance(cv, dict) or "macro_f1" not in cv:
+        return None
+    before = cv.get("checked_with_rated") or cv.get("rated") or 0
+    if before <= 0 or abs(n_rated - before) >= CV_REUSE_CHANGE * before:
+        return None
+    return {**cv, "reused_from": cv.get("reused_from", pk), "checked_with_rated": before}
+
+
+def _themes(
+    texts: list[str], phases: dict[str, float] | None = None
+) -> tuple[list[Any], np.ndarray, list[list[int]]]:
     """Themes of the texts, each text's theme id (OTHER = −1) and, per theme, the
     indices (into `texts`) its quotes come from."""
     from research.text import OTHER, assign, find_themes
     from research.text.themes import _quote
 
+    phases = phases if phases is not None else {}
+    mark = time.perf_counter()
     ids = np.full(len(texts), OTHER, dtype=np.int64)
     if not texts:
         return [], ids, []
@@ -133,11 +177,15 @@ def _themes(texts: list[str]) -> tuple[list[Any], np.ndarray, list[list[int]]]:
     labelled = [t for t in found if not t.is_other]
     for theme in labelled:
         ids[sample[theme.members]] = theme.id
+    phases["themes"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     if len(sample) < len(texts):
         in_sample = np.zeros(len(texts), dtype=bool)
         in_sample[sample] = True
         rest = np.flatnonzero(~in_sample)
-        ids[rest] = assign([texts[i] for i in rest], labelled)
+        distinct = list(dict.fromkeys(texts[i] for i in rest))  # each distinct text once
+        theme_of = dict(zip(distinct, assign(distinct, labelled).tolist(), strict=True))
+        ids[rest] = [theme_of[texts[i]] for i in rest]
     quotes: list[list[int]] = []
     for theme in labelled:
         wanted: dict[str, int | None] = {q: None for q in theme.examples}
@@ -149,6 +197,7 @@ def _themes(texts: list[str]) -> tuple[list[Any], np.ndarray, list[list[int]]]:
                 if all(v is not None for v in wanted.values()):
                     break
         quotes.append([v for v in wanted.values() if v is not None])
+    phases["assignment"] = time.perf_counter() - mark
     return labelled, ids, quotes
 
 
@@ -198,10 +247,15 @@ def _share(values: np.ndarray) -> dict[str, Any]:
 
 
 def research_run(
-    *, organization, as_of: dt.date | None = None, job: JobHandle | None = None
+    *,
+    organization,
+    as_of: dt.date | None = None,
+    job: JobHandle | None = None,
+    phases: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Analyse the organisation's feedback up to `as_of` (default: its latest data
-    date) and store the run. Returns the job's summary."""
+    date) and store the run. Returns the job's summary. `phases`, when given, is
+    filled with the seconds each part took (bench/research_step.py prints them)."""
     from customers.models import Feedback
     from loyalty.services import local_day_end, organization_zone
     from research.changes import compute_changes
@@ -210,6 +264,8 @@ def research_run(
     job = job or NULL_JOB
     scope_check(organization=organization)
     started = time.perf_counter()
+    phases = phases if phases is not None else {}
+    mark = started
     zone = organization_zone(organization)
     if as_of is None:
         as_of = _default_as_of(organization, zone)
@@ -226,15 +282,22 @@ def research_run(
     texts: list[str | None] = [r[4] if r[4] and r[4].strip() else None for r in rows]
     sources = [r[5] or "other" for r in rows]
 
+    phases["read"] = time.perf_counter() - mark
+
     job.progress(15, "Scoring sentiment")
-    scores, model, sentence, cv = _sentiment(texts, ratings, job)
+    scores, model, sentence, cv = _sentiment(texts, ratings, job, phases)
 
     job.progress(45, "Finding themes")
     with_text = [i for i, t in enumerate(texts) if t is not None]
-    found, text_theme, quotes = _themes([texts[i] for i in with_text])  # type: ignore[misc]
+    found, text_theme, quotes = _themes([texts[i] for i in with_text], phases)  # type: ignore[misc]
     theme_of = np.full(len(rows), -1, dtype=np.int64)
     theme_of[with_text] = text_theme
-    phrases = phrases_per_text(texts)
+    mark = time.perf_counter()
+    distinct = list(dict.fromkeys(t for t in texts if t is not None))  # each text once
+    phrases_of = dict(zip(distinct, phrases_per_text(distinct), strict=True))
+    phrases = [phrases_of[t] if t is not None else [] for t in texts]
+    phases["phrases"] = time.perf_counter() - mark
+    mark = time.perf_counter()
 
     job.progress(60, "Comparing segments")
     trends = theme_trends([days[i] for i in with_text], text_theme.tolist(), as_of)
@@ -257,6 +320,8 @@ def research_run(
                     }
                 )
 
+    phases["trends_index"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     job.progress(75, "Saving themes and insights")
     summary = _summary(scores, days, sources, as_of, n_rated=sum(r is not None for r in ratings))
     with transaction.atomic():
@@ -311,10 +376,13 @@ def research_run(
         )
         _bulk_create(insights)
         Theme.objects.exclude(run=run).delete()
+    phases["writes"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     job.progress(92, "Summing up what changed")
     run.changes = compute_changes(organization=organization, as_of=as_of)
     run.finished_at = timezone.now()
     run.save(update_fields=["changes", "finished_at"])
+    phases["changes"] = time.perf_counter() - mark
     seconds = time.perf_counter() - started
     log.info(
         "research.run_done org_id=%s as_of=%s feedback=%s themes=%s model=%s seconds=%.2f",

@@ -327,77 +327,158 @@ class RatedModel:
         self.threshold = 0.5
         self._pipeline: Any = None
 
-    def _build(self) -> Any:
-        from scipy import sparse
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    def _fit_rows(self, counts: _Counts, rows: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """Fit on ``rows`` of the counted texts: vocabularies chosen on those rows
+        only (as a TfidfVectorizer fitted on their texts would), then the classifier."""
         from sklearn.linear_model import LogisticRegression
 
-        words = TfidfVectorizer(
-            ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True, max_features=50000
-        )
-        chars = TfidfVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=100000
-        )
+        parts = counts.fit_tfidf(rows)
         classifier = LogisticRegression(
             C=self.c, class_weight="balanced", max_iter=2000, solver="liblinear"
         )
-        return {"words": words, "chars": chars, "clf": classifier, "sparse": sparse}
-
-    def _features(self, parts: dict[str, Any], texts: list[str], *, fit: bool) -> Any:
-        lexicon = np.nan_to_num(score(texts)).reshape(-1, 1)
-        if fit:
-            w = parts["words"].fit_transform(texts)
-            c = parts["chars"].fit_transform(texts)
-        else:
-            w = parts["words"].transform(texts)
-            c = parts["chars"].transform(texts)
-        return parts["sparse"].hstack([w, c, parts["sparse"].csr_matrix(lexicon)]).tocsr()
-
-    def _fit_once(self, texts: list[str], labels: np.ndarray) -> dict[str, Any]:
-        parts = self._build()
-        x = self._features(parts, texts, fit=True)
-        parts["clf"].fit(x, labels)
+        classifier.fit(counts.features(parts, rows), labels)
+        parts["clf"] = classifier
         return parts
 
-    def _proba(self, parts: dict[str, Any], texts: list[str]) -> np.ndarray:
-        x = self._features(parts, texts, fit=False)
+    @staticmethod
+    def _proba_rows(parts: dict[str, Any], counts: _Counts, rows: np.ndarray) -> np.ndarray:
         classes = list(parts["clf"].classes_)
-        return parts["clf"].predict_proba(x)[:, classes.index(1)]
+        return parts["clf"].predict_proba(counts.features(parts, rows))[:, classes.index(1)]
+
+    def _fit_counted(self, counts: _Counts, rows: np.ndarray, labels: np.ndarray) -> RatedModel:
+        """``fit`` on rows of texts counted once (cross_validate shares one count)."""
+        from sklearn.model_selection import StratifiedKFold
+
+        n_pos, n_neg = int(np.sum(labels == 1)), int(np.sum(labels == -1))
+        if min(n_pos, n_neg) < 2:
+            raise ValueError("RatedModel needs rated texts of both kinds (1–2 and 4–5 stars).")
+        inner = min(3, n_pos, n_neg)
+        oof = np.zeros(len(rows))
+        splitter = StratifiedKFold(n_splits=inner, shuffle=True, random_state=self.seed)
+        for train, test in splitter.split(np.zeros(len(rows)), labels):
+            parts = self._fit_rows(counts, rows[train], labels[train])
+            oof[test] = self._proba_rows(parts, counts, rows[test])
+        self.threshold = _best_threshold(oof, labels)
+        self._pipeline = self._fit_rows(counts, rows, labels)
+        return self
 
     def fit(self, texts: Sequence[object], ratings: Sequence[object]) -> RatedModel:
         """Train on the texts whose rating is 1–2 or 4–5 (3 and blanks are left out)."""
-        from sklearn.model_selection import StratifiedKFold
-
         labels_all = rating_labels(ratings)
         keep = labels_all != 0
         cleaned = _clean(texts)
         kept = [t for t, k in zip(cleaned, keep, strict=True) if k]
         labels = labels_all[keep]
-        counts = [int(np.sum(labels == 1)), int(np.sum(labels == -1))]
-        if min(counts) < 2:
+        if min(int(np.sum(labels == 1)), int(np.sum(labels == -1))) < 2:
             raise ValueError("RatedModel needs rated texts of both kinds (1–2 and 4–5 stars).")
-        inner = min(3, min(counts))
-        oof = np.zeros(len(kept))
-        splitter = StratifiedKFold(n_splits=inner, shuffle=True, random_state=self.seed)
-        for train, test in splitter.split(np.zeros(len(kept)), labels):
-            parts = self._fit_once([kept[i] for i in train], labels[train])
-            oof[test] = self._proba(parts, [kept[i] for i in test])
-        self.threshold = _best_threshold(oof, labels)
-        self._pipeline = self._fit_once(kept, labels)
-        return self
+        return self._fit_counted(_Counts(kept), np.arange(len(kept)), labels)
 
     def predict(self, texts: Sequence[object]) -> np.ndarray:
         """−1…1 per text; ≥ 0 means positive at the tuned threshold. None/NaN give NaN."""
         if self._pipeline is None:
             raise RuntimeError("RatedModel.predict before fit")
         cleaned = _clean(texts)
-        p = self._proba(self._pipeline, cleaned)
+        p = _proba_texts(self._pipeline, cleaned)
+        return self._scale(p, np.array([_missing(x) for x in texts], dtype=bool))
+
+    def _scale(self, p: np.ndarray, missing: np.ndarray) -> np.ndarray:
         t = self.threshold
         out = np.where(p >= t, (p - t) / (1 - t), (p - t) / t)
-        missing = np.array([_missing(x) for x in texts], dtype=bool)
         out = out.astype(np.float64)
         out[missing] = np.nan
         return np.clip(out, -1.0, 1.0)
+
+
+# The n-gram settings of the trained model's two TF-IDF parts (min_df 2 in the texts
+# trained on, at most max_features terms: the most frequent, as scikit-learn picks).
+_WORD_SETTINGS: dict[str, Any] = {"ngram_range": (1, 2), "lowercase": True}
+_CHAR_SETTINGS: dict[str, Any] = {"analyzer": "char_wb", "ngram_range": (2, 5)}
+_LIMITS = {"words": 50000, "chars": 100000}
+_MIN_DF = 2
+
+
+class _Counts:
+    """The word and character n-gram counts of a list of texts, counted once.
+
+    Training on a subset of rows picks its vocabulary from those rows exactly as a
+    ``TfidfVectorizer(min_df=2, max_features=…, sublinear_tf=True)`` fitted on their
+    texts does (terms in ≥ 2 of them; the most frequent when there are too many, in
+    the same order scikit-learn breaks ties: alphabetical columns), and weights them
+    with scikit-learn's own ``TfidfTransformer``. So cross-validation folds and the
+    threshold's inner folds share one pass over the texts instead of one per fit,
+    with the same features to the last bit.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.matrices: dict[str, Any] = {}
+        self.terms: dict[str, np.ndarray] = {}
+        for name, settings in (("words", _WORD_SETTINGS), ("chars", _CHAR_SETTINGS)):
+            vectorizer = CountVectorizer(**settings, dtype=np.float64)
+            self.matrices[name] = vectorizer.fit_transform(texts).tocsr()
+            self.terms[name] = vectorizer.get_feature_names_out()
+        self.lexicon = np.nan_to_num(score(texts)).reshape(-1, 1)
+
+    def fit_tfidf(self, rows: np.ndarray) -> dict[str, Any]:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        parts: dict[str, Any] = {}
+        for name, matrix in self.matrices.items():
+            x = matrix[rows]
+            columns = _kept_columns(x, _LIMITS[name])
+            tfidf = TfidfTransformer(sublinear_tf=True).fit(_columns(x, columns))
+            parts[name] = (columns, tfidf, self.terms[name][columns])
+        return parts
+
+    def features(self, parts: dict[str, Any], rows: np.ndarray) -> Any:
+        from scipy import sparse
+
+        blocks = []
+        for name, matrix in self.matrices.items():
+            columns, tfidf, _ = parts[name]
+            blocks.append(tfidf.transform(_columns(matrix[rows], columns)))
+        blocks.append(sparse.csr_matrix(self.lexicon[rows]))
+        return sparse.hstack(blocks).tocsr()
+
+
+def _columns(x: Any, columns: np.ndarray) -> Any:
+    out = x[:, columns]
+    out.sort_indices()
+    return out
+
+
+def _kept_columns(x: Any, limit: int) -> np.ndarray:
+    """scikit-learn's CountVectorizer._limit_features on the rows' counts."""
+    dfs = np.bincount(x.indices, minlength=x.shape[1])
+    mask = (dfs >= _MIN_DF) & (dfs <= x.shape[0])
+    if mask.sum() > limit:
+        tfs = np.asarray(x.sum(axis=0)).ravel()
+        chosen = (-tfs[mask]).argsort()[:limit]
+        new_mask = np.zeros(len(dfs), dtype=bool)
+        new_mask[np.where(mask)[0][chosen]] = True
+        mask = new_mask
+    if not mask.any():
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+    return np.flatnonzero(mask)
+
+
+def _proba_texts(parts: dict[str, Any], texts: list[str]) -> np.ndarray:
+    """The trained model's probability of "positive" for new texts."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    blocks = []
+    for name, settings in (("words", _WORD_SETTINGS), ("chars", _CHAR_SETTINGS)):
+        _, tfidf, terms = parts[name]
+        vectorizer = CountVectorizer(
+            **settings, dtype=np.float64, vocabulary={str(t): j for j, t in enumerate(terms)}
+        )
+        blocks.append(tfidf.transform(vectorizer.transform(texts)))
+    blocks.append(sparse.csr_matrix(np.nan_to_num(score(texts)).reshape(-1, 1)))
+    x = sparse.hstack(blocks).tocsr()
+    classes = list(parts["clf"].classes_)
+    return parts["clf"].predict_proba(x)[:, classes.index(1)]
 
 
 def cross_validate(
@@ -419,7 +500,6 @@ def cross_validate(
     cleaned = _clean(texts)
     kept = [t for t, k in zip(cleaned, keep, strict=True) if k]
     truth = labels_all[keep]
-    stars = np.where(truth == 1, 5, 1)  # the kept ratings, as RatedModel.fit reads them
     n_pos, n_neg = int(np.sum(truth == 1)), int(np.sum(truth == -1))
     if min(n_pos, n_neg) < 4:
         raise ValueError(
@@ -429,9 +509,11 @@ def cross_validate(
     predicted = np.zeros(len(kept), dtype=np.int64)
     thresholds = []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    counts = _Counts(kept)  # every fold's vocabulary comes from this one count
     for train, test in splitter.split(np.zeros(len(kept)), truth):
-        model = RatedModel(seed=seed).fit([kept[i] for i in train], stars[train])
-        values = model.predict([kept[i] for i in test])
+        model = RatedModel(seed=seed)._fit_counted(counts, train, truth[train])
+        p = model._proba_rows(model._pipeline, counts, test)
+        values = model._scale(p, np.zeros(len(test), dtype=bool))
         predicted[test] = np.where(values >= 0, 1, -1)
         thresholds.append(model.threshold)
     vader = label(vader_score(kept))
