@@ -506,3 +506,20 @@ def test_two_simultaneous_answers_through_a_once_link_store_one(org, monkeypatch
         from customers.models import Event
 
         assert Event.objects.filter(type="survey_answered").count() == 1
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"created_at": "2026-01-01", "text": "a\ud800b"},
+        {"created_at": "2026-01-01", "text": "x", "properties": {"k": ["\udfff"]}},
+    ],
+)
+def test_feedback_bulk_with_a_lone_surrogate_is_400_naming_the_record(api, org, record):
+    response = api.post(
+        "/api/v1/feedback/bulk/", json.dumps([record]), content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert "Record 0" in response.json()["error"]["message"]
+    with tenant_context(org):
+        assert not Feedback.objects.exists()
