@@ -199,42 +199,7 @@ class FeedbackViewSet(
     )
     @action(detail=False, methods=["post"])
     def bulk(self, request):
-        _refuse_broken_text(request.data)
         return _bulk(request, "feedback")
-
-
-def _broken(value) -> bool:
-    """A lone surrogate (JSON's "\\ud800") anywhere in `value`: no UTF-8 can hold it."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_broken(k) or _broken(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_broken(v) for v in value)
-    return False
-
-
-def _refuse_broken_text(records) -> None:
-    """400 naming the record and field, rather than a 500 deep in the import."""
-    from core.exceptions import ApplicationError
-
-    if not isinstance(records, list):
-        return  # _bulk says what the body must be
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            continue
-        for key, value in record.items():
-            if _broken(key) or _broken(value):
-                name = key.encode("utf-8", "replace").decode("utf-8") if _broken(key) else key
-                message = (
-                    f"Record {index}: {name} holds a broken character (a lone surrogate such "
-                    "as \\ud800), which cannot be stored."
-                )
-                raise ApplicationError(message, {"fields": {f"{index}.{name}": message}})
 
 
 router = DefaultRouter(trailing_slash=True)

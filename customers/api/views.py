@@ -75,6 +75,35 @@ def _org(request) -> dict:
     return {"organization": request.organization}
 
 
+def _broken(value) -> bool:
+    """A lone surrogate (JSON's "\\ud800") anywhere in `value`: no UTF-8 can hold it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_broken(k) or _broken(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_broken(v) for v in value)
+    return False
+
+
+def _refuse_broken_text(records: list[dict]) -> None:
+    """400 naming the record and field, rather than a 500 deep in the import (the
+    content hash and the database cannot hold a lone surrogate)."""
+    for index, record in enumerate(records):
+        for key, value in record.items():
+            if _broken(key) or _broken(value):
+                name = key.encode("utf-8", "replace").decode("utf-8") if _broken(key) else key
+                message = (
+                    f"Record {index}: {name} holds a broken character (a lone surrogate such "
+                    "as \\ud800), which cannot be stored."
+                )
+                raise ApplicationError(message, {"fields": {f"{index}.{name}": message}})
+
+
 def _bulk(request, kind: str) -> Response:
     records = request.data
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -87,6 +116,7 @@ def _bulk(request, kind: str) -> Response:
             f"At most {BULK_LIMIT:,} records per call (got {len(records):,}); split the list.",
             {"fields": {"body": "Too many records."}},
         )
+    _refuse_broken_text(records)
     outcome = run_records(
         organization=request.organization,
         kind=kind,

@@ -6,6 +6,7 @@ orders a person corrects or deletes."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -503,3 +504,30 @@ def test_values_stored_before_these_checks_are_repaired(api, org, bought):
     assert api.get(f"/api/v1/customers/{c1}/").status_code == 200
     count, spent, _, _ = _stats(org)
     assert (count, spent) == (1, Decimal("5"))
+
+
+@pytest.mark.parametrize(
+    ("path", "record"),
+    [
+        ("customers", {"customer_id": "S1", "first_name": "a\ud800b"}),
+        ("products", {"sku": "S-1", "name": "x", "colour": ["\udfff"]}),
+        ("orders", {"order_id": "O1", "customer_id": "S1", "ordered_at": "2026-01-01",
+                    "sku": "S-1", "amount": 5, "note": "\ud800"}),
+        ("events", {"customer_id": "S1", "occurred_at": "2026-01-01", "type": "vi\ud800ew"}),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_in_any_bulk_record_is_400_naming_it_and_nothing_is_stored(
+    api, org, path, record
+):
+    """JSON may carry "\\ud800", which no UTF-8 text (nor the database) can hold."""
+    from customers.models import Customer, Event, Order, Product
+
+    body = json.dumps([{"customer_id": "S0", "email": "ok@example.com"}, record])
+    if path != "customers":
+        body = json.dumps([record])
+    response = api.post(f"/api/v1/{path}/bulk/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "lone surrogate" in response.json()["error"]["message"]
+    with tenant_context(org):
+        for model in (Customer, Event, Order, Product):
+            assert not model.objects.exists()
