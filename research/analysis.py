@@ -6,7 +6,9 @@ its sentiment, find themes with their trends and index per segment, and store th
   has enough rated feedback and a model trained on its own ratings is clearly better
   by cross-validation (`should_use_rated`); then that model scores every item. Items
   with no text get no sentiment (None), even when they carry a rating: the rating is
-  the customer's own figure and stays on the feedback row.
+  the customer's own figure and stays on the feedback row. The cross-validation is
+  kept from the last run while the number of rated items has changed by less than
+  CV_REUSE_CHANGE since it was done (its figures then name that run: `reused_from`).
 - Themes: found on the items with text (on a seeded sample of at most
   THEME_SAMPLE texts for large organisations; the rest are assigned to the themes
   found). The "other" bucket is not stored as a theme.
