@@ -19,9 +19,10 @@ its sentiment, find themes with their trends and index per segment, and store th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any, cast
 
 import numpy as np
@@ -29,7 +30,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from accounts.tenancy import scope_check
+from accounts.tenancy import current_organization_id, scope_check
 from core.jobs import NULL_JOB, JobHandle
 
 from .models import FeedbackInsight, ResearchRun, Theme
@@ -118,7 +119,7 @@ def _sentiment(
             if len(rated) > TRAIN_SAMPLE
             else rated
         )
-        trained = RatedModel(seed=0).fit([texts[i] for i in train], [ratings[i] for i in train])
+        trained = _trained(RatedModel, [texts[i] for i in train], [ratings[i] for i in train])
         # each distinct text once (a repeated "Great service!" is predicted once)
         distinct, where = np.unique(
             np.array([texts[i] for i in present], dtype=object), return_inverse=True
@@ -134,6 +135,29 @@ def _sentiment(
     if cv and "macro_f1" in cv and "checked_with_rated" not in figures:
         figures["checked_with_rated"] = len(rated)
     return scores, model, decision.sentence, figures
+
+
+_TRAINED: OrderedDict[str, Any] = OrderedDict()  # the last few trained models, by data
+TRAINED_KEPT = 4
+
+
+def _trained(model_class: Any, texts: list[Any], ratings: list[Any]) -> Any:
+    """A RatedModel fitted on these texts and ratings: the one fitted in this process
+    before when the organisation's training sample is unchanged (fitting is seeded,
+    so it would come out the same), else a new fit. At most TRAINED_KEPT kept."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(str(current_organization_id()).encode())
+    for text, rating in zip(texts, ratings, strict=True):
+        digest.update(f"{rating!r}\x1f{text}\x1e".encode("utf-8", "surrogatepass"))
+    key = digest.hexdigest()
+    if key in _TRAINED:
+        _TRAINED.move_to_end(key)
+        return _TRAINED[key]
+    model = model_class(seed=0).fit(texts, ratings)
+    _TRAINED[key] = model
+    while len(_TRAINED) > TRAINED_KEPT:
+        _TRAINED.popitem(last=False)
+    return model
 
 
 def _previous_cv(n_rated: int) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """The research step's speed-ups keep its results: the trained model's shared n-gram
 counts give scikit-learn's own TF-IDF features, and the last run's cross-validation
-is kept only while the rated feedback has changed by less than 10%."""
+is kept only while the rated feedback has changed by less than 10%; an unchanged
+training sample reuses the model fitted on it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from accounts.tenancy import tenant_context
 from customers.models import Feedback
+from research import analysis
 from research.analysis import research_run
-from research.models import ResearchRun
+from research.models import FeedbackInsight, ResearchRun
 from research.tests import generated
 from research.text.sentiment import _Counts, _kept_columns
 
@@ -74,8 +76,12 @@ def _rated(org, n_good: int, n_bad: int, *, seed: int, prefix: str) -> None:
 def test_the_last_cross_validation_stands_while_the_ratings_barely_change(org):
     _rated(org, 260, 140, seed=3, prefix="a")
     with tenant_context(org):
+        analysis._TRAINED.clear()
         first = research_run(organization=org, as_of=AS_OF)
-        second = research_run(organization=org, as_of=AS_OF)
+        scores = sorted(FeedbackInsight.objects.values_list("feedback_id", "sentiment"))
+        second = research_run(organization=org, as_of=AS_OF)  # the same model, kept
+        assert len(analysis._TRAINED) == 1
+        assert sorted(FeedbackInsight.objects.values_list("feedback_id", "sentiment")) == scores
         runs = list(ResearchRun.objects.order_by("pk"))
     assert first["model"] == second["model"] == "rated"
     assert "reused_from" not in runs[0].cv and runs[0].cv["checked_with_rated"] == 400
