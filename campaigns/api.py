@@ -16,6 +16,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
 from core.api.base import TenantViewSetMixin
+from core.api.params import valid_body
 from core.exceptions import ApplicationError
 
 from . import sending, services, stats
@@ -139,16 +140,7 @@ class SettingsWriteSerializer(serializers.Serializer):
 
 
 def _valid(serializer_class, request, **kwargs) -> dict:
-    if not isinstance(request.data, dict):
-        raise ApplicationError("The body must be a JSON object.")
-    data = serializer_class(data=request.data, **kwargs)
-    if not data.is_valid():
-        fields = {k: " ".join(str(m) for m in v) for k, v in data.errors.items()}
-        raise ApplicationError(
-            "The request is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
-            {"fields": fields},
-        )
-    out = dict(data.validated_data)
+    out = valid_body(serializer_class, request, **kwargs)
     if out.pop("best_hour", False):
         out["schedule"] = "best_hour"
     return out

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from core.api.base import TenantViewSetMixin
-from core.exceptions import ApplicationError
+from core.api.params import valid_body
 
 from . import selectors, services, stats
 from .api_suggestions import urlpatterns as suggestion_urlpatterns
@@ -132,17 +132,7 @@ class OfferCodeSerializer(serializers.Serializer):
         return selectors.recipient_code(self.context["offer"], obj)
 
 
-def _valid(serializer_class, request, **kwargs) -> dict:
-    if not isinstance(request.data, dict):
-        raise ApplicationError("The body must be a JSON object.")
-    data = serializer_class(data=request.data, **kwargs)
-    if not data.is_valid():
-        fields = {k: " ".join(str(m) for m in v) for k, v in data.errors.items()}
-        raise ApplicationError(
-            "The request is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
-            {"fields": fields},
-        )
-    return dict(data.validated_data)
+_valid = valid_body
 
 
 @extend_schema_view(

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from core.api.base import TenantViewSetMixin
+from core.api.params import valid_body
 from core.exceptions import ApplicationError
 
 from . import links, surveys
@@ -93,16 +94,7 @@ class SurveyResponseCreatedSerializer(serializers.Serializer):
 
 
 def _valid(serializer_class, request, **kwargs) -> dict:
-    if not isinstance(request.data, dict):
-        raise ApplicationError("The body must be a JSON object.")
-    data = serializer_class(data=request.data, **kwargs)
-    if not data.is_valid():
-        fields = {k: " ".join(str(m) for m in v) for k, v in data.errors.items()}
-        raise ApplicationError(
-            "The request is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
-            {"fields": fields},
-        )
-    return {k: v for k, v in data.validated_data.items() if k in request.data}
+    return valid_body(serializer_class, request, given_only=True, **kwargs)
 
 
 def _customer(external_id: str, organization):

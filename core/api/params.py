@@ -1,4 +1,5 @@
-"""Query parameters every API list shares, read the same way everywhere."""
+"""Query parameters every API list shares, and JSON bodies checked by a serializer,
+read the same way everywhere."""
 
 from __future__ import annotations
 
@@ -83,3 +84,21 @@ def updated_since_filter(request, queryset, field: str = "updated_at"):
     if not request.query_params.get(UPDATED_SINCE):
         return queryset
     return queryset.filter(**{f"{field}__gte": when_param(request, UPDATED_SINCE)})
+
+
+def valid_body(serializer_class, request, *, given_only: bool = False, **kwargs) -> dict:
+    """The request's JSON object checked by `serializer_class`: its validated data
+    (only the keys the body gave, with `given_only`, for partial changes); a body that
+    is not an object, or a field that fails, answers 400 naming each field."""
+    if not isinstance(request.data, dict):
+        raise ApplicationError("The body must be a JSON object.")
+    data = serializer_class(data=request.data, **kwargs)
+    if not data.is_valid():
+        fields = {k: " ".join(str(m) for m in v) for k, v in data.errors.items()}
+        raise ApplicationError(
+            "The request is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items()),
+            {"fields": fields},
+        )
+    if given_only:
+        return {k: v for k, v in data.validated_data.items() if k in request.data}
+    return dict(data.validated_data)
