@@ -34,6 +34,26 @@ def dashboard(request):
     return render(request, "core/dashboard.html", context)
 
 
+def start_step(request, step: str, *, back: str, started: str) -> HttpResponse:
+    """A page's "run it now" button: start pipeline step `step` for the organisation,
+    then answer htmx with the job's progress, else go back to `back` (a URL name)
+    with `started` (or the reason it could not start) as a message."""
+    from segmentation.pipeline import pipeline_start
+
+    try:
+        run = pipeline_start(
+            organization=request.organization, steps=[step], user=request.user, reason="on demand"
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    job = Job.objects.filter(pk=run["jobs"].get(step)).first()
+    if request.htmx and job is not None:
+        return render(request, "core/_job_progress.html", {"job": job})
+    messages.info(request, started)
+    return redirect(back)
+
+
 def _dashboard_panels(request) -> list[dict]:
     """Places other capabilities add to the dashboard (Capability.dashboard_panels)."""
     from core.capabilities import capabilities, panel_contents

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import org_required
 from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
+from core.views import start_step
 
 from . import pages
 from .forms import (
@@ -141,30 +142,16 @@ def tier_audience(request, pk: int):
 @org_required(write=True)
 @require_POST
 def recompute(request):
-    from segmentation.pipeline import pipeline_start
-
     if _program(request.organization) is None:
         messages.error(request, "Set up your loyalty programme first.")
         return redirect("loyalty:page")
-    try:
-        started = pipeline_start(
-            organization=request.organization,
-            steps=["loyalty"],
-            user=request.user,
-            reason="on demand",
-        )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("loyalty:page")
-    job = Job.objects.filter(pk=started["jobs"].get("loyalty")).first()
-    if request.htmx and job is not None:
-        return render(request, "core/_job_progress.html", {"job": job})
-    messages.info(
+    return start_step(
         request,
-        "Working out every customer's tier and points. It runs in the background; "
+        "loyalty",
+        back="loyalty:page",
+        started="Working out every customer's tier and points. It runs in the background; "
         "progress shows below.",
     )
-    return redirect("loyalty:page")
 
 
 @org_required(write=True)

@@ -25,8 +25,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import org_required
-from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
+from core.views import start_step
 
 from . import selectors
 from .models import FeedbackInsight, ResearchRun, Theme
@@ -658,30 +658,16 @@ def feedback_list(request):
 @org_required(write=True)
 @require_POST
 def run(request):
-    """Start the `research` pipeline step now (as loyalty's "Recompute now" does)."""
-    from segmentation.pipeline import pipeline_start
-
+    """Start the `research` pipeline step now."""
     if not _feedback_model().objects.exists():
         messages.error(
             request, "There is no feedback to analyse yet: import a feedback file first."
         )
         return redirect("research:overview")
-    try:
-        started = pipeline_start(
-            organization=request.organization,
-            steps=["research"],
-            user=request.user,
-            reason="on demand",
-        )
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-        return redirect("research:overview")
-    job = Job.objects.filter(pk=started["jobs"].get("research")).first()
-    if request.htmx and job is not None:
-        return render(request, "core/_job_progress.html", {"job": job})
-    messages.info(
+    return start_step(
         request,
-        "Reading every piece of feedback and finding its themes. It runs in the "
+        "research",
+        back="research:overview",
+        started="Reading every piece of feedback and finding its themes. It runs in the "
         "background; progress shows below.",
     )
-    return redirect("research:overview")
