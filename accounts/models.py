@@ -72,6 +72,11 @@ REVENUE_BASES = [
 ]
 
 
+class OrganizationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
@@ -86,12 +91,72 @@ class Organization(models.Model):
     sensitive_attributes = models.JSONField(default=list, blank=True)
     require_two_factor = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by platform staff (accounts/suspension.py): sign-in, the API, jobs and
+    # sends stop; the data is kept. A deletion date implies suspension.
+    status = models.CharField(
+        max_length=12, choices=OrganizationStatus.choices, default="active", db_default="active"
+    )
+    status_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    deletion_scheduled_for = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("suspend_organization", "Can suspend and reactivate organisations"),
+            ("schedule_deletion", "Can schedule an organisation's deletion"),
+            ("request_support_access", "Can ask an owner for support access"),
+            ("emergency_support_access", "Can open an organisation's data in an emergency"),
+            ("view_platform_health", "Can see the platform's health and failing jobs"),
+        ]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == OrganizationStatus.ACTIVE
 
     def __str__(self) -> str:
         return self.name
+
+
+class OrganizationLimits(models.Model):
+    """One organisation's own limits, set by platform staff. A blank field means the
+    platform's default (settings); `accounts.limits.limits_for` reads the result."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="limits", primary_key=True
+    )
+    upload_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Largest file one upload may be, in bytes."
+    )
+    import_rows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Data rows in one imported file."
+    )
+    import_columns = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Columns in one imported file."
+    )
+    attributes_bytes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="One record's extra values, in bytes (as JSON)."
+    )
+    customers = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Customers the organisation may hold."
+    )
+    api_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="API requests per minute, per key or member."
+    )
+    emails_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Emails handed over per day (UTC)."
+    )
+    heavy_jobs = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Heavy jobs (pipeline steps, exports) at a time."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "limits"
+        verbose_name_plural = "limits"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.organization}"
 
 
 class Role(models.TextChoices):
@@ -254,6 +319,19 @@ class AuditAction(models.TextChoices):
     DATA_ERASED = "data_erased", "Data erased"
     ERASURE_CLEANED = "erasure_cleaned", "Erased data removed from stored files"
     ORG_DELETED = "org_deleted", "Organisation deleted"
+    ORG_SUSPENDED = "org_suspended", "Organisation suspended by Segmenta"
+    ORG_REACTIVATED = "org_reactivated", "Organisation reactivated by Segmenta"
+    DELETION_SCHEDULED = "deletion_scheduled", "Deletion scheduled by Segmenta"
+    DELETION_CANCELLED = "deletion_cancelled", "Scheduled deletion cancelled"
+    LIMITS_CHANGED = "limits_changed", "Limits changed by Segmenta"
+    LIMIT_REACHED = "limit_reached", "Limit reached"
+    JOB_RERUN = "job_rerun", "Job re-run by Segmenta support"
+    SUPPORT_REQUESTED = "support_requested", "Support access requested"
+    SUPPORT_APPROVED = "support_approved", "Support access approved"
+    SUPPORT_DECLINED = "support_declined", "Support access declined"
+    SUPPORT_REVOKED = "support_revoked", "Support access ended"
+    SUPPORT_EMERGENCY = "support_emergency", "Emergency support access opened"
+    SUPPORT_VIEWED = "support_viewed", "Viewed by Segmenta support"
 
 
 class AuditLogEntry(TenantModel):
@@ -267,7 +345,12 @@ class AuditLogEntry(TenantModel):
     actor_kind = models.CharField(
         max_length=8,
         blank=True,
-        choices=[("user", "Member"), ("api_key", "API key"), ("system", "System")],
+        choices=[
+            ("user", "Member"),
+            ("api_key", "API key"),
+            ("system", "System"),
+            ("staff", "Segmenta support"),
+        ],
     )
     api_key = models.ForeignKey(
         "ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -313,3 +396,69 @@ class FailedLogin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ApiUsage(TenantModel):
+    """API requests one organisation made on one day (UTC): the back office's usage
+    figure. Counted by the API's throttle, one UPDATE per request."""
+
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+
+    class Meta(TenantModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day"], name="apiusage_org_day_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requests} API requests on {self.day}"
+
+
+class SupportGrantKind(models.TextChoices):
+    REQUESTED = "requested", "Asked for, approved by the owner"
+    EMERGENCY = "emergency", "Emergency (opened by staff with a reason)"
+
+
+class SupportGrant(TenantModel):
+    """Lets one staff member open the organisation's customer records, orders and
+    feedback in the back office until `expires_at`. Asked for by staff and approved
+    by an owner, or opened in an emergency with a reason; every view is written to
+    the organisation's audit log (accounts/support.py)."""
+
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(
+        max_length=10, choices=SupportGrantKind.choices, default=SupportGrantKind.REQUESTED
+    )
+    reason = models.CharField(max_length=500)
+    hours = models.PositiveSmallIntegerField(default=24)  # how long, once approved
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(TenantModel.Meta):
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Support access for {self.staff} ({self.status})"
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at:
+            return "ended"
+        if self.declined_at:
+            return "declined"
+        if self.approved_at is None:
+            return "pending"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import views
+from . import support_views, suspension_views, views
 
 app_name = "accounts"
 
@@ -29,6 +29,13 @@ urlpatterns = [
     path("settings/api-keys/", views.api_keys, name="api_keys"),
     path("settings/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("settings/audit/", views.audit, name="audit"),
+    path("settings/support/", support_views.support, name="support"),
+    path(
+        "settings/support/<int:pk>/<str:decision>/",
+        support_views.support_decide,
+        name="support_decide",
+    ),  # decision: approve, decline or revoke (POST)
+    path("suspended/", suspension_views.suspended, name="suspended"),
     path(
         "password/change/",
         views.PasswordChangeView.as_view(

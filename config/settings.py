@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "loyalty",
     "research",
     "webhooks",
+    "backoffice",
 ]
 
 MIDDLEWARE = [
@@ -252,6 +253,15 @@ IMPORT_MAX_FIELD_BYTES = env.int("IMPORT_MAX_FIELD_BYTES", default=128 * 1024)
 IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=2_000_000)
 IMPORT_MAX_COLUMNS = env.int("IMPORT_MAX_COLUMNS", default=500)
 IMPORT_MAX_ATTRIBUTES_BYTES = env.int("IMPORT_MAX_ATTRIBUTES_BYTES", default=64 * 1024)
+# An organisation's default plan limits besides the above (accounts/limits.py; staff
+# set an organisation's own in the back office).
+ORG_MAX_CUSTOMERS = env.int("ORG_MAX_CUSTOMERS", default=2_000_000)
+ORG_MAX_EMAILS_PER_DAY = env.int("ORG_MAX_EMAILS_PER_DAY", default=100_000)
+ORG_MAX_HEAVY_JOBS = env.int("ORG_MAX_HEAVY_JOBS", default=2)
+# Days between staff scheduling an organisation's deletion and the deletion.
+ORG_DELETION_GRACE_DAYS = env.int("ORG_DELETION_GRACE_DAYS", default=30)
+# Longest support access grant, in hours.
+SUPPORT_GRANT_MAX_HOURS = env.int("SUPPORT_GRANT_MAX_HOURS", default=72)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # bulk API bodies of 1,000 records
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

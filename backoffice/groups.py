@@ -1,0 +1,1 @@
+"""Staff groups and their permissions, kept up to date after every migrate."""
