@@ -110,12 +110,12 @@ class Organization(models.Model):
             ("view_platform_health", "Can see the platform's health and failing jobs"),
         ]
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def is_active(self) -> bool:
         return self.status == OrganizationStatus.ACTIVE
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class OrganizationLimits(models.Model):
