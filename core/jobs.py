@@ -127,6 +127,17 @@ class JobMustWait(Exception):
         self.ready = ready
 
 
+class JobPaused(Exception):
+    """Raised inside a job that must stop until its organisation is reactivated (a
+    send while the organisation is suspended). The job goes back to "queued" with
+    the message, and is not sent again until `organization_reactivate` sends every
+    paused job of the organisation again (accounts/suspension.py)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 class JobHandle:
     """What a running job uses to report progress and notice cancellation."""
 
