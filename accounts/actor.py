@@ -24,12 +24,13 @@ from core.exceptions import PermissionDenied
 from .models import ROLE_RANK, ApiKey, ApiKeyScope, Membership, Role
 
 USER, API_KEY, SYSTEM = "user", "api_key", "system"
-KINDS = ((USER, "Member"), (API_KEY, "API key"), (SYSTEM, "System"))
+STAFF = "staff"  # platform staff in the back office; owners see "Segmenta support"
+KINDS = ((USER, "Member"), (API_KEY, "API key"), (SYSTEM, "System"), (STAFF, "Segmenta support"))
 
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # "user", "api_key" or "system"
+    kind: str  # "user", "api_key", "system" or "staff"
     id: int | None  # the user's or the key's id; None for the system
     label: str  # email, "API key <name> (<prefix>)", or the system's reason
     organization: Any = None  # the Organization acted in, when known
@@ -69,6 +70,20 @@ class Actor:
     @classmethod
     def system(cls, reason: str = "system", organization=None) -> Actor:
         return cls(kind=SYSTEM, id=None, label=reason[:254], organization=organization)
+
+    @classmethod
+    def staff(cls, user, organization=None) -> Actor:
+        """A member of the platform staff acting on an organisation from the back
+        office (support access, suspension): no role in it; its audit log shows
+        "Segmenta support" and who."""
+        email = getattr(user, "email", "") or ""
+        return cls(
+            kind=STAFF,
+            id=getattr(user, "pk", None),
+            label=f"Segmenta support ({email})"[:254],
+            organization=organization,
+            user=user,
+        )
 
     @classmethod
     def from_request(cls, request) -> Actor:
@@ -135,6 +150,10 @@ class Actor:
     @property
     def is_user(self) -> bool:
         return self.kind == USER
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == STAFF
 
     def can(self, role: str) -> bool:
         """At least `role` (owner > admin > marketer > viewer); the system may do anything."""

@@ -75,7 +75,7 @@ def audit_log(
     with tenant_context(organization):
         return AuditLogEntry.objects.create(
             organization=organization,
-            actor=who.user if who.is_user and who.id else None,
+            actor=who.user if (who.is_user or who.is_staff) and who.id else None,
             actor_kind="" if actor_label and actor is None else who.kind,
             api_key=who.api_key,
             actor_label=(actor_label or who.label)[:254],
