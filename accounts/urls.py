@@ -30,11 +30,18 @@ urlpatterns = [
     path("settings/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("settings/audit/", views.audit, name="audit"),
     path("settings/support/", support_views.support, name="support"),
-    path(
-        "settings/support/<int:pk>/<str:decision>/",
-        support_views.support_decide,
-        name="support_decide",
-    ),  # decision: approve, decline or revoke (POST)
+    # One name, one pattern per decision (approve, decline, revoke; POST), so the
+    # id is the route's only parameter (the isolation sweep builds it from ids):
+    # reverse("accounts:support_decide", kwargs={"pk": …, "decision": "approve"}).
+    *(
+        path(
+            f"settings/support/<int:pk>/{decision}/",
+            support_views.support_decide,
+            {"decision": decision},
+            name="support_decide",
+        )
+        for decision in ("approve", "decline", "revoke")
+    ),
     path("suspended/", suspension_views.suspended, name="suspended"),
     path(
         "password/change/",

@@ -38,4 +38,30 @@ def make_api_key(organization, scope="write"):
     return api_key, raw
 
 
-__all__ = ["ApiKey", "MembershipFactory", "OrganizationFactory", "UserFactory", "make_api_key"]
+__all__ = [
+    "ApiKey",
+    "MembershipFactory",
+    "OrganizationFactory",
+    "UserFactory",
+    "build_world",
+    "make_api_key",
+]
+
+
+def build_world(organization) -> None:
+    """One of each accounts tenant object the isolation sweep needs beyond members,
+    keys and the audit log: a day of API usage and a support access request."""
+    from django.utils import timezone
+
+    from accounts.models import ApiUsage, SupportGrant
+    from accounts.tenancy import tenant_context
+
+    staff = UserFactory(email="support-world@segmenta.test", is_staff=True)
+    with tenant_context(organization):
+        ApiUsage.objects.create(organization=organization, day=timezone.now().date(), requests=3)
+        SupportGrant.objects.create(
+            organization=organization,
+            staff=staff,
+            reason="World: checking an import that failed",
+            hours=2,
+        )
