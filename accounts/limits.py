@@ -102,17 +102,57 @@ class LimitReached(ApplicationError):
     """A limit of the organisation's plan stops this. The message says which limit,
     its value, and that the owner can ask Segmenta to raise it."""
 
-    def __init__(self, name: str, limits: Limits, detail: str = "", *, status: int = 403):
+    def __init__(
+        self,
+        name: str,
+        limits: Limits,
+        detail: str = "",
+        *,
+        status: int = 403,
+        fields: dict[str, str] | None = None,
+    ):
         label = LABELS[name]
         message = f"Your plan's limit of {limits.text(name)} {label} is reached"
         message += f": {detail}" if detail else "."
         if not message.endswith("."):
             message += "."
         message += " Ask Segmenta support to raise it."
-        super().__init__(
-            message,
-            {"limit": name, "value": getattr(limits, name)},
-            code="limit_reached",
-            status=status,
-        )
+        extra: dict = {"limit": name, "value": getattr(limits, name)}
+        if fields:
+            extra["fields"] = fields  # the form field or API field the refusal concerns
+        super().__init__(message, extra, code="limit_reached", status=status)
         self.limit = name
+
+
+def limit_reached_audit(*, organization, error: LimitReached) -> bool:
+    """Tell the owner in the organisation's audit log that `error`'s limit stopped
+    something: at most one entry per limit per day (UTC), however often it stops
+    things, so the log stays readable. True when an entry was written. Call it
+    outside any transaction that will be rolled back (a refused API batch)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from .actor import Actor
+    from .models import AuditAction, AuditLogEntry
+    from .services import audit_log
+    from .tenancy import tenant_context
+
+    today = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with tenant_context(organization):
+        if AuditLogEntry.objects.filter(
+            action=AuditAction.LIMIT_REACHED, created_at__gte=today, target=LABELS[error.limit]
+        ).exists():
+            return False
+        audit_log(
+            organization=organization,
+            action=AuditAction.LIMIT_REACHED,
+            actor=Actor.system("Segmenta", organization=organization),
+            target=LABELS[error.limit],
+            details={
+                "limit": error.limit,
+                "value": error.extra.get("value"),
+                "message": error.message,
+            },
+        )
+    return True

@@ -369,7 +369,7 @@ def import_new(request):
         return render(
             request,
             "customers/import_new.html",
-            {"form": form, "max_size": size_text(_max_bytes())},
+            {"form": form, "max_size": size_text(_max_bytes(request))},
             status=413,
         )
     if request.method == "POST" and form.is_valid():
@@ -387,14 +387,15 @@ def import_new(request):
     return render(
         request,
         "customers/import_new.html",
-        {"form": form, "max_size": size_text(_max_bytes())},
+        {"form": form, "max_size": size_text(_max_bytes(request))},
     )
 
 
-def _max_bytes() -> int:
-    from django.conf import settings
+def _max_bytes(request) -> int:
+    """The largest file the organisation may upload (its plan's, within the platform's)."""
+    from .services.imports.file_limits import upload_max_bytes
 
-    return settings.UPLOAD_MAX_BYTES
+    return upload_max_bytes(organization=request.organization)
 
 
 def _mapping_rows(imp: Import, preview: dict, chosen: dict | None = None) -> list[dict]:

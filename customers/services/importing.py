@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from accounts.actor import Actor
 from core.exceptions import ApplicationError
-from core.formats import size_text
 from core.jobs import JobCancelled, job_start
 
 from ..models import Import, ImportStatus
@@ -109,15 +108,9 @@ def import_create(
     """Store an uploaded file and read its header. Refuses files that cannot be read."""
     _check_kind(kind)
     size = getattr(uploaded_file, "size", None) or 0
-    limit = settings.UPLOAD_MAX_BYTES
-    if size > limit:
-        raise ApplicationError(
-            f"The file is {size_text(size)}; the limit is {size_text(limit)}. "
-            "Compress it as .csv.gz or split it.",
-            {"fields": {"file": "Too large."}},
-            status=413,
-            code="too_large",
-        )
+    # the organisation's plan's limit (core.uploads already refused what is over the
+    # platform's outer cap unread)
+    file_limits.upload_size_check(organization=organization, size=size)
     if size == 0:
         raise ApplicationError("The file is empty.", {"fields": {"file": "Empty file."}})
     imp = Import.objects.create(
@@ -412,6 +405,10 @@ def import_from_path(
     _check_kind(kind)
     if not os.path.isfile(path):
         raise ApplicationError(f"No such file: {path}")
+    # An operator's file is not an upload: only a limit the plan sets itself applies.
+    file_limits.upload_size_check(
+        organization=organization, size=os.path.getsize(path), own_only=True
+    )
     imp = Import.objects.create(
         kind=kind,
         original_filename=os.path.basename(path)[:255],

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from django.db import transaction
 
+from accounts.limits import LimitReached, limit_reached_audit
 from core.exceptions import ApplicationError
 
 from ..exports import csv_safe
 from . import file_limits
 from .columns import DATE_FIELDS, FIELDS, Plan, build_plan
+from .customer_limit import CustomerBudget
 from .dates import DAY_FIRST, MONTH_FIRST, ColumnSniff, DateFormatError, DateParser
 from .kinds import Context, Counts, make_processor
 from .reader import RowStream, SourceInfo, Unreadable, inspect
@@ -136,6 +138,7 @@ def prescan(
     dates: bool = True,
     max_rows: int | None = None,
     stop_after_bytes: int | None = None,
+    limits: file_limits.ImportLimits | None = None,
 ) -> Scan:
     """The first pass: date columns and scattered orders; refuses a file of more
     than `max_rows` data rows before anything is written."""
@@ -156,6 +159,8 @@ def prescan(
             if max_rows and cells:
                 data_rows += 1
                 if data_rows > max_rows:
+                    if limits is not None and limits.rows == max_rows:
+                        raise limits.too_many_rows()
                     raise Unreadable(
                         f"The file has more than {max_rows:,} rows, the most your plan imports "
                         "at once; nothing was imported. Split it into smaller files.",
@@ -270,6 +275,7 @@ def run_file(
                 # A sample (a dry run) is not refused for the rows it did not read.
                 max_rows=None if prescan_limit else limits.rows,
                 stop_after_bytes=sample_bytes,
+                limits=limits,
             )
             break
         except UnicodeDecodeError as exc:
@@ -301,6 +307,7 @@ def run_file(
         allow_deleted=allow_deleted,
         currency=(organization.currency or "").upper(),
         rates=parse_rates(rates),
+        budget=CustomerBudget(limits.plan),
     )
     processor = make_processor(ctx, scan.split_ids)
     total_rows = scan.rows if not prescan_limit else None
@@ -369,6 +376,9 @@ def run_file(
                     f"({exc.reason}). Give its encoding with --encoding."
                 ) from None
         processor.finish()
+        if ctx.limit_hit is not None:
+            # (a check's dry run rolls this back with the rest)
+            limit_reached_audit(organization=organization, error=ctx.limit_hit)
     except BaseException as exc:
         # Cancelled or failed part-way: what was written so far stays (each chunk
         # is whole), and the caller can report it.
@@ -504,11 +514,14 @@ def run_records(
     actor=None,
 ) -> Outcome:
     """Bulk upsert of API records; errors are reported by index (0-based). `actor`
-    (the API key or member) is recorded with the consent changes."""
+    (the API key or member) is recorded with the consent changes. All or nothing
+    for the plan's limit of customers: a call that would add more customers than
+    are left raises `LimitReached` (403) and writes nothing."""
     started = time.monotonic()
     tz = _tz(organization)
     plan = RecordPlan(kind, records)
     errors = ErrorLog(key="index", offset=-1)
+    limits = file_limits.import_limits(organization=organization)
     ctx = Context(
         organization_id=organization.pk,
         kind=kind,
@@ -522,19 +535,28 @@ def run_records(
         chunk_size=10_000,
         allow_deleted=allow_deleted,
         currency=(organization.currency or "").upper(),
+        budget=CustomerBudget(limits.plan, whole_batch=True),
     )
     processor = make_processor(ctx)
-    limits = file_limits.import_limits(organization=organization)
-    for index, record in enumerate(records, start=1):
-        rec, attrs = record_to_row(kind, record)
-        ctx.counts.rows += 1
-        problem = limits.attributes_problem(attrs)
-        if problem:
-            errors.add(index, "attributes", problem)
-            ctx.counts.add("rejected")
-            continue
-        processor.feed(index, rec, attrs)
-    processor.finish()
+    try:
+        with transaction.atomic():
+            for index, record in enumerate(records, start=1):
+                rec, attrs = record_to_row(kind, record)
+                ctx.counts.rows += 1
+                problem = limits.attributes_problem(attrs)
+                if problem:
+                    errors.add(index, "attributes", problem)
+                    ctx.counts.add("rejected")
+                    continue
+                processor.feed(index, rec, attrs)
+            processor.finish()
+            refusal = ctx.budget.batch_error(created=ctx.new_customers())
+            if refusal is not None:
+                raise refusal  # rolls the whole call back
+    except LimitReached as exc:
+        # after the rollback, so that the owner's audit log keeps it
+        limit_reached_audit(organization=organization, error=exc)
+        raise
     return Outcome(
         counts=ctx.counts,
         errors=errors.kept,

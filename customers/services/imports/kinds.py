@@ -152,6 +152,31 @@ class Context:
     # {currency: rate} the owner gave for this import: 1 unit of it is `rate` units of
     # the organisation's currency; orders in it are converted as they are read
     rates: dict[str, Decimal] = field(default_factory=dict)
+    # the plan's limit of customers (customer_limit.CustomerBudget); None: no limit
+    budget: Any = None
+    # the LimitReached that refused rows of this run, for the owner's audit log
+    limit_hit: Any = None
+
+    def new_customers(self) -> int:
+        """Customers this run has created so far (a rolled-back chunk's excluded)."""
+        created = self.counts.created if self.kind == "customers" else 0
+        return created + self.counts.customers_created
+
+    def customers_allowed(self, keys: list[str]) -> list[str]:
+        """The new customers' keys (in order) of `keys` that the plan's limit lets
+        this run create; notes the refusal for the audit log when some are not."""
+        if self.budget is None or not keys:
+            return keys
+        allowed = self.budget.allow(len(keys), created=self.new_customers())
+        if allowed < len(keys) and self.limit_hit is None:
+            self.limit_hit = self.budget.row_error()
+        return keys[:allowed]
+
+    def reject_over_limit(self, rownums: list[int], customer: str) -> None:
+        """Rows refused because they would add a customer beyond the plan's limit."""
+        error = self.limit_hit or self.budget.row_error()
+        key = self.plan.customer_key or "customer_id"
+        self.reject(rownums, key, error.message, "", customer)
 
     def own_currency(self, code: str) -> bool:
         """An amount in `code` may be added to the organisation's figures."""
@@ -340,6 +365,8 @@ class CustomerResolver:
         self.ctx = ctx
         # Ids already resolved in this import: later chunks need no query for them.
         self.known: dict[str, int] = {}
+        # Keys of the last `resolve` not created: the plan's limit of customers.
+        self.over_limit: set[str] = set()
         # Erased people, by what erasure kept: tombstone ids (exact id; keyed, or the
         # unkeyed form of older erasures) and keyed hashes of the id in any letter
         # case, the email and the phone number (customers.services.identity).
@@ -400,7 +427,10 @@ class CustomerResolver:
         return f"this customer was erased on {timezone.localtime(when, self.ctx.tz):%Y-%m-%d}"
 
     def resolve(self, wanted: dict[str, str]) -> dict[str, int]:
-        """{customer key: email or ""} → {customer key: id}, creating the unknown ones."""
+        """{customer key: email or ""} → {customer key: id}, creating the unknown ones
+        (as many as the plan's limit of customers allows: the keys it does not are in
+        `over_limit`, and their rows must be rejected)."""
+        self.over_limit = set()
         if not wanted:
             return {}
         db = self.ctx.db
@@ -429,6 +459,9 @@ class CustomerResolver:
             for phone, cid in sorted(found, key=lambda r: r[1], reverse=True):
                 ids[phone] = cid
             missing = [k for k in missing if k not in ids]
+        allowed = self.ctx.customers_allowed(missing)
+        self.over_limit = set(missing[len(allowed) :])
+        missing = allowed
         if missing:
             now = timezone.now()
             rows: list[list] = []
@@ -741,6 +774,14 @@ class CustomersProcessor(Processor):
                 )
             }
         self._adopt(good, existing)
+        new_keys = [k for k in dict.fromkeys(i.external_id for i in good) if k not in existing]
+        allowed = ctx.customers_allowed(new_keys)
+        if len(allowed) < len(new_keys):
+            refused = set(new_keys[len(allowed) :])
+            for item in good:
+                if item.external_id in refused:
+                    ctx.reject_over_limit([item.rownum], item.external_id)
+            good = [i for i in good if i.external_id not in refused]
         # Customers with stored orders: their figures are their orders', not the file's.
         with_orders = set()
         ids_with_figures = [
@@ -1578,6 +1619,14 @@ class OrdersProcessor(Processor):
         if not orders:
             return
         customer_ids = self.resolver.resolve(wanted)
+        if self.resolver.over_limit:
+            over = self.resolver.over_limit
+            for o in orders:
+                if o.customer in over:
+                    ctx.reject_over_limit(o.rownums, o.customer)
+            orders = [o for o in orders if o.customer not in over]
+            if not orders:
+                return
         # Products: unknown skus are created.
         skus: dict[str, tuple[str, str]] = {}
         for o in orders:
@@ -1901,6 +1950,14 @@ class _KeyedProcessor(Processor):
         if not kept:
             return
         customer_ids = self.resolver.resolve(wanted)
+        if self.resolver.over_limit:
+            over = self.resolver.over_limit
+            for item in kept:
+                if item.customer in over:
+                    ctx.reject_over_limit([item.rownum], item.customer)
+            kept = [i for i in kept if i.customer not in over]
+            if not kept:
+                return
         existing = dict(
             db.select(self.table, "external_id", {i.key for i in kept}, ["content_hash"])
         )

@@ -241,11 +241,7 @@ def inspect(
     if not info.header:
         raise Unreadable("The file has no header row.")
     if len(info.header) > limits.columns:
-        raise Unreadable(
-            f"The file has {len(info.header):,} columns; at most {limits.columns:,} are accepted. "
-            "Remove the columns you do not need.",
-            {"fields": {"file": "Too many columns."}},
-        )
+        raise limits.too_many_columns(len(info.header))
     return info
 
 
