@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.http import FileResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -27,6 +29,34 @@ _TWO_FACTOR_EXEMPT = (
     "/favicon",
 )
 
+# Paths a member of a suspended organisation may still use (accounts/suspension.py):
+# the page that says so, signing in and out, their own account, two-factor set-up,
+# switching to another organisation, and (owners) the export download. The API
+# refuses suspended organisations in its authentication; public links (/m/, /r/:
+# unsubscribing, surveys) name no member.
+_SUSPENDED_EXEMPT = (
+    "/accounts/suspended",
+    "/accounts/login",
+    "/accounts/logout",
+    "/accounts/two-factor",
+    "/accounts/verify",
+    "/accounts/password",
+    "/accounts/profile",
+    "/accounts/organizations/",
+    "/static/",
+    "/api/",
+    "/admin/",
+    "/m/",
+    "/r/",
+    "/healthz",
+    "/favicon",
+)
+
+
+@cache
+def _export_download_prefix() -> str:
+    return reverse("customers:org_export_download", args=[1]).rsplit("1", 1)[0]
+
 
 class TenantMiddleware:
     def __init__(self, get_response):
@@ -50,7 +80,7 @@ class TenantMiddleware:
         # sets the scope again for API calls) did to the scope ends here.
         token = scope_enter(organization, bypass=bypass)
         try:
-            redirect_to = self._two_factor_redirect(request)
+            redirect_to = self._two_factor_redirect(request) or self._suspended_redirect(request)
             if redirect_to:
                 return redirect(redirect_to)
             response = self.get_response(request)
@@ -65,6 +95,16 @@ class TenantMiddleware:
             return response
         finally:
             scope_exit(token)
+
+    @staticmethod
+    def _suspended_redirect(request) -> str | None:
+        org = request.organization
+        if org is None or org.is_active:
+            return None
+        path = request.path
+        if path.startswith(_SUSPENDED_EXEMPT) or path.startswith(_export_download_prefix()):
+            return None
+        return reverse("accounts:suspended")
 
     @staticmethod
     def _two_factor_redirect(request) -> str | None:

@@ -44,6 +44,7 @@ from .models import (
     Organization,
     Role,
 )
+from .suspension import sign_in_decision
 
 User = get_user_model()
 _PENDING = "segmenta_2fa_pending_user"
@@ -68,18 +69,22 @@ def login_view(request):
             )
         else:
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
+            refusal, landing = sign_in_decision(user) if user is not None else ("", "")
             if user is None:
                 form.add_error(None, "That email and password don't match an account.")
+            elif refusal:
+                # Every organisation of the user is suspended (accounts/suspension.py).
+                form.add_error(None, refusal)
             else:
                 services.login_failures_clear(email=email, request=request)
+                # An owner of a suspended organisation lands on its suspended page.
+                next_url = landing or safe_next_url(request, default=reverse("core:dashboard"))
                 if _confirmed_device(user):
                     request.session[_PENDING] = user.pk
-                    request.session["segmenta_next"] = safe_next_url(
-                        request, default=reverse("core:dashboard")
-                    )
+                    request.session["segmenta_next"] = next_url
                     return redirect("accounts:login_verify")
                 login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                return redirect(safe_next_url(request, default=reverse("core:dashboard")))
+                return redirect(next_url)
     return render(
         request, "accounts/login.html", {"form": form, "next": safe_next_url(request, default="")}
     )

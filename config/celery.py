@@ -56,6 +56,13 @@ def _nightly_schedule(sender, **kwargs):
         sender.signature("campaigns.tasks.conversions_due", kwargs={"full": True}),
         name="attribute every conversion (nightly)",
     )
+    # Organisations whose scheduled deletion is due are deleted (accounts.suspension),
+    # through the owners' own deletion path.
+    sender.add_periodic_task(
+        crontab(minute=23),
+        sender.signature("accounts.tasks.organizations_delete_due"),
+        name="delete organisations whose deletion is due",
+    )
     # Jobs whose worker died are requeued (or failed) within a minute or so.
     sender.add_periodic_task(
         60.0,

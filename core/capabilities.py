@@ -138,8 +138,9 @@ def register_capability(capability: Capability) -> Capability:
         # Each step runs as a job of its own kind: any member who may edit starts
         # (and re-runs) it, as the site's and the API's run buttons allow. A kind the
         # app registered itself (another role, not cancellable) is kept as it is.
+        # Steps are heavy: they count against the organisation's heavy-jobs limit.
         if not job_kind_registered(step.name):
-            register_job_kind(name=step.name, task=step.task, role="marketer")
+            register_job_kind(name=step.name, task=step.task, role="marketer", heavy=True)
     _CAPABILITIES[capability.name] = capability
     return capability
 

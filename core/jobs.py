@@ -43,23 +43,39 @@ class JobKind:
     role: str  # the least role that may start it, and so re-run it
     cancellable: bool = True  # False: people cannot stop it (privacy clean-up)
     api_keys: bool = True  # whether a write API key may start it
+    # Heavy jobs (pipeline steps, exports) count against the organisation's
+    # `heavy_jobs` limit: beyond it, the next one waits in the queue (TenantTask).
+    heavy: bool = False
 
+
+# Kinds that run while their organisation is suspended: they protect people's data
+# (an erasure's clean-up) or hand the data back to its owners (the export made
+# before a scheduled deletion). Every other kind is paused.
+RUNS_WHILE_SUSPENDED = frozenset({"org_export", "erasure"})
 
 _KINDS: dict[str, JobKind] = {}
 _discovered = False
 
 
 def register_job_kind(
-    *, name: str, task, role: str = "marketer", cancellable: bool = True, api_keys: bool = True
+    *,
+    name: str,
+    task,
+    role: str = "marketer",
+    cancellable: bool = True,
+    api_keys: bool = True,
+    heavy: bool = False,
 ) -> JobKind:
     """Declare a kind of job next to its task. Starting and re-running a job of the
-    kind both check `role`; `cancellable=False` refuses every cancel request."""
+    kind both check `role`; `cancellable=False` refuses every cancel request;
+    `heavy=True` counts it against the organisation's limit of heavy jobs at a time."""
     kind = JobKind(
         name=name,
         task_name=task if isinstance(task, str) else task.name,
         role=str(role),
         cancellable=cancellable,
         api_keys=api_keys,
+        heavy=heavy,
     )
     _KINDS[name] = kind
     return kind
@@ -251,6 +267,10 @@ class TenantTask(Task):
     acks_late = True
 
     def __call__(self, *args, organization_id: int, job_id: int | None = None, **kwargs):
+        # How many times this delivery waited for a heavy-job slot (carried by the
+        # retry, not passed to the task): those waits do not count towards
+        # JOB_WAIT_MAX_SECONDS (see `_wait_heavy`).
+        heavy_waits = int(kwargs.pop("_heavy_waits", 0) or 0)
         with tenant_context(organization_id):
             if job_id is None:
                 self.job = NULL_JOB
@@ -271,16 +291,20 @@ class TenantTask(Task):
                 # (An eager retry runs inside the first call, in this very process.)
                 log.info("job.skip_running job_id=%s", job_id)
                 return None
-            # Take the job only if nobody else took it since it was read.
-            taken = Job.objects.filter(
-                pk=job_id, status=job.status, heartbeat_at=job.heartbeat_at
-            ).update(
-                status=JobStatus.RUNNING,
-                started_at=job.started_at or timezone.now(),
-                heartbeat_at=timezone.now(),
-                attempts=job.attempts + 1,
-                message="Started.",
-            )
+            if job.kind not in RUNS_WHILE_SUSPENDED and not _organization_active(organization_id):
+                # Not sent again: organization_reactivate sends every paused job.
+                _pause(job_id, _paused_message(organization_id))
+                log.info("job.paused job_id=%s org_id=%s", job_id, organization_id)
+                return None
+            kind = job_kinds().get(job.kind)
+            if kind is not None and kind.heavy:
+                taken, busy = _take_heavy(job, organization_id)
+                if busy:
+                    return self._wait_heavy(
+                        busy, args, organization_id, job_id, kwargs, heavy_waits
+                    )
+            else:
+                taken = _take(job)
             if not taken:
                 log.info("job.skip_taken job_id=%s", job_id)
                 return None
@@ -292,7 +316,11 @@ class TenantTask(Task):
                     *args, organization_id=organization_id, job_id=job_id, **kwargs
                 )
             except JobMustWait as wait:
-                return self._wait(wait, args, organization_id, job_id, kwargs)
+                return self._wait(wait, args, organization_id, job_id, kwargs, heavy_waits)
+            except JobPaused as paused:
+                _pause(job_id, paused.message)
+                log.info("job.paused job_id=%s org_id=%s", job_id, organization_id)
+                return None
             except Retry:
                 Job.objects.filter(pk=job_id).update(
                     status=JobStatus.QUEUED,
@@ -338,7 +366,15 @@ class TenantTask(Task):
             _finish(job_id, JobStatus.SUCCEEDED, summary.pop("message", "Done."), summary)
             return None
 
-    def _wait(self, wait: JobMustWait, args, organization_id: int, job_id: int, kwargs):
+    def _wait(
+        self,
+        wait: JobMustWait,
+        args,
+        organization_id: int,
+        job_id: int,
+        kwargs,
+        heavy_waits: int = 0,
+    ):
         """Put the job back in the queue until `wait.ready()`, for at most
         `JOB_WAIT_MAX_SECONDS`: in a worker, as a retry after `JOB_WAIT_RETRY_SECONDS`
         (the worker is free meanwhile for what the job waits for); in a synchronous run
@@ -346,7 +382,8 @@ class TenantTask(Task):
         gave_up = f"{wait.message.rstrip('.')} took too long; run this again once it has."
         Job.objects.filter(pk=job_id).update(status=JobStatus.QUEUED, message=wait.message[:500])
         if not self.request.is_eager:
-            waits = self.request.retries or 0
+            # Waits for a heavy-job slot are retries too; they are not this kind of wait.
+            waits = max(0, (self.request.retries or 0) - heavy_waits)
             if waits * settings.JOB_WAIT_RETRY_SECONDS >= settings.JOB_WAIT_MAX_SECONDS:
                 _finish(job_id, JobStatus.FAILED, gave_up)
                 return None
@@ -360,8 +397,141 @@ class TenantTask(Task):
             _sleep(1.0)
         return self(*args, organization_id=organization_id, job_id=job_id, **kwargs)
 
+    def _wait_heavy(
+        self, message: str, args, organization_id: int, job_id: int, kwargs, heavy_waits: int
+    ):
+        """Wait for a heavy-job slot of the organisation: the job stays queued (it was
+        never taken) and is tried again after `JOB_WAIT_RETRY_SECONDS`, like a
+        `JobMustWait`, but with no `JOB_WAIT_MAX_SECONDS`: the slot is held by a job
+        that is running (a stale one, whose worker died, does not count), so it frees
+        when that job ends, fails, hits the task time limit or goes stale. Failing a
+        step after 30 minutes behind a long model fit would only make people press
+        "run" again and queue behind the same job."""
+        Job.objects.filter(pk=job_id).update(message=message[:500])
+        log.info("job.heavy_wait job_id=%s org_id=%s", job_id, organization_id)
+        if not self.request.is_eager:
+            retry_kwargs = {
+                **(self.request.kwargs or {}),
+                "organization_id": organization_id,
+                "job_id": job_id,
+                "_heavy_waits": heavy_waits + 1,
+            }
+            raise self.retry(
+                countdown=settings.JOB_WAIT_RETRY_SECONDS,
+                max_retries=(self.request.retries or 0) + 1,
+                kwargs=retry_kwargs,
+            )
+        # A synchronous run (`--sync`, tests): poll until a slot frees.
+        while _heavy_running(organization_id, exclude=job_id) >= _heavy_limit(organization_id):
+            _sleep(1.0)
+        return self(*args, organization_id=organization_id, job_id=job_id, **kwargs)
+
 
 _sleep = time.sleep  # tests replace it
+
+
+def _take(job: Job) -> int:
+    """Take the job (running) only if nobody else took it since it was read."""
+    return Job.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
+        status=JobStatus.RUNNING,
+        started_at=job.started_at or timezone.now(),
+        heartbeat_at=timezone.now(),
+        attempts=job.attempts + 1,
+        message="Started.",
+    )
+
+
+# --- heavy jobs: at most `limits_for(org).heavy_jobs` running per organisation ------------
+
+
+def heavy_kinds() -> list[str]:
+    return sorted(name for name, kind in job_kinds().items() if kind.heavy)
+
+
+def _heavy_limit(organization_id: int) -> int:
+    from accounts.limits import limits_for
+
+    # 0 would leave every heavy job waiting for ever; one at a time is the least.
+    return max(1, limits_for(organization_id).heavy_jobs)
+
+
+def _heavy_running(organization_id: int, *, exclude: int | None = None) -> int:
+    """Heavy jobs of the organisation running now (a stale one's worker is gone)."""
+    alive = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    running = Job.all_objects.filter(
+        organization_id=organization_id, status=JobStatus.RUNNING, kind__in=heavy_kinds()
+    ).filter(
+        models.Q(heartbeat_at__gte=alive)
+        | models.Q(heartbeat_at__isnull=True, started_at__gte=alive)
+        | models.Q(heartbeat_at__isnull=True, started_at__isnull=True, created_at__gte=alive)
+    )
+    if exclude is not None:
+        running = running.exclude(pk=exclude)
+    return running.count()
+
+
+def _heavy_message(limit: int) -> str:
+    return f"Waiting: your plan runs {limit} heavy job{'' if limit == 1 else 's'} at a time."
+
+
+def _take_heavy(job: Job, organization_id: int) -> tuple[int, str]:
+    """Count the organisation's running heavy jobs and take this one in one
+    transaction, with the organisation's row locked (SELECT … FOR UPDATE on
+    PostgreSQL; on SQLite the IMMEDIATE transaction holds the database's write lock):
+    two workers starting heavy jobs of one organisation at once count one after the
+    other, so the limit is never passed. (taken, "") or (0, why it waits)."""
+    from accounts.models import Organization
+
+    limit = _heavy_limit(organization_id)
+    with transaction.atomic():
+        list(Organization.objects.select_for_update().filter(pk=organization_id).values("pk"))
+        if _heavy_running(organization_id, exclude=job.pk) >= limit:
+            return 0, _heavy_message(limit)
+        return _take(job), ""
+
+
+# --- suspended organisations (accounts/suspension.py) -------------------------------------
+
+
+def _organization_active(organization_id: int) -> bool:
+    from accounts.suspension import organization_is_active
+
+    return organization_is_active(organization_id)
+
+
+def _paused_message(organization_id: int) -> str:
+    from accounts.models import Organization
+    from accounts.suspension import paused_message
+
+    return paused_message(Organization.objects.filter(pk=organization_id).first())
+
+
+def _pause(job_id: int, message: str) -> None:
+    """Back to "queued", marked paused (`params._paused`; keys with "_" are not passed
+    to the task), and not sent again until the organisation is reactivated."""
+    params = Job.all_objects.filter(pk=job_id).values_list("params", flat=True).first() or {}
+    Job.all_objects.filter(pk=job_id).update(
+        status=JobStatus.QUEUED,
+        message=message[:500],
+        params={**params, "_paused": True},
+    )
+
+
+def jobs_resume_paused(*, organization) -> int:
+    """Send every paused job of the organisation again (after its reactivation)."""
+    paused = [
+        job
+        for job in Job.all_objects.filter(
+            organization_id=organization.pk, status=JobStatus.QUEUED
+        ).order_by("pk")
+        if (job.params or {}).get("_paused")
+    ]
+    for job in paused:
+        params = {k: v for k, v in job.params.items() if k != "_paused"}
+        Job.all_objects.filter(pk=job.pk).update(params=params, message="Queued.")
+        job.params = params
+        _send(job)
+    return len(paused)
 
 
 # A job's heartbeat must mean "its process is alive", not "it reported progress

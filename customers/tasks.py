@@ -58,5 +58,7 @@ def org_exports_expire() -> int:
 
 # Who may start (and re-run) each job; a privacy clean-up cannot be stopped by anyone.
 register_job_kind(name="import", task=import_run, role="marketer")
-register_job_kind(name="org_export", task=organization_export, role="owner", api_keys=False)
+register_job_kind(
+    name="org_export", task=organization_export, role="owner", api_keys=False, heavy=True
+)
 register_job_kind(name="erasure", task=erasure_scrub, role="marketer", cancellable=False)

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from accounts.models import Organization
+from accounts.models import Organization, OrganizationStatus
 from accounts.tenancy import tenant_context
 
 log = logging.getLogger("segmenta.pipeline")
@@ -16,7 +16,9 @@ def nightly_fanout() -> int:
 
     count = 0
     # Organisations are not tenant rows; each org's jobs are started in its own scope.
-    for org in Organization.objects.all().only("pk"):
+    # A suspended organisation gets none (accounts/suspension.py): its jobs would
+    # only wait, paused, until it is reactivated.
+    for org in Organization.objects.filter(status=OrganizationStatus.ACTIVE).only("pk"):
         with tenant_context(org):
             try:
                 pipeline_start(organization=org, reason="nightly")

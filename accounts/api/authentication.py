@@ -13,6 +13,7 @@ from rest_framework import authentication, exceptions
 from accounts.models import ApiKey, Membership
 from accounts.selectors import membership_for_request
 from accounts.services import api_key_authenticate
+from accounts.suspension import SUSPENDED_CODE, suspended_message
 from accounts.tenancy import scope_enter
 
 
@@ -34,6 +35,14 @@ class ApiKeyUser:
 
     def get_full_name(self) -> str:
         return f"API key {self.api_key.name}"
+
+
+def _refuse_suspended(organization) -> None:
+    """A suspended organisation's key or member gets 403 `organization_suspended`
+    (core.api.exceptions turns the code and the detail into the error's code and
+    message). Raised as DRF's own exception so the request is left signed out."""
+    if not organization.is_active:
+        raise exceptions.PermissionDenied(suspended_message(organization), code=SUSPENDED_CODE)
 
 
 def _activate(request, organization, membership: Membership | None, api_key: ApiKey | None) -> None:
@@ -59,6 +68,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_authenticate(key=key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        _refuse_suspended(api_key.organization)
         _activate(request, api_key.organization, None, api_key)
         return ApiKeyUser(api_key), api_key
 
@@ -75,6 +85,7 @@ class TenantSessionAuthentication(authentication.SessionAuthentication):
         membership = membership_for_request(user=user)
         if membership is None:
             raise exceptions.PermissionDenied("You are not a member of any organisation.")
+        _refuse_suspended(membership.organization)
         # The site's middleware exempts /api/ from its two-factor redirect; the
         # requirement holds here instead (the user is django-otp's, with is_verified).
         verified = getattr(user, "is_verified", None)

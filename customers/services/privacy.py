@@ -722,7 +722,22 @@ def organization_export_path(job: Job) -> Path | None:
 
 def organization_export_expires_at(job: Job) -> dt.datetime | None:
     done = job.finished_at or job.created_at
-    return done + dt.timedelta(days=settings.ORG_EXPORT_EXPIRE_DAYS) if done else None
+    if not done:
+        return None
+    expires = done + dt.timedelta(days=settings.ORG_EXPORT_EXPIRE_DAYS)
+    if (job.params or {}).get("_for_deletion"):
+        # The export made for a scheduled deletion (accounts.suspension) stays until
+        # the deletion, which removes it with the organisation's other files.
+        from accounts.models import Organization
+
+        deletion = (
+            Organization.objects.filter(pk=job.organization_id)
+            .values_list("deletion_scheduled_for", flat=True)
+            .first()
+        )
+        if deletion is not None and deletion > expires:
+            expires = deletion
+    return expires
 
 
 def organization_export_state(job: Job, *, now=None) -> tuple[str, Path | None, str]:
@@ -847,35 +862,14 @@ _DELETE_ORDER = [
 
 @transaction.atomic
 def organization_delete(*, organization, user, confirm_name: str, request=None) -> None:
-    """Remove the organisation and everything of it, after its name is typed."""
+    """An owner removes the organisation and everything of it, after typing its name."""
     _require_owner(organization=organization, user=user)
     if (confirm_name or "").strip() != organization.name:
         raise ApplicationError(
             "Type the organisation's name exactly to confirm.",
             {"fields": {"confirm_name": "Does not match."}},
         )
-    # Written first, so the deletion is on record while it runs (it goes with the
-    # organisation; the application log keeps the line below).
-    audit_log(
-        organization=organization,
-        action="org_deleted",
-        actor=user,
-        target=organization.name,
-        request=request,
-    )
-    log.warning(
-        "organization.deleted org_id=%s slug=%s by_user_id=%s",
-        organization.pk,
-        organization.slug,
-        user.pk,
-    )
-    org_id = organization.pk
-    with tenant_context(organization), connection.cursor() as cursor:
-        # The big tables go with one statement each instead of row by row.
-        for table in _DELETE_ORDER:
-            cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s", [org_id])  # noqa: S608
-        organization.delete()
-    transaction.on_commit(lambda: org_media_remove(org_id))
+    organization_remove(organization=organization, actor=user, request=request)
     next_membership = (
         Membership.objects.filter(user=user)
         .select_related("organization")
@@ -884,3 +878,37 @@ def organization_delete(*, organization, user, confirm_name: str, request=None) 
     )
     user.current_organization = next_membership.organization if next_membership else None
     user.save(update_fields=["current_organization"])
+
+
+@transaction.atomic
+def organization_remove(*, organization, actor, details: dict | None = None, request=None) -> None:
+    """Delete the organisation, all its rows and, once committed, all its files. The
+    one path of both deletions: an owner's (`organization_delete`) and the one
+    platform staff scheduled (accounts.suspension.organizations_delete_due, whose
+    `details` say who scheduled it)."""
+    # Written first, so the deletion is on record while it runs (it goes with the
+    # organisation; the application log keeps the line below).
+    audit_log(
+        organization=organization,
+        action="org_deleted",
+        actor=actor,
+        target=organization.name,
+        details=details,
+        request=request,
+    )
+    who = Actor.of(actor, organization=organization, request=request)
+    log.warning(
+        "organization.deleted org_id=%s slug=%s by_user_id=%s by=%s details=%s",
+        organization.pk,
+        organization.slug,
+        who.id if who.is_user else None,
+        who.label,
+        details or {},
+    )
+    org_id = organization.pk
+    with tenant_context(organization), connection.cursor() as cursor:
+        # The big tables go with one statement each instead of row by row.
+        for table in _DELETE_ORDER:
+            cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s", [org_id])  # noqa: S608
+        organization.delete()
+    transaction.on_commit(lambda: org_media_remove(org_id))
