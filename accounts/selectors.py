@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from .models import Membership
 
 
@@ -23,3 +25,22 @@ def memberships_of_user(*, user):
         .filter(user=user)
         .order_by("organization__name")
     )
+
+
+def api_requests(*, organization_id: int, since: dt.date | dt.datetime) -> int:
+    """API requests the organisation made from `since` (a day, or a moment: its day
+    in UTC) to now: the sum of its daily counters (`ApiUsage`, counted by
+    accounts.api.throttling). Platform code calls it inside `unscoped_context()`;
+    in an organisation's own scope it sees that organisation's counters only."""
+    from django.db.models import Sum
+
+    from .models import ApiUsage
+    from .tenancy import bypass_active
+
+    if isinstance(since, dt.datetime):
+        since = since.astimezone(dt.UTC).date() if since.tzinfo else since.date()
+    rows = ApiUsage.objects.unscoped() if bypass_active() else ApiUsage.objects.all()
+    total = rows.filter(organization_id=organization_id, day__gte=since).aggregate(
+        total=Sum("requests")
+    )["total"]
+    return int(total or 0)
