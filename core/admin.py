@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.urls import path
 
 from .models import Job
 
@@ -9,3 +10,22 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ["organization", "kind", "status"]
     search_fields = ["kind", "title", "message", "organization__name"]
     readonly_fields = [f.name for f in Job._meta.fields if f.name != "cancel_requested"]
+
+    def get_urls(self):
+        """The back office's platform pages (backoffice.views): failing and stuck
+        jobs across organisations with re-run, and the platform's health."""
+        from backoffice import views
+
+        wrap = self.admin_site.admin_view
+        extra = {"model_admin": self}
+        return [
+            path("failing/", wrap(views.failing_jobs_view), extra, name="core_job_failing"),
+            path("health/", wrap(views.health_view), extra, name="core_job_health"),
+            path(
+                "<path:object_id>/rerun/",
+                wrap(views.job_rerun_view),
+                extra,
+                name="core_job_rerun",
+            ),
+            *super().get_urls(),
+        ]
