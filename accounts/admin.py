@@ -178,6 +178,11 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     # --- the change page ----------------------------------------------------------
 
+    def has_delete_permission(self, request, obj=None):
+        # An organisation is deleted only through "Schedule deletion": its owners get
+        # an export first and the deletion takes the owners' own path.
+        return False
+
     def has_change_permission(self, request, obj=None):
         # Staff who may only change limits open the page to save the limits inline.
         return super().has_change_permission(request, obj) or request.user.has_perm(

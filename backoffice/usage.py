@@ -337,7 +337,8 @@ def usage_against_limits(organization: Organization, *, now: datetime | None = N
         UsageLine("Order lines", f"{row.order_lines:,} order lines"),
         UsageLine(
             "Stored files",
-            f"{files.count:,} files, {size_text(files.bytes)}; largest upload "
+            f"{files.count:,} file{'' if files.count == 1 else 's'}, {size_text(files.bytes)}; "
+            f"largest upload "
             f"{limits.text('upload_bytes')}{own('upload_bytes')}",
         ),
         UsageLine(

@@ -200,3 +200,27 @@ def test_staff_groups_are_kept_up_to_date_idempotently():
     assert "view_platform_health" in support_codes
     # no customer data in either group: that opens only through a support grant
     assert not any(c.startswith("customers.") for c in codes)
+
+
+def test_health_page_reads_the_redis_queues(client, support, settings, monkeypatch):
+    """With Redis as the broker (`pgenv` runs give one): the queue lengths are its lists'."""
+    if not settings.REDIS_URL:
+        pytest.skip("Redis only (REDIS_URL)")
+    import redis
+
+    from backoffice import health
+
+    queue = f"backoffice-test-{OrganizationFactory().pk}"
+    monkeypatch.setattr(health, "_queue_names", lambda: [queue])
+    settings.CELERY_BROKER_URL = settings.REDIS_URL
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    server.rpush(queue, "one", "two", "three")
+    try:
+        client.force_login(support)
+        page = client.get(reverse(HEALTH))
+    finally:
+        server.delete(queue)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert f"Queue “{queue}”: 3 message(s) waiting" in text
+    assert "answers; 3 message(s) waiting" in text

@@ -166,7 +166,7 @@ def test_usage_against_limits_reads_in_plain_words(fleet, settings):
     )
     assert not lines["Customers"].attention
     assert "1 failed" in lines["Jobs"].text and "2 min 00 s spent" in lines["Jobs"].text
-    assert lines["Stored files"].text.startswith("2 files, 35 bytes")
+    assert lines["Stored files"].text.startswith("2 files, 35 bytes; largest upload 200 MB")
 
 
 def test_stuck_jobs_are_stale_running_or_long_queued(settings):
