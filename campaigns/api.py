@@ -19,7 +19,7 @@ from core.api.base import TenantViewSetMixin
 from core.api.params import valid_body
 from core.exceptions import ApplicationError
 
-from . import sending, services, stats
+from . import rules, sending, services, stats
 from .api_automations import urlpatterns as automation_urls
 from .models import Campaign, CampaignSettings, Variant
 
@@ -44,11 +44,18 @@ class CampaignSerializer(serializers.ModelSerializer):
     job = serializers.IntegerField(source="job_id", read_only=True, allow_null=True)
     schedule = serializers.SerializerMethodField()
     variants = serializers.SerializerMethodField()
+    notice = serializers.SerializerMethodField(
+        help_text="Why its messages wait, or null: `{code: organization_suspended, message}`, "
+        "or `{code: limit_reached, message, limit: emails_per_day, value, waiting, until}` "
+        "when the organisation's emails of the day ran out (the rest go from `until`, the "
+        "start of the next UTC day)."
+    )
 
     class Meta:
         model = Campaign
         fields = [
-            "id", "name", "channel", "goal", "status", "message", "segment_ids", "audience_id",
+            "id", "name", "channel", "goal", "status", "message", "notice", "segment_ids",
+            "audience_id",
             "subject", "body", "schedule", "holdout_share", "allocation",
             "conversion_window_days", "offer_id", "survey_id", "plan", "counts", "job",
             "variants", "created_at", "updated_at", "started_at", "finished_at",
@@ -61,6 +68,10 @@ class CampaignSerializer(serializers.ModelSerializer):
         if obj.send_at:
             return {"at": obj.send_at.isoformat()}
         return None
+
+    def get_notice(self, obj) -> dict | None:
+        request = self.context.get("request")
+        return rules.campaign_notice(obj, getattr(request, "organization", None))
 
     def get_variants(self, obj) -> list[dict]:
         variants = sorted(obj.variants.all(), key=lambda v: (v.created_at, v.pk))  # prefetched
@@ -288,7 +299,10 @@ class CampaignViewSet(
         "the offer) while the offer cannot be sent; `fairness_override_reason` records "
         "why a flagged offer may be sent anyway (audited), then sends. A campaign carrying "
         "a survey is refused (409 `survey_not_sendable`) while the survey is closed or "
-        "deleted, and (400 naming `body`) when a version leaves out `{{ survey_link }}`.",
+        "deleted, and (400 naming `body`) when a version leaves out `{{ survey_link }}`. "
+        "An email send started when the organisation's `emails_per_day` are used up "
+        "still starts (202) and its messages wait until the next UTC day; the answer "
+        "then carries `notice` `{code: limit_reached, message, limit, value}`.",
         request=CampaignSendSerializer,
         responses={202: OpenApiTypes.OBJECT},
         tags=TAGS,
@@ -301,10 +315,13 @@ class CampaignViewSet(
             organization=request.organization, campaign=campaign, user=request.user,
             fairness_override_reason=data.get("fairness_override_reason"), request=request,
         )  # fmt: skip
-        return Response(
-            {"job": job.pk if job else None, "status": campaign.status},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        body = {"job": job.pk if job else None, "status": campaign.status}
+        if job is not None:
+            # started with the day's emails used up: it waits until tomorrow, and says so
+            notice = rules.start_notice(request.organization, campaign)
+            if notice:
+                body["notice"] = notice
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="A campaign's results",

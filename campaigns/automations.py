@@ -61,7 +61,7 @@ from django.utils import timezone
 
 from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
-from core.jobs import NULL_JOB, JobHandle
+from core.jobs import NULL_JOB, JobCancelled, JobHandle, JobPaused
 
 from .models import (
     Automation,
@@ -75,6 +75,7 @@ from .models import (
     SkipReason,
     TriggerKind,
 )
+from .rules import check_active
 
 log = logging.getLogger("segmenta.campaigns")
 
@@ -592,9 +593,10 @@ def _write_deliveries(
     return {c.pk for c in campaigns.values()}
 
 
-def _send(automation: Automation, campaign_ids: set[int], job: JobHandle) -> int:
+def _send(automation: Automation, campaign_ids: set[int], job: JobHandle) -> tuple[int, dict]:
     """Hand over the queued deliveries now due of the automation's campaigns (the new
-    ones, and any left by an interrupted run) with the campaigns' send job body."""
+    ones, and any left by an interrupted run) with the campaigns' send job body.
+    (sent, the `limit_reached` of the last send the day's emails stopped, or {})."""
     from .sending import _due, campaign_send_run
 
     waiting = set(
@@ -603,6 +605,7 @@ def _send(automation: Automation, campaign_ids: set[int], job: JobHandle) -> int
         ).values_list("campaign_id", flat=True)
     )
     sent = 0
+    limited: dict = {}
     for campaign in Campaign.objects.filter(pk__in=campaign_ids | waiting).order_by(
         "automation_round"
     ):
@@ -613,7 +616,8 @@ def _send(automation: Automation, campaign_ids: set[int], job: JobHandle) -> int
         )
         result = campaign_send_run(campaign_id=campaign.pk, job=job)
         sent += int(result.get("sent") or 0)
-    return sent
+        limited = result.get("limit_reached") or limited
+    return sent, limited
 
 
 def _claim(automation: Automation) -> bool:
@@ -632,7 +636,7 @@ def automation_evaluate(
     {"occurrences", "sent"}; nothing when another evaluator holds it."""
     now = now or timezone.now()
     if not _claim(automation):
-        return {"occurrences": 0, "sent": 0}
+        return {"occurrences": 0, "sent": 0, "limit_reached": {}}
     try:
         automation.refresh_from_db()
         with transaction.atomic():  # members, state and occurrences change together
@@ -665,8 +669,8 @@ def automation_evaluate(
         for i in range(0, len(pending), CHUNK):
             touched |= _write_deliveries(automation, pending[i : i + CHUNK], now)
         # an occurrence whose customer was erased meanwhile has nothing to send
-        sent = _send(automation, touched, job)
-        return {"occurrences": len(pending), "sent": sent}
+        sent, limited = _send(automation, touched, job)
+        return {"occurrences": len(pending), "sent": sent, "limit_reached": limited}
     finally:
         Automation.objects.filter(pk=automation.pk).update(claimed_until=None)
 
@@ -680,23 +684,35 @@ def automations_evaluate(
         Automation.objects.filter(active=True).select_related("organization").order_by("pk")
     )
     occurrences = sent = 0
+    limited: dict = {}
     for i, automation in enumerate(automations):
         job.check_cancel()
+        check_active(organization)  # suspended: stop (JobPaused) until reactivated
         job.progress(
             100 * i / max(len(automations), 1), f"Automation “{automation.name}”", force=False
         )
         try:
             result = automation_evaluate(automation, now=now, job=job)
+        except (JobPaused, JobCancelled):
+            raise
         except Exception:
             log.exception("automation.evaluate_failed automation_id=%s", automation.pk)
             continue
         occurrences += result["occurrences"]
         sent += result["sent"]
+        limited = result.get("limit_reached") or limited
+    message = (
+        f"{len(automations)} automations: {occurrences:,} new occurrences, {sent:,} messages sent."
+    )
+    if limited:
+        # the day's emails ran out: what is left waits until tomorrow (send_due)
+        message += " " + limited["message"]
     return {
-        "message": f"{len(automations)} automations: {occurrences:,} new occurrences, {sent:,} messages sent.",
+        "message": message,
         "automations": len(automations),
         "occurrences": occurrences,
         "sent": sent,
+        **({"limit_reached": limited} if limited else {}),
     }
 
 

@@ -237,6 +237,12 @@ class Delivery(TenantModel):
             models.Index(fields=["organization", "customer", "sent_at"], name="delivery_org_cust"),
             # the organisation's sending rate (campaigns/sending.py _within_rate)
             models.Index(fields=["organization", "sent_at"], name="delivery_org_sent"),
+            # messages being handed over now count towards the day's emails (rules.py)
+            models.Index(
+                fields=["organization"],
+                condition=models.Q(status="sending"),
+                name="delivery_org_sending",
+            ),
         ]
 
     def __str__(self) -> str:

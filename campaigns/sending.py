@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from core.jobs import NULL_JOB, JobHandle
 
+from . import rules
 from .models import (
     Allocation,
     Campaign,
@@ -392,8 +393,12 @@ def campaign_send_run(*, campaign_id: int, **kwargs) -> dict[str, Any]:
     """The job's body (campaigns.tasks.campaign_send). Safe to run again at any point.
     An error marks the campaign failed with a reason (sending it again resumes where it
     stopped); a worker that dies leaves it sending, and the job's recovery resumes it."""
+    from core.jobs import JobPaused
+
     try:
         return _send_run(campaign_id=campaign_id, **kwargs)
+    except JobPaused:
+        raise  # the organisation is suspended: the send carries on after reactivation
     except Exception as exc:
         from core.exceptions import ApplicationError
         from core.jobs import JobCancelled
@@ -472,6 +477,7 @@ def _send_run(
     if campaign is None or campaign.status not in resumable or not _take(campaign, job.job_id):
         return {"message": "Nothing to send: the campaign is not being sent by this job."}
     organization = campaign.organization
+    rules.check_active(organization)
     job.progress(2, "Choosing who gets it")
     counts = write_deliveries(campaign)
     interrupted = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.SENDING).update(
@@ -489,9 +495,13 @@ def _send_run(
     )
     total = _due(campaign).count()
     done = sent_total = failed_total = 0
+    limited = False  # the organisation's emails of the day ran out
+    tomorrow = 0  # how many then wait until the next UTC day
+    until: dt.datetime | None = None
     job.progress(5, f"Sending to {total:,} customers")
     while True:
         job.check_cancel()
+        rules.check_active(organization)  # suspended: stop here, the rest stays queued
         if job.job_id and not Campaign.objects.filter(pk=campaign.pk, job_id=job.job_id).exists():
             break  # another job took the campaign over (a re-run): it carries on
         batch = list(_due(campaign).order_by("pk")[:batch_size])
@@ -501,10 +511,20 @@ def _send_run(
         if thompson:
             _assign_thompson(campaign, batch, arms)
         ids = [row.pk for row in batch]
-        # the claim, committed before anything leaves (autocommit: no transaction here)
-        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED).update(
-            status=DeliveryStatus.SENDING
-        )
+        # the claim, committed before anything leaves
+        if campaign.channel == Channel.EMAIL:
+            ids, limited = rules.claim_within_limit(organization, ids)
+        else:
+            Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED).update(
+                status=DeliveryStatus.SENDING
+            )
+        if limited:
+            # the rest waits for the next UTC day; send_due carries on then
+            until = rules.next_day_start()
+            tomorrow = _due(campaign).update(scheduled_for=until)
+            batch = [row for row in batch if row.pk in set(ids)]
+            if not ids:
+                break
         rows = list(Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING))
         try:
             contexts = contexts_for([row.customer_id for row in rows])
@@ -524,6 +544,8 @@ def _send_run(
         job.progress(
             5 + 93 * done / max(total, 1), f"Sent {sent_total:,} of {total:,}", force=False
         )
+        if limited:
+            break
     waiting = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED)
     later = waiting.count()
     finished = {
@@ -534,23 +556,43 @@ def _send_run(
         "failed": Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.FAILED).count(),
         "waiting": later,
     }
+    finished.pop("limit_reached", None)
     update: dict[str, Any] = {"counts": finished}
     if not later:
         update.update(status=CampaignStatus.SENT, finished_at=timezone.now())
-    Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SENDING).update(**update)
     message = f"Sent {sent_total:,} messages"
     if failed_total:
         message += f" ({failed_total:,} could not be handed over)"
-    if later:
-        message += f"; {later:,} wait for their time (best hour or quiet hours)"
-    return {
-        "message": message + ".",
+    result: dict[str, Any] = {
         "campaign_id": campaign.pk,
         "sent": sent_total,
         "failed": failed_total,
         "waiting": later,
         "interrupted": interrupted,
     }
+    if limited:
+        from accounts.limits import limit_reached_audit
+
+        reached = rules.limit_reached(organization, tomorrow)
+        finished["limit_reached"] = {
+            "code": reached.code,
+            "message": reached.message,
+            **reached.extra,
+            "waiting": tomorrow,
+            "until": until.isoformat() if until else None,
+        }
+        update["message"] = reached.message[:500]
+        limit_reached_audit(organization=organization, error=reached)  # once a day
+        result.update(limit_reached=finished["limit_reached"])
+        message = f"{message}. {reached.message}"
+    else:
+        if counts.get("limit_reached"):
+            update["message"] = ""  # yesterday's limit: the messages went
+        if later:
+            message += f"; {later:,} wait for their time (best hour or quiet hours)"
+        message += "."
+    Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.SENDING).update(**update)
+    return {"message": message, **result}
 
 
 # --- a test copy ------------------------------------------------------------------------

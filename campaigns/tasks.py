@@ -1,7 +1,9 @@
 """Campaign jobs: send one campaign (a job with progress), and start the sends that are
 due (a periodic task; several schedulers may run it at once); evaluate automations
 (`automations_due`, every 15 minutes: an `automations_run` job per organisation with
-active automations); attribute conversions (`conversions_due`: every 15 minutes for
+active automations). Both pass suspended organisations by (campaigns/rules.py): their
+sends wait for reactivation. Attribute conversions (sends nothing, so it goes on for a
+suspended organisation too) (`conversions_due`: every 15 minutes for
 organisations that sent in the last 60 days, looking at what changed lately; nightly
 in full; and after each orders import, through the receiver below)."""
 
@@ -34,10 +36,13 @@ def send_due() -> int:
     from accounts.models import Organization
     from accounts.tenancy import tenant_context
 
+    from .rules import organization_active
     from .services import campaigns_start_due
 
     started = 0
     for org in Organization.objects.all().only("pk"):
+        if not organization_active(org.pk):
+            continue  # suspended: its campaigns stay scheduled until it is reactivated
         with tenant_context(org):
             try:
                 started += campaigns_start_due()
@@ -67,9 +72,12 @@ def automations_due() -> int:
     from core.models import Job, JobStatus
 
     from .models import Automation
+    from .rules import organization_active
 
     started = 0
     for org in Organization.objects.all():
+        if not organization_active(org.pk):
+            continue  # suspended: nothing is evaluated or sent until it is reactivated
         with tenant_context(org):
             try:
                 if not Automation.objects.filter(active=True).exists():

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import org_required
 from core.exceptions import ApplicationError
 
-from . import sending, services, stats
+from . import rules, sending, services, stats
 from .forms import (
     CampaignForm,
     SettingsForm,
@@ -484,6 +484,8 @@ def _detail_context(
         "customers": customers,
         "job": job,
         "sending": campaign.status == CampaignStatus.SENDING,
+        # why its messages wait: the organisation is suspended, or the day's emails ran out
+        "notice": rules.campaign_notice(campaign, request.organization),
         "results": results,
         "breakdowns": [
             ("By segment", results["by_segment"] if results else []),
@@ -636,7 +638,11 @@ def campaign_send(request, pk: int):
         if job is None:
             messages.success(request, "Scheduled. It will be sent at the time you chose.")
         else:
-            messages.success(request, "Sending has started. Progress shows below.")
+            notice = rules.start_notice(request.organization, campaign)
+            if notice:  # the day's emails are used up: it starts, and waits until tomorrow
+                messages.warning(request, notice["message"])
+            else:
+                messages.success(request, "Sending has started. Progress shows below.")
     return redirect(reverse("campaigns:detail", args=[campaign.pk]) + "#send")
 
 
