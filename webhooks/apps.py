@@ -21,4 +21,8 @@ class WebhooksConfig(AppConfig):
             )
         )
         # Every process (site, worker, command) must know the delivery task.
-        from . import tasks  # noqa: F401
+        # Deliveries held while the organisation was suspended go on its reactivation.
+        from . import (
+            receivers,  # noqa: F401
+            tasks,  # noqa: F401
+        )

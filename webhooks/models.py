@@ -55,10 +55,20 @@ class WebhookDelivery(TenantModel):
     created_at = models.DateTimeField(auto_now_add=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # set while the organisation is suspended: not attempted (attempts unchanged) and
+    # sent again on its reactivation (webhooks.services.deliveries_resume)
+    held_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["endpoint", "-created_at"])]
+        indexes = [
+            models.Index(fields=["endpoint", "-created_at"]),
+            models.Index(
+                fields=["organization"],
+                condition=models.Q(held_since__isnull=False),
+                name="webhookdelivery_org_held",
+            ),
+        ]
 
     @property
     def event_label(self) -> str:

@@ -302,4 +302,52 @@ def delivery_attempt(delivery: WebhookDelivery) -> bool:
     return ok
 
 
-__all__ = ["EVENT_TYPES", "emit"]
+# --- suspended organisations (accounts/suspension.py) ---------------------------------------
+def organization_is_active(organization_id: int) -> bool:
+    from accounts.suspension import organization_is_active as active
+
+    return active(organization_id)
+
+
+def delivery_hold(delivery: WebhookDelivery) -> None:
+    """Hold a delivery of a suspended organisation: not attempted, its attempts and
+    status unchanged, sent again when the organisation is reactivated."""
+    if delivery.held_since is None:
+        delivery.held_since = timezone.now()
+        delivery.save(update_fields=["held_since"])
+    log.info("webhooks.held delivery=%s org=%s", delivery.pk, delivery.organization_id)
+
+
+def deliveries_resume(organization) -> int:
+    """Send again every delivery held while the organisation was suspended (once it is
+    active again; once each, even when two callers resume at the same time: each row
+    is taken back with a conditional UPDATE). Queued when the transaction commits."""
+    from django.db import transaction
+
+    from accounts.tenancy import tenant_context
+
+    from .events import _queue
+
+    org_id = getattr(organization, "pk", organization)
+    if not organization_is_active(org_id):
+        return 0
+    with tenant_context(org_id):
+        held = list(
+            WebhookDelivery.objects.filter(held_since__isnull=False)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        taken = [
+            pk
+            for pk in held
+            if WebhookDelivery.objects.filter(pk=pk, held_since__isnull=False).update(
+                held_since=None
+            )
+        ]
+    if taken:
+        transaction.on_commit(lambda: _queue(org_id, taken))
+        log.info("webhooks.resumed org=%s deliveries=%s", org_id, len(taken))
+    return len(taken)
+
+
+__all__ = ["EVENT_TYPES", "deliveries_resume", "emit"]

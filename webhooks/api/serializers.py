@@ -67,6 +67,7 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "created_at",
             "next_attempt_at",
             "delivered_at",
+            "held_since",
         ]
         read_only_fields = fields
 

@@ -1,0 +1,26 @@
+"""A reactivated organisation's held webhook deliveries go out again."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+log = logging.getLogger("segmenta.webhooks")
+
+
+@receiver(post_save, sender="accounts.Organization", dispatch_uid="webhooks_resume_held")
+def _organization_saved(sender, instance, created=False, update_fields=None, **kwargs) -> None:
+    """An organisation saved active (its reactivation, accounts.suspension) sends the
+    deliveries held while it was suspended (queued once the save commits)."""
+    if created or instance.status != "active":
+        return
+    if update_fields is not None and "status" not in update_fields:
+        return
+    from .services import deliveries_resume
+
+    try:
+        deliveries_resume(instance)
+    except Exception:  # never break the save: the deliveries stay held and listed
+        log.exception("webhooks.resume_failed org=%s", instance.pk)
