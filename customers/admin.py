@@ -1,7 +1,12 @@
-"""Back office: platform staff look up customer data of any organisation (the admin
-runs in the unscoped context and every list shows the organisation)."""
+"""Back office: customer data of an organisation opens only through a support grant
+its owner approved (or an emergency grant), read-only, and every list page and
+record shown is written to that organisation's audit log (`SupportGatedAdmin`,
+backoffice/support_admin.py). Products (the shop's catalogue, nobody's personal
+data) stay browsable across organisations."""
 
 from django.contrib import admin
+
+from backoffice.support_admin import SupportGatedAdmin, SupportGatedInline
 
 from .models import ConsentChange, Customer, Event, Feedback, Import, Order, OrderLine, Product
 
@@ -15,7 +20,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(Customer)
-class CustomerAdmin(TenantAdmin):
+class CustomerAdmin(SupportGatedAdmin):
     list_display = [
         "external_id",
         "organization",
@@ -36,16 +41,14 @@ class ProductAdmin(TenantAdmin):
     search_fields = ["sku", "name"]
 
 
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(SupportGatedInline):
     model = OrderLine
-    extra = 0
-    can_delete = False
     fields = ["position", "sku", "product_name", "quantity", "unit_price", "amount"]
     readonly_fields = fields
 
 
 @admin.register(Order)
-class OrderAdmin(TenantAdmin):
+class OrderAdmin(SupportGatedAdmin):
     list_display = ["external_id", "organization", "ordered_at", "total", "is_return"]
     list_filter = ["organization", "is_return"]
     search_fields = ["external_id"]
@@ -54,25 +57,25 @@ class OrderAdmin(TenantAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(TenantAdmin):
+class EventAdmin(SupportGatedAdmin):
     list_display = ["type", "organization", "occurred_at", "external_id"]
     list_filter = ["organization", "type"]
 
 
 @admin.register(ConsentChange)
-class ConsentChangeAdmin(TenantAdmin):
+class ConsentChangeAdmin(SupportGatedAdmin):
     list_display = ["customer_id", "organization", "channel", "granted", "changed_at", "source"]
     list_filter = ["organization", "channel"]
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(TenantAdmin):
+class FeedbackAdmin(SupportGatedAdmin):
     list_display = ["external_id", "organization", "created_at", "source", "rating"]
     list_filter = ["organization", "source"]
 
 
 @admin.register(Import)
-class ImportAdmin(TenantAdmin):
+class ImportAdmin(SupportGatedAdmin):
     list_display = [
         "id",
         "organization",

@@ -1,7 +1,11 @@
 """Back office for segments and personas (platform staff; the middleware runs
-/admin/ inside the escape hatch, and the default managers are the plain ones)."""
+/admin/ inside the escape hatch, and the default managers are the plain ones).
+Segment members are per customer: they open only through a support grant
+(`SupportGatedAdmin`, backoffice/support_admin.py)."""
 
 from django.contrib import admin
+
+from backoffice.support_admin import SupportGatedAdmin
 
 from .models import Persona, Segment, SegmentationRun, SegmentationSettings, SegmentMembership
 
@@ -34,14 +38,12 @@ class SegmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
-    list_display = ["id", "organization", "run", "segment", "customer"]
-    list_filter = ["organization"]
-    raw_id_fields = ["run", "segment", "customer"]
-    readonly_fields = ["run", "segment", "customer"]
+class SegmentMembershipAdmin(SupportGatedAdmin):
+    """Who is in which segment: per customer, so behind a support grant."""
 
-    def has_add_permission(self, request):
-        return False
+    list_display = ["id", "organization", "run", "segment", "customer_id"]
+    list_filter = ["organization"]
+    list_select_related = ["organization", "run", "segment"]
 
 
 @admin.register(Persona)
