@@ -410,3 +410,34 @@ def test_operator_commands_refuse_bad_input_in_one_line(org, capsys):
         assert err and "\n" not in err
     org.refresh_from_db()
     assert org.is_active
+
+
+def test_the_back_office_calls_the_services_from_the_platforms_escape_hatch(
+    org, owner, staff, django_capture_on_commit_callbacks
+):
+    """The admin runs in unscoped_context (the platform's connection on PostgreSQL):
+    the services still lock, audit, export and email in one transaction."""
+    from accounts.tenancy import unscoped_context
+
+    when = timezone.now() + dt.timedelta(days=30)
+    with unscoped_context(), django_capture_on_commit_callbacks(execute=True):
+        organization_suspend(organization=org, actor=staff, reason=REASON)
+        organization_schedule_deletion(organization=org, actor=staff, reason=REASON, when=when)
+        organization_cancel_deletion(organization=org, actor=staff)
+        organization_reactivate(organization=org, actor=staff)
+    org.refresh_from_db()
+    assert org.is_active and org.deletion_scheduled_for is None
+    with tenant_context(org):
+        actions = list(
+            AuditLogEntry.objects.filter(actor_kind="staff")
+            .order_by("created_at", "pk")
+            .values_list("action", flat=True)
+        )
+        assert Job.objects.get(kind="org_export").status == JobStatus.SUCCEEDED
+    assert actions == [
+        "org_suspended",
+        "deletion_scheduled",
+        "deletion_cancelled",
+        "org_reactivated",
+    ]
+    assert len(mail.outbox) == 3  # suspended, deletion scheduled, reactivated
