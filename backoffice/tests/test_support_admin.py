@@ -5,6 +5,7 @@ every view lands in that organisation's audit log."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -346,3 +347,41 @@ def test_staff_see_only_their_own_grants_and_can_end_them(world, owner, superuse
     with tenant_context(world):
         alice = Customer.objects.get(external_id=SECRET_ID)
     assert client.get(_url(Customer, "change", alice.pk)).status_code == 403
+
+
+# --- PostgreSQL: as in production, the list reads through the platform login --------------
+
+
+@pytest.mark.skipif(
+    os.environ.get("DATABASE_URL", "").split(":")[0] not in ("postgres", "postgresql"),
+    reason="PostgreSQL only",
+)
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_granted_list_reads_through_the_platform_role_and_audits_through_the_app_role(
+    client, settings
+):
+    """The admin runs in the escape hatch (the platform login, which sees every
+    organisation's rows); the gate still shows only the granted organisation, and
+    the audit entry is written as that organisation (row-level security admits it)."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.tests.factories import MembershipFactory, OrganizationFactory
+
+    settings.PLATFORM_DATABASE_ALIAS = "platform"
+    a, b = OrganizationFactory(), OrganizationFactory()
+    for org, external_id in ((a, "A-ONE"), (b, "B-ONE")):
+        with tenant_context(org):
+            CustomerFactory(external_id=external_id)
+    owner = MembershipFactory(organization=a, role=Role.OWNER).user
+    staff = UserFactory(email="root-pg@segmenta.test", is_staff=True, is_superuser=True)
+    _grant(a, staff, owner)
+    client.force_login(staff)
+    with CaptureQueriesContext(connections["platform"]) as platform:
+        page = client.get(_url(Customer, "changelist"), {ORG_PARAM: a.pk})
+        refused = client.get(_url(Customer, "changelist"), {ORG_PARAM: b.pk})
+    assert page.status_code == 200 and refused.status_code == 403
+    assert b"A-ONE" in page.content and b"B-ONE" not in page.content
+    assert b"B-ONE" not in refused.content
+    assert any('FROM "customers_customer"' in q["sql"] for q in platform.captured_queries)
+    assert _viewed(a) == ["customers list"] and _viewed(b) == []
