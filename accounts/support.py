@@ -147,6 +147,25 @@ def _notify_owners(*, grant: SupportGrant, template: str, subject: str) -> None:
 # --- Services ----------------------------------------------------------------------------
 
 
+def _refuse_a_second_request(*, organization, staff) -> None:
+    """One open request or grant per staff member and organisation: the owners are
+    not emailed again while they have one to decide on or one is running."""
+    mine = SupportGrant.objects.filter(
+        staff_id=staff.pk, declined_at__isnull=True, revoked_at__isnull=True
+    )
+    if mine.filter(approved_at__isnull=True).exists():
+        raise ApplicationError(
+            f"You already asked {organization.name}'s owners; wait for their decision "
+            "(or withdraw that request first)."
+        )
+    running = mine.filter(_active_q(timezone.now())).order_by("-expires_at").first()
+    if running is not None:
+        raise ApplicationError(
+            f"You already have access to {organization.name} until "
+            f"{when_text(running.expires_at, organization)}."
+        )
+
+
 def grant_request(*, organization, staff, reason: str, hours: int = 24, request=None):
     """Staff ask the owners for access; the owners are told by email."""
     _require_staff(
@@ -156,6 +175,7 @@ def grant_request(*, organization, staff, reason: str, hours: int = 24, request=
     reason = _clean_reason(reason)
     hours = _clean_hours(hours, most=_max_hours())
     with tenant_context(organization), transaction.atomic():
+        _refuse_a_second_request(organization=organization, staff=staff)
         grant = SupportGrant.objects.create(
             organization=organization,
             staff=staff,

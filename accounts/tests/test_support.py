@@ -140,7 +140,8 @@ class TestDecide:
         grant = _approved(org, staff, owner)
         with pytest.raises(ApplicationError, match="no longer waiting"):
             support.grant_approve(grant=grant, actor=owner)
-        declined = support.grant_decline(grant=_requested(org, staff), actor=owner)
+        other = _staff(support.REQUEST_PERMISSION, email="other@segmenta.test")
+        declined = support.grant_decline(grant=_requested(org, other), actor=owner)
         with pytest.raises(ApplicationError, match="no longer waiting"):
             support.grant_approve(grant=declined, actor=owner)
 
@@ -247,11 +248,10 @@ class TestViewRecord:
         assert not _entries(org, "support_viewed")
 
     def test_refuses_without_an_active_grant_of_that_staff_member(self, org, owner, staff):
+        pending = _requested(org, staff)
         with pytest.raises(PermissionDenied):
-            support.support_view_record(
-                grant=_requested(org, staff), staff=staff, what="customers list"
-            )
-        grant = _approved(org, staff, owner)
+            support.support_view_record(grant=pending, staff=staff, what="customers list")
+        grant = support.grant_approve(grant=pending, actor=owner)
         with pytest.raises(PermissionDenied):
             support.support_view_record(
                 grant=grant, staff=_staff(email="x@segmenta.test"), what="customers list"
@@ -341,3 +341,24 @@ class TestOwnerPage:
         assert b"no longer waiting" in response.content
         grant.refresh_from_db()
         assert grant.status == "declined"
+
+
+class TestOneOpenRequest:
+    def test_a_second_request_while_one_is_pending_or_running_is_refused(
+        self, org, owner, staff, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            first = _requested(org, staff)
+            with pytest.raises(ApplicationError, match="already asked"):
+                _requested(org, staff)
+        assert len(mailoutbox) == 1  # the owners are not emailed twice
+        support.grant_approve(grant=first, actor=owner)
+        with pytest.raises(ApplicationError, match="already have access"):
+            _requested(org, staff)
+        support.grant_revoke(grant=first, actor=staff)
+        assert _requested(org, staff).status == "pending"  # after it ended, ask again
+
+    def test_another_staff_member_may_ask_at_the_same_time(self, org, staff):
+        _requested(org, staff)
+        other = _staff(support.REQUEST_PERMISSION, email="other@segmenta.test")
+        assert _requested(org, other).status == "pending"
