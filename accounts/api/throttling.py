@@ -28,7 +28,13 @@ from django.utils import timezone
 from rest_framework import exceptions, throttling
 from rest_framework.settings import api_settings
 
-from accounts.limits import LimitReached, Limits, default_limits, limits_for
+from accounts.limits import (
+    LimitReached,
+    Limits,
+    default_limits,
+    limit_reached_audit,
+    limits_for,
+)
 
 HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 log = logging.getLogger("segmenta.api")
@@ -117,9 +123,17 @@ class KeyRateThrottle(_HeadersMixin, throttling.SimpleRateThrottle):
     def allow_request(self, request, view):
         if super().allow_request(request, view):
             return True
-        raise PlanThrottled(wait=self.wait(), detail=self.refusal(request))
+        error = self.refusal(request)
+        organization = getattr(request, "organization", None)
+        if organization is not None:
+            # the owner learns of it in the audit log (once a day), not only the caller
+            try:
+                limit_reached_audit(organization=organization, error=error)
+            except DatabaseError:
+                log.exception("api.limit_audit_failed org=%s", organization.pk)
+        raise PlanThrottled(wait=self.wait(), detail=error.message)
 
-    def refusal(self, request) -> str:
+    def refusal(self, request) -> LimitReached:
         """The plan's limit, who used it up, and what to do."""
         limits = request_limits(request)
         per_minute = round(self.num_requests * 60 / self.duration)
@@ -129,7 +143,7 @@ class KeyRateThrottle(_HeadersMixin, throttling.SimpleRateThrottle):
         who = "this API key" if getattr(request, "api_key", None) is not None else "your session"
         period = _PERIODS.get(self.duration, f"{self.duration} seconds")
         detail = f"{who} made {self.num_requests:,} requests in the last {period}"
-        return LimitReached("api_per_minute", limits, detail).message
+        return LimitReached("api_per_minute", limits, detail, status=429)
 
     def get_cache_key(self, request, view):
         api_key = getattr(request, "api_key", None)

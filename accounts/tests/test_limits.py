@@ -55,10 +55,16 @@ def test_a_burst_over_the_plans_rate_is_refused_and_another_org_is_not(org, othe
     assert int(refused["Retry-After"]) > 0
     assert (refused["X-RateLimit-Limit"], refused["X-RateLimit-Remaining"]) == ("5", "0")
     assert answers[0]["X-RateLimit-Limit"] == "5"
+    limited.get("/api/v1/customers/")  # refused again: still one entry for the owner
+    with tenant_context(org):
+        [entry] = AuditLogEntry.objects.filter(action="limit_reached")
+    assert entry.target == "API requests a minute"
     # the other organisation has the platform's budget
     others = [free.get("/api/v1/customers/") for _ in range(10)]
     assert {a.status_code for a in others} == {200}
     assert others[-1]["X-RateLimit-Limit"] == str(default_limits().api_per_minute)
+    with tenant_context(other_org):
+        assert not AuditLogEntry.objects.filter(action="limit_reached").exists()
 
 
 def test_every_api_request_of_an_organisation_is_counted(org, other_org, owner):
