@@ -400,7 +400,8 @@ class FailedLogin(models.Model):
 
 class ApiUsage(TenantModel):
     """API requests one organisation made on one day (UTC): the back office's usage
-    figure. Counted by the API's throttle, one UPDATE per request."""
+    figure. Counted by `accounts.api.throttling.RateLimitHeadersMiddleware` after the
+    answer, one UPDATE per request (refused ones too)."""
 
     day = models.DateField()
     requests = models.PositiveBigIntegerField(default=0)

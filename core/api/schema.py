@@ -97,7 +97,13 @@ ERROR_EXAMPLES = {
         {"file": "Too large."},
     ),
     "415": ("unsupported_media_type", 'Unsupported media type "text/plain" in request.', {}),
-    "429": ("throttled", "Request was throttled. Expected available in 12 seconds.", {}),
+    "429": (
+        "throttled",
+        "Your plan's limit of 1,200 API requests a minute is reached: this API key made "
+        "1,200 requests in the last minute. Ask Segmenta support to raise it. "
+        "Try again in 12 seconds.",
+        {},
+    ),
 }
 
 
