@@ -34,6 +34,7 @@ cat <<MSG
 
   Segmenta is running at http://127.0.0.1:${PORT}/
   Sign in as demo@segmenta.local with the password segmenta-demo
+  Back office: http://127.0.0.1:${PORT}/admin/ as staff@segmenta.local, password segmenta-staff
   Background worker log: var/worker.log   (stop everything with Ctrl+C)
 
 MSG

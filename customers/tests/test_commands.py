@@ -97,6 +97,12 @@ def test_seed_demo_is_idempotent(db):
     org = Organization.objects.get(slug="demo")
     assert (org.name, org.currency, org.time_zone) == ("Demo Gift Shop", "GBP", "Europe/London")
     assert User.objects.get(email="demo@segmenta.local").check_password("segmenta-demo")
+    # the back office's demo user: staff in Operations, not a superuser, no member
+    staff = User.objects.get(email="staff@segmenta.local")
+    assert staff.check_password("segmenta-staff") and staff.is_staff and not staff.is_superuser
+    assert list(staff.groups.values_list("name", flat=True)) == ["Operations"]
+    assert staff.has_perm("accounts.suspend_organization")
+    assert not staff.memberships.exists()
     with tenant_context(org):
         snapshot = (
             Customer.objects.count(),

@@ -35,6 +35,8 @@ from ...services.importing import import_from_path
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "demo_data" / "online_retail_sample.csv.gz"
 SLUG, NAME, EMAIL, PASSWORD = "demo", "Demo Gift Shop", "demo@segmenta.local", "segmenta-demo"
+# A platform staff member in the Operations group (not a superuser), to try the back office.
+STAFF_EMAIL, STAFF_PASSWORD = "staff@segmenta.local", "segmenta-staff"
 TIME_ZONE, CURRENCY = "Europe/London", "GBP"
 SEED = 20101201
 LOCALES = {
@@ -167,6 +169,7 @@ class Command(BaseCommand):
                 )
             elif not Membership.objects.filter(organization=org, user=user).exists():
                 Membership.objects.create(organization=org, user=user, role=Role.OWNER)
+            self.staff()
         with tenant_context(org):
             if not Order.objects.exists():
                 self.load(org)
@@ -176,6 +179,26 @@ class Command(BaseCommand):
             self.pipeline(org, sync=options["sync"])
             self.offer(org, sync=options["sync"])
         self.stdout.write(json.dumps({"org": SLUG, "login": EMAIL, "password": PASSWORD}))
+
+    def staff(self) -> None:
+        """The demo's back office user: staff in the Operations group, no superuser,
+        so customer records open only through a support access grant."""
+        from django.contrib.auth.models import Group
+
+        from backoffice.groups import OPERATIONS, staff_groups_sync
+
+        User = get_user_model()
+        staff = User.objects.filter(email=STAFF_EMAIL).first()
+        if staff is None:
+            staff = User.objects.create_user(
+                email=STAFF_EMAIL,
+                password=STAFF_PASSWORD,
+                full_name="Demo Support",
+                email_verified=True,
+                is_staff=True,
+            )
+        staff_groups_sync()
+        staff.groups.add(Group.objects.get(name=OPERATIONS))
 
     def load(self, org) -> None:
         tz = zoneinfo.ZoneInfo(org.time_zone)
