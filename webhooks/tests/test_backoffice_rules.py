@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Organization
+from accounts.suspension import organization_reactivate
 from accounts.tenancy import tenant_context
 from webhooks import services
 from webhooks.events import emit
@@ -48,7 +49,7 @@ def test_deliveries_wait_while_suspended_and_go_on_reactivation(
     assert held.held_since is not None
 
     with django_capture_on_commit_callbacks(execute=True):
-        _reactivate(org)
+        organization_reactivate(organization=org, actor=None)  # the back office's
     assert len(hook.received) == 1
     sent = _delivery(org, created["id"])
     assert (sent.status, sent.attempts, sent.held_since) == (DeliveryStatus.SUCCEEDED, 1, None)
