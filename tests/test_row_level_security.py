@@ -149,20 +149,26 @@ def test_platform_code_reads_every_organisation_through_the_platform_role(two_or
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
-def test_back_office_lists_every_organisation_through_the_platform_role(client, settings):
-    """The admin runs in the escape hatch: as in production, its queries go to the
-    platform login, which sees both organisations' customers."""
+def test_back_office_overview_counts_every_organisation_through_the_platform_role(client, settings):
+    """The admin runs in the escape hatch: as in production, the organisations
+    overview's usage figures come through the platform login, which sees both
+    organisations' rows (customer records themselves need a support grant:
+    backoffice/tests/test_support_admin.py)."""
     from accounts.tests.factories import UserFactory
     from customers.tests.factories import CustomerFactory
 
     settings.PLATFORM_DATABASE_ALIAS = "platform"
-    a, b = OrganizationFactory(), OrganizationFactory()
-    for org, external_id in ((a, "A-ONE"), (b, "B-ONE")):
+    a, b = OrganizationFactory(name="Alpha Teas"), OrganizationFactory(name="Beta Bikes")
+    for org, count in ((a, 2), (b, 3)):
         with tenant_context(org):
-            CustomerFactory(external_id=external_id)
+            for i in range(count):
+                CustomerFactory(external_id=f"{org.slug}-{i}")
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     with CaptureQueriesContext(connections["platform"]) as platform:
-        page = client.get("/admin/customers/customer/")
+        page = client.get("/admin/accounts/organization/", {"o": "1"})
     assert page.status_code == 200
-    assert b"A-ONE" in page.content and b"B-ONE" in page.content
+    assert b"Alpha Teas" in page.content and b"Beta Bikes" in page.content
+    assert page.context["cl"].result_count == 2
+    counts = {o.name: o.customers for o in page.context["cl"].result_list}
+    assert counts == {"Alpha Teas": 2, "Beta Bikes": 3}
     assert any('FROM "customers_customer"' in q["sql"] for q in platform.captured_queries)
