@@ -65,7 +65,8 @@ class ScheduleDeletionForm(ReasonForm):
         grace = settings.ORG_DELETION_GRACE_DAYS
         self.fields["when"].initial = (timezone.now() + timedelta(days=grace)).date()
         self.fields["when"].help_text += f" Default: in {grace} days."
-        self.fields["confirm_slug"].widget.attrs["placeholder"] = organization.slug
+        # Named in the help, not as a placeholder (grey text in the box read as filled in).
+        self.fields["confirm_slug"].help_text = f"Type {organization.slug}."
 
     def clean_when(self) -> date:
         when = self.cleaned_data["when"]
@@ -156,8 +157,9 @@ ORG_ACTIONS: dict[str, OrgAction] = {
         form=ScheduleDeletionForm,
         run=_schedule,
         intro=(
-            "The organisation is suspended now, its owners get an export of everything, "
-            "and on the day all its data is deleted through the owners' own deletion path."
+            "Scheduling the deletion suspends the organisation at once; its owners get an "
+            "export of everything, and on the day chosen all its data is deleted through "
+            "the owners' own deletion path."
         ),
         done="{org} will be deleted on the day chosen; it is suspended until then.",
         danger=True,
