@@ -66,7 +66,7 @@ class ScheduleDeletionForm(ReasonForm):
         self.fields["when"].initial = (timezone.now() + timedelta(days=grace)).date()
         self.fields["when"].help_text += f" Default: in {grace} days."
         # Named in the help, not as a placeholder (grey text in the box read as filled in).
-        self.fields["confirm_slug"].help_text = f"Type {organization.slug}."
+        self.fields["confirm_slug"].help_text = f"Type “{organization.slug}”."
 
     def clean_when(self) -> date:
         when = self.cleaned_data["when"]
