@@ -47,7 +47,7 @@ STAFF = "staff"  # AuditLogEntry.actor_kind: shown as "Segmenta support"
 def support_contact() -> str:
     """Who members of a suspended organisation write to: `SUPPORT_EMAIL`, else
     support@ the domain Segmenta sends from."""
-    configured = getattr(settings, "SUPPORT_EMAIL", "")
+    configured = settings.SUPPORT_EMAIL
     if configured:
         return configured
     domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "segmenta.local"
@@ -97,13 +97,7 @@ def staff_actor(actor, organization=None) -> Actor:
     if isinstance(actor, Actor):
         return actor
     if actor is not None and getattr(actor, "is_authenticated", False):
-        return Actor(
-            kind=STAFF,
-            id=actor.pk,
-            label=f"Segmenta support ({actor.email})"[:254],
-            organization=organization,
-            user=actor,
-        )
+        return Actor.staff(actor, organization)
     return Actor(
         kind=STAFF, id=None, label="Segmenta support (operator command)", organization=organization
     )
@@ -217,8 +211,10 @@ def _suspend(*, organization, actor, reason: str, request=None, email: bool = Tr
             org,
             f"{org.name} is suspended on Segmenta",
             f"Segmenta support has suspended {org.name}.\n\nReason: {reason}\n\n"
-            "While it is suspended, its members cannot sign in, its API keys are "
-            "refused, and its jobs and messages wait. Its data is kept.",
+            "While it is suspended, its members cannot use Segmenta (owners can sign "
+            "in to a page that says why), programs using its API keys are turned away, "
+            "and its scheduled work and messages wait. Its data is kept.\n\n"
+            f"Questions: {support_contact()}",
         )
     return organization
 

@@ -260,6 +260,9 @@ ORG_MAX_EMAILS_PER_DAY = env.int("ORG_MAX_EMAILS_PER_DAY", default=100_000)
 ORG_MAX_HEAVY_JOBS = env.int("ORG_MAX_HEAVY_JOBS", default=2)
 # Days between staff scheduling an organisation's deletion and the deletion.
 ORG_DELETION_GRACE_DAYS = env.int("ORG_DELETION_GRACE_DAYS", default=30)
+# Where members of a suspended organisation are told to write (default: support@ the
+# domain of DEFAULT_FROM_EMAIL).
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="")
 # Longest support access grant, in hours.
 SUPPORT_GRANT_MAX_HOURS = env.int("SUPPORT_GRANT_MAX_HOURS", default=72)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 20 * 1024 * 1024  # bulk API bodies of 1,000 records
