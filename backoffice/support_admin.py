@@ -134,6 +134,20 @@ class SupportGatedAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "organization": organization,
             "request_url": _request_url(organization),
+            # an open request of this staff member, waiting for the owner's answer
+            "pending": (
+                SupportGrant.objects.unscoped()
+                .filter(
+                    organization_id=organization.pk,
+                    staff=request.user,
+                    approved_at__isnull=True,
+                    declined_at__isnull=True,
+                    revoked_at__isnull=True,
+                )
+                .first()
+                if organization is not None
+                else None
+            ),
         }
         return None, TemplateResponse(
             request, "admin/backoffice/support_denied.html", context, status=403

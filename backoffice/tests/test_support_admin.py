@@ -129,6 +129,16 @@ def test_staff_without_a_grant_cannot_open_list_or_record(world, staff_client, m
     assert _viewed(world) == []
 
 
+def test_a_waiting_request_is_named_instead_of_asking_again(world, staff_client, superuser):
+    support.grant_request(organization=world, staff=superuser, reason=REASON, hours=3)
+    page = staff_client.get(_url(Customer, "changelist"), {ORG_PARAM: world.pk})
+    assert page.status_code == 403
+    body = page.content.decode()
+    assert "the owners have not answered yet" in body and "3 hours" in body
+    assert "Ask the owner for access" not in body
+    assert SECRET_EMAIL not in body and SECRET_ID not in body
+
+
 def test_no_customer_data_in_the_body_without_a_grant(world, staff_client):
     with tenant_context(world):
         alice = Customer.objects.get(external_id=SECRET_ID)
