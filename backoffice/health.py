@@ -38,6 +38,10 @@ class Check:
         return "OK" if self.ok else "Attention"
 
 
+def _messages(n: int) -> str:
+    return f"{n:,} message" + ("" if n == 1 else "s")
+
+
 def _age_text(age: timedelta | None) -> str:
     if age is None:
         return "—"
@@ -174,11 +178,11 @@ def _redis_queues() -> Check:
             f"Redis answered but the queues could not be read ({exc.__class__.__name__}).",
         )
     total = sum(lengths.values())
-    details = [f"Queue “{name}”: {n:,} message(s) waiting" for name, n in lengths.items()]
+    details = [f"Queue “{name}”: {_messages(n)} waiting" for name, n in lengths.items()]
     return Check(
         "Broker",
         True,
-        f"Redis at {_redis_location()} answers; {total:,} message(s) waiting.",
+        f"Redis at {_redis_location()} answers; {_messages(total)} waiting.",
         details,
     )
 
@@ -205,7 +209,7 @@ def _folder_queues() -> Check:
             continue  # a message still being written, or not a message
         queue = rest[: -len(".msg")]
         lengths[queue] = lengths.get(queue, 0) + 1
-    details = [f"Queue “{name}”: {n:,} message(s) waiting" for name, n in sorted(lengths.items())]
+    details = [f"Queue “{name}”: {_messages(n)} waiting" for name, n in sorted(lengths.items())]
     broken = path.parent / "broken"
     if broken.is_dir():
         count = sum(1 for _ in broken.iterdir())
@@ -215,7 +219,7 @@ def _folder_queues() -> Check:
     return Check(
         "Broker",
         True,
-        f"Embedded broker (folder {path}); {total:,} message(s) waiting.",
+        f"Embedded broker (folder {path}); {_messages(total)} waiting.",
         details,
     )
 
