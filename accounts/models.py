@@ -102,6 +102,7 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "organisation"
         permissions = [
             ("suspend_organization", "Can suspend and reactivate organisations"),
             ("schedule_deletion", "Can schedule an organisation's deletion"),
@@ -410,6 +411,8 @@ class ApiUsage(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["organization", "day"], name="apiusage_org_day_unique")
         ]
+        verbose_name = "API usage"
+        verbose_name_plural = "API usage"
 
     def __str__(self) -> str:
         return f"{self.requests} API requests on {self.day}"
@@ -444,6 +447,7 @@ class SupportGrant(TenantModel):
     class Meta(TenantModel.Meta):
         indexes = [models.Index(fields=["organization", "-created_at"])]
         ordering = ["-created_at"]
+        verbose_name = "support access grant"
 
     def __str__(self) -> str:
         return f"Support access for {self.staff} ({self.status})"

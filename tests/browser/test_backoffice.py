@@ -62,7 +62,7 @@ def _api_customers(page, site, raw_key):
 def _open_organisation(staff, site, name):
     """From the admin index to the organisation's page through the overview's search."""
     staff.goto(f"{site}/admin/")
-    staff.get_by_role("link", name="Organizations", exact=True).first.click()
+    staff.get_by_role("link", name="Organisations", exact=True).first.click()
     staff.locator("#searchbar").fill(name)
     staff.get_by_role("button", name="Search").click()
     staff.locator("#result_list").get_by_role("link", name=name, exact=True).click()
