@@ -193,7 +193,7 @@ class Command(BaseCommand):
             staff = User.objects.create_user(
                 email=STAFF_EMAIL,
                 password=STAFF_PASSWORD,
-                full_name="Demo Support",
+                full_name="Sam Rivera",
                 email_verified=True,
                 is_staff=True,
             )
