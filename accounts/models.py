@@ -333,6 +333,23 @@ class AuditAction(models.TextChoices):
     SUPPORT_REVOKED = "support_revoked", "Support access ended"
     SUPPORT_EMERGENCY = "support_emergency", "Emergency support access opened"
     SUPPORT_VIEWED = "support_viewed", "Viewed by Segmenta support"
+    # written by the capability apps
+    ORDER_CORRECTED = "order.corrected", "Order corrected"
+    ORDER_DELETED = "order.deleted", "Order deleted"
+    AUDIENCE_SENSITIVE_UNLOCKED = "audience.sensitive_unlocked", "Sensitive attributes used"
+    RECOMMENDATIONS_SETTINGS = "recommendations.settings_changed", "Recommendations changed"
+    OFFER_CREATED = "offer.created", "Offer created"
+    OFFER_CHANGED = "offer.changed", "Offer changed"
+    OFFER_DELETED = "offer.deleted", "Offer deleted"
+    OFFER_FAIRNESS_OVERRIDE = "offer.fairness_override", "Offer sent despite fairness check"
+    LOYALTY_PROGRAM_CREATED = "loyalty.program_created", "Loyalty programme created"
+    LOYALTY_PROGRAM_DELETED = "loyalty.program_deleted", "Loyalty programme deleted"
+    LOYALTY_POINTS_REDEEMED = "loyalty.points_redeemed", "Loyalty points redeemed"
+    SURVEY_CREATED = "survey.created", "Survey created"
+    SURVEY_UPDATED = "survey.updated", "Survey changed"
+    SURVEY_CLOSED = "survey.closed", "Survey closed"
+    WEBHOOK_CREATED = "webhook_created", "Webhook added"
+    WEBHOOK_DELETED = "webhook_deleted", "Webhook removed"
 
 
 class AuditLogEntry(TenantModel):
@@ -368,7 +385,16 @@ class AuditLogEntry(TenantModel):
         verbose_name_plural = "audit log entries"
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} by {self.actor_label}"
+        return f"{self.action_label} by {self.actor_label}"
+
+    @property
+    def action_label(self) -> str:
+        """What happened, for people; an action no label names yet reads
+        "Offer created" rather than "offer.created"."""
+        label = self.get_action_display()
+        if label != self.action:
+            return label
+        return self.action.replace(".", " ").replace("_", " ").capitalize()
 
     @property
     def details_text(self) -> str:

@@ -410,7 +410,8 @@ def support_view_record(*, grant, staff, what: str, request=None) -> None:
         action="support_viewed",
         actor=Actor.staff(staff, grant.organization),
         target=what,
-        details={"access": f"#{grant.pk}"},
+        # which access it was under, as the owner's Support access page shows it
+        details={"access_until": when_text(grant.expires_at, grant.organization)},
         request=request,
     )
 
