@@ -9,7 +9,23 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "organization", "kind", "status", "progress", "created_at", "finished_at"]
     list_filter = ["organization", "kind", "status"]
     search_fields = ["kind", "title", "message", "organization__name"]
-    readonly_fields = [f.name for f in Job._meta.fields if f.name != "cancel_requested"]
+    # A job's parameters and result can hold customer values (an import's rejected
+    # rows, an export's file name): they open only through support access, so the
+    # back office shows which keys they have, not what is in them.
+    exclude = ["params", "result"]
+    readonly_fields = [
+        *(
+            f.name
+            for f in Job._meta.fields
+            if f.name not in ("cancel_requested", "params", "result")
+        ),
+        "result_keys",
+    ]
+
+    @admin.display(description="result")
+    def result_keys(self, obj) -> str:
+        keys = sorted((obj.result or {}).keys())
+        return ", ".join(keys) + " (values hidden: they may hold customer data)" if keys else "—"
 
     def get_urls(self):
         """The back office's platform pages (backoffice.views): failing and stuck
