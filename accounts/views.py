@@ -517,7 +517,23 @@ def api_key_revoke(request, pk: int):
     return redirect("accounts:api_keys")
 
 
+# The audit log's filters: what the owner may narrow it to.
+AUDIT_FILTERS = {
+    "support": ("Segmenta support", {"actor_kind": "staff"}),
+    "sign_in": ("Sign-ins", {"action__in": ["sign_in", "sign_in_failed", "sign_out"]}),
+    "privacy": ("Exports and erasures", {"action__in": ["data_exported", "data_erased"]}),
+}
+
+
 @org_required(role=Role.OWNER)
 def audit(request):
-    page = Paginator(AuditLogEntry.objects.all(), 50).get_page(request.GET.get("page"))
-    return render(request, "accounts/audit.html", {"tab": "audit", "page": page})
+    shown = request.GET.get("show", "")
+    entries = AuditLogEntry.objects.all()
+    if shown in AUDIT_FILTERS:
+        entries = entries.filter(**AUDIT_FILTERS[shown][1])
+    else:
+        shown = ""
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    filters = [("", "Everything")] + [(key, label) for key, (label, _) in AUDIT_FILTERS.items()]
+    context = {"tab": "audit", "page": page, "shown": shown, "filters": filters}
+    return render(request, "accounts/audit.html", context)
