@@ -15,6 +15,7 @@ from backoffice.usage import (
     usage_against_limits,
     usage_totals,
 )
+from core.admin import ReadOnlyAdminMixin
 from core.formats import size_text
 
 from .limits import LABELS, Limits, default_limits
@@ -346,14 +347,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditLogEntry)
-class AuditLogEntryAdmin(admin.ModelAdmin):
+class AuditLogEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "organization", "action", "actor_label", "target", "ip_address"]
     list_filter = ["organization", "action"]
     search_fields = ["actor_label", "target", "organization__name"]
     readonly_fields = [f.name for f in AuditLogEntry._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -10,21 +10,13 @@ templates/admin/index.html. Here: the API usage counter, read-only."""
 from django.contrib import admin
 
 from accounts.models import ApiUsage
+from core.admin import ReadOnlyAdminMixin
 
 
 @admin.register(ApiUsage)
-class ApiUsageAdmin(admin.ModelAdmin):
+class ApiUsageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["day", "organization", "requests"]
     list_filter = ["organization"]
     date_hierarchy = "day"
     ordering = ["-day"]
     readonly_fields = ["organization", "day", "requests"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -30,6 +30,7 @@ from django.utils.html import format_html
 
 from accounts import support
 from accounts.models import Organization, SupportGrant
+from core.admin import ReadOnlyAdminMixin
 from core.exceptions import ApplicationError
 
 ORG_PARAM = "organization__id__exact"  # the admin's own name for the organisation filter
@@ -66,7 +67,7 @@ def _org_id(value) -> int | None:
     return number if number > 0 else None
 
 
-class SupportGatedAdmin(admin.ModelAdmin):
+class SupportGatedAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only admin of customer-level rows, open only through a support grant."""
 
     show_full_result_count = False  # no COUNT(*) over millions of rows
@@ -92,17 +93,6 @@ class SupportGatedAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return _may_use_support(request.user)
-
-    # --- read-only ---
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -227,20 +217,11 @@ class SupportGatedAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/backoffice/support_choose.html", context)
 
 
-class SupportGatedInline(admin.TabularInline):
+class SupportGatedInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Rows shown inside a gated record (its parent's gate applies): read-only."""
 
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _may_use_support(user) -> bool:
@@ -285,7 +266,7 @@ class GrantRequestForm(forms.Form):
         )
 
 
-class SupportGrantAdmin(admin.ModelAdmin):
+class SupportGrantAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """A staff member's own grants, with "Request access", "Emergency access" and
     "End access"."""
 
@@ -333,15 +314,6 @@ class SupportGrantAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return _may_use_support(request.user) and (obj is None or obj.staff_id == request.user.pk)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         own = [

@@ -4,6 +4,20 @@ from django.urls import path
 from .models import Job
 
 
+class ReadOnlyAdminMixin:
+    """A back office list or inline that nobody adds to, changes or deletes from
+    (counters, audit entries, gated customer data)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "organization", "kind", "status", "progress", "created_at", "finished_at"]
