@@ -127,28 +127,40 @@ class OrganizationLimits(models.Model):
         Organization, on_delete=models.CASCADE, related_name="limits", primary_key=True
     )
     upload_bytes = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Largest file one upload may be, in bytes."
+        "largest upload (bytes)",
+        null=True,
+        blank=True,
+        help_text="Largest file one upload may be, in bytes.",
     )
     import_rows = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Data rows in one imported file."
+        "rows in one file", null=True, blank=True, help_text="Data rows in one imported file."
     )
     import_columns = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Columns in one imported file."
+        "columns in one file", null=True, blank=True, help_text="Columns in one imported file."
     )
     attributes_bytes = models.PositiveIntegerField(
-        null=True, blank=True, help_text="One record's extra values, in bytes (as JSON)."
+        "extra values of one record (bytes)",
+        null=True,
+        blank=True,
+        help_text="One record's extra values, in bytes (as JSON).",
     )
     customers = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Customers the organisation may hold."
+        "customers", null=True, blank=True, help_text="Customers the organisation may hold."
     )
     api_per_minute = models.PositiveIntegerField(
-        null=True, blank=True, help_text="API requests per minute, per key or member."
+        "API requests a minute",
+        null=True,
+        blank=True,
+        help_text="API requests per minute, per key or member.",
     )
     emails_per_day = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Emails handed over per day (UTC)."
+        "emails a day", null=True, blank=True, help_text="Emails handed over per day (UTC)."
     )
     heavy_jobs = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Heavy jobs (pipeline steps, exports) at a time."
+        "heavy jobs at a time",
+        null=True,
+        blank=True,
+        help_text="Heavy jobs (pipeline steps, exports) at a time.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
