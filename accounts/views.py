@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from backoffice.usage import plan_usage
 from core.exceptions import ApplicationError
 from core.web import safe_next_url
 
@@ -44,7 +45,7 @@ from .models import (
     Organization,
     Role,
 )
-from .suspension import sign_in_decision
+from .suspension import sign_in_decision, support_contact
 
 User = get_user_model()
 _PENDING = "segmenta_2fa_pending_user"
@@ -406,6 +407,8 @@ def settings_view(request):
             "time_zones": time_zone_choices(org.time_zone),
             "currencies": currency_choices(org.currency),
             "revenue_bases": REVENUE_BASES,
+            "plan": plan_usage(org),
+            "support_email": support_contact(),
         },
     )
 

@@ -359,3 +359,58 @@ def usage_against_limits(organization: Organization, *, now: datetime | None = N
             else "no one has signed in yet",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    label: str
+    text: str
+    used: int | None = None  # with `limit`: drawn as a meter
+    limit: int | None = None
+
+    @property
+    def near(self) -> bool:
+        """At 80% of the limit or more."""
+        return bool(self.limit) and self.used is not None and self.used >= 0.8 * self.limit
+
+
+def plan_usage(organization: Organization, *, now: datetime | None = None) -> list[PlanLine]:
+    """What the organisation's plan allows and how much of it is used, for its
+    members (Settings → Organisation): the figures staff see, in the owner's words."""
+    from accounts.limits import limits_for
+
+    now = now or timezone.now()
+    limits = limits_for(organization)
+    customers = Customer.all_objects.filter(
+        organization=organization, erased_at__isnull=True
+    ).count()
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    emails_today = Delivery.all_objects.filter(
+        organization=organization, channel=Channel.EMAIL, sent_at__gte=day
+    ).count()
+    return [
+        PlanLine(
+            "Customers",
+            f"{customers:,} of {limits.customers:,}",
+            customers,
+            limits.customers,
+        ),
+        PlanLine(
+            "Emails today",
+            f"{emails_today:,} of {limits.emails_per_day:,} (the day starts at 00:00 UTC; "
+            "emails over the limit wait until then)",
+            emails_today,
+            limits.emails_per_day,
+        ),
+        PlanLine("API requests", f"up to {limits.api_per_minute:,} a minute for each API key"),
+        PlanLine(
+            "Files you import",
+            f"up to {limits.text('upload_bytes')}, {limits.text('import_rows')} rows and "
+            f"{limits.text('import_columns')} columns each",
+        ),
+        PlanLine(
+            "Analysis",
+            f"{limits.heavy_jobs:,} long analysis job{'' if limits.heavy_jobs == 1 else 's'} "
+            "at a time; more wait their turn",
+        ),
+    ]

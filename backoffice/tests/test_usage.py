@@ -189,3 +189,29 @@ def test_stuck_jobs_are_stale_running_or_long_queued(settings):
     assert stuck == {stale.pk, waiting.pk}
     assert (state["queued"], state["running"], state["stale"]) == (2, 2, 1)
     assert state["oldest_queued_age"] == timedelta(minutes=3)
+
+
+def test_members_see_their_plan_with_the_stored_counts(client, org, owner):
+    """Settings → Organisation: customers and today's emails against the plan's
+    limits, counted from the stored rows (erased customers and SMS left out)."""
+    from django.urls import reverse
+
+    from accounts.models import OrganizationLimits
+
+    OrganizationLimits.objects.create(organization=org, customers=5, emails_per_day=40)
+    now = timezone.now()
+    with tenant_context(org):
+        people = [CustomerFactory() for _ in range(4)]
+        CustomerFactory(erased_at=now)
+        campaign = Campaign.objects.create(name="Today")
+        for person in people[:3]:
+            _deliver(campaign, person, channel="email", sent_at=now)
+        _deliver(campaign, people[3], channel="sms", sent_at=now)
+    lines = {line.label: line for line in usage.plan_usage(org, now=now)}
+    assert (lines["Customers"].used, lines["Customers"].limit) == (4, 5)
+    assert lines["Customers"].near and not lines["Emails today"].near
+    assert (lines["Emails today"].used, lines["Emails today"].limit) == (3, 40)
+    client.force_login(owner)
+    page = client.get(reverse("accounts:settings")).content.decode()
+    assert "Your plan" in page and "4 of 5" in page and "3 of 40" in page
+    assert "Close to the limit." in page
