@@ -11,6 +11,7 @@ staff permission `core.change_job` in the view, and the audit entry names who.
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.actor import Actor
@@ -19,6 +20,10 @@ from accounts.services import audit_log
 from accounts.tenancy import tenant_context
 from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
+
+# Set on a job the back office re-ran, naming the fresh job ("_" keys are not passed
+# to the task): it is not re-run a second time.
+RERUN_AS = "_rerun_as"
 
 
 def staff_audit_log(
@@ -63,9 +68,19 @@ def job_rerun_by_staff(*, job: Job, staff, request=None) -> Job:
     task_name = job.params.get("_task")
     if kind is None or not task_name or task_name not in current_app.tasks:
         raise ApplicationError("This job cannot be run again: its kind is no longer known.")
-    if job.status == JobStatus.RUNNING and not job.is_stale:
-        raise ApplicationError("This job is running and its worker is alive; wait for it.")
-    with tenant_context(job.organization_id):
+    with tenant_context(job.organization_id), transaction.atomic():
+        # Read again under a lock: a double click, or two staff members at once,
+        # start one fresh job, not two.
+        job = Job.objects.select_for_update().select_related("organization").get(pk=job.pk)
+        rerun_as = (job.params or {}).get(RERUN_AS)
+        if rerun_as:
+            raise ApplicationError(f"Job #{job.pk} was already re-run as job #{rerun_as}.")
+        if job.status == JobStatus.SUCCEEDED:
+            raise ApplicationError(
+                "This job succeeded; only failed, cancelled or stuck jobs are run again here."
+            )
+        if job.status == JobStatus.RUNNING and not job.is_stale:
+            raise ApplicationError("This job is running and its worker is alive; wait for it.")
         if job.status == JobStatus.QUEUED:
             Job.objects.filter(pk=job.pk).update(message="Sent to the workers again.")
             _send(job)
@@ -82,6 +97,7 @@ def job_rerun_by_staff(*, job: Job, staff, request=None) -> Job:
                 user=None,  # the platform: staff hold no role in the organisation
                 title=job.title,
             )
+            Job.objects.filter(pk=job.pk).update(params={**job.params, RERUN_AS: new.pk})
     staff_audit_log(
         organization=job.organization,
         action="job_rerun",

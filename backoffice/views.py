@@ -28,7 +28,7 @@ from core.exceptions import ApplicationError
 from core.models import Job
 
 from . import health, usage
-from .services import job_rerun_by_staff
+from .services import RERUN_AS, job_rerun_by_staff
 
 # --- organisation actions ------------------------------------------------------------
 
@@ -254,8 +254,8 @@ def failing_jobs_view(request, *, model_admin):
         **model_admin.admin_site.each_context(request),
         "opts": Job._meta,
         "title": "Failing jobs across organisations",
-        "failed": list(failed[:LIST_LIMIT]),
-        "stuck": list(stuck[:LIST_LIMIT]),
+        "failed": _with_rerun_as(failed[:LIST_LIMIT]),
+        "stuck": _with_rerun_as(stuck[:LIST_LIMIT]),
         "failed_count": failed_count,
         "stuck_count": stuck_count,
         "limit": LIST_LIMIT,
@@ -271,6 +271,14 @@ def failing_jobs_view(request, *, model_admin):
         "here": request.get_full_path(),
     }
     return TemplateResponse(request, "admin/backoffice/failing_jobs.html", context)
+
+
+def _with_rerun_as(jobs) -> list[Job]:
+    """The jobs, each with `rerun_as`: the fresh job's id once re-run here, else None."""
+    listed = list(jobs)
+    for job in listed:
+        job.rerun_as = (job.params or {}).get(RERUN_AS)
+    return listed
 
 
 def job_rerun_view(request, object_id: str, *, model_admin):

@@ -224,3 +224,29 @@ def test_health_page_reads_the_redis_queues(client, support, settings, monkeypat
     text = page.content.decode()
     assert f"Queue “{queue}”: 3 messages waiting" in text
     assert "answers; 3 messages waiting" in text
+
+
+def test_rerun_twice_starts_one_job_and_the_list_says_so(client, operations, failed_job):
+    """A double click (or a second tab) on Re-run must not start the job twice."""
+    client.force_login(operations)
+    url = reverse("admin:core_job_rerun", args=[failed_job.pk])
+    client.post(url)
+    second = client.post(url, follow=True)
+    assert Job.all_objects.exclude(pk=failed_job.pk).count() == 1
+    new = Job.all_objects.exclude(pk=failed_job.pk).get()
+    assert f"was already re-run as job #{new.pk}" in second.content.decode()
+    with tenant_context(failed_job.organization_id):
+        assert AuditLogEntry.objects.filter(action="job_rerun").count() == 1
+    text = client.get(reverse(FAILING)).content.decode()
+    assert f"Re-run as #{new.pk}" in text
+    assert f"Re-run job #{failed_job.pk} " not in text  # no button for it any more
+
+
+def test_rerun_refuses_a_job_that_succeeded(client, operations, failed_job):
+    """The failing jobs page re-runs failed and stuck jobs; a POST naming a job that
+    succeeded (an import, a send) must not run it a second time."""
+    Job.all_objects.filter(pk=failed_job.pk).update(status="succeeded")
+    client.force_login(operations)
+    page = client.post(reverse("admin:core_job_rerun", args=[failed_job.pk]), follow=True)
+    assert Job.all_objects.count() == 1
+    assert "succeeded" in page.content.decode()
