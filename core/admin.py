@@ -36,6 +36,13 @@ class JobAdmin(admin.ModelAdmin):
         "result_keys",
     ]
 
+    def lookup_allowed(self, lookup, value, request=None):
+        # No filtering on the hidden fields either: `?result__icontains=…` would tell
+        # which jobs hold a value (and, a character at a time, what they hold).
+        if lookup.split("__", 1)[0] in self.exclude:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description="result")
     def result_keys(self, obj) -> str:
         keys = sorted((obj.result or {}).keys())
