@@ -144,6 +144,7 @@ class SupportGatedAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     def changelist_view(self, request, extra_context=None):
+        _only_reading(request)
         values = [v for v in request.GET.getlist(ORG_PARAM) if v != ""]
         if not values:
             return self._choose_organisation(request)
@@ -168,6 +169,7 @@ class SupportGatedAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if object_id is None:
             raise PermissionDenied("The back office does not add customer data.")
+        _only_reading(request)
         try:
             organization_id = (
                 self.model._default_manager.filter(pk=object_id)
@@ -215,6 +217,14 @@ class SupportGatedAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "grants_url": reverse("admin:accounts_supportgrant_changelist"),
         }
         return TemplateResponse(request, "admin/backoffice/support_choose.html", context)
+
+
+def _only_reading(request) -> None:
+    """Gated pages answer GET and HEAD only: the admin renders a list for a POST
+    (no actions, nothing editable) or an OPTIONS too, and what is shown must be
+    what is audited."""
+    if request.method not in ("GET", "HEAD"):
+        raise PermissionDenied("The back office only reads customer data.")
 
 
 class SupportGatedInline(ReadOnlyAdminMixin, admin.TabularInline):

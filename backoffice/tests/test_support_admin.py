@@ -395,3 +395,23 @@ def test_granted_list_reads_through_the_platform_role_and_audits_through_the_app
     assert b"B-ONE" not in refused.content
     assert any('FROM "customers_customer"' in q["sql"] for q in platform.captured_queries)
     assert _viewed(a) == ["customers list"] and _viewed(b) == []
+
+
+@pytest.mark.parametrize("method", ["post", "options", "put"])
+def test_no_method_shows_granted_data_without_an_audit_entry(
+    world, owner, superuser, staff_client, method
+):
+    """The gate audits what it shows: a POST (no actions, nothing editable) or an
+    OPTIONS/PUT to the list or a record rendered the rows with no audit entry."""
+    _grant(world, superuser, owner)
+    with tenant_context(world):
+        alice = Customer.objects.get(external_id=SECRET_ID)
+    send = getattr(staff_client, method)
+    for url in (
+        _url(Customer, "changelist") + f"?{ORG_PARAM}={world.pk}",
+        _url(Customer, "change", alice.pk),
+    ):
+        response = send(url)
+        assert response.status_code in (403, 405), (method, url)
+        assert SECRET_EMAIL.encode() not in response.content, (method, url)
+    assert _viewed(world) == []
