@@ -6,7 +6,9 @@ customer are looked up inside that organisation's scope (`tenant_context`).
 
 - An altered or cut-short value answers 400; a genuine value whose survey or
   customer is gone (or another organisation's) answers 404; a retired public link
-  (the survey's public key changed) 404; a closed survey 410; each with a short page.
+  (the survey's public key changed) 404; a closed survey 410; a survey of a
+  suspended organisation 503 (no answers until it is reactivated); each with a
+  short page.
 - GET shows the questions; POST (CSRF-protected) records the answers and shows the
   thank-you text. A personal link answered before shows the earlier answers to edit,
   or says it was already answered, as the survey's owner chose (`personal_links`).
@@ -175,6 +177,15 @@ def answer(request, token: str):
     organization = Organization.objects.filter(pk=link.organization_id).first()
     if organization is None:
         return _gone(request)
+    if not organization.is_active:
+        # Suspended by Segmenta (accounts/suspension.py): no new answers meanwhile.
+        return _message(
+            request,
+            "This survey is paused",
+            f"{organization.name} is not collecting answers right now. Thank you for "
+            "wanting to help.",
+            503,
+        )
     with tenant_context(organization):
         survey = Survey.objects.filter(pk=link.survey_id).first()
         if survey is None:
