@@ -231,6 +231,10 @@ def stuck_jobs(*, kind: str = "", organization_id=None, now=None):
             created_at__lt=stale,
         )
         | Q(status=JobStatus.QUEUED, created_at__lt=waiting)
+    ).filter(
+        # not paused while the organisation is suspended (core.jobs._pause): those
+        # wait on purpose, and its reactivation sends them again
+        ~Q(status=JobStatus.QUEUED) | Q(params___paused__isnull=True)
     )
     return _narrow(jobs, kind=kind, organization_id=organization_id).order_by("created_at")
 

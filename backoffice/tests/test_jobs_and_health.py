@@ -250,3 +250,31 @@ def test_rerun_refuses_a_job_that_succeeded(client, operations, failed_job):
     page = client.post(reverse("admin:core_job_rerun", args=[failed_job.pk]), follow=True)
     assert Job.all_objects.count() == 1
     assert "succeeded" in page.content.decode()
+
+
+def test_jobs_paused_by_a_suspension_are_not_stuck(client, operations, settings):
+    """A suspended organisation's jobs wait on purpose (core.jobs._pause); they are
+    not 'stuck', and re-running them would only pause them again."""
+    settings.JOB_QUEUED_WARNING_SECONDS = 60
+    org = OrganizationFactory(name="Delta Shop", status="suspended")
+    with tenant_context(org):
+        paused = Job.objects.create(
+            kind="demo",
+            title="Waiting countdown",
+            status="queued",
+            message="Paused while Delta Shop is suspended.",
+            params={"_task": "core.tasks.demo_countdown", "steps": 1, "_paused": True},
+        )
+        lost = Job.objects.create(
+            kind="demo",
+            title="Lost countdown",
+            status="queued",
+            params={"_task": "core.tasks.demo_countdown", "steps": 1},
+        )
+    Job.all_objects.filter(pk__in=[paused.pk, lost.pk]).update(
+        created_at=timezone.now() - timedelta(hours=3)
+    )
+    client.force_login(operations)
+    text = client.get(reverse(FAILING)).content.decode()
+    assert f'id="job-{lost.pk}"' in text
+    assert f'id="job-{paused.pk}"' not in text
