@@ -24,6 +24,8 @@ _TWO_FACTOR_EXEMPT = (
     "/accounts/profile",
     "/accounts/invitations/",
     "/accounts/organizations/",
+    "/accounts/settings/audit/",
+    "/accounts/settings/support/",
     "/static/",
     "/api/",
     "/favicon",
@@ -31,7 +33,8 @@ _TWO_FACTOR_EXEMPT = (
 
 # Paths a member of a suspended organisation may still use (accounts/suspension.py):
 # the page that says so, signing in and out, their own account, two-factor set-up,
-# switching to another organisation, and (owners) the export download. The API
+# switching to another organisation, and (owners) the export download, the audit
+# log and support access (what Segmenta support looked at, and ending it). The API
 # refuses suspended organisations in its authentication; public links (/m/, /r/:
 # unsubscribing, surveys) name no member.
 _SUSPENDED_EXEMPT = (
@@ -43,6 +46,8 @@ _SUSPENDED_EXEMPT = (
     "/accounts/password",
     "/accounts/profile",
     "/accounts/organizations/",
+    "/accounts/settings/audit/",
+    "/accounts/settings/support/",
     "/static/",
     "/api/",
     "/admin/",

@@ -173,8 +173,11 @@ def test_an_owner_signs_in_to_the_suspended_page_only(client, org, owner, staff)
     assert REASON in text
     assert "mailto:support@" in text
     # every page of the organisation leads back to it
-    for path in ("/", "/customers/", "/accounts/settings/", "/accounts/settings/audit/"):
+    for path in ("/", "/customers/", "/accounts/settings/", "/accounts/settings/members/"):
         assert client.get(path)["Location"] == "/accounts/suspended/", path
+    # but an owner still reads the audit log and decides on support access
+    assert client.get("/accounts/settings/audit/").status_code == 200
+    assert client.get("/accounts/settings/support/").status_code == 200
     # their own account and signing out still work
     assert client.get("/accounts/profile/").status_code == 200
 

@@ -70,3 +70,40 @@ def test_a_suspended_organisations_survey_takes_no_answers(client, org, owner):
         assert posted.status_code == 503
     with tenant_context(org):
         assert SurveyResponse.objects.count() == 0
+
+
+def test_owners_of_a_suspended_organisation_keep_control_of_support_access(
+    client, org, owner, make_member
+):
+    """While suspended, an owner still sees what Segmenta support looked at (the audit
+    log) and can end support access; other pages still lead to the suspended page."""
+    from accounts import support as support_services
+    from accounts.models import Role, SupportGrant
+
+    staff = UserFactory(email="help@segmenta.test", is_staff=True, is_superuser=True)
+    grant = support_services.grant_emergency(
+        organization=org, staff=staff, reason="Checking a broken import for the owner", hours=4
+    )
+    _suspend(org)
+    client.force_login(owner)
+    audit = client.get(reverse("accounts:audit"))
+    assert audit.status_code == 200
+    assert "Segmenta support" in audit.content.decode()
+    assert client.get(reverse("accounts:support")).status_code == 200
+    ended = client.post(
+        reverse("accounts:support_decide", kwargs={"pk": grant.pk, "decision": "revoke"})
+    )
+    assert ended.status_code == 302
+    with tenant_context(org):
+        assert SupportGrant.objects.get(pk=grant.pk).revoked_at is not None
+    # the rest of the settings, and a member who is not an owner: the suspended page
+    assert client.get(reverse("accounts:members"))["Location"] == reverse("accounts:suspended")
+    member = make_member(org, Role.ADMIN, "admin@acme.test")
+    client.force_login(member)
+    assert client.get(reverse("accounts:audit")).status_code in (302, 403)
+    suspended_page = client.get(reverse("accounts:suspended"))
+    assert reverse("accounts:audit") not in suspended_page.content.decode()
+    client.force_login(owner)
+    suspended_page = client.get(reverse("accounts:suspended")).content.decode()
+    assert reverse("accounts:audit") in suspended_page
+    assert reverse("accounts:support") in suspended_page
