@@ -54,6 +54,7 @@ from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMP_DIRS: list[str] = []  # made by _setup, removed at the end
 sys.path.insert(0, str(ROOT))
 
 BLOCK = 100
@@ -67,7 +68,8 @@ def _setup() -> str:
     # the rate limit is not what is measured (the throttle's cache write still is)
     os.environ["API_THROTTLE_KEY"] = "100000000/min"
     url = os.environ.get("DATABASE_URL", "")
-    os.environ["SEGMENTA_VAR_DIR"] = tempfile.mkdtemp(prefix="bench-apiusage-")
+    TEMP_DIRS.append(tempfile.mkdtemp(prefix="bench-apiusage-"))
+    os.environ["SEGMENTA_VAR_DIR"] = TEMP_DIRS[0]
     if url.startswith("postgres"):
         if not os.environ.get("DATABASE_OWNER_URL"):
             sys.exit("PostgreSQL needs DATABASE_OWNER_URL (the schema owner) to migrate")
@@ -337,4 +339,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if TEMP_DIRS:
+            import shutil
+
+            # the temporary var directory (its SQLite database: hundreds of MB)
+            shutil.rmtree(TEMP_DIRS[0], ignore_errors=True)

@@ -55,6 +55,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMP_DIRS: list[str] = []  # made by _setup, removed at the end
 sys.path.insert(0, str(ROOT))
 
 CHUNK = 5_000
@@ -65,7 +66,8 @@ def _setup() -> str:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DEBUG"] = "0"  # as in production: no query log, no debug tooling
     url = os.environ.get("DATABASE_URL", "")
-    os.environ["SEGMENTA_VAR_DIR"] = tempfile.mkdtemp(prefix="bench-backoffice-")
+    TEMP_DIRS.append(tempfile.mkdtemp(prefix="bench-backoffice-"))
+    os.environ["SEGMENTA_VAR_DIR"] = TEMP_DIRS[0]
     if url.startswith("postgres"):
         if not os.environ.get("DATABASE_OWNER_URL"):
             sys.exit("PostgreSQL needs DATABASE_OWNER_URL (the schema owner) to migrate")
@@ -443,4 +445,11 @@ def _plain_admin_urls() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if TEMP_DIRS:
+            import shutil
+
+            # the temporary var directory (its SQLite database: hundreds of MB)
+            shutil.rmtree(TEMP_DIRS[0], ignore_errors=True)
