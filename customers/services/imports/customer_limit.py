@@ -16,20 +16,27 @@ never count.
 Held customers are counted (erased people are not) with one COUNT the first
 time a run meets a new customer; after that the run adds what it created
 itself, and counts again only when a chunk would reach the limit. Another
-import writing at the same moment can therefore overshoot the limit by what it
-adds between two counts: the limit is a plan's, not a constraint.
+file import writing at the same moment can therefore overshoot the limit by what
+it adds between two counts: the limit is a plan's, not a constraint. Bulk API
+calls of one organisation that meet new customers are serialised (a
+transaction-scoped lock per organisation on PostgreSQL, taken before the count;
+SQLite has one writer), so calls made at once cannot pass the limit together.
 """
 
 from __future__ import annotations
 
 from accounts.limits import LimitReached, Limits
 
+_LOCK_SPACE = 0x5E43  # high 32 bits of the advisory lock key (campaigns use 0x5E6D)
 ROW_DETAIL = "this row would add a new customer (rows for customers already held still go in)"
 
 
 class CustomerBudget:
-    def __init__(self, limits: Limits, *, whole_batch: bool = False):
+    def __init__(
+        self, limits: Limits, *, whole_batch: bool = False, organization_id: int | None = None
+    ):
         self.limits = limits
+        self.organization_id = organization_id
         self.limit = limits.customers
         self.whole_batch = whole_batch
         self.held: int | None = None  # customers held at the last count
@@ -49,6 +56,8 @@ class CustomerBudget:
         if wanted <= 0:
             return 0
         if self.held is None:
+            if self.whole_batch:
+                self._serialise()
             self.held, self._created_then = self.count_held(), created
         elif self.whole_batch:
             return wanted
@@ -61,6 +70,23 @@ class CustomerBudget:
         allowed = min(wanted, left)
         self.refused += wanted - allowed
         return allowed
+
+    def _serialise(self) -> None:
+        """Wait for the organisation's other bulk calls that add customers (until
+        their transaction ends), so that this one counts what they wrote."""
+        from django.db import connections, router
+
+        from customers.models import Customer
+
+        if self.organization_id is None:
+            return
+        conn = connections[router.db_for_write(Customer)]
+        if conn.vendor == "postgresql" and conn.in_atomic_block:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s)",
+                    [(_LOCK_SPACE << 32) | int(self.organization_id)],
+                )
 
     def row_error(self) -> LimitReached:
         return LimitReached("customers", self.limits, ROW_DETAIL, fields={"customer_id": "New."})

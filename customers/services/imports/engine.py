@@ -535,7 +535,7 @@ def run_records(
         chunk_size=10_000,
         allow_deleted=allow_deleted,
         currency=(organization.currency or "").upper(),
-        budget=CustomerBudget(limits.plan, whole_batch=True),
+        budget=CustomerBudget(limits.plan, whole_batch=True, organization_id=organization.pk),
     )
     processor = make_processor(ctx)
     try:
