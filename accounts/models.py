@@ -7,6 +7,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -130,18 +131,28 @@ class OrganizationLimits(models.Model):
         "largest upload (bytes)",
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text="Largest file one upload may be, in bytes.",
     )
     import_rows = models.PositiveIntegerField(
-        "rows in one file", null=True, blank=True, help_text="Data rows in one imported file."
+        "rows in one file",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Data rows in one imported file.",
     )
     import_columns = models.PositiveIntegerField(
-        "columns in one file", null=True, blank=True, help_text="Columns in one imported file."
+        "columns in one file",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Columns in one imported file.",
     )
     attributes_bytes = models.PositiveIntegerField(
         "extra values of one record (bytes)",
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text="One record's extra values, in bytes (as JSON).",
     )
     customers = models.PositiveIntegerField(
@@ -151,6 +162,7 @@ class OrganizationLimits(models.Model):
         "API requests a minute",
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text="API requests per minute, per key or member.",
     )
     emails_per_day = models.PositiveIntegerField(
@@ -160,6 +172,7 @@ class OrganizationLimits(models.Model):
         "heavy jobs at a time",
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text="Heavy jobs (pipeline steps, exports) at a time.",
     )
     updated_at = models.DateTimeField(auto_now=True)

@@ -125,3 +125,14 @@ def test_limit_reached_is_written_to_the_audit_log_once_a_day(org):
             created_at=timezone.now() - dt.timedelta(days=1, hours=1)
         )
     assert limit_reached_audit(organization=org, error=error)
+
+
+def test_limits_that_would_stop_everything_are_refused_by_the_form():
+    """0 API requests a minute or 0 heavy jobs would lock the organisation out (and
+    the plan's words would be wrong); 0 customers or 0 emails a day are real plans."""
+    from accounts.admin import OrganizationLimitsForm
+
+    form = OrganizationLimitsForm(data={"api_per_minute": "0", "heavy_jobs": "0"})
+    assert not form.is_valid()
+    assert set(form.errors) == {"api_per_minute", "heavy_jobs"}
+    assert OrganizationLimitsForm(data={"customers": "0", "emails_per_day": "0"}).is_valid()
