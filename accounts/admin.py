@@ -36,6 +36,45 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+def membership_audit(request, membership: Membership, *, removed: bool = False, was: str = ""):
+    """A membership staff added, changed or removed in the back office, written to
+    the organisation's audit log (its owners see who joined through Segmenta)."""
+    if removed:
+        action, details = "member_removed", {"role": membership.role}
+    elif was and was != membership.role:
+        action, details = "role_changed", {"from": was, "to": membership.role}
+    elif was:
+        return
+    else:
+        action, details = "member_joined", {"role": membership.role}
+    staff_audit_log(
+        organization=membership.organization,
+        action=action,
+        staff=request.user,
+        target=membership.user.email,
+        details={**details, "by": "the back office"},
+        request=request,
+    )
+
+
+def save_membership_formset(request, formset) -> None:
+    """Save a memberships inline, auditing each change (see membership_audit)."""
+    before = {
+        f.instance.pk: f.initial.get("role", "")
+        for f in formset.initial_forms
+        if f.instance.pk is not None
+    }
+    instances = formset.save(commit=False)
+    for membership in formset.deleted_objects:
+        membership_audit(request, membership, removed=True)
+        membership.delete()
+    for membership in instances:
+        was = before.get(membership.pk, "")
+        membership.save()
+        membership_audit(request, membership, was=was)
+    formset.save_m2m()
+
+
 class OrganizationLimitsForm(forms.ModelForm):
     """Blank fields keep the platform's default, shown as the placeholder."""
 
@@ -205,6 +244,8 @@ class OrganizationAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_formset(self, request, form, formset, change):
+        if formset.model is Membership:
+            return save_membership_formset(request, formset)
         if formset.model is not OrganizationLimits:
             return super().save_formset(request, form, formset, change)
         changes = []
@@ -305,12 +346,31 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Membership:
+            return save_membership_formset(request, formset)
+        return super().save_formset(request, form, formset, change)
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role", "organization"]
     search_fields = ["user__email", "organization__name"]
+
+    def save_model(self, request, obj, form, change):
+        was = form.initial.get("role", "") if change else ""
+        super().save_model(request, obj, form, change)
+        membership_audit(request, obj, was=was)
+
+    def delete_model(self, request, obj):
+        membership_audit(request, obj, removed=True)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("user", "organization"):
+            membership_audit(request, membership, removed=True)
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(Invitation)
