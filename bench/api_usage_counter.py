@@ -45,17 +45,16 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMP_DIRS: list[str] = []  # made by _setup, removed at the end
 sys.path.insert(0, str(ROOT))
+
+from _django_setup import cleanup, setup_django  # noqa: E402
 
 BLOCK = 100
 WARM_UP = 50
@@ -63,41 +62,9 @@ PATH = "/api/v1/customers/?page_size=1"
 
 
 def _setup() -> str:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DEBUG"] = "0"  # as in production: no query log, no debug tooling
     # the rate limit is not what is measured (the throttle's cache write still is)
     os.environ["API_THROTTLE_KEY"] = "100000000/min"
-    url = os.environ.get("DATABASE_URL", "")
-    TEMP_DIRS.append(tempfile.mkdtemp(prefix="bench-apiusage-"))
-    os.environ["SEGMENTA_VAR_DIR"] = TEMP_DIRS[0]
-    if url.startswith("postgres"):
-        if not os.environ.get("DATABASE_OWNER_URL"):
-            sys.exit("PostgreSQL needs DATABASE_OWNER_URL (the schema owner) to migrate")
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=os.environ, check=True
-        )
-        engine = "postgresql"
-    else:
-        os.environ.pop("DATABASE_URL", None)  # the embedded SQLite default
-        os.environ.pop("REDIS_URL", None)
-        engine = "sqlite"
-    import django
-
-    django.setup()
-    import logging
-
-    from django.conf import settings
-
-    settings.ALLOWED_HOSTS = ["*"]
-    if engine == "sqlite":
-        from django.apps import apps
-        from django.core.management import call_command
-
-        settings.MIGRATION_MODULES = {a.label: None for a in apps.get_app_configs()}
-        call_command("migrate", run_syncdb=True, verbosity=0, interactive=False)
-        call_command("createcachetable", verbosity=0)
-    logging.getLogger("django.request").setLevel(logging.ERROR)
-    return engine
+    return setup_django("bench-apiusage-")
 
 
 def _summary(samples: list[float], wall: float | None = None) -> dict:
@@ -342,8 +309,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        if TEMP_DIRS:
-            import shutil
-
-            # the temporary var directory (its SQLite database: hundreds of MB)
-            shutil.rmtree(TEMP_DIRS[0], ignore_errors=True)
+        cleanup()  # the temporary var directory (its SQLite database: hundreds of MB)
