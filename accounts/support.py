@@ -207,6 +207,15 @@ def grant_request(*, organization, staff, reason: str, hours: int = 24, request=
 
 def grant_approve(*, grant, actor, request=None):
     """An owner approves: access runs for `grant.hours` from now."""
+    return _decide(grant=grant, actor=actor, approve=True, request=request)
+
+
+def grant_decline(*, grant, actor, request=None):
+    return _decide(grant=grant, actor=actor, approve=False, request=request)
+
+
+def _decide(*, grant, actor, approve: bool, request=None):
+    """An owner's answer to a pending request, under a lock on the grant."""
     with tenant_context(grant.organization_id), transaction.atomic():
         grant = SupportGrant.objects.select_for_update().get(pk=grant.pk)
         who = _require_owner(grant=grant, actor=actor)
@@ -215,41 +224,23 @@ def grant_approve(*, grant, actor, request=None):
                 f"This request is no longer waiting for a decision (it is {grant.status})."
             )
         now = timezone.now()
-        grant.approved_at = now
-        grant.expires_at = now + timedelta(hours=grant.hours)
+        details = {"staff": grant.staff.email}
+        if approve:
+            grant.approved_at = now
+            grant.expires_at = now + timedelta(hours=grant.hours)
+            details["until"] = when_text(grant.expires_at, grant.organization)
+            changed = ["approved_at", "expires_at"]
+        else:
+            grant.declined_at = now
+            changed = ["declined_at"]
         grant.decided_by = who.user
-        grant.save(update_fields=["approved_at", "expires_at", "decided_by"])
+        grant.save(update_fields=[*changed, "decided_by"])
         audit_log(
             organization=grant.organization,
-            action="support_approved",
+            action="support_approved" if approve else "support_declined",
             actor=who,
             target=f"support access #{grant.pk}",
-            details={
-                "staff": grant.staff.email,
-                "until": when_text(grant.expires_at, grant.organization),
-            },
-            request=request,
-        )
-    return grant
-
-
-def grant_decline(*, grant, actor, request=None):
-    with tenant_context(grant.organization_id), transaction.atomic():
-        grant = SupportGrant.objects.select_for_update().get(pk=grant.pk)
-        who = _require_owner(grant=grant, actor=actor)
-        if grant.status != "pending":
-            raise ApplicationError(
-                f"This request is no longer waiting for a decision (it is {grant.status})."
-            )
-        grant.declined_at = timezone.now()
-        grant.decided_by = who.user
-        grant.save(update_fields=["declined_at", "decided_by"])
-        audit_log(
-            organization=grant.organization,
-            action="support_declined",
-            actor=who,
-            target=f"support access #{grant.pk}",
-            details={"staff": grant.staff.email},
+            details=details,
             request=request,
         )
     return grant
