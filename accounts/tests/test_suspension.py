@@ -406,6 +406,7 @@ def test_operator_commands_refuse_bad_input_in_one_line(org, capsys):
         ("org_suspend", "--org", "nope", "--reason", REASON),
         ("org_suspend", "--org", "acme", "--reason", " "),
         ("org_schedule_deletion", "--org", "acme", "--reason", REASON, "--days", "0"),
+        ("org_schedule_deletion", "--org", "acme", "--reason", REASON, "--days", "999999999"),
     ):
         with pytest.raises(SystemExit):
             call_command(*args, stdout=StringIO())

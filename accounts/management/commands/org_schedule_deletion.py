@@ -8,6 +8,9 @@ from accounts.suspension import organization_schedule_deletion
 from core.management.base import JsonCommand
 
 
+MAX_DAYS = 3650  # ten years: a date any database can store
+
+
 class Command(JsonCommand):
     help = (
         "Suspend an organisation, start an export of all its data for its owners, and "
@@ -28,8 +31,8 @@ class Command(JsonCommand):
     def run(self, *args, **o):
         org = self.organization(o["org"])
         days = settings.ORG_DELETION_GRACE_DAYS if o["days"] is None else o["days"]
-        if days < 1:
-            raise CommandError(f"--days must be 1 or more (got {days}).")
+        if not 1 <= days <= MAX_DAYS:
+            raise CommandError(f"--days must be from 1 to {MAX_DAYS:,} (got {days}).")
         when = timezone.now() + dt.timedelta(days=days)
         organization_schedule_deletion(organization=org, actor=None, reason=o["reason"], when=when)
         return {
