@@ -7,7 +7,6 @@ from django.utils import timezone
 from accounts.suspension import organization_schedule_deletion
 from core.management.base import JsonCommand
 
-
 MAX_DAYS = 3650  # ten years: a date any database can store
 
 
