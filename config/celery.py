@@ -13,9 +13,28 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@app.on_after_configure.connect
+def _configure(sender, **kwargs):
+    # Every periodic task below is sent once per slot of its schedule, however many
+    # schedulers run (a second `celery beat` or `worker --beat` started by mistake, on
+    # this host or another): core/scheduling.py. `celery beat -S …` would bypass it.
+    sender.conf.beat_scheduler = "core.scheduling:OnceScheduler"
+    # How long the Redis broker waits before handing a taken but unacknowledged
+    # message (its worker was lost) to another worker. Redelivery of a job that was
+    # recovered meanwhile does nothing (core.jobs.TenantTask); tests shorten it.
+    timeout = os.environ.get("BROKER_VISIBILITY_TIMEOUT")
+    if timeout and sender.conf.broker_transport_options is not None:
+        sender.conf.broker_transport_options = {
+            **sender.conf.broker_transport_options,
+            "visibility_timeout": int(timeout),
+        }
+
+
 @app.on_after_finalize.connect
 def _nightly_schedule(sender, **kwargs):
     from django.conf import settings
+
+    from core.scheduling import recovery_interval
 
     # One scheduler fans out one job per organisation (segmentation.tasks).
     sender.add_periodic_task(
@@ -63,9 +82,10 @@ def _nightly_schedule(sender, **kwargs):
         sender.signature("accounts.tasks.organizations_delete_due"),
         name="delete organisations whose deletion is due",
     )
-    # Jobs whose worker died are requeued (or failed) within a minute or so.
+    # Jobs whose worker died are requeued (or failed) within a minute or so of going
+    # stale (sooner when JOB_STALE_AFTER_SECONDS is under two minutes).
     sender.add_periodic_task(
-        60.0,
+        recovery_interval(settings.JOB_STALE_AFTER_SECONDS),
         sender.signature("core.tasks.jobs_recover_stale"),
         name="recover jobs whose worker died",
     )

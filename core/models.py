@@ -100,3 +100,23 @@ class IdempotencyKey(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} ({self.key})"
+
+
+class ScheduledRun(models.Model):
+    """One row per periodic task per slot of its schedule (core/scheduling.py): the
+    scheduler that inserts it sends the task; any other scheduler started by mistake
+    (a second `celery beat`, a second `worker --beat`, on this host or another) finds
+    the row there and sends nothing. A platform table, not an organisation's."""
+
+    name = models.CharField(max_length=200)  # the schedule entry's name (config/celery.py)
+    slot = models.DateTimeField()  # the start of the slot (UTC)
+    claimed_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=200, blank=True)  # host and process id
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "slot"], name="scheduled_run_name_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.slot:%Y-%m-%d %H:%M:%S}"
