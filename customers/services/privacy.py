@@ -571,7 +571,20 @@ EXPORTS = {
     "customers.csv": (Customer, customer_fields.names(exported=True)),
     "products.csv": (
         Product,
-        ["sku", "name", "category", "price", "url", "image_url", "in_stock", "attributes"],
+        [
+            "sku",
+            "name",
+            "category",
+            "price",
+            "url",
+            "image_url",
+            "in_stock",
+            "merchandise",
+            "hidden",
+            "attributes",
+            # how `merchandise` was decided (detected / set by a person): for a restore
+            "merchandise_source",
+        ],
     ),
     "events.csv": (
         Event,
@@ -640,7 +653,17 @@ ORDER_COLUMNS = [
     ("channel", "order__channel"),
     ("location", "order__location"),
     ("is_return", "order__is_return"),
+    # what an order file may carry besides (the import's columns), so that a
+    # restore (customers/services/backup.py) brings the same orders back
+    ("status", "order__status"),
+    ("line_id", "line_id"),
+    ("discount_code", "discount_code"),
+    ("discount_amount", "discount_amount"),
+    # the order's, given once: on its first line only (an import adds them up)
+    ("shipping_amount", "order__shipping_amount"),
+    ("tax_amount", "order__tax_amount"),
 ]
+ORDER_ONCE = {"shipping_amount", "tax_amount"}
 
 
 def _cell(value):
@@ -665,31 +688,60 @@ def organization_export_run(*, job_id: int | None, user_id: int | None, progress
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     rel = Path(f"org_{org_id}", "exports", f"segmenta-export-{stamp}-{job_id}.zip")
     path = Path(settings.MEDIA_ROOT, rel)
+    counts = organization_archive_write(path, progress=progress)
+    return {
+        "message": "Your export is ready.",
+        "url": reverse("customers:org_export_download", args=[job_id]),
+        "file": str(rel),
+        "files": counts,
+    }
+
+
+def _orders_rows(columns: list[tuple[str, str]]) -> Iterator[list]:
+    """orders.csv's rows: one per order line, the order's own amounts on its first line."""
+    once = [i for i, (h, _) in enumerate(columns) if h in ORDER_ONCE]
+    qs = OrderLine.objects.order_by("order__ordered_at", "order_id", "position").values_list(
+        "order_id", *[f for _, f in columns]
+    )
+    previous = None
+    for order_id, *row in qs.iterator(chunk_size=2000):
+        if order_id == previous:
+            for i in once:
+                row[i] = None
+        previous = order_id
+        yield row
+
+
+def organization_archive_write(path: Path, *, progress=None) -> dict:
+    """Write the current organisation's archive (the owner's export, which is also
+    the backup `org_restore` reads: customers/services/backup.py) to `path`.
+    Returns the rows written per file."""
+    from . import backup
+
     counts = {}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         steps = [*EXPORTS.items(), ("orders.csv", None)]
         for n, (name, spec) in enumerate(steps, start=1):
             if progress:
-                progress(100 * (n - 1) / len(steps), f"Writing {name}")
+                progress(90 * (n - 1) / len(steps), f"Writing {name}")
             with (
                 archive.open(name, "w") as raw,
                 io.TextIOWrapper(raw, encoding="utf-8", newline="") as out,
             ):
                 writer = csv.writer(out)
+                rows: Any
                 if spec is None:
                     writer.writerow([h for h, _ in ORDER_COLUMNS])
-                    qs = OrderLine.objects.order_by(
-                        "order__ordered_at", "order_id", "position"
-                    ).values_list(*[f for _, f in ORDER_COLUMNS])
+                    rows = _orders_rows(ORDER_COLUMNS)
                 else:
                     model, fields = spec
                     writer.writerow([HEADERS.get(f, f) for f in fields])
                     qs = model.objects.all()
                     if model is Customer:
                         qs = qs.filter(erased_at__isnull=True)
-                    qs = qs.order_by("pk").values_list(*fields)
+                    rows = qs.order_by("pk").values_list(*fields).iterator(chunk_size=2000)
                 count = 0
-                for row in qs.iterator(chunk_size=2000):
+                for row in rows:
                     writer.writerow([_cell(v) for v in row])
                     count += 1
                 counts[name] = count
@@ -706,12 +758,11 @@ def organization_export_run(*, job_id: int | None, user_id: int | None, progress
                         writer.writerow([_cell(v) for v in row])
                         count += 1
                     counts[name] = count
-    return {
-        "message": "Your export is ready.",
-        "url": reverse("customers:org_export_download", args=[job_id]),
-        "file": str(rel),
-        "files": counts,
-    }
+        if progress:
+            progress(90, "Writing segments and predictions")
+        # what a restore needs beyond the CSV files: manifest.json, restore/*.jsonl
+        counts.update(backup.archive_extras_write(archive, counts=counts))
+    return counts
 
 
 def organization_export_path(job: Job) -> Path | None:
