@@ -17,7 +17,11 @@ SERVICES_ENV := DATABASE_URL=postgres://segmenta_app:segmenta_app@$(PG_HOST):$(P
 	DATABASE_PLATFORM_URL=postgres://segmenta_platform:segmenta_platform@$(PG_HOST):$(PG_PORT)/$(SERVICES_DB) \
 	REDIS_URL=redis://127.0.0.1:6379/15 SEGMENTA_VAR_DIR=$(CURDIR)/var/services
 
-.PHONY: install run worker test lint typecheck test-services test-browser services-setup bench clean
+# The two job queues (config/settings.py JOB_QUEUE_INTERACTIVE / JOB_QUEUE_HEAVY).
+JOB_QUEUE_INTERACTIVE ?= interactive
+JOB_QUEUE_HEAVY ?= heavy
+
+.PHONY: install run worker workers test lint typecheck test-services test-browser services-setup bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +37,15 @@ run: $(STAMP)
 	$(PY) manage.py seed_demo
 	@PORT=$(PORT) bash scripts/run.sh
 
+# One worker for everything (both queues) with the scheduler.
 worker: $(STAMP)
-	$(VENV)/bin/celery -A config worker --beat --loglevel INFO --concurrency 1
+	$(VENV)/bin/celery -A config worker --beat --loglevel INFO --concurrency 1 \
+		-Q $(JOB_QUEUE_INTERACTIVE),$(JOB_QUEUE_HEAVY)
+
+# Production layout on one machine: interactive-only and heavy-only workers plus one
+# scheduler (INTERACTIVE_WORKERS, HEAVY_WORKERS, CONCURRENCY; see scripts/workers.sh).
+workers: $(STAMP)
+	@bash scripts/workers.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -324,6 +324,23 @@ CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 120
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
+# Fair scheduling (core/jobs.py `job_queue`): two queues. `interactive` (the default)
+# carries imports of small files, previews, sends and the platform's periodic tasks;
+# `heavy` the pipeline steps and exports of organisations with at least
+# JOB_HEAVY_QUEUE_MIN_CUSTOMERS customers and imports of files of at least
+# JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES. A worker for everything runs
+# `celery -A config worker -Q interactive,heavy`; production adds workers that consume
+# `-Q interactive` only, so big organisations never hold up small shops' work.
+JOB_QUEUE_INTERACTIVE = env.str("JOB_QUEUE_INTERACTIVE", default="interactive")
+JOB_QUEUE_HEAVY = env.str("JOB_QUEUE_HEAVY", default="heavy")
+JOB_HEAVY_QUEUE_MIN_CUSTOMERS = env.int("JOB_HEAVY_QUEUE_MIN_CUSTOMERS", default=10_000)
+JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES = env.int(
+    "JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES", default=5 * 1024 * 1024
+)
+CELERY_TASK_DEFAULT_QUEUE = JOB_QUEUE_INTERACTIVE
+# Tasks sent without a queue (beat's periodic tasks, webhook deliveries) go to the
+# interactive queue; jobs are sent with theirs (core.jobs._send).
+CELERY_TASK_ROUTES = ("core.jobs.route_task",)
 CELERY_TIMEZONE = "UTC"
 NIGHTLY_PIPELINE_HOUR = env.int("NIGHTLY_PIPELINE_HOUR", default=2)
 # Organisation export archives are deleted this many days after they were made

@@ -366,6 +366,44 @@ class TenantTask(Task):
             _finish(job_id, JobStatus.SUCCEEDED, summary.pop("message", "Done."), summary)
             return None
 
+    def retry(
+        self,
+        args=None,
+        kwargs=None,
+        exc=None,
+        throw=True,
+        eta=None,
+        countdown=None,
+        max_retries=None,
+        **options,
+    ):
+        """Celery's retry, on the queue the job came from: a heavy job waiting for a
+        slot (or retried after a transient error) goes back to `heavy`, never to the
+        interactive queue, whose workers must stay free for small work."""
+        if not options.get("queue"):
+            queue = self._delivery_queue()
+            if queue:
+                options["queue"] = queue
+        return super().retry(
+            args=args,
+            kwargs=kwargs,
+            exc=exc,
+            throw=throw,
+            eta=eta,
+            countdown=countdown,
+            max_retries=max_retries,
+            **options,
+        )
+
+    def _delivery_queue(self) -> str | None:
+        known = {queue_interactive(), queue_heavy()}
+        routing_key = (self.request.delivery_info or {}).get("routing_key")
+        if routing_key in known:
+            return routing_key
+        job_id = (self.request.kwargs or {}).get("job_id")
+        job = Job.all_objects.filter(pk=job_id).first() if job_id else None
+        return job_queue(job) if job is not None else None
+
     def _wait(
         self,
         wait: JobMustWait,
@@ -657,15 +695,86 @@ def job_start(
 
 
 def _send(job: Job, *, task=None) -> None:
-    """Queue the job's task with the job's parameters (also used to requeue it)."""
+    """Queue the job's task with the job's parameters (also used to requeue it), on
+    the queue `job_queue` chooses."""
     from celery import current_app
 
     task = task or current_app.tasks[job.params["_task"]]
     params = {k: v for k, v in job.params.items() if not k.startswith("_")}
     sent = task.apply_async(
-        kwargs={"organization_id": job.organization_id, "job_id": job.pk, **params}
+        kwargs={"organization_id": job.organization_id, "job_id": job.pk, **params},
+        queue=job_queue(job),
     )
     Job.all_objects.filter(pk=job.pk).update(task_id=sent.id or "")
+
+
+# --- fair scheduling: two queues -----------------------------------------------------------
+# `interactive` (the default) carries what people wait for: imports of small files,
+# previews, sends, small organisations' pipelines, the platform's periodic tasks.
+# `heavy` carries the pipeline steps (and exports) of big organisations and imports of
+# big files. Workers that consume only `interactive` are never taken up by a big
+# organisation's model fit, so a small shop's import starts within seconds while it
+# runs (docs/scaling.md). Names: JOB_QUEUE_INTERACTIVE / JOB_QUEUE_HEAVY; sizes:
+# JOB_HEAVY_QUEUE_MIN_CUSTOMERS / JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES.
+
+
+def queue_interactive() -> str:
+    return settings.JOB_QUEUE_INTERACTIVE
+
+
+def queue_heavy() -> str:
+    return settings.JOB_QUEUE_HEAVY
+
+
+def _organization_is_big(organization_id: int) -> bool:
+    """Whether the organisation has at least JOB_HEAVY_QUEUE_MIN_CUSTOMERS customers.
+    Reads at most that many index entries (LIMIT/OFFSET on the organisation's rows),
+    never a count of a million."""
+    from customers.models import Customer
+
+    threshold = settings.JOB_HEAVY_QUEUE_MIN_CUSTOMERS
+    if threshold <= 0:
+        return True
+    with tenant_context(organization_id):
+        return (
+            Customer.objects.order_by()
+            .values_list("pk", flat=True)[threshold - 1 : threshold]
+            .exists()
+        )
+
+
+def _import_is_big(job: Job) -> bool:
+    from customers.models import Import
+
+    import_id = (job.params or {}).get("import_id")
+    if not import_id:
+        return False
+    with tenant_context(job.organization_id):
+        size = Import.objects.filter(pk=import_id).values_list("size_bytes", flat=True).first()
+    return (size or 0) >= settings.JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES
+
+
+def job_queue(job: Job) -> str:
+    """The queue a job is sent to: `heavy` for a heavy kind (pipeline steps, the
+    organisation export) of an organisation with at least
+    JOB_HEAVY_QUEUE_MIN_CUSTOMERS customers, and for an import of a file of at least
+    JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES; `interactive` for everything else."""
+    kind = job_kinds().get(job.kind)
+    if job.kind == "import":
+        big = _import_is_big(job)
+    elif kind is not None and kind.heavy:
+        big = _organization_is_big(job.organization_id)
+    else:
+        big = False
+    return queue_heavy() if big else queue_interactive()
+
+
+def route_task(name, args, kwargs, options, task=None, **kw):
+    """Celery router (CELERY_TASK_ROUTES): a task sent without a queue (the platform's
+    periodic tasks sent by beat, webhook deliveries, follow-up work) goes to the
+    interactive queue, which every layout of workers consumes. Jobs are sent with
+    their queue by `_send`, which takes precedence over this."""
+    return {"queue": queue_interactive()}
 
 
 def job_cancel(*, job: Job) -> Job:

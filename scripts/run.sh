@@ -15,7 +15,10 @@ supervise_worker() {
   # go on queueing the nightly run beside the new worker's.
   trap 'if [ -n "$child" ]; then kill -TERM -- "-$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi; exit 0' INT TERM
   while true; do
+    # Both queues (fair scheduling, core/jobs.py): one worker does everything here;
+    # production runs interactive-only workers beside heavy ones (scripts/workers.sh).
     setsid .venv/bin/celery -A config worker --beat --loglevel WARNING --concurrency 1 \
+      -Q "${JOB_QUEUE_INTERACTIVE:-interactive},${JOB_QUEUE_HEAVY:-heavy}" \
       --schedule var/celery-beat-schedule >>var/worker.log 2>&1 &
     child=$!
     status=0
