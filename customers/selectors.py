@@ -198,24 +198,41 @@ def _cursor_fits(value: Any, field: str, nullable: bool) -> bool:
 def customer_page(
     qs: QuerySet[Customer], *, sort: str = "recent", after: str = "", size: int = 50
 ) -> tuple[list[Customer], str | None]:
-    """One page by keyset ("after this row"), so page 1,000 costs what page 1 does."""
+    """One page by keyset ("after this row"), so page 1,000 costs what page 1 does.
+
+    Each sort reads one index in order (customers migration 0011): the sort's field,
+    then the id. NULLS LAST is only written for a nullable field (a NOT NULL column
+    sorted NULLS LAST would not match its index). The position is written as
+    `field <= v AND (field < v OR id < pk)` (for a descending sort), whose first half
+    is a range the index can start at; with a nullable field, the customers without
+    a value (shown last) are read by a second query once the others run out."""
     field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
-    order_field = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
-    qs = qs.order_by(order_field, "-pk" if desc else "pk")
+    if nullable:
+        order_field = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
+    else:
+        order_field = F(field).desc() if desc else F(field).asc()
+    id_order = "-pk" if desc else "pk"
     position = _decode_cursor(after) if after else None
     if position is not None and not _cursor_fits(position[0], field, nullable):
         position = None
-    if position is not None:
-        value, pk = position
-        before = "lt" if desc else "gt"
-        if value is None:
-            qs = qs.filter(**{f"{field}__isnull": True, f"pk__{before}": pk})
-        else:
-            cond = Q(**{f"{field}__{before}": value}) | Q(**{field: value, f"pk__{before}": pk})
-            if nullable:
-                cond |= Q(**{f"{field}__isnull": True})
-            qs = qs.filter(cond)
-    rows = list(qs[: size + 1])
+    before = "lt" if desc else "gt"
+    rows: list[Customer] = []
+    if position is None or position[0] is not None:
+        valued = qs.order_by(order_field, id_order)
+        if nullable:
+            valued = valued.filter(**{f"{field}__isnull": False})
+        if position is not None:
+            value, pk = position
+            valued = valued.filter(**{f"{field}__{before}e": value}).filter(
+                Q(**{f"{field}__{before}": value}) | Q(**{f"pk__{before}": pk})
+            )
+        rows = list(valued[: size + 1])
+    if nullable and len(rows) <= size:
+        # the customers without a value, last, in id order
+        empty = qs.filter(**{f"{field}__isnull": True}).order_by(order_field, id_order)
+        if position is not None and position[0] is None:
+            empty = empty.filter(**{f"pk__{before}": position[1]})
+        rows += list(empty[: size + 1 - len(rows)])
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]
