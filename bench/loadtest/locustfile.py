@@ -61,8 +61,12 @@ def group_of(name: str) -> str:
 
 @events.request.add_listener
 def _record(request_type, name, response_time, response_length, exception=None, **kw):
+    row = (response_time, exception is not None)
+    group = group_of(name)
     with _lock:
-        _samples.setdefault(group_of(name), []).append((response_time, exception is not None))
+        _samples.setdefault(group, []).append(row)
+        if group == "page" and name.endswith("]"):  # pages of the big / the small organisations
+            _samples.setdefault("page " + name.rsplit("[", 1)[1].rstrip("]"), []).append(row)
 
 
 @events.test_start.add_listener
@@ -80,7 +84,13 @@ def _dump(environment, **kw):
     seconds = time.time() - getattr(environment, "loadtest_started", time.time())
     out = {"seconds": round(seconds, 1), "groups": {}}
     with _lock:
-        everything = [row for group, rows in _samples.items() if group != "job" for row in rows]
+        everything = [
+            row
+            for group, rows in _samples.items()
+            if group.split()[0] in ("page", "api", "bulk", "write")
+            and group not in ("page big", "page small")
+            for row in rows
+        ]
         for group, rows in [*_samples.items(), ("all", everything)]:
             times = sorted(t for t, _ in rows)
             n = len(times)
