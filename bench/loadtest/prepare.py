@@ -160,6 +160,12 @@ def _ensure_pipeline_and_audience(org, *, allow_sync_pipeline: bool) -> None:
         _log(f"{org.slug}: audience built in {time.perf_counter() - t:.1f} s")
 
 
+def _save_keys(path: Path, keys: dict) -> None:
+    """Merge into the keys file (another prepare may have added organisations meanwhile)."""
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**stored, **keys}, indent=1))
+
+
 def prepare(a) -> None:
     _setup()
     from _bigorg import make_org
@@ -178,9 +184,9 @@ def prepare(a) -> None:
         with tenant_context(big):
             _ensure_pipeline_and_audience(big, allow_sync_pipeline=False)
             orgs.append(_facts(big, big=True, keys=keys, sample=a.sample))
-            keys_path.write_text(json.dumps(keys, indent=1))
+            _save_keys(keys_path, keys)
         _log(f"big: {big.slug} ({len(orgs[0]['segments'])} segments)")
-    for i in range(1, a.small_orgs + 1):
+    for i in range(a.first, (a.last or a.small_orgs) + 1):
         size = small_size(i)
         name = f"{SMALL_PREFIX} {i:02d}"
         org = Organization.objects.filter(name=name).order_by("pk").first()
@@ -192,7 +198,7 @@ def prepare(a) -> None:
         with tenant_context(org):
             _ensure_pipeline_and_audience(org, allow_sync_pipeline=True)
             orgs.append(_facts(org, big=False, keys=keys, sample=min(a.sample, 100)))
-        keys_path.write_text(json.dumps(keys, indent=1))
+        _save_keys(keys_path, keys)
     from django.conf import settings
 
     queues = {
@@ -323,6 +329,8 @@ def main() -> None:
     s.add_argument("--big-name", default="Bench 1M")
     s.add_argument("--keys", default=str(ROOT / "var" / "loadtest" / "keys.json"))
     s.add_argument("--sample", type=int, default=300)
+    s.add_argument("--first", type=int, default=1, help="make small organisations from this number")
+    s.add_argument("--last", type=int, help="... to this one (default --small-orgs)")
     s = sub.add_parser("start-jobs")
     s.add_argument("--fixtures", required=True)
     s.add_argument("--small-pipelines", type=int, default=50)
