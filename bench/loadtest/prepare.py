@@ -218,7 +218,7 @@ def start_jobs(a) -> None:
     fx = json.loads(Path(a.fixtures).read_text())
     started = []
     smalls = [o for o in fx["orgs"] if not o["big"]][: a.small_pipelines]
-    bigs = [o for o in fx["orgs"] if o["big"]]
+    bigs = [o for o in fx["orgs"] if o["big"]][: a.big_pipelines]
     for o in bigs + smalls:
         org = Organization.objects.get(pk=o["id"])
         with tenant_context(org):
@@ -242,9 +242,9 @@ def report_jobs(a) -> None:
 
     since = datetime.fromisoformat(a.since)
     groups: dict[tuple[str, str], dict] = {}
-    big_ids = set()
-    if a.fixtures:
-        big_ids = {o["id"] for o in json.loads(Path(a.fixtures).read_text())["orgs"] if o["big"]}
+    orgs = json.loads(Path(a.fixtures).read_text())["orgs"]
+    big_ids = {o["id"] for o in orgs if o["big"]}
+    small_ids = {o["id"] for o in orgs if not o["big"]}
     with unscoped_context():
         rows = list(
             Job.all_objects.filter(created_at__gte=since).values_list(
@@ -253,7 +253,7 @@ def report_jobs(a) -> None:
         )
     for org_id, kind, status, created, started, finished in rows:
         g = groups.setdefault(
-            (kind, "big" if org_id in big_ids else "small"),
+            (kind, "big" if org_id in big_ids else "small" if org_id in small_ids else "other"),
             {"statuses": {}, "wait": [], "run": [], "orgs": set()},
         )
         g["statuses"][status] = g["statuses"].get(status, 0) + 1
@@ -282,6 +282,22 @@ def report_jobs(a) -> None:
     _log(f"jobs since {a.since}: {len(rows)} -> {a.out}")
 
 
+def _mine(a, since):
+    """The load test's jobs: those of its small organisations made since the start, and
+    the big organisation's pipeline jobs it queued (others may work on the big one)."""
+    from django.db.models import Q
+
+    fx = json.loads(Path(a.fixtures).read_text())
+    small = [o["id"] for o in fx["orgs"] if not o["big"]]
+    started = (
+        json.loads(Path(a.pipelines).read_text())
+        if a.pipelines and Path(a.pipelines).exists()
+        else []
+    )
+    big_jobs = [j for x in started if x["big"] for j in x["jobs"].values()]
+    return Q(created_at__gte=since, organization_id__in=small) | Q(pk__in=big_jobs)
+
+
 def cancel_jobs(a) -> None:
     """Cancel the load test's unfinished jobs (the product's cancel: queued ones at once,
     running ones at their next progress report); with --force, also mark the ones still
@@ -295,8 +311,9 @@ def cancel_jobs(a) -> None:
 
     since = datetime.fromisoformat(a.since)
     open_ = [JobStatus.QUEUED, JobStatus.RUNNING]
+    mine = _mine(a, since)
     with unscoped_context():
-        jobs = list(Job.all_objects.filter(created_at__gte=since, status__in=open_))
+        jobs = list(Job.all_objects.filter(mine, status__in=open_))
     n = 0
     for job in jobs:
         if not job_is_cancellable(job):
@@ -310,9 +327,7 @@ def cancel_jobs(a) -> None:
     forced = 0
     if a.force:
         with unscoped_context():
-            forced = Job.all_objects.filter(
-                created_at__gte=since, status__in=open_, cancel_requested=True
-            ).update(
+            forced = Job.all_objects.filter(mine, status__in=open_, cancel_requested=True).update(
                 status=JobStatus.CANCELLED,
                 message="Cancelled: the load test ended.",
                 finished_at=timezone.now(),
@@ -334,12 +349,15 @@ def main() -> None:
     s = sub.add_parser("start-jobs")
     s.add_argument("--fixtures", required=True)
     s.add_argument("--small-pipelines", type=int, default=50)
+    s.add_argument("--big-pipelines", type=int, default=1)
     s = sub.add_parser("report-jobs")
     s.add_argument("--since", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--fixtures")
+    s.add_argument("--fixtures", required=True)
     s = sub.add_parser("cancel-jobs")
     s.add_argument("--since", required=True)
+    s.add_argument("--fixtures", required=True)
+    s.add_argument("--pipelines", help="start-jobs' output: the big organisation's jobs")
     s.add_argument("--force", action="store_true")
     a = p.parse_args()
     {

@@ -287,6 +287,9 @@ def main() -> None:
     p.add_argument(
         "--small-pipelines", type=int, default=50, help="small orgs whose pipeline is queued"
     )
+    p.add_argument(
+        "--big-pipelines", type=int, default=1, help="0: leave the big org's pipeline out"
+    )
     p.add_argument("--no-pipelines", action="store_true")
     p.add_argument("--no-beat", action="store_true")
     p.add_argument("--redis-db", type=int, help="use this Redis database instead of REDIS_URL's")
@@ -337,6 +340,8 @@ def main() -> None:
         "uptime_before": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     }
     since = None
+    # what cancel-jobs may touch: the small organisations' jobs, the big one's it queued
+    scope = ["--fixtures", str(fixtures), "--pipelines", str(out / "pipelines.json")]
     sampler = LoadSampler()
     try:
         if a.migrate:
@@ -449,6 +454,8 @@ def main() -> None:
                     str(fixtures),
                     "--small-pipelines",
                     str(a.small_pipelines),
+                    "--big-pipelines",
+                    str(a.big_pipelines),
                 ],
                 env,
             )
@@ -522,7 +529,7 @@ def main() -> None:
             if since:
                 try:
                     run_step(
-                        [PY, str(HERE / "prepare.py"), "cancel-jobs", "--since", since],
+                        [PY, str(HERE / "prepare.py"), "cancel-jobs", "--since", since, *scope],
                         env,
                         timeout=120,
                     )
@@ -533,7 +540,15 @@ def main() -> None:
         if since:
             try:
                 run_step(
-                    [PY, str(HERE / "prepare.py"), "cancel-jobs", "--since", since, "--force"],
+                    [
+                        PY,
+                        str(HERE / "prepare.py"),
+                        "cancel-jobs",
+                        "--since",
+                        since,
+                        "--force",
+                        *scope,
+                    ],
                     env,
                     timeout=120,
                 )
