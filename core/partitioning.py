@@ -379,10 +379,14 @@ def partition_table(
             )[0][0]
             return {"table": table, "status": "already partitioned", "partitions": count}
         if not dry_run:
+            # Deferred foreign key checks still pending in this transaction (none in
+            # the command's own) would stop ALTER TABLE: run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for statement in plan.statements:
                 cursor.execute(statement)
                 if statement.startswith("INSERT INTO"):
                     plan.rows = cursor.rowcount
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     result = {
         "table": table,
         "status": "planned" if dry_run else "partitioned",
