@@ -155,10 +155,12 @@ class Owner(HttpUser):
                 "csrfmiddlewaretoken": token,
             },
             name=f"page: sign in [{self.tag}]",
+            allow_redirects=False,  # the sign-in alone; the dashboard is its own entry
             catch_response=True,
         ) as r:
-            if r.status_code != 200 or "/accounts/login" in r.url:
-                r.failure(f"sign-in failed: {r.status_code} {r.url}")
+            where = r.headers.get("Location", "")
+            if r.status_code != 302 or "/accounts/login" in where:
+                r.failure(f"sign-in failed: {r.status_code} {where}")
 
     def _page(self, path: str, name: str):
         with self.client.get(path, name=f"page: {name} [{self.tag}]", catch_response=True) as r:
