@@ -162,8 +162,13 @@ def _ensure_pipeline_and_audience(org, *, allow_sync_pipeline: bool) -> None:
 
 def _save_keys(path: Path, keys: dict) -> None:
     """Merge into the keys file (another prepare may have added organisations meanwhile)."""
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**stored, **keys}, indent=1))
+    try:
+        stored = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        stored = {}
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**stored, **keys}, indent=1))
+    tmp.replace(path)  # atomic: a reader never sees half a file
 
 
 def prepare(a) -> None:
@@ -175,7 +180,12 @@ def prepare(a) -> None:
 
     keys_path = Path(a.keys)
     keys_path.parent.mkdir(parents=True, exist_ok=True)
-    keys = json.loads(keys_path.read_text()) if keys_path.exists() else {}
+    keys = {}
+    if keys_path.exists():
+        try:
+            keys = json.loads(keys_path.read_text())
+        except ValueError:
+            keys = {}
     orgs = []
     big = Organization.objects.filter(name=a.big_name).order_by("pk").first()
     if big is None:
