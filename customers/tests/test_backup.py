@@ -155,3 +155,46 @@ def test_backup_and_restore_give_the_same_organisation(source, tmp_path, capsys)
         assert set(OrderLine.objects.values_list("order__organization_id", flat=True)) == {
             restored.pk
         }
+
+
+def test_the_archive_holds_only_its_organisation(org, other_org, tmp_path):
+    from .factories import CustomerFactory, OrderFactory, OrderLineFactory
+
+    for o, prefix in ((org, "mine"), (other_org, "theirs")):
+        with tenant_context(o):
+            c = CustomerFactory(organization=o, external_id=f"{prefix}-1")
+            OrderLineFactory(
+                organization=o,
+                order=OrderFactory(organization=o, customer=c, external_id=f"{prefix}-o1"),
+            )
+    archive = tmp_path / "acme.zip"
+    backup.organization_backup(organization=org, path=archive)
+    with zipfile.ZipFile(archive) as z:
+        text = "".join(z.read(n).decode() for n in z.namelist())
+    assert "mine-1" in text and "mine-o1" in text
+    assert "theirs" not in text and other_org.name not in text
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "not a zip archive"),
+        ({"customers.csv": "id\n"}, "no manifest.json"),
+        ({"manifest.json": json.dumps({"format": "other"})}, "not a Segmenta organisation"),
+        (
+            {"manifest.json": json.dumps({"format": backup.FORMAT, "version": 99})},
+            "version 99",
+        ),
+    ],
+)
+def test_restore_refuses_what_is_not_an_archive_it_reads(content, reason, tmp_path, capsys, db):
+    path = tmp_path / "x.zip"
+    if content is None:
+        path.write_text("hello")
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            for name, text in content.items():
+                z.writestr(name, text)
+    code, out, err = _command("org_restore", str(path), "--owner", "o@example.test", capsys=capsys)
+    assert code == 1 and reason in err
+    assert not Organization.objects.exists()  # nothing was created
