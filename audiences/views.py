@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import org_required
 from core.exceptions import ApplicationError
+from customers.views import read_transaction
 
 from . import selectors, services
 from .definitions import GOAL_LABELS, KIND_LABELS, SCORED_KINDS
@@ -418,6 +419,7 @@ def audience_preview(request):
 # --- one audience ----------------------------------------------------------------------
 @org_required
 @require_GET
+@read_transaction
 def audience_detail(request, pk: int):
     audience = get_object_or_404(Audience.objects.select_related("job", "created_by"), pk=pk)
     members = list(selectors.audience_members(audience=audience)[:MEMBERS_SHOWN])

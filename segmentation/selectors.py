@@ -81,6 +81,85 @@ def segment_members(*, segment: Segment) -> QuerySet:
     return Customer.objects.filter(pk__in=member_ids, erased_at__isnull=True).order_by("pk")
 
 
+# --- member pages and figures of big segments -------------------------------------------
+# A segment of a run does not change after the run (but for erasures, which delete
+# memberships), so what the pages compute from it is cached per organisation and run.
+RUN_FIGURES_TIMEOUT = 24 * 3600
+COUNT_TIMEOUT = 300  # a count may lag an erasure by five minutes
+RULE_COUNT_TIMEOUT = 60  # a rule segment follows the data: counted at most a minute ago
+
+
+def _cached(parts: tuple, compute, timeout: int):
+    """`compute()` cached under a key naming the organisation and `parts`."""
+    from django.core.cache import cache
+
+    from accounts.tenancy import require_organization_id
+
+    key = "segmentation:" + ":".join(str(p) for p in parts) + f":org_{require_organization_id()}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, timeout)
+    return value
+
+
+def _rule_key(segment: Segment) -> str:
+    import hashlib
+    import json
+
+    raw = json.dumps(segment.rule or {}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class MemberRows:
+    """The members of a segment as a sequence a `Paginator` can page: the count is
+    cached (per run, or for a minute for a rule segment) and a page of a run's
+    segment is an offset into the membership's unique index (organisation, run,
+    segment, customer), read without touching the customers table, then only those
+    50 customers are fetched. So page 1 and page 5,000 of a 500,000-member segment
+    both cost a few milliseconds, instead of a count and a sort of every member."""
+
+    def __init__(self, segment: Segment):
+        self.segment = segment
+        self.run_id = segment_members_run_id(segment=segment)
+        self.is_rule = segment.kind == SegmentKind.RULE
+
+    def count(self) -> int:
+        if self.is_rule:
+            return _cached(
+                ("rule_count", self.segment.pk, _rule_key(self.segment)),
+                lambda: segment_members(segment=self.segment).count(),
+                RULE_COUNT_TIMEOUT,
+            )
+        if self.run_id is None:
+            return 0
+        return _cached(
+            ("member_count", self.segment.pk, self.run_id),
+            lambda: Membership.objects.filter(run_id=self.run_id, segment=self.segment).count(),
+            COUNT_TIMEOUT,
+        )
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError("MemberRows pages by slices")
+        if self.is_rule:
+            return list(segment_members(segment=self.segment)[index])
+        if self.run_id is None:
+            return []
+        from customers.models import Customer
+
+        ids = list(
+            Membership.objects.filter(run_id=self.run_id, segment=self.segment)
+            .order_by("customer_id")
+            .values_list("customer_id", flat=True)[index]
+        )
+        found = Customer.objects.filter(pk__in=ids, erased_at__isnull=True).in_bulk()
+        return [found[i] for i in ids if i in found]
+
+
 def segment_history(*, segment: Segment, limit: int = 30) -> list[dict[str, Any]]:
     """Size of the segment in each of the last runs (oldest first), from run summaries,
     so it survives pruning of old membership rows."""
@@ -117,8 +196,9 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     """Where the segment's members came from and went to between the last two runs.
 
     Returns {"run", "previous", "inflow": [{segment, name, count}], "outflow": [...],
-    "stayed"} with segments of the same kind, or None without two runs.
-    """
+    "stayed"} with segments of the same kind, or None without two runs. The figures
+    are cached per organisation, segment and pair of runs (they do not change once
+    both runs are written)."""
     if segment.kind == SegmentKind.RULE:
         return None
     run = live_run()
@@ -127,6 +207,37 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     prev = previous_run(run=run)
     if prev is None:
         return None
+    counts = _cached(
+        ("migration", segment.pk, run.pk, prev.pk),
+        lambda: _segment_migration_counts(segment=segment, run=run, prev=prev),
+        RUN_FIGURES_TIMEOUT,
+    )
+    names = dict(Segment.objects.filter(kind=segment.kind).values_list("pk", "name"))
+
+    def rows(flows: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        return [
+            {"segment_id": sid, "name": names.get(sid, f"Segment {sid}"), "count": n}
+            for sid, n in sorted(flows, key=lambda kv: -kv[1])
+        ]
+
+    return {
+        "run": run,
+        "previous": prev,
+        "size_now": counts["size_now"],
+        "size_before": counts["size_before"],
+        "stayed": counts["stayed"],
+        "inflow": rows(counts["inflow"]),
+        "outflow": rows(counts["outflow"]),
+        # customers with no segment of this kind in the other run (new customers,
+        # or customers without orders before)
+        "new": counts["new"],
+        "gone": counts["gone"],
+    }
+
+
+def _segment_migration_counts(
+    *, segment: Segment, run: SegmentationRun, prev: SegmentationRun
+) -> dict[str, Any]:
     kind = segment.kind
     # flows between segments of the same level: top-level segments with each
     # other, sub-segments with their siblings (a customer is in both levels)
@@ -137,8 +248,6 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     )
     current = Membership.objects.filter(run=run, segment=segment).values("customer_id")
     before = Membership.objects.filter(run=prev, segment=segment).values("customer_id")
-    names = dict(Segment.objects.filter(kind=kind).values_list("pk", "name"))
-
     inflow_rows = (
         Membership.objects.filter(level, run=prev, customer_id__in=current)
         .values("segment_id")
@@ -155,56 +264,32 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     size_before = Membership.objects.filter(run=prev, segment=segment).count()
     stayed = inflow.pop(segment.pk, 0)
     outflow.pop(segment.pk, None)
-    new = size_now - stayed - sum(inflow.values())
-    gone = size_before - stayed - sum(outflow.values())
-
-    def rows(counts: dict[int, int]) -> list[dict[str, Any]]:
-        return [
-            {"segment_id": sid, "name": names.get(sid, f"Segment {sid}"), "count": n}
-            for sid, n in sorted(counts.items(), key=lambda kv: -kv[1])
-        ]
-
     return {
-        "run": run,
-        "previous": prev,
         "size_now": size_now,
         "size_before": size_before,
         "stayed": stayed,
-        "inflow": rows(inflow),
-        "outflow": rows(outflow),
-        # customers with no segment of this kind in the other run (new customers,
-        # or customers without orders before)
-        "new": max(new, 0),
-        "gone": max(gone, 0),
+        "inflow": list(inflow.items()),
+        "outflow": list(outflow.items()),
+        "new": max(size_now - stayed - sum(inflow.values()), 0),
+        "gone": max(size_before - stayed - sum(outflow.values()), 0),
     }
 
 
 def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | None:
-    """From→to counts between the previous and the live run, for segments of `kind`."""
+    """From→to counts between the previous and the live run, for segments of `kind`
+    (cached per organisation and pair of runs)."""
     run = live_run()
     if run is None:
         return None
     prev = previous_run(run=run)
     if prev is None:
         return None
-    # top-level segments only (sub-segments split them further)
-    top = Q(segment__kind=kind, segment__parent__isnull=True)
-    before = {
-        cid: sid
-        for cid, sid in Membership.objects.filter(top, run=prev).values_list(
-            "customer_id", "segment_id"
-        )
-    }
-    counts: dict[tuple[int | None, int | None], int] = defaultdict(int)
-    seen = set()
-    for cid, sid in Membership.objects.filter(top, run=run).values_list(
-        "customer_id", "segment_id"
-    ):
-        counts[(before.get(cid), sid)] += 1
-        seen.add(cid)
-    for cid, sid in before.items():
-        if cid not in seen:
-            counts[(sid, None)] += 1
+    pairs = _cached(
+        ("matrix", kind, run.pk, prev.pk),
+        lambda: _migration_matrix_counts(kind=kind, run=run, prev=prev),
+        RUN_FIGURES_TIMEOUT,
+    )
+    counts: dict[tuple[int | None, int | None], int] = {(a, b): n for a, b, n in pairs}
     names = dict(Segment.objects.filter(kind=kind).values_list("pk", "name"))
     sources = sorted({a for a, _ in counts}, key=lambda s: (s is None, s or 0))
     targets = sorted({b for _, b in counts}, key=lambda s: (s is None, s or 0))
@@ -222,6 +307,31 @@ def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | Non
             for s in sources
         ],
     }
+
+
+def _migration_matrix_counts(
+    *, kind: str, run: SegmentationRun, prev: SegmentationRun
+) -> list[tuple[int | None, int | None, int]]:
+    """(segment before, segment now, customers) over top-level segments (sub-segments
+    split them further); None: not in a segment of `kind` in that run."""
+    top = Q(segment__kind=kind, segment__parent__isnull=True)
+    before = {
+        cid: sid
+        for cid, sid in Membership.objects.filter(top, run=prev).values_list(
+            "customer_id", "segment_id"
+        )
+    }
+    counts: dict[tuple[int | None, int | None], int] = defaultdict(int)
+    seen = set()
+    for cid, sid in Membership.objects.filter(top, run=run).values_list(
+        "customer_id", "segment_id"
+    ):
+        counts[(before.get(cid), sid)] += 1
+        seen.add(cid)
+    for cid, sid in before.items():
+        if cid not in seen:
+            counts[(sid, None)] += 1
+    return [(a, b, n) for (a, b), n in counts.items()]
 
 
 def customer_segments(*, customer_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -25,6 +25,7 @@ from accounts.models import Role
 from core.exceptions import ApplicationError
 from core.models import Job, JobStatus
 from core.web import safe_next_url
+from customers.views import read_transaction
 
 from . import selectors
 from .models import Persona, Segment, SegmentKind
@@ -89,6 +90,7 @@ def _heatmap(clusters: list[Segment], per_segment: int = 3, limit: int = 12) -> 
 
 @org_required
 @require_GET
+@read_transaction
 def segments(request):
     run = selectors.live_run()
     current = list(selectors.segments_current())
@@ -177,9 +179,11 @@ def _segment_panels(request, segment: Segment) -> list[dict[str, Any]]:
 
 @org_required
 @require_GET
+@read_transaction
 def segment_detail(request, pk: int):
     segment = get_object_or_404(Segment.objects.prefetch_related("personas"), pk=pk)
-    members = selectors.segment_members(segment=segment)
+    # the count cached per run, a page read from the membership's index (MemberRows)
+    members = selectors.MemberRows(segment)
     page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
     profile = segment.profile or {}
     history = selectors.segment_history(segment=segment)

@@ -26,6 +26,7 @@ from .. import registry, selectors, services
 from ..models import ConsentVia, Customer, Event, Import, Order, Product
 from ..services.consent import consent_history
 from ..services.imports import run_records
+from ..views import read_transaction
 from .serializers import (
     BulkResultSerializer,
     ConsentChangeSerializer,
@@ -343,11 +344,13 @@ class CustomerViewSet(
         ids = [c.pk for c in customers]
         return {"enrichment": selectors.customer_segment_info(ids), **self.get_serializer_context()}
 
+    @read_transaction
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         data = CustomerSerializer(page, many=True, context=self._enriched(page)).data
         return self.get_paginated_response(data)
 
+    @read_transaction
     def retrieve(self, request, *args, **kwargs):
         customer = self.get_object()
         return Response(CustomerSerializer(customer, context=self._enriched([customer])).data)

@@ -13,11 +13,13 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from core.api.base import TenantViewSetMixin
+from core.api.pagination import CURSOR
 from core.api.params import UPDATED_SINCE, check_list_params, updated_since_filter
 from core.exceptions import ApplicationError
+from customers.views import read_transaction
 
 from ..models import Persona, Segment, SegmentationRun, SegmentKind
-from ..selectors import segment_members, segment_members_run_id
+from ..selectors import MemberRows, segment_members, segment_members_run_id
 from ..services.personas import persona_update
 from ..services.rules import rule_preview, rule_segment_create
 from .serializers_segments import (
@@ -107,6 +109,10 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
             return SegmentListSerializer
         return super().get_serializer_class()
 
+    @read_transaction
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -122,13 +128,19 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
         responses=MembersPageSerializer,
     )
     @action(detail=True, methods=["get"])
+    @read_transaction
     def members(self, request, pk=None):
         check_list_params(request.query_params, (UPDATED_SINCE,))
         segment = self.get_object()
-        qs = segment_members(segment=segment).only("pk", *MEMBER_FIELDS)
-        # members whose consent, data, segments or predictions changed since
-        qs = updated_since_filter(request, qs)
-        page = self.paginate_queryset(qs)
+        if UPDATED_SINCE in request.query_params or CURSOR in request.query_params:
+            qs = segment_members(segment=segment).only("pk", *MEMBER_FIELDS)
+            # members whose consent, data, segments or predictions changed since
+            rows = updated_since_filter(request, qs)
+        else:
+            # page numbers: the count cached per run, a page read from the
+            # membership's index (a 500,000-member segment is not counted or sorted)
+            rows = MemberRows(segment)
+        page = self.paginate_queryset(rows)
         response = self.get_paginated_response(MemberSerializer(page, many=True).data)
         run_id = segment_members_run_id(segment=segment)
         run = SegmentationRun.objects.filter(pk=run_id).first() if run_id else None
