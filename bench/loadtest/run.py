@@ -21,7 +21,7 @@
    bounded time (bench/loadtest/locustfile.py: owners browsing pages, integrations reading
    single records and posting bulk upserts, small imports, a campaign sending).
 4. Writes DIR (default var/loadtest/run-<time>): locust_stats.csv (Locust's CSV),
-   groups.json (exact percentiles per group), jobs.json (the jobs that ran meanwhile),
+   locust_groups.json (exact percentiles per group; baseline_* the same for the baseline), jobs.json (the jobs that ran meanwhile),
    load.json (load average every 5 s), report.md (all of it as tables) and the servers'
    logs; prints report.md.
 5. Stops everything it started, also on failure or Ctrl+C (each server in its own process
@@ -130,6 +130,43 @@ def wait_http(url: str, timeout: float = 300.0) -> None:
     raise SystemExit(f"{url} did not answer in {timeout:.0f} s")
 
 
+def locust(
+    prefix: str, users: int, rate: float, run_time: str, mix: str, env: dict, out: Path
+) -> None:
+    """Locust headless against the local gunicorn, waited for; CSV out/<prefix>_*.csv."""
+    env = {**env, "LOADTEST_MIX": mix, "LOADTEST_GROUPS": str(out / f"{prefix}_groups.json")}
+    log(f"{prefix}: {users} users ({mix}) for {run_time} against {env['LOADTEST_HOST']}")
+    p = start(
+        prefix,
+        [
+            str(BIN / "locust"),
+            "-f",
+            str(HERE / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(rate),
+            "--run-time",
+            run_time,
+            "--host",
+            env["LOADTEST_HOST"],
+            "--csv",
+            str(out / prefix),
+            "--only-summary",
+            "--stop-timeout",
+            "30",
+            "--exit-code-on-error",
+            "0",
+            "--loglevel",
+            "WARNING",
+        ],
+        env,
+        out,
+    )
+    p.wait()
+
+
 class LoadSampler(threading.Thread):
     def __init__(self, every: float = 5.0):
         super().__init__(daemon=True)
@@ -153,6 +190,7 @@ def _redis_db(url: str, db: int | None) -> str:
 
 # --- the report ---------------------------------------------------------------------------
 
+BASELINE_MIX = "owner=2,reader=1,bulk=1,importer=0,campaign=0"
 GROUPS = [
     ("page", "Pages (signed-in owners)"),
     ("page big", "… of the big organisation"),
@@ -171,9 +209,15 @@ def _f(x, nd=0):
 
 def report(out: Path, meta: dict) -> str:
     rows = list(csv.DictReader(open(out / "locust_stats.csv")))
-    groups = (
-        json.loads((out / "groups.json").read_text())["groups"]
-        if (out / "groups.json").exists()
+
+    def _groups(name: str) -> dict:
+        path = out / name
+        return json.loads(path.read_text())["groups"] if path.exists() else {}
+
+    groups, base = _groups("locust_groups.json"), _groups("baseline_groups.json")
+    brows = (
+        {r["Name"]: r for r in csv.DictReader(open(out / "baseline_stats.csv"))}
+        if (out / "baseline_stats.csv").exists()
         else {}
     )
     jobs = json.loads((out / "jobs.json").read_text()) if (out / "jobs.json").exists() else []
@@ -200,38 +244,46 @@ def report(out: Path, meta: dict) -> str:
             f"Migrations not applied during the run: {', '.join(meta['unapplied_migrations'])}.\n"
         )
     L.append("\n## By group (every request of the group; exact percentiles)\n")
-    L.append("| group | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | target |")
-    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    L.append(
+        "| group | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | target | "
+        "baseline p50 / p95 ms | p95 ÷ baseline p95 |"
+    )
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     targets = {
         "page": "p95 < 300 ms",
         "page big": "p95 < 300 ms",
         "page small": "p95 < 300 ms",
         "api": "p95 < 150 ms",
+        "all": "zero errors",
     }
-    for key, title in GROUPS:
+    for key, title in [*GROUPS, ("all", "**all requests**")]:
         g = groups.get(key)
         if not g:
             continue
+        b = base.get(key) or {}
+        ratio = f"{g['p95'] / b['p95']:.1f}×" if b.get("p95") else "–"
         L.append(
             f"| {title} | {g['requests']:,} | {_f(g['rps'], 1)} | {_f(g['p50'])} | {_f(g['p95'])} | "
-            f"{_f(g['p99'])} | {_f(g['max'])} | {g['failures']} | {targets.get(key, '')} |"
+            f"{_f(g['p99'])} | {_f(g['max'])} | {g['failures']} | {targets.get(key, '')} | "
+            f"{_f(b.get('p50'))} / {_f(b.get('p95'))} | {ratio} |"
         )
-    g = groups.get("all")
-    if g:
-        L.append(
-            f"| **all requests** | {g['requests']:,} | {_f(g['rps'], 1)} | {_f(g['p50'])} | "
-            f"{_f(g['p95'])} | {_f(g['p99'])} | {_f(g['max'])} | {g['failures']} | zero errors |"
-        )
+    L.append(
+        "\nBaseline: the same requests just before (after a 20 s warm-up), two owners (one on the "
+        "big organisation), one reader and one bulk writer, "
+        f"no job queued by the test ({meta.get('baseline_time', '–')}).\n"
+    )
     L.append("\n## By request (Locust's CSV), slowest p95 first\n")
-    L.append("| type | name | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |")
-    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    L.append(
+        "| type | name | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | baseline p50 ms |"
+    )
+    L.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     body = [r for r in rows if r["Name"] != "Aggregated"]
     body.sort(key=lambda r: (r["Type"] == "JOB", -float(r["95%"] or 0)))
     for r in body:
         L.append(
             f"| {r['Type']} | {r['Name']} | {int(r['Request Count']):,} | {_f(r['Requests/s'], 2)} | "
             f"{_f(r['50%'])} | {_f(r['95%'])} | {_f(r['99%'])} | {_f(r['Max Response Time'])} | "
-            f"{r['Failure Count']} |"
+            f"{r['Failure Count']} | {_f((brows.get(r['Name']) or {}).get('50%'))} |"
         )
     L.append(
         "\n(`JOB` rows are jobs followed by the importer and the campaign sender: seconds × 1000.)\n"
@@ -279,6 +331,7 @@ def main() -> None:
         "--big-share", type=float, default=0.3, help="share of owners browsing the big org"
     )
     p.add_argument("--mix", default="owner=10,reader=6,bulk=3", help="user class weights")
+    p.add_argument("--baseline-time", default="1m", help="0: no baseline run before the jobs")
     p.add_argument("--port", type=int, default=8108)
     p.add_argument("--web-workers", type=int, default=4)
     p.add_argument("--interactive-workers", type=int, default=1)
@@ -334,6 +387,7 @@ def main() -> None:
         "run_time": a.run_time,
         "users": a.users,
         "command": " ".join(["python", "bench/loadtest/run.py", *sys.argv[1:]]),
+        "baseline_time": a.baseline_time,
         "web_workers": a.web_workers,
         "redis": redis.rsplit("@", 1)[-1],
         "orgs_small": a.small_orgs,
@@ -446,8 +500,20 @@ def main() -> None:
                 cmd += ["--beat", "--schedule", str(base / "var" / "beat-schedule")]
             start(f"worker-{i}-{kind}", cmd, env, out)
         wait_http(f"http://127.0.0.1:{a.port}/healthz")
-        since = datetime.now(UTC).isoformat()
-        meta["since"] = since
+        since = datetime.now(UTC).isoformat()  # what cancel-jobs may cancel starts here
+        lenv = {
+            **env,
+            "LOADTEST_FIXTURES": str(fixtures),
+            "LOADTEST_BIG_SHARE": str(a.big_share),
+            "LOADTEST_HOST": f"http://127.0.0.1:{a.port}",
+        }
+        if a.baseline_time not in ("", "0", "0s"):
+            # the same requests, two owners (the big organisation's and a small one's), a
+            # reader and a bulk writer, before any job is queued; after a warm-up
+            locust("warmup", 4, 4, "20s", BASELINE_MIX, lenv, out)
+            locust("baseline", 4, 4, a.baseline_time, BASELINE_MIX, lenv, out)
+        jobs_since = datetime.now(UTC).isoformat()
+        meta["since"] = jobs_since
         if not a.no_pipelines:
             started = run_step(
                 [
@@ -464,48 +530,13 @@ def main() -> None:
                 env,
             )
             (out / "pipelines.json").write_text(started)
-            n_small = sum(1 for x in json.loads(started) if not x["big"])
-            meta["pipelines"] = f"big {len(big)}, small {n_small} (every step each)"
+            queued = json.loads(started)
+            n_big = sum(1 for x in queued if x["big"])
+            meta["pipelines"] = f"big {n_big}, small {len(queued) - n_big} (every step each)"
         else:
             meta["pipelines"] = "none"
         sampler.start()
-        lenv = {
-            **env,
-            "LOADTEST_FIXTURES": str(fixtures),
-            "LOADTEST_GROUPS": str(out / "groups.json"),
-            "LOADTEST_BIG_SHARE": str(a.big_share),
-            "LOADTEST_MIX": a.mix,
-        }
-        log(f"locust: {a.users} users for {a.run_time} against http://127.0.0.1:{a.port}")
-        loc = start(
-            "locust",
-            [
-                str(BIN / "locust"),
-                "-f",
-                str(HERE / "locustfile.py"),
-                "--headless",
-                "-u",
-                str(a.users),
-                "-r",
-                str(a.spawn_rate),
-                "--run-time",
-                a.run_time,
-                "--host",
-                f"http://127.0.0.1:{a.port}",
-                "--csv",
-                str(out / "locust"),
-                "--only-summary",
-                "--stop-timeout",
-                "30",
-                "--exit-code-on-error",
-                "0",
-                "--loglevel",
-                "WARNING",
-            ],
-            lenv,
-            out,
-        )
-        loc.wait()
+        locust("locust", a.users, a.spawn_rate, a.run_time, a.mix, lenv, out)
         sampler.stop()
         meta["uptime_after"] = subprocess.run(
             ["uptime"], capture_output=True, text=True
@@ -517,7 +548,7 @@ def main() -> None:
                 str(HERE / "prepare.py"),
                 "report-jobs",
                 "--since",
-                since,
+                jobs_since,
                 "--out",
                 str(out / "jobs.json"),
                 "--fixtures",
