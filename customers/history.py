@@ -39,12 +39,14 @@ erased ids are read once.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from django.db import connection, connections
+from django.db import connection, connections, transaction
+from pandas.api.types import union_categoricals
 
 from accounts.tenancy import bypass_active, platform_alias, scope_check
 from core.jobs import NULL_JOB, JobHandle
@@ -106,6 +108,15 @@ def timestamps(values: pd.Series) -> pd.DatetimeIndex:
 
 def blank_to_none(values: pd.Series) -> pd.Categorical:
     """Text as a categorical; blank and missing values become missing."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        levels = [str(c) for c in values.cat.categories]
+        keep_levels = [i for i, u in enumerate(levels) if u.strip()]
+        remap = np.full(len(levels) + 1, -1, dtype=np.int64)
+        remap[keep_levels] = np.arange(len(keep_levels))
+        return pd.Categorical.from_codes(
+            remap[values.cat.codes.to_numpy().astype(np.int64)],
+            categories=[levels[i] for i in keep_levels],
+        )
     codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
     keep = [i for i, u in enumerate(uniques) if isinstance(u, str) and u.strip()]
     remap = np.full(len(uniques) + 1, -1, dtype=np.int64)  # remap[-1] is -1 (missing)
@@ -175,8 +186,18 @@ class History:
         names: list[str],
         *,
         progress: tuple[float, float, int, str] | None = None,
+        dtypes: dict[str, str] | None = None,
     ) -> pd.DataFrame:
-        """A query's rows as a data frame, fetched in chunks (progress between them)."""
+        """A query's rows as a data frame, fetched in chunks (progress between them).
+
+        With `dtypes` (a type for every column: "int64", "float64" or "category"
+        for text) on PostgreSQL, the rows are streamed with `COPY (query) TO
+        STDOUT` as CSV and parsed by pandas a chunk at a time: no Python tuple per
+        row, and the driver never holds the whole result (a plain query's result
+        is buffered in full by libpq before the first fetch). Text columns come
+        back as categoricals whose missing and blank values are both missing."""
+        if dtypes is not None and self._db.vendor == "postgresql":
+            return self._copy_frame(sql, params, names, dtypes=dtypes, progress=progress)
         parts = []
         with self._db.cursor() as cursor:
             cursor.execute(sql, params)
@@ -196,6 +217,85 @@ class History:
         if not parts:
             return pd.DataFrame({n: [] for n in names})
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def _copy_frame(
+        self,
+        sql: str,
+        params: list,
+        names: list[str],
+        *,
+        dtypes: dict[str, str],
+        progress: tuple[float, float, int, str] | None,
+    ) -> pd.DataFrame:
+        parts: list[pd.DataFrame] = []
+        # integers may be NULL in the rows: parse as float, cast at the end
+        parse = {i: ("float64" if dtypes[n] == "int64" else dtypes[n]) for i, n in enumerate(names)}
+
+        def flush(rows: list) -> None:
+            frame = pd.read_csv(
+                io.BytesIO(b"".join(rows)),
+                header=None,
+                names=list(range(len(names))),
+                dtype=parse,
+                keep_default_na=False,
+                na_values={i: [""] for i in range(len(names))},
+                engine="c",
+            )
+            parts.append(frame)
+
+        done = 0
+        # through Django's cursor first: it sets the organisation's scope for the
+        # transaction the driver-level COPY then runs in
+        with transaction.atomic(using=self._db.alias), self._db.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            with cursor.cursor.copy(
+                f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)",
+                [self._pg_copy_value(v) for v in params],
+            ) as copy:
+                rows: list = []
+                for row in copy:  # one row per block
+                    rows.append(row)
+                    if len(rows) >= self.chunk:
+                        flush(rows)
+                        done += len(rows)
+                        rows = []
+                        if progress is not None:
+                            start, span, total, what = progress
+                            self.job.progress(
+                                start + span * min(done / max(total, 1), 1.0),
+                                f"Reading {what}: {done:,} of {total:,}",
+                            )
+                if rows:
+                    flush(rows)
+        if len(parts) > 1:
+            # categoricals of different chunks have different levels: united, not
+            # turned into text
+            frame = pd.DataFrame(
+                {
+                    i: (
+                        union_categoricals([p[i] for p in parts])
+                        if parse[i] == "category"
+                        else np.concatenate([p[i].to_numpy() for p in parts])
+                    )
+                    for i in range(len(names))
+                }
+            )
+        elif parts:
+            frame = parts[0]
+        else:
+            frame = pd.DataFrame({i: pd.Series([], dtype=parse[i]) for i in range(len(names))})
+        frame.columns = names
+        for name in names:
+            kind = dtypes[name]
+            if kind == "int64" and not frame[name].isna().any():
+                frame[name] = frame[name].to_numpy(dtype=np.int64)
+            elif kind == "category" and not isinstance(frame[name].dtype, pd.CategoricalDtype):
+                frame[name] = frame[name].astype("category")
+        return frame
+
+    @staticmethod
+    def _pg_copy_value(value):
+        return value
 
     # --- reads ---------------------------------------------------------------------------
     def own_currency(self) -> str:
@@ -252,25 +352,15 @@ class History:
             )[0][0]
         )
         start, span = progress
-        parts = []
-        with self._db.cursor() as cursor:
-            cursor.execute(
-                f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql(spend)} "  # noqa: S608 - tables from model metadata
-                f"FROM {order_t} o WHERE {where} AND NOT o.is_return AND o.total >= 0",
-                [self.own_currency(), *params],
-            )
-            done = 0
-            while True:
-                rows = cursor.fetchmany(self.chunk)
-                if not rows:
-                    break
-                parts.append(np.array(rows, dtype=np.float64).reshape(-1, 3))
-                done += len(rows)
-                self.job.progress(
-                    start + min(done / PURCHASES_PROGRESS_ROWS, 1.0) * span,
-                    f"Reading orders: {done:,}",
-                )
-        data = np.concatenate(parts) if parts else np.zeros((0, 3))
+        frame = self._frame(
+            f"SELECT o.customer_id, {epoch_sql('o.ordered_at')}, {float_sql(spend)} "  # noqa: S608 - tables from model metadata
+            f"FROM {order_t} o WHERE {where} AND NOT o.is_return AND o.total >= 0",
+            [self.own_currency(), *params],
+            ["customer_id", "epoch", "amount"],
+            progress=(start, span, PURCHASES_PROGRESS_ROWS, "orders"),
+            dtypes={"customer_id": "float64", "epoch": "float64", "amount": "float64"},
+        )
+        data = frame.to_numpy(dtype=np.float64).reshape(-1, 3) if len(frame) else np.zeros((0, 3))
         if erased.size:
             data = data[~np.isin(data[:, 0].astype(np.int64), erased)]
         return Purchases(
@@ -306,13 +396,22 @@ class History:
         )
         start, span = progress
         orders = self._frame(
-            f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, is_return, "  # noqa: S608 - tables from model metadata
+            f"SELECT id, customer_id, {_ts_sql('ordered_at')}, channel, "  # noqa: S608 - tables from model metadata
+            "CASE WHEN is_return THEN 1 ELSE 0 END, "
             "CASE WHEN currency = '' OR currency = %s THEN 0 ELSE 1 END "
             f"FROM {order_t} "
             "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s "
             "AND status = 'paid'",  # pending, cancelled and refunded orders: no purchase
             [self.own_currency(), org, self._param(self.cutoff)],
             ["order_id", "customer_id", "ordered_at", "channel", "is_return", "foreign"],
+            dtypes={
+                "order_id": "int64",
+                "customer_id": "int64",
+                "ordered_at": "int64",
+                "channel": "category",
+                "is_return": "int64",
+                "foreign": "int64",
+            },
         )
         if len(erased):
             orders = orders[~orders["customer_id"].isin(erased)]
@@ -326,6 +425,13 @@ class History:
             [org],
             ["order_id", "quantity", "amount", "category", "product_id"],
             progress=(start, span - 1, total_lines, "order lines"),
+            dtypes={
+                "order_id": "int64",
+                "quantity": "float64",
+                "amount": "float64",
+                "category": "category",
+                "product_id": "int64",
+            },
         )
         self.job.progress(start + span, f"Read {len(raw):,} order lines; preparing features")
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.actor import Actor
 from accounts.tenancy import scope_check
@@ -44,6 +45,7 @@ from predictions.ml import propensity as ml_propensity
 from predictions.ml import serving as ml_serving
 from segmentation.pipeline import pipeline_wait_for_imports
 from segmentation.services import rules
+from segmentation.services.bulk import bulk_insert
 from segmentation.services.sql import latest_data_date, table_name
 
 from .models import (
@@ -525,55 +527,38 @@ def _demand_summary(forecast: ml_demand.DemandForecast | None, note: str) -> dic
     }
 
 
-def _insert(model, columns: list[str], rows: list[tuple], *, job: JobHandle, start, span) -> None:
-    """Multi-row parameterised INSERTs in chunks, reporting progress between chunks."""
-    table = table_name(model)
-    cols = ", ".join(connection.ops.quote_name(c) for c in columns)
-    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    # stay under SQLite's bound-parameter limit and keep statements a sensible size
-    per_statement = max(1, min(WRITE_CHUNK, 30_000 // len(columns)))
-    with connection.cursor() as cursor:
-        for first in range(0, len(rows), per_statement):
-            part = rows[first : first + per_statement]
-            sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))}"  # noqa: S608 - model metadata
-            cursor.execute(sql, [v for row in part for v in row])
-            if len(rows) > per_statement:
-                job.progress(start + span * (first + len(part)) / len(rows), "Saving predictions")
-
-
-def _customer_rows(computed: Computed, *, org_id: int, run_id: int) -> list[tuple]:
+def _customer_columns(computed: Computed) -> dict[str, Any]:
+    """The per-customer rows of a run as columns (arrays), for `bulk_insert`."""
     p = computed.predictions
     n = p.customer_ids.size
-    ops = connection.ops
-    next_dates = [
-        None if np.isnat(d) else ops.adapt_datefield_value(d.astype(dt.date))
-        for d in p.next_order_date
-    ]
-    propensity: list = [None] * n
-    propensity_reason: list = [""] * n
+    next_dates = np.asarray(p.next_order_date).astype("datetime64[D]")
+    propensity: Any = [None] * n
+    propensity_reason: Any = [""] * n
     if computed.propensity is not None and computed.propensity.probabilities.size:
         probs = computed.propensity.probabilities.reindex(p.customer_ids)
         reasons = computed.propensity.reasons.reindex(p.customer_ids)
         propensity = _finite_or(probs.to_numpy(dtype=np.float64), None)
         propensity_reason = [str(r)[:300] if isinstance(r, str) else "" for r in reasons]
     reasons = p.reasons if p.reasons else [""] * n
-    columns = zip(
-        p.customer_ids.tolist(),
-        _finite_or(p.p_alive, None),
-        _finite_or(p.expected_orders[30], 0.0),
-        _finite_or(p.expected_orders[90], 0.0),
-        _finite_or(p.expected_orders[365], 0.0),
-        next_dates,
-        _finite_or(p.predicted_value, 0.0),
-        _finite_or(p.expected_order_value, 0.0),
-        _finite_or(p.churn_probability, 1.0),
-        np.asarray(p.risk_band, dtype=object).tolist(),
-        propensity,
-        propensity_reason,
-        [r[:300] for r in reasons],
-        strict=True,
-    )
-    return [(org_id, run_id, *row, p.method) for row in columns]
+    return {
+        "customer_id": np.asarray(p.customer_ids, dtype=np.int64),
+        "p_alive": _finite_or(p.p_alive, None),
+        "expected_orders_30d": _finite_or(p.expected_orders[30], 0.0),
+        "expected_orders_90d": _finite_or(p.expected_orders[90], 0.0),
+        "expected_orders_365d": _finite_or(p.expected_orders[365], 0.0),
+        # ISO dates (None: no order expected), as both databases take them
+        "expected_next_order_at": np.where(
+            np.isnat(next_dates), None, np.datetime_as_string(next_dates, unit="D").astype(object)
+        ),
+        "predicted_clv_365d": _finite_or(p.predicted_value, 0.0),
+        "expected_order_value": _finite_or(p.expected_order_value, 0.0),
+        "churn_probability": _finite_or(p.churn_probability, 1.0),
+        "churn_risk": np.asarray(p.risk_band, dtype=object).tolist(),
+        "propensity": propensity,
+        "propensity_reason": propensity_reason,
+        "reason": [r[:300] for r in reasons],
+        "method": [p.method] * n,
+    }
 
 
 CUSTOMER_COLUMNS = [
@@ -727,13 +712,14 @@ def prediction_write(
             is_live=False,
             job_id=job.job_id,
         )
-        _insert(
+        bulk_insert(
             CustomerPrediction,
-            CUSTOMER_COLUMNS,
-            _customer_rows(computed, org_id=org_id, run_id=run.pk),
-            job=job,
-            start=82,
-            span=14,
+            fixed={"organization_id": org_id, "run_id": run.pk},
+            columns=_customer_columns(computed),
+            not_null_text=("churn_risk", "propensity_reason", "reason", "method"),
+            progress=lambda done, total: job.progress(
+                82 + 14 * done / max(total, 1), "Saving predictions"
+            ),
         )
         ProductForecast.objects.bulk_create(
             _forecast_objects(computed, org_id=org_id, run=run), batch_size=1000
@@ -763,18 +749,32 @@ SHOWN_FIGURES = (
 
 def _touch_changed_customers(*, previous: PredictionRun | None, run: PredictionRun) -> None:
     """Customers whose shown prediction differs from the previous live run's have
-    changed (`updated_at`), for integrations reading `customers/?updated_since=`."""
-    from customers.services.customers import changed_keys, customers_touch
+    changed (`updated_at`), for integrations reading `customers/?updated_since=`.
 
-    def rows(run_id):
-        if run_id is None:
-            return []
-        return CustomerPrediction.objects.filter(run_id=run_id).values_list(
-            "customer_id", *SHOWN_FIGURES
+    One statement: the rows (customer and shown figures) in one run and not the
+    other, found by the database (`EXCEPT`, which counts two nulls as equal, as
+    the comparison in Python did), never read into Python."""
+    from customers.models import Customer
+
+    pred_t, customer_t = table_name(CustomerPrediction), table_name(Customer)
+    org_id = run.organization_id
+    figures = ", ".join(connection.ops.quote_name(f) for f in ("customer_id", *SHOWN_FIGURES))
+    rows = f"SELECT {figures} FROM {pred_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+    if previous is None:
+        changed = f"SELECT customer_id FROM {pred_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+        params: list[Any] = [org_id, run.pk]
+    else:
+        changed = (
+            f"SELECT customer_id FROM ({rows} EXCEPT {rows}) AS added "  # noqa: S608 - model metadata
+            f"UNION SELECT customer_id FROM ({rows} EXCEPT {rows}) AS removed"
         )
-
-    changed = changed_keys(rows(previous.pk if previous else None), rows(run.pk))
-    customers_touch(customer_ids=changed)
+        params = [org_id, run.pk, org_id, previous.pk, org_id, previous.pk, org_id, run.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {customer_t} SET updated_at = %s "  # noqa: S608 - model metadata
+            f"WHERE organization_id = %s AND id IN ({changed})",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), org_id, *params],
+        )
 
 
 def prediction_prune_history(*, keep_runs: int = KEEP_RUNS_WITH_ROWS) -> int:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import connection, transaction
+import numpy as np
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
@@ -679,30 +680,36 @@ def rule_segments_refresh_all(*, context: RuleContext | None = None) -> dict[int
     return out
 
 
-def write_memberships(*, organization_id: int, run_id: int, rows: Iterable[tuple[int, int]]) -> int:
-    """Insert (segment_id, customer_id) rows for a run in chunks; returns the count.
+def write_memberships(
+    *,
+    organization_id: int,
+    run_id: int,
+    rows: Iterable[tuple[int, int]] | None = None,
+    segment_ids: np.ndarray | None = None,
+    customer_ids: np.ndarray | None = None,
+) -> int:
+    """Insert (segment_id, customer_id) rows for a run; returns the count.
 
-    Multi-row INSERTs straight through the cursor: `bulk_create` spends ten times
-    longer building model instances than the database spends storing them
-    (measured: 12 s against 1 s for 200,000 rows). The organisation is written
-    explicitly, as raw SQL must.
+    The rows come as an iterable of pairs or, cheaper, as two equally long
+    arrays (`segment_ids`, `customer_ids`). They go through `services.bulk`
+    (COPY into a staging table and one INSERT … SELECT on PostgreSQL, multi-row
+    INSERTs on SQLite): no model instance, no per-row Python on PostgreSQL. The
+    organisation is written explicitly, as raw SQL must.
     """
     from segmentation.models import SegmentMembership
 
-    table = connection.ops.quote_name(SegmentMembership._meta.db_table)
-    columns = ["organization_id", "run_id", "segment_id", "customer_id"]
-    per_statement = max(1, connection.ops.bulk_batch_size(columns, [None] * 100_000))
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "  # noqa: S608 - model metadata
-    count = 0
-    batch: list[int] = []
-    with connection.cursor() as cursor:
-        for segment_id, customer_id in rows:
-            batch += (organization_id, run_id, int(segment_id), int(customer_id))
-            if len(batch) >= 4 * per_statement:
-                cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * (len(batch) // 4)), batch)
-                count += len(batch) // 4
-                batch = []
-        if batch:
-            cursor.execute(head + ", ".join(["(%s, %s, %s, %s)"] * (len(batch) // 4)), batch)
-            count += len(batch) // 4
-    return count
+    from .bulk import bulk_insert
+
+    if rows is not None:
+        pairs = np.array(list(rows), dtype=np.int64).reshape(-1, 2)
+        segment_ids, customer_ids = pairs[:, 0], pairs[:, 1]
+    if segment_ids is None or customer_ids is None:
+        raise ValueError("write_memberships needs rows or segment_ids and customer_ids")
+    return bulk_insert(
+        SegmentMembership,
+        fixed={"organization_id": organization_id, "run_id": run_id},
+        columns={
+            "segment_id": np.asarray(segment_ids, dtype=np.int64),
+            "customer_id": np.asarray(customer_ids, dtype=np.int64),
+        },
+    )

@@ -23,7 +23,7 @@ from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -347,11 +347,16 @@ def _currency_symbol(code: str) -> str:
 
 def _projection(features, labels: np.ndarray, *, seed: int) -> dict[str, Any]:
     """A 2-D linear map (PCA) of a seeded sample of customers, for the segments page."""
+    from threadpoolctl import threadpool_limits
+
     from segmentation.ml.projection import project_2d
 
-    result = project_2d(
-        matrix=features.matrix, labels=labels, max_points=PROJECTION_SAMPLE, seed=seed
-    )
+    # one BLAS thread: the covariance is small work, and threads spinning on a
+    # busy two-core machine made it take seconds
+    with threadpool_limits(limits=1):
+        result = project_2d(
+            matrix=features.matrix, labels=labels, max_points=PROJECTION_SAMPLE, seed=seed
+        )
     describe = {name: info.description for name, info in features.info.items()}
     return {
         "method": "pca",
@@ -528,23 +533,27 @@ def segmentation_write(
         labels_to_id = np.array(
             [label_segment[i].pk for i in range(len(label_segment))], dtype=np.int64
         )
-        cluster_rows = zip(
-            labels_to_id[computed.labels].tolist(), computed.customer_ids.tolist(), strict=True
+        n_written = write_memberships(
+            organization_id=org_id,
+            run_id=run.pk,
+            segment_ids=labels_to_id[computed.labels],
+            customer_ids=computed.customer_ids,
         )
-        group_ids = {g: s.pk for g, s in rfm_by_group.items()}
-        rfm_rows = (
-            (group_ids[g], cid)
-            for g, cid in zip(
-                computed.rfm_groups.tolist(), computed.customer_ids.tolist(), strict=True
-            )
+        group_names = np.array(list(rfm_by_group), dtype=object)
+        group_pks = np.array([rfm_by_group[g].pk for g in group_names], dtype=np.int64)
+        group_codes = pd.Index(group_names).get_indexer(computed.rfm_groups)
+        n_written += write_memberships(
+            organization_id=org_id,
+            run_id=run.pk,
+            segment_ids=group_pks[group_codes],
+            customer_ids=computed.customer_ids,
         )
-        n_written = write_memberships(organization_id=org_id, run_id=run.pk, rows=cluster_rows)
-        n_written += write_memberships(organization_id=org_id, run_id=run.pk, rows=rfm_rows)
         for segment, members in sub_segments:
             n_written += write_memberships(
                 organization_id=org_id,
                 run_id=run.pk,
-                rows=((segment.pk, cid) for cid in members.tolist()),
+                segment_ids=np.full(len(members), segment.pk, dtype=np.int64),
+                customer_ids=np.asarray(members, dtype=np.int64),
             )
 
         # rules see the new run (a rule may test segment membership)
@@ -553,7 +562,10 @@ def segmentation_write(
         )
         for sid, member_ids in rule_members.items():
             n_written += write_memberships(
-                organization_id=org_id, run_id=run.pk, rows=((sid, cid) for cid in member_ids)
+                organization_id=org_id,
+                run_id=run.pk,
+                segment_ids=np.full(len(member_ids), sid, dtype=np.int64),
+                customer_ids=np.asarray(member_ids, dtype=np.int64),
             )
             Segment.objects.filter(pk=sid).update(size=len(member_ids), last_run=run)
 
@@ -601,18 +613,33 @@ def segmentation_write(
 
 def _touch_moved_customers(*, previous: SegmentationRun | None, run: SegmentationRun) -> None:
     """Customers who joined or left a segment with this run have changed
-    (`updated_at`), for integrations reading `customers/?updated_since=`."""
-    from customers.services.customers import changed_keys, customers_touch
+    (`updated_at`), for integrations reading `customers/?updated_since=`.
 
-    def rows(run_id):
-        if run_id is None:
-            return []
-        return SegmentMembership.objects.filter(run_id=run_id).values_list(
-            "customer_id", "segment_id"
+    One statement: the customers of the (segment, customer) pairs in one run and
+    not the other, found by the database (`EXCEPT`), never read into Python."""
+    from customers.history import table_name
+    from customers.models import Customer
+
+    member_t, customer_t = table_name(SegmentMembership), table_name(Customer)
+    org_id = run.organization_id
+    pairs = (
+        f"SELECT customer_id, segment_id FROM {member_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+    )
+    if previous is None:
+        moved = f"SELECT customer_id FROM {member_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+        params: list[Any] = [org_id, run.pk]
+    else:
+        moved = (
+            f"SELECT customer_id FROM ({pairs} EXCEPT {pairs}) AS added "  # noqa: S608 - model metadata
+            f"UNION SELECT customer_id FROM ({pairs} EXCEPT {pairs}) AS removed"
         )
-
-    moved = changed_keys(rows(previous.pk if previous else None), rows(run.pk))
-    customers_touch(customer_ids=moved)
+        params = [org_id, run.pk, org_id, previous.pk, org_id, previous.pk, org_id, run.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {customer_t} SET updated_at = %s "  # noqa: S608 - model metadata
+            f"WHERE organization_id = %s AND id IN ({moved})",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), org_id, *params],
+        )
 
 
 def _write_sub_segments(
