@@ -294,6 +294,8 @@ if TESTING and not REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery -------------------------------------------------------------------
+from kombu import Queue as _KombuQueue  # noqa: E402
+
 CELERY_DATA_DIR = VAR_DIR / "celery"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -338,6 +340,11 @@ JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES = env.int(
     "JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES", default=5 * 1024 * 1024
 )
 CELERY_TASK_DEFAULT_QUEUE = JOB_QUEUE_INTERACTIVE
+# Both declared: a worker started without -Q (`celery -A config worker --beat`)
+# consumes both; `-Q interactive` or `-Q heavy` narrows it.
+CELERY_TASK_QUEUES = tuple(
+    _KombuQueue(name) for name in dict.fromkeys([JOB_QUEUE_INTERACTIVE, JOB_QUEUE_HEAVY])
+)
 # Tasks sent without a queue (beat's periodic tasks, webhook deliveries) go to the
 # interactive queue; jobs are sent with theirs (core.jobs._send).
 CELERY_TASK_ROUTES = ("core.jobs.route_task",)

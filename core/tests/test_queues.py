@@ -51,6 +51,15 @@ def test_the_defaults_are_the_lead_s_names():
     assert settings.JOB_HEAVY_QUEUE_MIN_CUSTOMERS > 0
 
 
+def test_a_worker_started_without_q_consumes_both_queues():
+    """`celery -A config worker --beat` (README, docs/contract.md) names no queue: it
+    consumes every declared queue, so heavy jobs are never left without a worker."""
+    queues = current_app.amqp.Queues(current_app.conf.task_queues)
+    assert set(queues.consume_from) == {"interactive", "heavy"}  # no -Q
+    queues.select(["interactive"])  # -Q interactive
+    assert set(queues.consume_from) == {"interactive"}
+
+
 @pytest.mark.parametrize("kind", ["segments", "predictions", "recommendations", "org_export"])
 def test_heavy_kinds_of_a_big_organisation_go_to_heavy_of_a_small_one_to_interactive(
     org, other_org, kind
