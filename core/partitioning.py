@@ -224,7 +224,11 @@ def blockers(cursor, table: str) -> list[str]:
     ) or _rows(cursor, "SELECT 1 FROM pg_inherits WHERE inhparent = %s::regclass", [table])
     if inherits:
         reasons.append(f"{table} takes part in table inheritance.")
-    owners = {table} | {fk.table for fk in foreign_keys(cursor, table, incoming=True)}
+    owners = (
+        {table}
+        | {fk.table for fk in foreign_keys(cursor, table, incoming=True)}
+        | {fk.ref_table for fk in foreign_keys(cursor, table, incoming=False)}
+    )
     for name in sorted(owners):
         allowed = _rows(
             cursor,
@@ -308,6 +312,17 @@ def partition_plan(cursor, table: str, partitions: int = 8) -> Plan | None:
     sequence = _rows(cursor, "SELECT pg_get_serial_sequence(%s, 'id')", [q(table)])[0][0]
     rows = _rows(cursor, "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
     partitioned = {t: relkind(cursor, t) == "p" for t in {fk.ref_table for fk in outgoing}}
+    touched = sorted(({fk.table for fk in incoming} | {fk.ref_table for fk in outgoing}) - {table})
+    forced = [
+        r[0]
+        for r in _rows(
+            cursor,
+            "SELECT c.relname FROM pg_class c WHERE c.relforcerowsecurity AND (c.relname = ANY(%s) "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent::regclass::text = ANY(%s))) "
+            "ORDER BY 1",
+            [touched, touched],
+        )
+    ]
 
     s: list[str] = [f"LOCK TABLE {q(table)} IN ACCESS EXCLUSIVE MODE"]
     s += [f"ALTER TABLE {q(fk.table)} DROP CONSTRAINT {q(fk.name)}" for fk in incoming]
@@ -320,8 +335,12 @@ def partition_plan(cursor, table: str, partitions: int = 8) -> Plan | None:
         f"FOR VALUES WITH (MODULUS {partitions}, REMAINDER {i})"
         for i, name in enumerate(names)
     ]
-    # The owner reads every row only once FORCE is lifted (the old table goes anyway).
-    s.append(f"ALTER TABLE {q(table)} NO FORCE ROW LEVEL SECURITY")
+    # Under FORCE the owner sees no tenant row: the copy would copy nothing, and
+    # PostgreSQL validates a new foreign key with one query run as the owner under the
+    # policies of both tables (rows hidden on the referencing side pass unchecked,
+    # rows hidden on the referenced side fail). FORCE is lifted, inside this
+    # transaction only, from every table the keys touch, and put back below.
+    s += [f"ALTER TABLE {q(t)} NO FORCE ROW LEVEL SECURITY" for t in [table, *forced]]
     s.append(
         f"INSERT INTO {q(parent)} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {q(table)}"  # noqa: S608
     )
@@ -350,6 +369,7 @@ def partition_plan(cursor, table: str, partitions: int = 8) -> Plan | None:
             s.append(f"ALTER TABLE {q(target)} FORCE ROW LEVEL SECURITY")
         s += [f"CREATE POLICY {q(n)} ON {q(target)} {text}" for n, text in policies]
         s += [f"GRANT {privs} ON {q(target)} TO {who}" for who, privs in grants]
+    s += [f"ALTER TABLE {q(t)} FORCE ROW LEVEL SECURITY" for t in forced]
     s.append(f"ANALYZE {q(table)}")
     return Plan(
         table=table,
