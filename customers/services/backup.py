@@ -26,6 +26,7 @@ into the organisation it creates.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
@@ -219,6 +220,37 @@ def archive_extras_write(archive: zipfile.ZipFile, *, counts: dict) -> dict:
     return written
 
 
+@contextlib.contextmanager
+def one_snapshot() -> Iterator[None]:
+    """One transaction whose every query sees the same moment (REPEATABLE READ on
+    PostgreSQL; SQLite's transactions already do), so an archive's files agree.
+
+    It also makes the organisation's setting hold for the whole transaction
+    before the first read: the scope is set before each statement
+    (accounts/rls.py), but a streamed read (`.iterator()`, a server-side cursor)
+    only declares the statement it is given, so on its own it would see no rows."""
+    postgres = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if postgres:
+        # The level must be chosen before the transaction's first query, and every
+        # query is preceded by the scope's settings: set it for the session, and
+        # put it back afterwards (connections are reused).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+            )
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")  # the scope's settings, for the transaction
+            yield
+    finally:
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED"
+                )
+
+
 def organization_backup(
     *, organization, path: str | Path, progress: Progress | None = None
 ) -> dict:
@@ -230,8 +262,7 @@ def organization_backup(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with tenant_context(organization), transaction.atomic():
-        # one transaction: every file of the archive shows the same moment
+    with tenant_context(organization):
         counts = organization_archive_write(tmp, progress=progress)
     tmp.replace(path)
     return {"file": str(path), "bytes": path.stat().st_size, "files": counts}
@@ -816,7 +847,7 @@ def organization_restore(
         with tenant_context(org), tempfile.TemporaryDirectory(prefix="segmenta-restore-") as tmp:
             imported = _run_imports(org, archive, Path(tmp), report)
             report(55, "Setting every field as archived")
-            with transaction.atomic():
+            with one_snapshot():
                 from customers.models import Customer, Event, Feedback, Product
 
                 for file, model, key in (

@@ -719,7 +719,10 @@ def organization_archive_write(path: Path, *, progress=None) -> dict:
     from . import backup
 
     counts = {}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with (
+        backup.one_snapshot(),
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
         steps = [*EXPORTS.items(), ("orders.csv", None)]
         for n, (name, spec) in enumerate(steps, start=1):
             if progress:
