@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL_PREFIX = "Loadtest small"
 AUDIENCE_NAME = "Loadtest audience"
 PASSWORD = "bench-password"
+FIRST_STEPS: list[str] = []  # --first-steps: the set-up's pipeline steps (default: all)
 
 
 def _setup() -> None:
@@ -144,7 +145,9 @@ def _ensure_pipeline_and_audience(org, *, allow_sync_pipeline: bool) -> None:
             _log(f"{org.slug}: no segmentation run yet (its segment pages are left out)")
             return
         t = time.perf_counter()
-        res = pipeline_start(organization=org, sync=True, reason="load test set-up")
+        res = pipeline_start(
+            organization=org, steps=FIRST_STEPS or None, sync=True, reason="load test set-up"
+        )
         _log(f"{org.slug}: first pipeline {res['status']} in {time.perf_counter() - t:.1f} s")
     if not Audience.objects.filter(name=AUDIENCE_NAME).exists():
         seg = Segment.objects.filter(is_active=True, kind="cluster").order_by("-size").first()
@@ -173,6 +176,7 @@ def _save_keys(path: Path, keys: dict) -> None:
 
 def prepare(a) -> None:
     _setup()
+    FIRST_STEPS[:] = [x for x in (a.first_steps or "").split(",") if x]
     from _bigorg import make_org
 
     from accounts.models import Organization
@@ -354,6 +358,7 @@ def main() -> None:
     s.add_argument("--big-name", default="Bench 1M")
     s.add_argument("--keys", default=str(ROOT / "var" / "loadtest" / "keys.json"))
     s.add_argument("--sample", type=int, default=300)
+    s.add_argument("--first-steps", help="steps of the set-up's first pipeline (default: all)")
     s.add_argument("--first", type=int, default=1, help="make small organisations from this number")
     s.add_argument("--last", type=int, help="... to this one (default --small-orgs)")
     s = sub.add_parser("start-jobs")
