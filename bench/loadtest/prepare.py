@@ -236,7 +236,8 @@ def start_jobs(a) -> None:
     for o in bigs + smalls:
         org = Organization.objects.get(pk=o["id"])
         with tenant_context(org):
-            res = pipeline_start(organization=org, reason="load test")
+            steps = [x for x in (a.steps or "").split(",") if x] or None
+            res = pipeline_start(organization=org, steps=steps, reason="load test")
         started.append({"org": org.slug, "big": o["big"], "jobs": res["jobs"]})
     print(json.dumps(started))
     _log(f"pipelines queued: {len(bigs)} big, {len(smalls)} small")
@@ -365,6 +366,7 @@ def main() -> None:
     s.add_argument("--fixtures", required=True)
     s.add_argument("--small-pipelines", type=int, default=50)
     s.add_argument("--big-pipelines", type=int, default=1)
+    s.add_argument("--steps", help="pipeline steps to queue (default: all)")
     s = sub.add_parser("report-jobs")
     s.add_argument("--since", required=True)
     s.add_argument("--out", required=True)

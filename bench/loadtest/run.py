@@ -343,6 +343,7 @@ def main() -> None:
     p.add_argument(
         "--big-pipelines", type=int, default=1, help="0: leave the big org's pipeline out"
     )
+    p.add_argument("--pipeline-steps", help="steps of the queued pipelines (default: all)")
     p.add_argument("--no-pipelines", action="store_true")
     p.add_argument("--no-beat", action="store_true")
     p.add_argument("--redis-db", type=int, help="use this Redis database instead of REDIS_URL's")
@@ -526,13 +527,17 @@ def main() -> None:
                     str(a.small_pipelines),
                     "--big-pipelines",
                     str(a.big_pipelines),
+                    *(["--steps", a.pipeline_steps] if a.pipeline_steps else []),
                 ],
                 env,
             )
             (out / "pipelines.json").write_text(started)
             queued = json.loads(started)
             n_big = sum(1 for x in queued if x["big"])
-            meta["pipelines"] = f"big {n_big}, small {len(queued) - n_big} (every step each)"
+            meta["pipelines"] = (
+                f"big {n_big}, small {len(queued) - n_big} "
+                f"({a.pipeline_steps or 'every step'} each)"
+            )
         else:
             meta["pipelines"] = "none"
         sampler.start()
