@@ -336,6 +336,8 @@ def test_a_job_silent_for_longer_than_the_staleness_is_not_taken_for_lost(cluste
     workers = [c.worker(f"mw{i}") for i in (1, 2)]
     c.beat("beat")
     c.wait_ready(*workers)
+    # recovery must be running, or the job would pass for want of anyone to take it
+    _wait_for(lambda: "Sending due task " + RECOVER_ENTRY in c.log("beat"), what="the beat")
 
     silent = _job(OrganizationFactory(), steps=1, delay=12)  # 4 x the staleness, silent
     _wait_for(lambda: _get(silent).is_finished, what="the silent job")
