@@ -11,8 +11,11 @@ sends nothing. The database is the one every scheduler already shares (SQLite in
 the embedded mode, PostgreSQL with services), so the claim needs nothing else.
 
 The slot of a send:
-- a crontab entry (nightly fan-out, hourly expiry and deletions): the minute it
-  fires at — crontab's own granularity;
+- a crontab entry (nightly fan-out, hourly expiry and deletions): the latest minute
+  at or before the send that the crontab names. A send on time is its own minute; a
+  late one (a beat restarted at 03:10 with a schedule file saying the 02:00 run is
+  overdue sends it at once) still belongs to 02:00, so it is dropped if another
+  scheduler sent 02:00 already;
 - an interval entry (every 60 s, every 15 min): the interval-long bucket of UTC time
   that the send falls in (time since the epoch, floored to a multiple of the
   interval). One scheduler's sends of an entry are at least an interval apart, so
@@ -33,15 +36,16 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 from celery.beat import PersistentScheduler
+from celery.schedules import crontab
 from celery.schedules import schedule as interval_schedule
 from django.db import IntegrityError, transaction
 
 log = logging.getLogger("segmenta.schedule")
 
 SLOT_HEADER = "segmenta_schedule_slot"
-# Claims older than this are deleted as new ones are made (the unique index keeps
-# the table small; a row per minute per entry is a few thousand a day).
-KEEP_CLAIMS = timedelta(days=3)
+# Claims older than this are deleted as new ones are made (a row per minute per
+# entry at most: about 3,000 a day). A crontab's slot is looked for this far back.
+KEEP_CLAIMS = timedelta(days=8)
 
 
 def schedule_slot(schedule, now: datetime) -> datetime:
@@ -52,8 +56,28 @@ def schedule_slot(schedule, now: datetime) -> datetime:
         if every > 0:
             start = math.floor(now.timestamp() / every) * every
             return datetime.fromtimestamp(start, tz=UTC)
-    # a crontab (or any other schedule): the minute it fires at
-    return now.replace(second=0, microsecond=0)
+    minute = now.replace(second=0, microsecond=0)
+    if isinstance(schedule, crontab):
+        return _crontab_slot(schedule, minute) or minute
+    return minute  # any other kind of schedule: its minute
+
+
+def _crontab_slot(cron: crontab, minute: datetime) -> datetime | None:
+    """The latest minute at or before `minute` that `cron` names (in its time zone),
+    looked for back to KEEP_CLAIMS; None if none."""
+    tz = cron.tz or UTC
+    t = minute.astimezone(tz)
+    for _ in range(int(KEEP_CLAIMS.total_seconds() // 60)):
+        if (
+            t.minute in cron.minute
+            and t.hour in cron.hour
+            and t.day in cron.day_of_month
+            and t.month in cron.month_of_year
+            and t.isoweekday() % 7 in cron.day_of_week  # crontab: 0 is Sunday
+        ):
+            return t.astimezone(UTC)
+        t -= timedelta(minutes=1)
+    return None
 
 
 def schedule_claim(name: str, slot: datetime, *, by: str = "") -> bool:

@@ -40,11 +40,18 @@ def test_an_interval_slot_is_the_bucket_of_time_a_send_falls_in():
     assert schedule_slot(quarter, T + timedelta(minutes=16)) == T + timedelta(minutes=15)
 
 
-def test_a_crontab_slot_is_its_minute():
+def test_a_crontab_slot_is_the_latest_time_it_names():
     nightly = crontab(hour=2, minute=0)
     assert schedule_slot(nightly, T + timedelta(seconds=1)) == T
     assert schedule_slot(nightly, T + timedelta(seconds=59)) == T
     assert schedule_slot(nightly, T + timedelta(days=1, seconds=3)) == T + timedelta(days=1)
+    # a late send (a beat restarted after 02:00 catches up) is still 02:00's
+    assert schedule_slot(nightly, T + timedelta(hours=1, minutes=10)) == T
+    hourly = crontab(minute=17)
+    assert schedule_slot(hourly, T + timedelta(minutes=17, seconds=5)) == T + timedelta(minutes=17)
+    assert schedule_slot(hourly, T + timedelta(minutes=16)) == T - timedelta(minutes=43)
+    sundays = crontab(minute=0, hour=5, day_of_week=0)  # T is a Monday
+    assert schedule_slot(sundays, T) == T + timedelta(hours=3) - timedelta(days=1)
 
 
 def test_recovery_runs_every_minute_or_sooner_when_jobs_go_stale_sooner():
@@ -147,6 +154,17 @@ def test_two_schedulers_send_each_slot_of_an_interval_entry_once(tmp_path, sent,
     slots = [(T + timedelta(minutes=m)).isoformat() for m in range(3)]
     assert sent == [("tests.nope", slot) for slot in slots]
     assert ScheduledRun.objects.filter(name="probe every minute").count() == 3
+
+
+@pytest.mark.django_db
+def test_a_restarted_schedulers_catch_up_of_a_run_sent_elsewhere_is_dropped(tmp_path, sent, clock):
+    a, b = _scheduler(tmp_path, 1), _scheduler(tmp_path, 2)
+    entry = _entry("nightly probe", "tests.nope", crontab(hour=2, minute=0))
+    clock["t"] = T + timedelta(seconds=0.5)
+    a.apply_entry(entry)
+    clock["t"] = T + timedelta(hours=1, minutes=10)  # b restarts and finds 02:00 overdue
+    b.apply_entry(entry)
+    assert sent == [("tests.nope", T.isoformat())]
 
 
 @pytest.mark.django_db
