@@ -252,6 +252,9 @@ class History:
                 f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)",
                 [self._pg_copy_value(v) for v in params],
             ) as copy:
+                # no progress report in here: it is a statement on this connection,
+                # which the COPY holds until its last row (the read is reported
+                # when it ends)
                 rows: list = []
                 for row in copy:  # one row per block
                     rows.append(row)
@@ -259,14 +262,15 @@ class History:
                         flush(rows)
                         done += len(rows)
                         rows = []
-                        if progress is not None:
-                            start, span, total, what = progress
-                            self.job.progress(
-                                start + span * min(done / max(total, 1), 1.0),
-                                f"Reading {what}: {done:,} of {total:,}",
-                            )
                 if rows:
                     flush(rows)
+                    done += len(rows)
+        if progress is not None:
+            start, span, total, what = progress
+            self.job.progress(
+                start + span * min(done / max(total, 1), 1.0),
+                f"Reading {what}: {done:,} of {max(total, done):,}",
+            )
         if len(parts) > 1:
             # categoricals of different chunks have different levels: united, not
             # turned into text

@@ -527,32 +527,39 @@ def _demand_summary(forecast: ml_demand.DemandForecast | None, note: str) -> dic
     }
 
 
+def _finite_array(values, default: float) -> np.ndarray:
+    """Floats with every undefined value (NaN, infinity) replaced by `default`
+    (NaN: stored as NULL)."""
+    arr = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(arr), arr, default)
+
+
 def _customer_columns(computed: Computed) -> dict[str, Any]:
     """The per-customer rows of a run as columns (arrays), for `bulk_insert`."""
     p = computed.predictions
     n = p.customer_ids.size
     next_dates = np.asarray(p.next_order_date).astype("datetime64[D]")
-    propensity: Any = [None] * n
+    propensity: Any = np.full(n, np.nan)
     propensity_reason: Any = [""] * n
     if computed.propensity is not None and computed.propensity.probabilities.size:
         probs = computed.propensity.probabilities.reindex(p.customer_ids)
         reasons = computed.propensity.reasons.reindex(p.customer_ids)
-        propensity = _finite_or(probs.to_numpy(dtype=np.float64), None)
+        propensity = _finite_array(probs.to_numpy(dtype=np.float64), np.nan)
         propensity_reason = [str(r)[:300] if isinstance(r, str) else "" for r in reasons]
     reasons = p.reasons if p.reasons else [""] * n
     return {
         "customer_id": np.asarray(p.customer_ids, dtype=np.int64),
-        "p_alive": _finite_or(p.p_alive, None),
-        "expected_orders_30d": _finite_or(p.expected_orders[30], 0.0),
-        "expected_orders_90d": _finite_or(p.expected_orders[90], 0.0),
-        "expected_orders_365d": _finite_or(p.expected_orders[365], 0.0),
+        "p_alive": _finite_array(p.p_alive, np.nan),
+        "expected_orders_30d": _finite_array(p.expected_orders[30], 0.0),
+        "expected_orders_90d": _finite_array(p.expected_orders[90], 0.0),
+        "expected_orders_365d": _finite_array(p.expected_orders[365], 0.0),
         # ISO dates (None: no order expected), as both databases take them
         "expected_next_order_at": np.where(
             np.isnat(next_dates), None, np.datetime_as_string(next_dates, unit="D").astype(object)
         ),
-        "predicted_clv_365d": _finite_or(p.predicted_value, 0.0),
-        "expected_order_value": _finite_or(p.expected_order_value, 0.0),
-        "churn_probability": _finite_or(p.churn_probability, 1.0),
+        "predicted_clv_365d": _finite_array(p.predicted_value, 0.0),
+        "expected_order_value": _finite_array(p.expected_order_value, 0.0),
+        "churn_probability": _finite_array(p.churn_probability, 1.0),
         "churn_risk": np.asarray(p.risk_band, dtype=object).tolist(),
         "propensity": propensity,
         "propensity_reason": propensity_reason,

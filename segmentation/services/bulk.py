@@ -86,14 +86,16 @@ def _pg_insert(model, *, fixed, frame: pd.DataFrame, not_null_text, progress) ->
             f"SELECT {cols} FROM {_quote(table)} WITH NO DATA"
         )
         cursor.execute(f"TRUNCATE {stage}")
-        with cursor.cursor.copy(f"COPY {stage} ({cols}) FROM STDIN WITH ({options})") as copy:
-            for start in range(0, total, COPY_BLOCK_ROWS):
-                block = frame.iloc[start : start + COPY_BLOCK_ROWS]
-                buffer = io.StringIO()
-                block.to_csv(buffer, header=False, index=False, na_rep="")
+        for start in range(0, total, COPY_BLOCK_ROWS):
+            block = frame.iloc[start : start + COPY_BLOCK_ROWS]
+            buffer = io.StringIO()
+            block.to_csv(buffer, header=False, index=False, na_rep="")
+            # one COPY per block: progress (a statement on this connection, through
+            # the job) cannot run while a COPY holds the connection
+            with cursor.cursor.copy(f"COPY {stage} ({cols}) FROM STDIN WITH ({options})") as copy:
                 copy.write(buffer.getvalue().encode())
-                if progress is not None:
-                    progress(min(start + COPY_BLOCK_ROWS, total), total)
+            if progress is not None:
+                progress(min(start + COPY_BLOCK_ROWS, total), total)
         cursor.execute(
             f"INSERT INTO {_quote(table)} ({fixed_cols}{cols}) "  # noqa: S608 - model metadata
             f"SELECT {fixed_marks}{cols} FROM {stage}",
