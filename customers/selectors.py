@@ -82,6 +82,34 @@ def customers_active() -> QuerySet[Customer]:
     return Customer.objects.filter(erased_at__isnull=True)
 
 
+PREFIX_CASES = 3  # leading characters whose upper/lower-case spellings are looked up
+
+
+def _starts(q: str, column: str) -> Q:
+    """`column` starts with `q`, ignoring case, in a form the (organisation, column)
+    index serves under row-level security.
+
+    PostgreSQL uses an index for a condition on a table with row-level security only
+    when the condition's functions are leakproof: `UPPER(col) LIKE 'Q%'` (what
+    `istartswith` writes) is not, so it read every customer of the organisation. The
+    plain comparisons are: each spelling of the first letters ("smi", "Smi", "SMI",
+    "sMi"…) is a range `col >= 'Smi' AND col < 'Smj'` on the column's index, and the
+    few rows found are then held to the exact `istartswith`. A character whose case
+    change is not one character (ß) keeps the plain condition."""
+    head = q[:PREFIX_CASES]
+    spellings = [""]
+    for ch in head:
+        cases = {ch, ch.lower(), ch.upper()}
+        if any(len(c) != 1 or ord(c) >= 0x10FFFF for c in cases):
+            return Q(**{f"{column}__istartswith": q})
+        spellings = [s + c for s in spellings for c in sorted(cases)]
+    ranges = Q()
+    for start in spellings:
+        end = start[:-1] + chr(ord(start[-1]) + 1)
+        ranges |= Q(**{f"{column}__gte": start, f"{column}__lt": end})
+    return ranges & Q(**{f"{column}__istartswith": q})
+
+
 def customer_filter(params) -> QuerySet[Customer]:
     """The organisation's (not erased) customers narrowed by list parameters."""
     qs = customers_active()
@@ -90,11 +118,11 @@ def customer_filter(params) -> QuerySet[Customer]:
         qs = qs.filter(external_id=external_id)
     q = (params.get("search") or params.get("q") or "").strip()
     if q:
-        cond = Q(external_id=q) | Q(email__istartswith=q) | Q(last_name__istartswith=q)
-        cond |= Q(first_name__istartswith=q)
+        cond = Q(external_id=q) | _starts(q, "email") | _starts(q, "last_name")
+        cond |= _starts(q, "first_name")
         parts = q.split()
         if len(parts) == 2:
-            cond |= Q(first_name__istartswith=parts[0], last_name__istartswith=parts[1])
+            cond |= _starts(parts[0], "first_name") & _starts(parts[1], "last_name")
         if "@" in q:
             cond |= Q(email=q.lower())
         qs = qs.filter(cond)
@@ -195,8 +223,37 @@ def _cursor_fits(value: Any, field: str, nullable: bool) -> bool:
     return expected is None or isinstance(value, expected)
 
 
+def searching(params) -> bool:
+    return bool((params.get("search") or params.get("q") or "").strip())
+
+
+def unindexed(field: str):
+    """`field` as an expression no index matches, for ordering a search's matches.
+
+    Ordered by a plain column, PostgreSQL may walk that column's index and test every
+    customer against the search (a million rows when nothing matches, seconds);
+    ordered by this, it collects the matches through the prefix indexes (a bitmap of a
+    few rows) and sorts them. Same order and values: + 0, + 0 seconds, || ''."""
+    from django.db.models import DateTimeField, DecimalField, ExpressionWrapper, Value
+    from django.db.models.functions import Concat
+
+    model_field: Any = Customer._meta.get_field("id" if field == "pk" else field)
+    if isinstance(model_field, DateTimeField):
+        return ExpressionWrapper(F(field) + Value(dt.timedelta(0)), output_field=DateTimeField())
+    if isinstance(model_field, DecimalField):
+        return ExpressionWrapper(F(field) + Value(Decimal(0)), output_field=model_field)
+    if model_field.get_internal_type() in ("CharField", "TextField"):
+        return Concat(F(field), Value(""))
+    return ExpressionWrapper(F(field) + 0, output_field=model_field)
+
+
 def customer_page(
-    qs: QuerySet[Customer], *, sort: str = "recent", after: str = "", size: int = 50
+    qs: QuerySet[Customer],
+    *,
+    sort: str = "recent",
+    after: str = "",
+    size: int = 50,
+    search: bool = False,
 ) -> tuple[list[Customer], str | None]:
     """One page by keyset ("after this row"), so page 1,000 costs what page 1 does.
 
@@ -205,12 +262,14 @@ def customer_page(
     sorted NULLS LAST would not match its index). The position is written as
     `field <= v AND (field < v OR id < pk)` (for a descending sort), whose first half
     is a range the index can start at; with a nullable field, the customers without
-    a value (shown last) are read by a second query once the others run out."""
+    a value (shown last) are read by a second query once the others run out. With
+    `search`, the matches are gathered first and sorted (see `unindexed`)."""
     field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
+    column = unindexed(field) if search else F(field)
     if nullable:
-        order_field = F(field).desc(nulls_last=True) if desc else F(field).asc(nulls_last=True)
+        order_field = column.desc(nulls_last=True) if desc else column.asc(nulls_last=True)
     else:
-        order_field = F(field).desc() if desc else F(field).asc()
+        order_field = column.desc() if desc else column.asc()
     id_order = "-pk" if desc else "pk"
     position = _decode_cursor(after) if after else None
     if position is not None and not _cursor_fits(position[0], field, nullable):

@@ -71,7 +71,9 @@ def customer_list(request):
     if sort not in selectors.CUSTOMER_SORTS:
         sort = "recent"
     after = request.GET.get("after", "")
-    customers, next_cursor = selectors.customer_page(qs, sort=sort, after=after, size=PAGE_SIZE)
+    customers, next_cursor = selectors.customer_page(
+        qs, sort=sort, after=after, size=PAGE_SIZE, search=selectors.searching(request.GET)
+    )
     count, more = selectors.count_capped(qs) if not after else (None, False)
     params = request.GET.copy()
     params.pop("after", None)

@@ -54,3 +54,34 @@ def test_every_sort_pages_through_everyone_once_in_order(crowd, sort, size):
                 break
         assert seen == _expected(sort)
         assert len(seen) == Customer.objects.count() == 37
+
+
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("mcd", {"mc1"}),
+        ("MCDON", {"mc1"}),
+        ("mCdOnAlD", {"mc1"}),
+        ("smi", {"sm1", "sm2"}),
+        ("Smith", {"sm1", "sm2"}),
+        ("ada", {"sm1"}),
+        ("ada smi", {"sm1"}),
+        ("ADA.S", {"sm1"}),
+        ("ada.smith@example.com", {"sm1"}),
+        ("mc1", {"mc1"}),
+        ("zz", set()),
+        ("ß", {"ss1"}),
+    ],
+)
+def test_search_ignores_case_from_the_first_letter(org, term, expected):
+    from customers.selectors import customer_filter
+
+    with tenant_context(org):
+        CustomerFactory(external_id="mc1", first_name="Ewan", last_name="McDonald")
+        CustomerFactory(
+            external_id="sm1", first_name="Ada", last_name="Smith", email="ada.smith@example.com"
+        )
+        CustomerFactory(external_id="sm2", first_name="Bo", last_name="SMITHERS", email="")
+        CustomerFactory(external_id="ss1", first_name="Jo", last_name="ßtrasse", email="")
+        found = set(customer_filter({"search": term}).values_list("external_id", flat=True))
+    assert found == expected
