@@ -6,7 +6,8 @@
 
 Against the database DATABASE_URL names (PostgreSQL as the application role, as the
 workers run), for each organisation (`--orgs`, by slug; default: every organisation
-whose slug starts with `bench-`, i.e. segmenta_big's 10k, 100k and 1M ones), or for
+whose slug starts with `bench-` and that has at least 10,000 customers, i.e.
+segmenta_big's 10k, 100k and 1M ones; `--min-customers` changes the bound), or for
 organisations created here with `bench/_bigorg.py`'s `make_org` (`--sizes`; needs
 DATABASE_OWNER_URL and the PostgreSQL superuser, see that file), every pipeline step
 (segments, predictions, recommendations, audiences, offers, loyalty, research — the
@@ -225,6 +226,9 @@ def main() -> None:
     p.add_argument("--orgs", nargs="*", help="organisation slugs (default: bench-*)")
     p.add_argument("--sizes", nargs="*", type=int, help="create organisations of these sizes")
     p.add_argument("--steps", help="comma-separated steps (default: every step)")
+    p.add_argument(
+        "--min-customers", type=int, default=10_000, help="default organisations' smallest size"
+    )
     p.add_argument("--skip-baseline", action="store_true", help="no sql_pass baseline")
     p.add_argument("--json", help="write every figure to this file")
     a = p.parse_args()
@@ -242,6 +246,8 @@ def main() -> None:
     else:
         slugs = a.orgs or _default_orgs()
     facts = sorted((_org_facts(s) for s in slugs), key=lambda f: f["customers"])
+    if not (a.sizes or a.orgs):
+        facts = [f for f in facts if f["customers"] >= a.min_customers]
     startup = _timed([PY, __file__, "--child-startup"])["seconds"]
     rows = []
     for f in facts:

@@ -147,3 +147,29 @@ def test_a_young_shop_without_training_periods_before_the_backtest_gets_defined_
     assert set(served.risk_band) != {"high"}
     for horizon in (30, 90, 365):
         assert np.isfinite(served.expected_orders[horizon]).all()
+
+
+def test_training_on_a_sample_of_customers_still_beats_the_baselines_and_says_so(monkeypatch):
+    """Above `TRAIN_CUSTOMER_SAMPLE` customers the gradient-boosted models learn from
+    a seeded sample of customers: the planted rhythm is still found (every served
+    model beats its baseline, the overdue regular is high risk), every customer is
+    back-tested and scored, and the back-test notes say a sample was used."""
+    monkeypatch.setattr(serving, "TRAIN_CUSTOMER_SAMPLE", 700)
+    orders = planted_orders(as_of=AS_OF, seed=3)
+    n_customers = orders["customer"].nunique()
+    assert n_customers > 700
+    history = serving.daily_history(
+        orders["customer"].to_numpy(), orders["day"].to_numpy(), orders["value"].to_numpy()
+    )
+    sample = serving._training_customers(history, random_state=0)
+    assert np.unique(sample.code).size == 700
+    assert np.array_equal(sample.ids, history.ids)  # codes keep their customers
+    current, served, _, choice = _served(orders)
+    s = choice.scores
+    for what, better in (("orders", np.less), ("value", np.less), ("churn", np.greater)):
+        assert choice.served[what] != serving.BASELINE
+        assert better(s[what][choice.served[what]], s[what][serving.BASELINE])
+    assert served.risk_band[_at(served, OVERDUE)] == "high"
+    assert served.customer_ids.size == current.customer_ids.size  # everyone scored
+    assert choice.backtest_codes.size >= 0.9 * n_customers  # everyone with history back-tested
+    assert any("random sample of 700" in note for note in choice.notes)
