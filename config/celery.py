@@ -20,13 +20,17 @@ def _configure(sender, **kwargs):
     # this host or another): core/scheduling.py. `celery beat -S …` would bypass it.
     sender.conf.beat_scheduler = "core.scheduling:OnceScheduler"
     # How long the Redis broker waits before handing a taken but unacknowledged
-    # message (its worker was lost) to another worker. Redelivery of a job that was
-    # recovered meanwhile does nothing (core.jobs.TenantTask); tests shorten it.
-    timeout = os.environ.get("BROKER_VISIBILITY_TIMEOUT")
-    if timeout and sender.conf.broker_transport_options is not None:
+    # message (its worker was lost) to another worker: settings, 3 hours. Redelivery
+    # of a job that was recovered meanwhile does nothing (core.jobs.TenantTask). Tests
+    # shorten it, and then look for such messages every tenth of it (kombu's own
+    # sweep runs every 100 s).
+    timeout = int(os.environ.get("BROKER_VISIBILITY_TIMEOUT") or 0)
+    if timeout > 0 and str(sender.conf.broker_url or "").startswith("redis"):
         sender.conf.broker_transport_options = {
-            **sender.conf.broker_transport_options,
-            "visibility_timeout": int(timeout),
+            **(sender.conf.broker_transport_options or {}),
+            "visibility_timeout": timeout,
+            "unacked_restore_interval": max(1, min(10, timeout // 10)),
+            "unacked_restore_throttle": 1,
         }
 
 
