@@ -4,7 +4,7 @@
     pgenv .venv/bin/python bench/db_partitioning.py --prepare --partitions 8 \
         --org SLUG [--org SLUG …] [--rounds 3] [--json]
 
-`--prepare` copies the database DATABASE_URL names into `<name>_part`
+`--prepare` copies the database DATABASE_URL names into `<name>_part` (or `--copy NAME`)
 (`CREATE DATABASE … TEMPLATE`, as the owner of DATABASE_OWNER_URL; nothing may be
 connected to the source meanwhile; an old copy is dropped first), converts every
 large tenant table there with `manage.py db_partition --partitions N` (timed, as the
@@ -49,14 +49,13 @@ def _with_db(url: str, name: str) -> str:
     return parsed._replace(path="/" + name).geturl()
 
 
-def prepare(partitions: int) -> list[dict]:
+def prepare(partitions: int, target: str) -> list[dict]:
     import psycopg
 
     from core.partitioning import LARGE_TABLES
 
     owner = urlparse(os.environ["DATABASE_OWNER_URL"])
     source = owner.path.lstrip("/")
-    target = f"{source}_part"
     dsn = f"host={owner.hostname} port={owner.port or 5432} user={owner.username} password={owner.password}"
     with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{target}"')
@@ -144,6 +143,7 @@ def main() -> None:
     p.add_argument("--org", action="append", required=True, help="Organisation slug (repeatable).")
     p.add_argument("--prepare", action="store_true")
     p.add_argument("--partitions", type=int, default=8)
+    p.add_argument("--copy", help="Name of the partitioned copy (default: <database>_part).")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -161,9 +161,9 @@ def main() -> None:
     from accounts.tenancy import tenant_context
 
     load_before = _load()
-    converted = prepare(args.partitions) if args.prepare else []
     plain = connections["default"].settings_dict["NAME"]
-    part = f"{plain}_part"
+    part = args.copy or f"{plain}_part"
+    converted = prepare(args.partitions, part) if args.prepare else []
 
     def use(name: str) -> None:
         for alias in connections:
