@@ -65,7 +65,7 @@ IMPORTS = [
 Progress = Callable[[float, str], None]
 
 
-def _restored_models() -> list[tuple[type[models.Model], str]]:
+def _restored_models() -> list[tuple[Any, str]]:
     """(model, which rows) in restore order: "all" rows, the "live" run only, or the
     rows "of the live run"."""
     from predictions.models import (
@@ -95,11 +95,11 @@ def _restored_models() -> list[tuple[type[models.Model], str]]:
     ]
 
 
-def _file_name(model: type[models.Model]) -> str:
+def _file_name(model: Any) -> str:
     return f"restore/{model._meta.label_lower}.jsonl"
 
 
-def _keys() -> dict[type[models.Model], str]:
+def _keys() -> dict[Any, str]:
     """Tenant rows other rows point at, and the field that names them in an archive."""
     from customers.models import Customer, Product
     from segmentation.models import Segment
@@ -107,14 +107,14 @@ def _keys() -> dict[type[models.Model], str]:
     return {Customer: "external_id", Product: "sku", Segment: "key"}
 
 
-def _runs() -> tuple[type[models.Model], ...]:
+def _runs() -> tuple[Any, ...]:
     from predictions.models import PredictionRun
     from segmentation.models import SegmentationRun
 
     return (SegmentationRun, PredictionRun)
 
 
-def _fields(model: type[models.Model]) -> list[models.Field]:
+def _fields(model: Any) -> list[Any]:
     """The fields an archive carries: all but the row's id and organisation, and
     links to rows it does not carry (jobs, users): a restore leaves those empty."""
     keys, runs = _keys(), _runs()
@@ -143,7 +143,7 @@ def _jsonl(archive: zipfile.ZipFile, name: str, rows: Iterable[dict]) -> int:
     return count
 
 
-def _model_rows(model: type[models.Model], which: str) -> Iterator[dict]:
+def _model_rows(model: Any, which: str) -> Iterator[dict]:
     keys, runs = _keys(), _runs()
     fields = _fields(model)
     qs = model.objects.all()
@@ -280,7 +280,11 @@ def _unguard(text: str) -> str:
     return text
 
 
-def _from_cell(field: models.Field, text: str) -> Any:
+def _field(model: Any, name: str) -> Any:
+    return model._meta.get_field(name)
+
+
+def _from_cell(field: Any, text: str) -> Any:
     """An exported cell (privacy._cell) back to the field's value."""
     text = _unguard(text)
     if isinstance(field, models.JSONField):
@@ -294,7 +298,7 @@ def _from_cell(field: models.Field, text: str) -> Any:
     return field.to_python(text)
 
 
-def _from_json(field: models.Field, value: Any) -> Any:
+def _from_json(field: Any, value: Any) -> Any:
     if value is None or isinstance(field, models.JSONField):
         return value
     return field.to_python(value)
@@ -473,7 +477,7 @@ def _events_write(rows: list[list[str]]) -> int:
 
     _, fields = EXPORTS["events.csv"]
     cust = fields.index("customer__external_id")
-    columns = [(i, Event._meta.get_field(f)) for i, f in enumerate(fields) if "__" not in f]
+    columns = [(i, _field(Event, f)) for i, f in enumerate(fields) if "__" not in f]
     org_id, written = _org_id(), 0
     for chunk in _chunks(rows):
         ids = dict(
@@ -495,7 +499,7 @@ def _events_write(rows: list[list[str]]) -> int:
 
 
 def _exact_pass(
-    model: type[models.Model],
+    model: Any,
     key: str,
     fields: list[str],
     rows: Iterable[list[str]],
@@ -507,11 +511,11 @@ def _exact_pass(
     to the archived value; returns how many rows needed it."""
     skipped = set(skip)
     columns = [
-        (i, model._meta.get_field(f))
+        (i, _field(model, f))
         for i, f in enumerate(fields)
         if "__" not in f and f != key and f not in skipped
     ]
-    key_field = model._meta.get_field(key)
+    key_field = _field(model, key)
     corrected = 0
     for chunk in _chunks(rows):
         wanted = {
@@ -541,10 +545,10 @@ def _exact_lines(archive: zipfile.ZipFile) -> int:
 
     header = [h for h, _ in ORDER_COLUMNS]
     line_fields = [
-        (header.index(h), OrderLine._meta.get_field(f)) for h, f in ORDER_COLUMNS if "__" not in f
+        (header.index(h), _field(OrderLine, f)) for h, f in ORDER_COLUMNS if "__" not in f
     ]
     order_fields = [
-        (header.index(h), Order._meta.get_field(f.split("__", 1)[1]))
+        (header.index(h), _field(Order, f.split("__", 1)[1]))
         for h, f in ORDER_COLUMNS
         if f.startswith("order__") and f.count("__") == 1 and f != "order__external_id"
     ]
@@ -651,7 +655,7 @@ def _consent_history(archive: zipfile.ZipFile) -> int:
 
     _, fields = EXPORTS["consent_changes.csv"]
     ConsentChange.objects.all().delete()
-    columns = [(i, ConsentChange._meta.get_field(f)) for i, f in enumerate(fields) if "__" not in f]
+    columns = [(i, _field(ConsentChange, f)) for i, f in enumerate(fields) if "__" not in f]
     cust = fields.index("customer__external_id")
     org_id = _org_id()
     written = 0
@@ -719,11 +723,11 @@ def _restore_models(archive: zipfile.ZipFile, report: Progress) -> dict:
 
     keys, runs = _keys(), _runs()
     org_id = _org_id()
-    run_ids: dict[tuple[type, int], int] = {}
+    run_ids: dict[tuple[Any, int], int] = {}
     segment_ids: dict[int, int] = {}
     parents: list[tuple[int, str]] = []
     written: dict[str, int] = {}
-    lookups: dict[type, dict[Any, int]] = {}
+    lookups: dict[Any, dict[Any, int]] = {}
 
     def lookup(model):
         if model not in lookups:
