@@ -534,6 +534,13 @@ def _finite_array(values, default: float) -> np.ndarray:
     return np.where(np.isfinite(arr), arr, default)
 
 
+def _iso_dates(days: np.ndarray) -> np.ndarray:
+    """ISO dates as text (None where there is no date), as both databases take them."""
+    out = np.datetime_as_string(days, unit="D").astype(object)
+    out[np.isnat(days)] = None
+    return out
+
+
 def _customer_columns(computed: Computed) -> dict[str, Any]:
     """The per-customer rows of a run as columns (arrays), for `bulk_insert`."""
     p = computed.predictions
@@ -553,10 +560,7 @@ def _customer_columns(computed: Computed) -> dict[str, Any]:
         "expected_orders_30d": _finite_array(p.expected_orders[30], 0.0),
         "expected_orders_90d": _finite_array(p.expected_orders[90], 0.0),
         "expected_orders_365d": _finite_array(p.expected_orders[365], 0.0),
-        # ISO dates (None: no order expected), as both databases take them
-        "expected_next_order_at": np.where(
-            np.isnat(next_dates), None, np.datetime_as_string(next_dates, unit="D").astype(object)
-        ),
+        "expected_next_order_at": _iso_dates(next_dates),
         "predicted_clv_365d": _finite_array(p.predicted_value, 0.0),
         "expected_order_value": _finite_array(p.expected_order_value, 0.0),
         "churn_probability": _finite_array(p.churn_probability, 1.0),

@@ -347,7 +347,7 @@ def _currency_symbol(code: str) -> str:
 
 def _projection(features, labels: np.ndarray, *, seed: int) -> dict[str, Any]:
     """A 2-D linear map (PCA) of a seeded sample of customers, for the segments page."""
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     from segmentation.ml.projection import project_2d
 
