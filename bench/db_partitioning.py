@@ -2,7 +2,7 @@
 
     source /work/hx.sh 7
     pgenv .venv/bin/python bench/db_partitioning.py --prepare --partitions 8 \
-        --org SLUG [--org SLUG …] [--rounds 3] [--json]
+        --org SLUG [--org SLUG …] [--rounds 3] [--short] [--json]
 
 `--prepare` copies the database DATABASE_URL names into `<name>_part` (or `--copy NAME`)
 (`CREATE DATABASE … TEMPLATE`, as the owner of DATABASE_OWNER_URL; nothing may be
@@ -19,7 +19,7 @@ History.order_lines() and History.purchases() (what every pipeline step reads), 
 organisation's line count and sum (no WHERE but the policy), 50 customers' last 20
 orders, and 50 orders by id (Order.objects.get). The baseline is `SELECT 1` through
 the same connection and scope (50 times). Prints ms per read on each database, the
-ratio partitioned / plain, the partition each organisation's rows live in, and the load
+ratio partitioned / plain (`--short`: only the short reads, for more rounds), the partition each organisation's rows live in, and the load
 average before and after. The machine is shared: compare ratios, not absolute times.
 """
 
@@ -146,6 +146,9 @@ def main() -> None:
     p.add_argument("--copy", help="Name of the partitioned copy (default: <database>_part).")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--short", action="store_true", help="Only the short reads (not the two History reads)."
+    )
     args = p.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("PostgreSQL only: run under pgenv (DATABASE_URL, DATABASE_OWNER_URL).")
@@ -180,9 +183,11 @@ def main() -> None:
                 use(db)
                 with tenant_context(org):
                     for name, fn in measure(org, 1).items():
+                        if args.short and name.startswith("History"):
+                            continue
                         _best(fn, times.setdefault(name, {}).setdefault(db, []))
         use(part)
-        with connections["default"].cursor() as cursor:
+        with tenant_context(org), connections["default"].cursor() as cursor:
             cursor.execute(
                 "SELECT tableoid::regclass::text FROM customers_orderline "
                 "WHERE organization_id = %s LIMIT 1",
