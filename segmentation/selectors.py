@@ -89,7 +89,7 @@ COUNT_TIMEOUT = 300  # a count may lag an erasure by five minutes
 RULE_COUNT_TIMEOUT = 60  # a rule segment follows the data: counted at most a minute ago
 
 
-def _cached(parts: tuple, compute, timeout: int):
+def run_cached(parts: tuple, compute, timeout: int):
     """`compute()` cached under a key naming the organisation and `parts`."""
     from django.core.cache import cache
 
@@ -103,7 +103,7 @@ def _cached(parts: tuple, compute, timeout: int):
     return value
 
 
-def _rule_key(segment: Segment) -> str:
+def rule_key(segment: Segment) -> str:
     import hashlib
     import json
 
@@ -126,14 +126,14 @@ class MemberRows:
 
     def count(self) -> int:
         if self.is_rule:
-            return _cached(
-                ("rule_count", self.segment.pk, _rule_key(self.segment)),
+            return run_cached(
+                ("rule_count", self.segment.pk, rule_key(self.segment)),
                 lambda: segment_members(segment=self.segment).count(),
                 RULE_COUNT_TIMEOUT,
             )
         if self.run_id is None:
             return 0
-        return _cached(
+        return run_cached(
             ("member_count", self.segment.pk, self.run_id),
             lambda: Membership.objects.filter(run_id=self.run_id, segment=self.segment).count(),
             COUNT_TIMEOUT,
@@ -207,7 +207,7 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     prev = previous_run(run=run)
     if prev is None:
         return None
-    counts = _cached(
+    counts = run_cached(
         ("migration", segment.pk, run.pk, prev.pk),
         lambda: _segment_migration_counts(segment=segment, run=run, prev=prev),
         RUN_FIGURES_TIMEOUT,
@@ -284,7 +284,7 @@ def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | Non
     prev = previous_run(run=run)
     if prev is None:
         return None
-    pairs = _cached(
+    pairs = run_cached(
         ("matrix", kind, run.pk, prev.pk),
         lambda: _migration_matrix_counts(kind=kind, run=run, prev=prev),
         RUN_FIGURES_TIMEOUT,
