@@ -29,6 +29,11 @@ Needs PostgreSQL (DATABASE_URL as the application role, DATABASE_OWNER_URL) and 
    the model fits), marks the jobs left unfinished as cancelled, and prints both
    layouts, the ratios (baseline / fair) and the load average.
 
+Measured 2026-12-01 on the shared 2-core machine (load average 11–20 from other runs):
+`--big 20000 --others 0`: baseline wait 115.37 s / done 120.26 s, fair 0.44 s / 3.32 s
+(262x, 36x); `--big 100000 --others 1 --others-size 20000 --timeout 600`: baseline
+> 600 s (not started), fair 0.36 s / 2.69 s.
+
 Each layout is bounded by --timeout seconds; an import not started or not finished by
 then is reported as "> timeout" (a lower bound). Workers' logs stay in the run's
 temporary var folder until the end (printed on failure).
