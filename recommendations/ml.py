@@ -201,12 +201,15 @@ def _keep_top(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
     )
 
 
-def fit_item_knn(x: sp.csr_matrix, *, neighbours: int = 100) -> Model:
+def fit_item_knn(
+    x: sp.csr_matrix, *, neighbours: int = 100, co: sp.csr_matrix | None = None
+) -> Model:
     """Cosine similarity of items' buyer vectors; each item keeps its `neighbours`
     most similar items; a customer's score for item i is the sum over the items j
     they bought of sim(j, i). The diagonal is kept, so items bought before stay
-    candidates (the evaluation decides whether to drop them)."""
-    co = cooccurrence(x).astype(np.float64)
+    candidates (the evaluation decides whether to drop them). `co`: the
+    co-occurrence of x when the caller has it already."""
+    co = (cooccurrence(x) if co is None else co).astype(np.float64)
     buyers = co.diagonal()
     norm = np.sqrt(np.maximum(buyers, 1e-12))
     co = co.tocoo()
@@ -218,28 +221,72 @@ def fit_item_knn(x: sp.csr_matrix, *, neighbours: int = 100) -> Model:
     return model
 
 
-def fit_ease(x: sp.csr_matrix, *, l2: float = 200.0, max_items: int = 3000) -> Model:
+# EASE keeps B over the whole catalogue (float32, items² × 4 bytes) up to this size
+DENSE_EASE_ITEMS = 10_000
+
+
+def _spd_inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive-definite matrix through its Cholesky
+    factor in single precision (LAPACK spotrf/spotri: about a fifth of the time of
+    numpy's double-precision general inverse for 3,000 items; EASE's ridge keeps the
+    matrix well conditioned); the double-precision general inverse if the
+    factorisation fails."""
+    from scipy.linalg import lapack
+
+    factor, info = lapack.spotrf(matrix.astype(np.float32), lower=False, clean=False)
+    if info == 0:
+        inverse, info = lapack.spotri(factor, lower=False)
+        if info == 0:
+            inverse = np.triu(inverse)
+            inverse += np.triu(inverse, 1).T
+            return inverse
+    return np.linalg.inv(matrix).astype(np.float32)
+
+
+def fit_ease(
+    x: sp.csr_matrix, *, l2: float = 200.0, max_items: int = 3000, co: sp.csr_matrix | None = None
+) -> Model:
     """EASE: B = I - P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹ and a zero diagonal, on
-    the `max_items` items with the most buyers (the others score 0)."""
+    the `max_items` items with the most buyers (the others score 0). `co`: XᵀX when
+    the caller has it already (the Gram matrix is its kept rows and columns)."""
     buyers = np.asarray(x.sum(axis=0)).ravel()
     kept = np.sort(np.argsort(-buyers, kind="stable")[:max_items])
     kept = kept[buyers[kept] > 0]
-    xk = x[:, kept]
-    gram = np.asarray((xk.T @ xk).todense(), dtype=np.float64)
+    xk = x[:, kept].tocsr()
+    if co is not None:
+        gram = np.asarray(co[kept][:, kept].todense(), dtype=np.float64)
+    else:
+        gram = np.asarray((xk.T @ xk).todense(), dtype=np.float64)
     gram[np.diag_indices_from(gram)] += l2
-    p = np.linalg.inv(gram)
+    p = _spd_inverse(gram)
+    del gram
     b = -p / np.diag(p)
     b[np.diag_indices_from(b)] = 0.0
     n_items = x.shape[1]
     model = Model("ease", n_items, x, params={"l2": l2, "items": int(kept.size)})
+    if n_items <= DENSE_EASE_ITEMS:
+        # B over the whole catalogue (rows and columns of items left out are 0):
+        # scoring is then one sparse-times-dense product, with no column scatter
+        full = np.zeros((n_items, n_items), dtype=np.float32)
+        full[np.ix_(kept, kept)] = b
+        del b, p
 
-    def scores(rows):
-        out = np.zeros((len(rows), n_items))
-        out[:, kept] = np.asarray(xk[rows] @ b)  # sparse rows times dense B
-        # an item bought before keeps a small score, so repeats remain candidates
-        seen = x[rows].tocoo()
-        out[seen.row, seen.col] += 1e-6
-        return out
+        def scores(rows):
+            part = x[rows]
+            out = np.asarray(part @ full)
+            # an item bought before keeps a small score, so repeats remain candidates
+            seen = part.tocoo()
+            out[seen.row, seen.col] += 1e-6
+            return out
+
+    else:
+
+        def scores(rows):
+            out = np.zeros((len(rows), n_items), dtype=np.float32)
+            out[:, kept] = np.asarray(xk[rows] @ b)  # sparse rows times dense B
+            seen = x[rows].tocoo()
+            out[seen.row, seen.col] += 1e-6
+            return out
 
     model._scores = scores
     return model
@@ -254,9 +301,16 @@ def fit_als(
     iterations: int = 15,
     seed: int = 0,
     counts: sp.csr_matrix | None = None,
+    max_customers: int | None = None,
 ) -> Model | None:
     """Implicit ALS (Hu, Koren & Volinsky 2008) through the `implicit` package, one
-    thread (the worker's share on the 2-core machine). None when not installed."""
+    thread (the worker's share on the 2-core machine). None when not installed.
+
+    With more than `max_customers` customers, the item factors are fitted on a fixed
+    random sample of that many customers (seed `seed`) and every customer's factors
+    are then solved against them (one exact least-squares step per customer, in
+    blocks, as `implicit` folds in a new user): the fit costs the same for any shop
+    size."""
     if not implicit_available():
         return None
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -278,9 +332,24 @@ def fit_als(
             random_state=seed,
             calculate_training_loss=False,
         )
-        als.fit(confidence, show_progress=False)
-    users = np.asarray(als.user_factors)
+        sample = None
+        if max_customers is not None and confidence.shape[0] > max_customers:
+            sample = np.sort(
+                np.random.default_rng(seed).choice(
+                    confidence.shape[0], size=max_customers, replace=False
+                )
+            )
+            als.fit(confidence[sample], show_progress=False)
+        else:
+            als.fit(confidence, show_progress=False)
     item_f = np.asarray(als.item_factors)
+    users = np.asarray(als.user_factors) if sample is None else None
+
+    def folded_in(rows):
+        rows = np.asarray(rows)
+        with threadpool_limits(1):
+            return np.asarray(als.recalculate_user(np.arange(rows.size), confidence[rows]))
+
     model = Model(
         "als",
         x.shape[1],
@@ -288,22 +357,58 @@ def fit_als(
         params={"factors": factors, "regularization": regularization, "alpha": alpha,
                 "iterations": iterations, "seed": seed},
     )  # fmt: skip
-    model._scores = lambda rows: users[rows] @ item_f.T
+    if users is not None:
+        model._scores = lambda rows: users[rows] @ item_f.T
+    else:
+        model.params["fitted_on"] = int(max_customers or 0)
+        model._scores = lambda rows: folded_in(rows) @ item_f.T
     return model
 
 
-def fit(kind: str, x: sp.csr_matrix, *, groups=None, counts=None, seed: int = 0) -> Model | None:
+def fit(
+    kind: str,
+    x: sp.csr_matrix,
+    *,
+    groups=None,
+    counts=None,
+    seed: int = 0,
+    co: sp.csr_matrix | None = None,
+    max_customers: int | None = None,
+) -> Model | None:
+    """One candidate fitted on `x`. `co` (XᵀX) saves recomputing the item-item
+    statistics; `max_customers` bounds the customers a factor model is fitted on
+    (item statistics always use everyone: their cost grows with the lines only)."""
     if kind == "popularity":
         return fit_popularity(x)
     if kind == "segment_popularity":
         return fit_segment_popularity(x, groups)
     if kind == "item_knn":
-        return fit_item_knn(x)
+        return fit_item_knn(x, co=co)
     if kind == "ease":
-        return fit_ease(x)
+        return fit_ease(x, co=co)
     if kind == "als":
-        return fit_als(x, counts=counts, seed=seed)
+        return fit_als(x, counts=counts, seed=seed, max_customers=max_customers)
     raise ValueError(kind)
+
+
+def customer_sample(n_customers: int, size: int, *, seed: int = 0) -> np.ndarray | None:
+    """A fixed random sample of `size` customer indices out of `n_customers`, sorted
+    (the same shop and size give the same sample), or None when all fit."""
+    if n_customers <= size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_customers, size=size, replace=False))
+
+
+def restrict(
+    customers: np.ndarray, chosen: np.ndarray, n_customers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the entries whose customer is in `chosen`, their customer indices
+    renumbered 0..len(chosen)-1)."""
+    renumber = np.full(n_customers, -1, dtype=np.int64)
+    renumber[chosen] = np.arange(chosen.size)
+    mine = renumber[customers]
+    keep = mine >= 0
+    return keep, mine[keep]
 
 
 # --- ranking and evaluation -----------------------------------------------------------
@@ -330,7 +435,9 @@ def top_n(
         return items_out, scores_out
     for start in range(0, rows.size, chunk):
         part = rows[start : start + chunk]
-        s = np.asarray(model.scores(part), dtype=np.float64)
+        s = np.asarray(model.scores(part))
+        if s.dtype not in (np.float32, np.float64):
+            s = s.astype(np.float64)
         if exclude_seen:
             seen = model.x[part]
             s[seen.nonzero()] = -np.inf

@@ -114,15 +114,29 @@ class RecommendationRun(TenantModel):
 class CustomerRecommendation(TenantModel):
     """One recommended product for one customer in one run (rank 1 = best)."""
 
+    # No database-level foreign keys (issue 15): a big shop's run writes ten million
+    # rows, and PostgreSQL checked three constraints per row at commit (longer than
+    # writing them). Deletions still cascade (Django's on_delete, the erasure handler,
+    # the organisation's removal); a run's rows only name customers and products
+    # read from the database in the same step.
     run = models.ForeignKey(
-        RecommendationRun, on_delete=models.CASCADE, related_name="customer_rows", db_index=False
+        RecommendationRun,
+        on_delete=models.CASCADE,
+        related_name="customer_rows",
+        db_index=False,
+        db_constraint=False,
     )
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     product = models.ForeignKey(
-        "customers.Product", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+        "customers.Product", on_delete=models.CASCADE, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField()
     reason = models.CharField(max_length=200)
