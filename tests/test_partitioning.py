@@ -107,6 +107,16 @@ def test_conversion_keeps_rows_keys_and_row_level_security(shops):
         )
         assert len(secured) == PARTS + 1
         assert all(forced and policies == 2 for _, forced, policies in secured), secured
+    # FORCE, lifted during each conversion from the tables its keys touch, is back
+    from accounts.signals import tenant_tables
+
+    assert (
+        _sql(
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND NOT relforcerowsecurity",
+            [tenant_tables()],
+        )
+        == []
+    )
     # foreign keys into a partitioned table name the organisation too
     fk = _sql(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' "
