@@ -15,10 +15,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.tenancy import scope_check
+from accounts.tenancy import require_organization_id, scope_check
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 
@@ -57,6 +57,20 @@ def reach(customer_ids: Iterable[int]) -> dict[str, int]:
     email = sms = 0
     if not wanted:
         return {"email": 0, "sms": 0}
+    if connection.vendor == "postgresql":
+        # counted by the database over the members only (issue 15: walking every
+        # customer of a million-customer shop took longer than building the audience)
+        table = connection.ops.quote_name(Customer._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FILTER (WHERE accepts_email AND email <> ''), "  # noqa: S608 - model metadata
+                "COUNT(*) FILTER (WHERE accepts_sms AND phone <> '') "
+                f"FROM {table} WHERE organization_id = %s AND erased_at IS NULL "
+                "AND id = ANY(%s)",
+                [require_organization_id(), sorted(wanted)],
+            )
+            email, sms = cursor.fetchone()
+        return {"email": int(email), "sms": int(sms)}
     rows = Customer.objects.filter(erased_at__isnull=True).values_list(
         "pk", "accepts_email", "email", "accepts_sms", "phone"
     )
@@ -287,6 +301,9 @@ def audience_rebuild(*, organization, audience: Audience, user=None):
 # --- building --------------------------------------------------------------------------
 def _write_members(audience: Audience, members: Sequence[tuple[int, float | None]]) -> None:
     AudienceMember.objects.filter(audience=audience).delete()
+    if connection.vendor == "postgresql" and len(members) > WRITE_CHUNK:
+        _copy_members(audience, members)
+        return
     batch: list[AudienceMember] = []
     for rank, (customer_id, score) in enumerate(members, start=1):
         batch.append(
@@ -303,6 +320,30 @@ def _write_members(audience: Audience, members: Sequence[tuple[int, float | None
             batch = []
     if batch:
         AudienceMember.objects.bulk_create(batch)
+
+
+def _copy_members(audience: Audience, members: Sequence[tuple[int, float | None]]) -> None:
+    """PostgreSQL, a big audience (issue 15): the members COPYed into a temporary
+    staging table and moved with one INSERT … SELECT (COPY FROM is refused into the
+    row-level-secured table), instead of a model instance per member."""
+    table = connection.ops.quote_name(AudienceMember._meta.db_table)
+    with connection.cursor() as cursor:
+        # through Django first: the statement binds the organisation for the COPY
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _seg_stage_audmembers (customer_id bigint, "
+            "rank integer, score double precision) ON COMMIT DELETE ROWS; "
+            "TRUNCATE _seg_stage_audmembers"
+        )
+        with cursor.cursor.copy(
+            "COPY _seg_stage_audmembers (customer_id, rank, score) FROM STDIN"
+        ) as copy:
+            for rank, (customer_id, score) in enumerate(members, start=1):
+                copy.write_row((int(customer_id), rank, None if score is None else float(score)))
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, audience_id, customer_id, rank, score) "  # noqa: S608 - model metadata
+            "SELECT %s, %s, customer_id, rank, score FROM _seg_stage_audmembers",
+            [audience.organization_id, audience.pk],
+        )
 
 
 def _build(audience: Audience, *, job: JobHandle = NULL_JOB) -> Audience:

@@ -267,3 +267,32 @@ def test_pipeline_rebuilds_audiences_after_the_other_steps(org, owner, world):
         pipeline_start(organization=org, steps=["audiences"], sync=True)
         audience.refresh_from_db()
     assert audience.size == 20 and audience.status == AudienceStatus.READY
+
+
+def test_big_audiences_are_written_in_one_staged_statement_with_the_same_rows(
+    org, owner, world, monkeypatch
+):
+    """Above WRITE_CHUNK members PostgreSQL writes them by COPY into a staging table
+    (issue 15); ranks, scores and figures are those of the row-by-row write."""
+    from audiences import services
+
+    definition = {"kind": "segments", "include": [world["b"].pk]}
+    with tenant_context(org):
+        audience = audience_create(
+            organization=org, name="Staged", definition=definition, user=owner, sync=True
+        )
+        before = list(
+            AudienceMember.objects.filter(audience=audience)
+            .order_by("rank")
+            .values_list("customer_id", "rank", "score")
+        )
+        size = audience.size
+        monkeypatch.setattr(services, "WRITE_CHUNK", 3)
+        audience = audience_build(audience_id=audience.pk)
+        after = list(
+            AudienceMember.objects.filter(audience=audience)
+            .order_by("rank")
+            .values_list("customer_id", "rank", "score")
+        )
+    assert size == 20 and audience.size == size
+    assert after == before and [rank for _, rank, _ in after] == list(range(1, 21))
