@@ -99,12 +99,13 @@ def _facts(org, *, big: bool, keys: dict, sample: int) -> dict:
             .filter(orders_count__gt=0)
             .values_list("pk", "external_id", "last_name", "email")[:sample]
         ]
-    o_lo = Order.objects.order_by("pk").values_list("pk", flat=True).first()
-    o_hi = Order.objects.order_by("-pk").values_list("pk", flat=True).first()
-    orders = []
-    if o_lo is not None:
-        picks = {rng.randint(o_lo, o_hi) for _ in range(sample)}
-        orders = list(Order.objects.filter(pk__in=picks).values_list("pk", flat=True)[:sample])
+    # orders of the sampled customers (through the customer index: the id range of a
+    # small organisation can sit behind millions of a big one's rows)
+    orders = list(
+        Order.objects.filter(customer_id__in=[c[0] for c in customers])
+        .order_by()
+        .values_list("pk", flat=True)[:sample]
+    )
     products = [
         [pk, sku]
         for pk, sku in Product.objects.order_by("pk").values_list("pk", "sku")[

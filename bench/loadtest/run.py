@@ -181,6 +181,26 @@ class LoadSampler(threading.Thread):
         self._stop.set()
 
 
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each started server's process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {p.pid: name for name, p in _procs}
+    used = dict.fromkeys(groups.values(), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pgrp = int(fields[2])
+        if pgrp in groups:  # utime, stime (of the process; children it waited for too)
+            used[groups[pgrp]] += (
+                int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+            ) / tick
+    return used
+
+
 def _redis_db(url: str, db: int | None) -> str:
     if db is None:
         return url
@@ -239,6 +259,23 @@ def report(out: Path, meta: dict) -> str:
             f"{sum(l1) / len(l1):.2f}, max {max(l1):.2f} on {os.cpu_count()} CPUs "
             f"(`uptime` before: {meta['uptime_before']}; after: {meta.get('uptime_after', '')}).\n"
         )
+    if meta.get("cpu_seconds"):
+        cpu = meta["cpu_seconds"]
+        web = cpu.get("gunicorn", 0)
+        workers = sum(v for k, v in cpu.items() if k.startswith("worker"))
+        L.append(
+            f"CPU used during the {meta['cpu_wall_seconds']:.0f} s of load: gunicorn {web:.0f} s "
+            f"({web / meta['cpu_wall_seconds']:.2f} cores), Celery workers {workers:.0f} s "
+            f"({workers / meta['cpu_wall_seconds']:.2f} cores): "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(cpu.items()))
+            + "; the rest of the machine's 2 cores went to PostgreSQL, Redis, Locust and other work.\n"
+        )
+        if groups.get("all", {}).get("requests"):
+            per = web / groups["all"]["requests"] * 1000
+            L.append(
+                f"Web CPU per request (all kinds): {per:.0f} ms — about {1000 / per:.0f} requests/s "
+                "per core of gunicorn alone, before the database.\n"
+            )
     if meta.get("unapplied_migrations"):
         L.append(
             f"Migrations not applied during the run: {', '.join(meta['unapplied_migrations'])}.\n"
@@ -541,7 +578,15 @@ def main() -> None:
         else:
             meta["pipelines"] = "none"
         sampler.start()
+        cpu0, t0 = cpu_by_group(), time.monotonic()
         locust("locust", a.users, a.spawn_rate, a.run_time, a.mix, lenv, out)
+        cpu1, wall = cpu_by_group(), time.monotonic() - t0
+        meta["cpu_seconds"] = {
+            k: round(cpu1.get(k, 0) - v, 1)
+            for k, v in cpu0.items()
+            if k not in ("warmup", "baseline", "locust")
+        }
+        meta["cpu_wall_seconds"] = round(wall, 1)
         sampler.stop()
         meta["uptime_after"] = subprocess.run(
             ["uptime"], capture_output=True, text=True
