@@ -83,7 +83,10 @@ def _wrapper(execute, sql, params, many, context):
 
 def _set_scope(connection, raw_cursor) -> None:
     statement, values = _scope_statement(connection)
-    if isinstance(raw_cursor, psycopg.ServerCursor):
+    # The execute wrappers are given Django's CursorWrapper; the driver's cursor is
+    # inside it (checking the wrapper itself never saw a server-side cursor, so
+    # `.iterator()` outside a transaction read no rows at all).
+    if isinstance(getattr(raw_cursor, "cursor", raw_cursor), psycopg.ServerCursor):
         # `.iterator()` reads through a server-side cursor, whose execute() only
         # DECLAREs: the settings would never be applied. A plain cursor of the same
         # connection runs them in the same transaction, before the DECLARE. In

@@ -172,3 +172,21 @@ def test_back_office_overview_counts_every_organisation_through_the_platform_rol
     counts = {o.name: o.customers for o in page.context["cl"].result_list}
     assert counts == {"Alpha Teas": 2, "Beta Bikes": 3}
     assert any('FROM "customers_customer"' in q["sql"] for q in platform.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_iterator_outside_a_transaction_reads_the_current_organisation(two_orgs):
+    """`.iterator()` reads through a server-side cursor: the scope must still be set
+    (the execute wrappers get Django's CursorWrapper, not the driver's cursor; looking
+    at the wrapper alone left the scope unset, so outside a transaction such a read
+    saw no rows). The "app" alias logs in as the application role, as production does."""
+    a, b = two_orgs
+    app = connections["app"]
+    app.ensure_connection()
+    assert app.get_autocommit()
+    for org in (a, b):
+        with tenant_context(org):
+            seen = [
+                job.organization_id for job in Job.objects.using("app").all().iterator(chunk_size=1)
+            ]
+        assert seen == [org.pk]
