@@ -576,7 +576,16 @@ def jobs_resume_paused(*, organization) -> int:
 # lately": a model fit can go minutes without a progress call, and a job taken for
 # dead while it runs would be started a second time. A thread of each worker process
 # touches the heartbeat of the jobs that process is running.
-JOB_HEARTBEAT_EVERY = 60  # seconds; well below JOB_STALE_AFTER_SECONDS
+JOB_HEARTBEAT_EVERY = 60  # seconds at most; always well below JOB_STALE_AFTER_SECONDS
+
+
+def _heartbeat_every() -> float:
+    """How often running jobs' heartbeats are written: a fifth of the staleness, at most
+    a minute, so a job silent in a long model fit is never taken for lost (and run a
+    second time by another worker) while its worker lives."""
+    return max(0.5, min(float(JOB_HEARTBEAT_EVERY), settings.JOB_STALE_AFTER_SECONDS / 5))
+
+
 _beating: dict[int, int] = {}  # job id -> organisation id
 _beating_lock = threading.Lock()
 _beating_thread: threading.Thread | None = None
@@ -597,7 +606,7 @@ def _beat_jobs() -> None:
     from django.db import connections
 
     while True:
-        time.sleep(JOB_HEARTBEAT_EVERY)
+        time.sleep(_heartbeat_every())
         for job_id, organization_id in list(_beating.items()):
             try:
                 with tenant_context(organization_id):

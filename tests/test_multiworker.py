@@ -322,11 +322,6 @@ def test_three_workers_share_jobs_and_a_lost_one_is_recovered_without_running_tw
     assert _get(last).status == JobStatus.FAILED and _get(last).attempts == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/jobs.py beats running jobs every 60 s whatever JOB_STALE_AFTER_SECONDS is "
-    "(JOB_HEARTBEAT_EVERY); the beat must be well under the staleness (H4, issue 15)",
-)
 def test_a_job_silent_for_longer_than_the_staleness_is_not_taken_for_lost(cluster):
     """A job that reports no progress for a while (a model fit) keeps its heartbeat
     through its worker's heartbeat thread: recovery must not requeue it while its
