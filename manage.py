@@ -4,7 +4,7 @@ import sys
 
 # Commands that create or inspect the schema log in as the role that owns the
 # tables (DATABASE_OWNER_URL, when set); everything else as the application role.
-OWNER_COMMANDS = frozenset({"migrate", "createcachetable", "dbshell"})
+OWNER_COMMANDS = frozenset({"migrate", "createcachetable", "dbshell", "db_partition"})
 
 
 def main() -> None:
