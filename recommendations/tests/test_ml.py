@@ -169,3 +169,6 @@ def test_vectorised_serving_helpers_agree_with_the_one_row_versions():
         column = dense[history, j] if history.size else np.zeros(0)
         want = int(history[int(column.argmax())]) if column.size and column.max() > 0 else -1
         assert found[k] == want
+    # the step looks co-purchases up in a dense array when the catalogue is small
+    dense_found = _bought_with(x, dense.astype(np.float32), rows, recs)
+    assert dense_found.tolist() == found.tolist()
