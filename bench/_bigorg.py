@@ -111,7 +111,7 @@ def generate(*, org_id: int, customers: int, lines_per_customer: float, products
             "updated_at": now_iso,
             "organization_id": org_id,
             "hidden": False,
-            "merchandise": False,
+            "merchandise": True,  # products that may be recommended
             "merchandise_source": "",
         }
     )

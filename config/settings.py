@@ -329,13 +329,15 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 # Fair scheduling (core/jobs.py `job_queue`): two queues. `interactive` (the default)
 # carries imports of small files, previews, sends and the platform's periodic tasks;
 # `heavy` the pipeline steps and exports of organisations with at least
-# JOB_HEAVY_QUEUE_MIN_CUSTOMERS customers and imports of files of at least
+# JOB_HEAVY_QUEUE_MIN_CUSTOMERS customers (default 0: every organisation's — the load
+# test showed fifty small shops' pipelines at once holding imports and sends up for
+# minutes when they shared the interactive queue) and imports of files of at least
 # JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES. A worker for everything runs
 # `celery -A config worker -Q interactive,heavy`; production adds workers that consume
 # `-Q interactive` only, so big organisations never hold up small shops' work.
 JOB_QUEUE_INTERACTIVE = env.str("JOB_QUEUE_INTERACTIVE", default="interactive")
 JOB_QUEUE_HEAVY = env.str("JOB_QUEUE_HEAVY", default="heavy")
-JOB_HEAVY_QUEUE_MIN_CUSTOMERS = env.int("JOB_HEAVY_QUEUE_MIN_CUSTOMERS", default=10_000)
+JOB_HEAVY_QUEUE_MIN_CUSTOMERS = env.int("JOB_HEAVY_QUEUE_MIN_CUSTOMERS", default=0)
 JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES = env.int(
     "JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES", default=5 * 1024 * 1024
 )
