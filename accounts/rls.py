@@ -35,9 +35,23 @@ _NO_TRANSACTION = (
     "CREATE DATABASE",
     "DROP DATABASE",
     "VACUUM",
-    "CREATE INDEX CONC",
-    "DROP INDEX CONC",
+    "CREATE INDEX CONCURRENTLY",
+    "CREATE UNIQUE INDEX CONCURRENTLY",
+    "DROP INDEX CONCURRENTLY",
+    "REINDEX",
 )
+
+
+def runs_outside_a_transaction(sql) -> bool:
+    """Whether the statement cannot run inside a transaction block, so no scope is set
+    for it (none of these touch tenant rows). The whole prefix is compared: a cut
+    shorter than the longest name once let `CREATE INDEX CONCURRENTLY` be wrapped."""
+    if not isinstance(sql, str):
+        return False
+    head = " ".join(sql.lstrip()[:64].upper().split())
+    return head.startswith(_NO_TRANSACTION)
+
+
 # Savepoint statements touch no rows; after an error the transaction accepts only
 # them, so setting the scope first would make every savepoint rollback fail.
 _NO_SCOPE = ("SAVEPOINT", "RELEASE", "ROLLBACK")
@@ -63,7 +77,7 @@ def _wrapper(execute, sql, params, many, context):
     if (
         getattr(connection, "_segmenta_in_wrapper", False)
         or connection.alias not in connections.settings
-        or (isinstance(sql, str) and sql.lstrip()[:16].upper().startswith(_NO_TRANSACTION))
+        or runs_outside_a_transaction(sql)
         or (isinstance(sql, str) and sql.lstrip()[:9].upper().startswith(_NO_SCOPE))
     ):
         # Nested, on a maintenance connection, or a statement that cannot run
