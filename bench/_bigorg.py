@@ -137,14 +137,18 @@ def generate(*, org_id: int, customers: int, lines_per_customer: float, products
     day = signup[order_cust] + rng.random(n_ord) * (last_day - signup)[order_cust]
     ordered_at = END - pd.to_timedelta(DAYS - day, unit="D")
     ch_w = np.array([g[4] for g in GROUPS])[group[order_cust]]
-    channel = CHANNELS[(rng.random(n_ord)[:, None] > np.cumsum(ch_w, axis=1)).sum(axis=1).clip(0, 2)]
+    channel = CHANNELS[
+        (rng.random(n_ord)[:, None] > np.cumsum(ch_w, axis=1)).sum(axis=1).clip(0, 2)
+    ]
     n_lines = 1 + rng.poisson(max(lines_per_order - 1, 0.1), n_ord)
     line_order = np.repeat(np.arange(n_ord), n_lines)
     n_line = len(line_order)
     fav = np.array([g[3] for g in GROUPS])[group[order_cust[line_order]]]
     use_fav = rng.random(n_line) < 0.75
     line_cat = np.where(
-        use_fav, fav[np.arange(n_line), rng.integers(0, 3, n_line)], rng.integers(0, len(CATEGORIES), n_line)
+        use_fav,
+        fav[np.arange(n_line), rng.integers(0, 3, n_line)],
+        rng.integers(0, len(CATEGORIES), n_line),
     )
     line_prod = np.empty(n_line, dtype=np.int64)
     for c in range(len(CATEGORIES)):
@@ -258,7 +262,11 @@ def load(*, org_id: int, prod, cust, orders, lines, events) -> dict:
             ("customers_product", prod, {}),
             ("customers_customer", cust, {}),
             ("customers_order", orders, {"customer_id": "customers_customer"}),
-            ("customers_orderline", lines, {"order_id": "customers_order", "product_id": "customers_product"}),
+            (
+                "customers_orderline",
+                lines,
+                {"order_id": "customers_order", "product_id": "customers_product"},
+            ),
             ("customers_event", events, {"customer_id": "customers_customer"}),
         ):
             for col, ref in refs.items():
@@ -268,7 +276,9 @@ def load(*, org_id: int, prod, cust, orders, lines, events) -> dict:
             _copy(cur, table, frame)
             counts[table] = (first, len(frame))
         conn.commit()
-        cur.execute("ANALYZE customers_customer; ANALYZE customers_order; ANALYZE customers_orderline")
+        cur.execute(
+            "ANALYZE customers_customer; ANALYZE customers_order; ANALYZE customers_orderline"
+        )
         conn.commit()
     return {t: n for t, (_, n) in counts.items()}
 
@@ -294,9 +304,16 @@ def make_org(
     user = User.objects.create_user(email=email, password="bench-password", email_verified=True)
     org = organization_create(name=name, owner=user, slug=slug_hint)
     frames = generate(
-        org_id=org.pk, customers=customers, lines_per_customer=lines_per_customer, products=products, seed=seed
+        org_id=org.pk,
+        customers=customers,
+        lines_per_customer=lines_per_customer,
+        products=products,
+        seed=seed,
     )
-    counts = load(org_id=org.pk, **dict(zip(["prod", "cust", "orders", "lines", "events"], frames[:5], strict=True)))
+    counts = load(
+        org_id=org.pk,
+        **dict(zip(["prod", "cust", "orders", "lines", "events"], frames[:5], strict=True)),
+    )
     return {
         "organization_id": org.pk,
         "slug": org.slug,
