@@ -49,6 +49,20 @@ def _fresh_api_throttles(monkeypatch):
     monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache(f"throttle-{id(object())}", {}))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_cache():
+    """Each test starts with an empty cache on the embedded default. SQLite hands out
+    the ids of rolled-back rows again, so values cached per organisation, segment and
+    run (member counts, migration figures) would carry into the next test's objects
+    of the same ids. (PostgreSQL never repeats an id, and its Redis cache also holds
+    the broker: it is left alone.)"""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
 @pytest.fixture
 def org(db):
     return OrganizationFactory(name="Acme Gifts", slug="acme")

@@ -34,7 +34,6 @@ from .services import rules as rule_services
 from .services import segments as segment_services
 
 MEMBERS_PER_PAGE = 50
-PANELS_TIMEOUT = 120
 
 
 def _latest_job():
@@ -173,20 +172,11 @@ def _segment_panels(request, segment: Segment) -> list[dict[str, Any]]:
     a panel whose function answers None is not drawn."""
     from core.capabilities import capabilities, panel_contents
 
-    def compute():
-        return panel_contents(
-            [p for c in capabilities() for p in c.segment_panels], request=request, segment=segment
-        )
-
-    # What the panels show is figured from every member (the best channel of a
-    # 500,000-member segment, what they said): cached per organisation, segment and
-    # run (or rule), for a couple of minutes.
-    version = (
-        selectors.rule_key(segment)
-        if segment.kind == SegmentKind.RULE
-        else selectors.segment_members_run_id(segment=segment)
+    # Not cached: panels are drawn for this request (its member's role, its session's
+    # CSRF token in their forms), so one member's panel must never be shown to another.
+    return panel_contents(
+        [p for c in capabilities() for p in c.segment_panels], request=request, segment=segment
     )
-    return selectors.run_cached(("panels", segment.pk, version), compute, PANELS_TIMEOUT)
 
 
 @org_required

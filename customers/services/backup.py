@@ -651,13 +651,13 @@ def _consent_history(archive: zipfile.ZipFile) -> int:
     """The consent history as archived (the import wrote its own entries: replaced)."""
     from customers.models import ConsentChange, Customer
 
+    from .consent import consent_history_restore
     from .privacy import EXPORTS
 
     _, fields = EXPORTS["consent_changes.csv"]
     ConsentChange.objects.all().delete()
     columns = [(i, _field(ConsentChange, f)) for i, f in enumerate(fields) if "__" not in f]
     cust = fields.index("customer__external_id")
-    org_id = _org_id()
     written = 0
     for chunk in _chunks(_csv_rows(archive, "consent_changes.csv")):
         ids = dict(
@@ -665,14 +665,15 @@ def _consent_history(archive: zipfile.ZipFile) -> int:
                 "external_id", "pk"
             )
         )
-        objs = []
-        for r in chunk:
-            values = {f.name: _from_cell(f, r[i]) for i, f in columns}
-            objs.append(
-                ConsentChange(organization_id=org_id, customer_id=ids[_unguard(r[cust])], **values)
-            )
-        ConsentChange.objects.bulk_create(objs, batch_size=1000)
-        written += len(objs)
+        written += consent_history_restore(
+            entries=[
+                {
+                    "customer_id": ids[_unguard(r[cust])],
+                    **{f.name: _from_cell(f, r[i]) for i, f in columns},
+                }
+                for r in chunk
+            ]
+        )
     return written
 
 

@@ -184,6 +184,20 @@ def consent_history_erase(*, customer_ids: list[int]) -> int:
     return deleted
 
 
+def consent_history_restore(*, entries: list[dict]) -> int:
+    """A restore (customers.services.backup): the organisation's history exactly as
+    its archive holds it, replacing what the restore's own import recorded. Each entry
+    holds the ConsentChange fields and `customer_id`; nothing is decided here: the
+    archived history already was."""
+    from accounts.tenancy import require_organization_id
+
+    org_id = require_organization_id()
+    ConsentChange.objects.bulk_create(
+        [ConsentChange(organization_id=org_id, **entry) for entry in entries], batch_size=1000
+    )
+    return len(entries)
+
+
 # --- imports and bulk records ---------------------------------------------------------
 
 
