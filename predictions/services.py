@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from accounts.actor import Actor
 from accounts.tenancy import scope_check
@@ -765,27 +764,15 @@ def _touch_changed_customers(*, previous: PredictionRun | None, run: PredictionR
     One statement: the rows (customer and shown figures) in one run and not the
     other, found by the database (`EXCEPT`, which counts two nulls as equal, as
     the comparison in Python did), never read into Python."""
-    from customers.models import Customer
+    from customers.services.stats import customers_touch_where_runs_differ
 
-    pred_t, customer_t = table_name(CustomerPrediction), table_name(Customer)
-    org_id = run.organization_id
-    figures = ", ".join(connection.ops.quote_name(f) for f in ("customer_id", *SHOWN_FIGURES))
-    rows = f"SELECT {figures} FROM {pred_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
-    if previous is None:
-        changed = f"SELECT customer_id FROM {pred_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
-        params: list[Any] = [org_id, run.pk]
-    else:
-        changed = (
-            f"SELECT customer_id FROM ({rows} EXCEPT {rows}) AS added "  # noqa: S608 - model metadata
-            f"UNION SELECT customer_id FROM ({rows} EXCEPT {rows}) AS removed"
-        )
-        params = [org_id, run.pk, org_id, previous.pk, org_id, previous.pk, org_id, run.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {customer_t} SET updated_at = %s "  # noqa: S608 - model metadata
-            f"WHERE organization_id = %s AND id IN ({changed})",
-            [connection.ops.adapt_datetimefield_value(timezone.now()), org_id, *params],
-        )
+    customers_touch_where_runs_differ(
+        table=table_name(CustomerPrediction),
+        columns=("customer_id", *SHOWN_FIGURES),
+        organization_id=run.organization_id,
+        run_id=run.pk,
+        previous_run_id=previous.pk if previous is not None else None,
+    )
 
 
 def prediction_prune_history(*, keep_runs: int = KEEP_RUNS_WITH_ROWS) -> int:

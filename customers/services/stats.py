@@ -136,3 +136,33 @@ def customer_stats_add(*, db, deltas: dict[int, StatsDelta]) -> None:
                 WHERE customers_customer.organization_id = %s AND customers_customer.id = d.id""",  # noqa: S608
                 [*params, db.org],
             )
+
+
+def customers_touch_where_runs_differ(
+    *, table: str, columns: Iterable[str], organization_id: int, run_id: int, previous_run_id
+) -> None:
+    """Mark changed (`updated_at`, for integrations reading `customers/?updated_since=`)
+    the customers whose rows of `table` (its `columns`, `customer_id` first) differ
+    between run `run_id` and `previous_run_id` (every customer of the run when there
+    is none). One statement: the rows in one run and not the other are found by the
+    database (`EXCEPT`, which counts two nulls as equal), never read into Python.
+    `table` comes from model metadata only."""
+    from django.utils import timezone
+
+    fields = ", ".join(connection.ops.quote_name(c) for c in columns)
+    rows = f"SELECT {fields} FROM {table} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+    if previous_run_id is None:
+        changed = f"SELECT customer_id FROM {table} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+        params: list = [organization_id, run_id]
+    else:
+        changed = (
+            f"SELECT customer_id FROM ({rows} EXCEPT {rows}) AS added "  # noqa: S608 - model metadata
+            f"UNION SELECT customer_id FROM ({rows} EXCEPT {rows}) AS removed"
+        )
+        params = [organization_id, run_id, organization_id, previous_run_id]
+        params += [organization_id, previous_run_id, organization_id, run_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE customers_customer SET updated_at = %s WHERE organization_id = %s AND id IN ({changed})",  # noqa: S608 - model metadata, E501
+            [connection.ops.adapt_datetimefield_value(timezone.now()), organization_id, *params],
+        )

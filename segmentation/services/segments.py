@@ -23,7 +23,7 @@ from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -618,28 +618,15 @@ def _touch_moved_customers(*, previous: SegmentationRun | None, run: Segmentatio
     One statement: the customers of the (segment, customer) pairs in one run and
     not the other, found by the database (`EXCEPT`), never read into Python."""
     from customers.history import table_name
-    from customers.models import Customer
+    from customers.services.stats import customers_touch_where_runs_differ
 
-    member_t, customer_t = table_name(SegmentMembership), table_name(Customer)
-    org_id = run.organization_id
-    pairs = (
-        f"SELECT customer_id, segment_id FROM {member_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+    customers_touch_where_runs_differ(
+        table=table_name(SegmentMembership),
+        columns=("customer_id", "segment_id"),
+        organization_id=run.organization_id,
+        run_id=run.pk,
+        previous_run_id=previous.pk if previous is not None else None,
     )
-    if previous is None:
-        moved = f"SELECT customer_id FROM {member_t} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
-        params: list[Any] = [org_id, run.pk]
-    else:
-        moved = (
-            f"SELECT customer_id FROM ({pairs} EXCEPT {pairs}) AS added "  # noqa: S608 - model metadata
-            f"UNION SELECT customer_id FROM ({pairs} EXCEPT {pairs}) AS removed"
-        )
-        params = [org_id, run.pk, org_id, previous.pk, org_id, previous.pk, org_id, run.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {customer_t} SET updated_at = %s "  # noqa: S608 - model metadata
-            f"WHERE organization_id = %s AND id IN ({moved})",
-            [connection.ops.adapt_datetimefield_value(timezone.now()), org_id, *params],
-        )
 
 
 def _write_sub_segments(
