@@ -394,6 +394,29 @@ def _mark_failed(audience_id: int, message: str) -> None:
     )
 
 
+def audience_build_cancelled(*, job) -> None:
+    """The `audience` job's `on_cancelled` hook: its build was cancelled before it
+    finished, so the audience is not left "building". It becomes failed with the
+    reason, even when an earlier build finished: the build was started because the
+    audience is new or its definition changed (or someone asked for fresh members), so
+    calling the old members "ready" could send a campaign to the wrong people. The
+    members of the last build stay until a rebuild succeeds (as after any failure).
+    Idempotent; an audience a newer job is building is left alone."""
+    audience = Audience.objects.filter(job_id=job.pk, status=AudienceStatus.BUILDING).first()
+    if audience is None:
+        return
+    if audience.refreshed_at is not None:
+        message = (
+            "The build was cancelled before it finished. It still holds the customers of "
+            "its last build; rebuild it to bring it up to date."
+        )
+    else:
+        message = "The build was cancelled before it finished. Rebuild it to find its customers."
+    Audience.objects.filter(pk=audience.pk, job_id=job.pk, status=AudienceStatus.BUILDING).update(
+        status=AudienceStatus.FAILED, message=message[:500]
+    )
+
+
 def audience_build(*, audience_id: int, job: JobHandle = NULL_JOB) -> Audience:
     """Build one audience (the `audience` job). A definition that no longer works
     (a deleted segment, predictions not run) fails the audience with the reason;

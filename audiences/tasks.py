@@ -30,4 +30,12 @@ def audiences_refresh(self, *, organization_id: int, job_id: int | None, as_of: 
     }
 
 
-register_job_kind(name="audience", task=audience_build, role="marketer")
+def _build_cancelled(job) -> None:
+    from .services import audience_build_cancelled
+
+    audience_build_cancelled(job=job)
+
+
+register_job_kind(
+    name="audience", task=audience_build, role="marketer", on_cancelled=_build_cancelled
+)

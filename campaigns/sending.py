@@ -418,6 +418,32 @@ def campaign_send_run(*, campaign_id: int, **kwargs) -> dict[str, Any]:
         raise
 
 
+SEND_AGAIN = "Send it again to carry on; nobody gets it twice."
+
+
+def campaign_send_cancelled(*, job) -> None:
+    """The `campaign_send` job's `on_cancelled` hook: the job was cancelled before its
+    body ran (while queued, or found cancelled when a worker picked it up), so
+    `campaign_send_run` never said why it stopped. The campaign it claimed, if still
+    "sending" for this very job, becomes failed with the reason; sending it again
+    carries on. Idempotent; a campaign a newer job took over is left alone."""
+    campaign = Campaign.objects.filter(job_id=job.pk, status=CampaignStatus.SENDING).first()
+    if campaign is None:
+        return
+    # A resumed send (best hour, quiet hours) was cancelled after messages went out.
+    went_out = Delivery.objects.filter(campaign=campaign).filter(
+        Q(sent_at__isnull=False) | Q(status=DeliveryStatus.SENDING)
+    )
+    if went_out.exists():
+        message = f"The send was cancelled before the rest went out. {SEND_AGAIN}"
+    else:
+        message = f"The send was cancelled before anything went out. {SEND_AGAIN}"
+    Campaign.objects.filter(pk=campaign.pk, job_id=job.pk, status=CampaignStatus.SENDING).update(
+        status=CampaignStatus.FAILED, message=message[:500]
+    )
+    log.info("campaign.send_cancelled campaign_id=%s job_id=%s", campaign.pk, job.pk)
+
+
 def _take(campaign: Campaign, job_id: int | None) -> bool:
     """Make `job_id` the campaign's one sending job: it is already, or the job named
     before has finished (a re-run after a failure). One conditional UPDATE, so of two

@@ -166,5 +166,13 @@ def _orders_import_finished(sender, instance, **kwargs) -> None:
     transaction.on_commit(attribute)
 
 
-register_job_kind(name="campaign_send", task=campaign_send, role="marketer")
+def _send_cancelled(job) -> None:
+    from .sending import campaign_send_cancelled
+
+    campaign_send_cancelled(job=job)
+
+
+register_job_kind(
+    name="campaign_send", task=campaign_send, role="marketer", on_cancelled=_send_cancelled
+)
 register_job_kind(name="automations_run", task=automations_run, role="marketer")

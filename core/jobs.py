@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,10 @@ class JobKind:
     # Heavy jobs (pipeline steps, exports) count against the organisation's
     # `heavy_jobs` limit: beyond it, the next one waits in the queue (TenantTask).
     heavy: bool = False
+    # Called with the Job once it has ended cancelled before its task body finished
+    # (`job_cancelled_hook`): puts the object the job works on out of its in-progress
+    # state. Must only touch an object whose `job_id` is this job, and be idempotent.
+    on_cancelled: Callable[[Job], None] | None = None
 
 
 # Kinds that run while their organisation is suspended: they protect people's data
@@ -65,10 +70,15 @@ def register_job_kind(
     cancellable: bool = True,
     api_keys: bool = True,
     heavy: bool = False,
+    on_cancelled: Callable[[Job], None] | None = None,
 ) -> JobKind:
     """Declare a kind of job next to its task. Starting and re-running a job of the
     kind both check `role`; `cancellable=False` refuses every cancel request;
-    `heavy=True` counts it against the organisation's limit of heavy jobs at a time."""
+    `heavy=True` counts it against the organisation's limit of heavy jobs at a time;
+    `on_cancelled(job)` is called when a job of the kind ends cancelled before its
+    body finished (cancelled while queued, found cancelled when a worker picks it up,
+    or stopped at a cancel check), so that what the job works on is not left "in
+    progress" for ever."""
     kind = JobKind(
         name=name,
         task_name=task if isinstance(task, str) else task.name,
@@ -76,6 +86,7 @@ def register_job_kind(
         cancellable=cancellable,
         api_keys=api_keys,
         heavy=heavy,
+        on_cancelled=on_cancelled,
     )
     _KINDS[name] = kind
     return kind
@@ -284,6 +295,7 @@ class TenantTask(Task):
                 return None
             if job.cancel_requested:
                 _finish(job_id, JobStatus.CANCELLED, "Cancelled before it started.")
+                job_cancelled_hook(job_id)
                 return None
             if job.status == JobStatus.RUNNING and not job.is_stale and not self.request.is_eager:
                 # A repeated delivery (a redelivered message, a recovery racing a slow
@@ -329,6 +341,10 @@ class TenantTask(Task):
                 raise
             except JobCancelled:
                 _finish(job_id, JobStatus.CANCELLED, "Cancelled.")
+                # A body that handles its own cancel (a campaign's send) has done so:
+                # the hook then finds nothing in progress. One that does not (an
+                # audience's build) would leave its object "building" without it.
+                job_cancelled_hook(job_id)
                 return None
             except ApplicationError as exc:
                 _finish(job_id, JobStatus.FAILED, exc.message, {"error": exc.message, **exc.extra})
@@ -795,17 +811,42 @@ def job_cancel(*, job: Job) -> Job:
             code="not_cancellable",
             status=409,
         )
+    # Conditional on "queued": a worker that took the job meanwhile runs its body, so
+    # it only gets the flag (and stops at its next check) like any running job.
+    stopped = 0
     if job.status == JobStatus.QUEUED:
-        Job.objects.filter(pk=job.pk).update(
+        stopped = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
             cancel_requested=True,
             status=JobStatus.CANCELLED,
             message="Cancelled.",
             finished_at=timezone.now(),
         )
+    if stopped:
+        job_cancelled_hook(job.pk)
     else:
-        Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
+        Job.objects.filter(pk=job.pk).exclude(status__in=FINISHED).update(
+            cancel_requested=True, message="Cancelling…"
+        )
     job.refresh_from_db()
     return job
+
+
+def job_cancelled_hook(job_id: int) -> None:
+    """Call the kind's `on_cancelled` for a job that ended cancelled before its body
+    finished. Safe to repeat (the hooks only move an object still in progress for
+    this job). A failing hook is logged and rolled back to its savepoint: the cancel
+    itself stands."""
+    job = Job.all_objects.filter(pk=job_id, status=JobStatus.CANCELLED).first()
+    if job is None:
+        return
+    kind = job_kinds().get(job.kind)
+    if kind is None or kind.on_cancelled is None:
+        return
+    try:
+        with tenant_context(job.organization_id), transaction.atomic():
+            kind.on_cancelled(job)
+    except Exception:
+        log.exception("job.on_cancelled_failed job_id=%s kind=%s", job_id, job.kind)
 
 
 def job_is_cancellable(job: Job) -> bool:

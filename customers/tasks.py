@@ -56,8 +56,14 @@ def org_exports_expire() -> int:
     return organization_exports_expire_all()
 
 
+def _import_cancelled(job) -> None:
+    from .services.importing import import_cancelled
+
+    import_cancelled(job=job)
+
+
 # Who may start (and re-run) each job; a privacy clean-up cannot be stopped by anyone.
-register_job_kind(name="import", task=import_run, role="marketer")
+register_job_kind(name="import", task=import_run, role="marketer", on_cancelled=_import_cancelled)
 register_job_kind(
     name="org_export", task=organization_export, role="owner", api_keys=False, heavy=True
 )

@@ -38,7 +38,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.tenancy import scope_check
 from core.exceptions import ApplicationError
-from core.jobs import NULL_JOB, JobHandle
+from core.jobs import NULL_JOB, JobCancelled, JobHandle
 
 from .codes import codes_fresh
 from .models import CodeMode, Offer, OfferKind, OfferRecipient, OfferRedemption, OfferStatus
@@ -757,6 +757,28 @@ def _mark_failed(offer_id: int, message: str) -> None:
     Offer.objects.filter(pk=offer_id).update(status=OfferStatus.FAILED, message=message[:500])
 
 
+def offer_build_cancelled(*, job) -> None:
+    """The `offer` job's `on_cancelled` hook: its build was cancelled before it
+    finished, so the offer is not left "building". It becomes failed with the reason,
+    even when an earlier build finished: the build was started because the offer is new
+    or who gets it changed (or someone asked for it), so its old codes may not match
+    it, and a failed offer is not sent until it is rebuilt. The codes of the last build
+    stay (as after any failure). Idempotent; an offer a newer job is building is left
+    alone."""
+    offer = Offer.objects.filter(job_id=job.pk, status=OfferStatus.BUILDING).first()
+    if offer is None:
+        return
+    if offer.built_at is not None:
+        message = (
+            "The build was cancelled before it finished. Rebuild it to bring its codes up to date."
+        )
+    else:
+        message = "The build was cancelled before it finished. Rebuild it to make its codes."
+    Offer.objects.filter(pk=offer.pk, job_id=job.pk, status=OfferStatus.BUILDING).update(
+        status=OfferStatus.FAILED, message=message[:500]
+    )
+
+
 def offer_build(*, offer_id: int, job: JobHandle = NULL_JOB) -> Offer:
     """Build one offer (the `offer` job); a target that no longer works fails the
     offer with the reason, and the codes of its last good build stay."""
@@ -768,6 +790,8 @@ def offer_build(*, offer_id: int, job: JobHandle = NULL_JOB) -> Offer:
     except ApplicationError as exc:
         _mark_failed(offer_id, exc.message)
         raise
+    except JobCancelled:
+        raise  # not an error: the job's hook says it was cancelled (offer_build_cancelled)
     except Exception:
         _mark_failed(offer_id, "The build stopped on an unexpected error; try rebuilding it.")
         raise

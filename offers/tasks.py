@@ -45,4 +45,10 @@ def offers_refresh(self, *, organization_id: int, job_id: int | None, as_of: str
     }
 
 
-register_job_kind(name="offer", task=offer_build, role="marketer")
+def _build_cancelled(job) -> None:
+    from .services import offer_build_cancelled
+
+    offer_build_cancelled(job=job)
+
+
+register_job_kind(name="offer", task=offer_build, role="marketer", on_cancelled=_build_cancelled)

@@ -253,6 +253,29 @@ def import_start(*, imp: Import, user=None, sync: bool = False):
     return job
 
 
+def import_cancelled(*, job) -> None:
+    """The `import` job's `on_cancelled` hook: the job was cancelled before its body
+    ran (while queued, or found cancelled when a worker picked it up), so
+    `import_execute` never said so. The import, if still queued or running for this
+    very job, becomes cancelled, and can be run again. Idempotent; an import a newer
+    job took over is left alone."""
+    now = timezone.now()
+    mine = Import.objects.filter(job_id=job.pk)
+    mine.filter(status=ImportStatus.QUEUED).update(
+        status=ImportStatus.CANCELLED,
+        message="Cancelled before it started: nothing was imported. Run it again when "
+        "you are ready.",
+        finished_at=now,
+    )
+    # Running: its worker stopped and the job was queued again, then cancelled.
+    mine.filter(status=ImportStatus.RUNNING).update(
+        status=ImportStatus.CANCELLED,
+        message="Cancelled. What was imported is kept; run it again to finish (rows "
+        "already imported are left unchanged).",
+        finished_at=now,
+    )
+
+
 def _summary(imp: Import) -> str:
     parts = [
         f"{imp.rows:,} rows: {imp.created:,} new, {imp.updated:,} updated, "
