@@ -12,11 +12,11 @@ from . import pages
 
 
 def customer_panel(*, request, customer) -> dict[str, Any] | None:
-    from .selectors import customer_loyalty
-    from .services import program_get
+    from .selectors import customer_loyalty, program_live
 
     organization = request.organization
-    program = program_get(organization=organization)
+    # read once and handed on: customer_loyalty reads the tiers it needs
+    program = program_live()
     can_edit = (
         getattr(request, "membership", None) is not None and Actor.from_request(request).can_edit
     )
@@ -26,7 +26,7 @@ def customer_panel(*, request, customer) -> dict[str, Any] | None:
             "context": {"program": None, "can_edit": can_edit},
         }
     currency = organization.currency
-    info = customer_loyalty(customer=customer)
+    info = customer_loyalty(customer=customer, program=program)
     context: dict[str, Any] = {
         "program": program,
         "info": info,

@@ -22,11 +22,12 @@ def _number(value, metric: str) -> float | int:
     return int(value) if metric == "orders" else float(value)
 
 
-def customer_loyalty(*, customer) -> dict[str, Any] | None:
+def customer_loyalty(*, customer, program: LoyaltyProgram | None = None) -> dict[str, Any] | None:
     """A customer's tier, points and progress to the next tier, or None without a
     programme. A customer the programme has not placed yet (no paid order, or before
-    the first computation) has no tier and 0 points."""
-    program = program_live()
+    the first computation) has no tier and 0 points. `program`: the programme when
+    the caller has read it already."""
+    program = program if program is not None else program_live()
     if program is None:
         return None
     tiers = tiers_of(program)

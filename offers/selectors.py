@@ -69,8 +69,14 @@ def holdout_ids(*, offer: Offer) -> set[int]:
 
 def customer_offers(*, customer) -> list[dict[str, Any]]:
     """Each code this customer was given, with its uses (newest offer first)."""
+    return _customer_offers(customer=customer)[0]
+
+
+def _customer_offers(*, customer) -> tuple[list[dict[str, Any]], list[str]]:
+    """(`customer_offers`, names of the offers they were kept back from), from one
+    read of their recipient rows and one of their redemptions."""
     rows = (
-        OfferRecipient.objects.filter(customer_id=customer.pk, holdout=False)
+        OfferRecipient.objects.filter(customer_id=customer.pk)
         .select_related("offer")
         .order_by("-offer__created_at", "-id")
     )
@@ -92,7 +98,11 @@ def customer_offers(*, customer) -> list[dict[str, Any]]:
             }
         )
     out = []
+    held_back = []
     for r in rows:
+        if r.holdout:
+            held_back.append(r.offer.name)
+            continue
         out.append(
             {
                 "offer_id": r.offer_id,
@@ -104,19 +114,13 @@ def customer_offers(*, customer) -> list[dict[str, Any]]:
                 "uses": uses.get(r.pk, []),
             }
         )
-    return out
+    return out, held_back
 
 
 def customer_panel(*, request, customer) -> dict | None:
     """The customer page's "Offers" place: their codes and when they were used, the
     offers they were kept back from, or a line saying there are none."""
-    codes = customer_offers(customer=customer)
-    held = list(
-        OfferRecipient.objects.filter(customer_id=customer.pk, holdout=True)
-        .select_related("offer")
-        .order_by("-offer__created_at")
-        .values_list("offer__name", flat=True)
-    )
+    codes, held = _customer_offers(customer=customer)
     return {
         "template": "offers/_customer_panel.html",
         "context": {"codes": codes, "held_back": held},

@@ -54,11 +54,16 @@ def _item(product, score: float, reason: str) -> dict:
             "reason": reason}  # fmt: skip
 
 
-def customer_recommendations(*, customer, limit: int = 10) -> tuple[RecommendationRun, list[dict]]:
+def customer_recommendations(
+    *, customer, limit: int = 10, with_evaluation: bool = False
+) -> tuple[RecommendationRun, list[dict]]:
     """(live run, best-first items) for one customer; raises NoModel before any run.
-    A customer with nothing bought gets their segment's popular products."""
+    A customer with nothing bought gets their segment's popular products.
+    `with_evaluation`: the run's evaluation is read with it (the customer page shows
+    it), not in a second query."""
     # the API's hot path: the run's large JSON columns are read only for a cold start
-    run = RecommendationRun.objects.filter(is_live=True).defer("evaluation", "popular").first()
+    deferred = ("popular",) if with_evaluation else ("evaluation", "popular")
+    run = RecommendationRun.objects.filter(is_live=True).defer(*deferred).first()
     if run is None:
         raise NoModel()
     rows = list(
@@ -246,7 +251,7 @@ def repeats_sentence(run: RecommendationRun) -> str:
 def customer_panel(*, request, customer) -> dict | None:
     """The customer page's "Recommended products" place."""
     try:
-        run, items = customer_recommendations(customer=customer, limit=5)
+        run, items = customer_recommendations(customer=customer, limit=5, with_evaluation=True)
     except NoModel:
         return None
     if not items:

@@ -111,6 +111,46 @@ def rule_key(segment: Segment) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+SEGMENT_FIGURE_TIMEOUT = 600  # figures from new data (events, orders) show within minutes
+
+
+def segment_members_version(*, segment: Segment) -> str:
+    """Names what produced the segment's members now, for the keys of figures worked
+    out from them: the run (id and time, since SQLite hands out the id of a deleted
+    row again) whose membership `segment_members` reads; for a rule segment, its
+    rule and the live run (rule segments are refreshed with each run and on each
+    edit, and a rule may name a run's segments). A new run or an edited rule gives
+    a new name."""
+    run = None
+    if segment.kind == SegmentKind.RULE or segment.is_active:
+        run = SegmentationRun.objects.filter(is_live=True).values_list("pk", "created_at").first()
+    if run is None and segment.kind != SegmentKind.RULE and segment.last_run_id is not None:
+        run = (
+            SegmentationRun.objects.filter(pk=segment.last_run_id)
+            .values_list("pk", "created_at")
+            .first()
+        )
+    stamp = f"run{run[0]}-{run[1]:%Y%m%d%H%M%S%f}" if run is not None else "norun"
+    return f"rule-{rule_key(segment)}-{stamp}" if segment.kind == SegmentKind.RULE else stamp
+
+
+def segment_figure(*, segment: Segment, name: str, compute, timeout: int = SEGMENT_FIGURE_TIMEOUT):
+    """`compute()`, a figure worked out from the segment's members (the best channel
+    of 500,000 members), cached per organisation, segment and
+    `segment_members_version`: worked out once per run (or rule), not on every view.
+
+    Only values, never drawn HTML: what a page draws depends on its request (the
+    member's role, the session's form token) and must not be shown to another
+    member. So `compute` must not read the request either. None is kept too (no
+    evidence takes as long to find as some)."""
+    found = run_cached(
+        ("figure", name, segment.pk, segment_members_version(segment=segment)),
+        lambda: {"value": compute()},
+        timeout,
+    )
+    return found["value"]
+
+
 class MemberRows:
     """The members of a segment as a sequence a `Paginator` can page: the count is
     cached (per run, or for a minute for a rule segment) and a page of a run's
@@ -371,6 +411,12 @@ def customer_segment_history(*, customer_id: int, limit: int = 24) -> list[dict[
         )
         .order_by("-run__created_at", "-run_id")
     )
+    return _history_rows(rows, limit)
+
+
+def _history_rows(rows, limit: int) -> list[dict[str, Any]]:
+    """(run id, as of, live?, segment id, name, kind) rows, newest run first, folded
+    into one entry per run with its `cluster` and `rfm` segment."""
     by_run: dict[int, dict[str, Any]] = {}
     for run_id, as_of, is_live, sid, name, kind in rows:
         entry = by_run.setdefault(
@@ -406,10 +452,32 @@ def segment_filter_choices() -> list[tuple[str, str]]:
 customers_in_segment.choices = segment_filter_choices  # type: ignore[attr-defined]
 
 
-def customer_segment_panel(*, request, customer) -> dict | None:
-    """The customer page's "Segment" place: segments now and over time."""
-    current = customer_segments(customer_ids=[customer.pk])[customer.pk]
-    history = customer_segment_history(customer_id=customer.pk)
+def customer_segment_panel(*, request, customer, limit: int = 24) -> dict | None:
+    """The customer page's "Segment" place: segments now and over time.
+
+    One read of the customer's memberships (their (organisation, customer, run)
+    index) gives both: the live run's rows are the segments now (as
+    `customer_segments` lists them), the top-level cluster and RFM rows of every run
+    the history (as `customer_segment_history` does)."""
+    top = Q(segment__kind__in=LIVE_KINDS, segment__parent__isnull=True)
+    rows = list(
+        Membership.objects.filter(Q(run__is_live=True) | top, customer_id=customer.pk)
+        .values_list(
+            "run_id", "run__as_of", "run__is_live", "segment_id", "segment__name",
+            "segment__kind", "segment__parent_id",
+        )
+        .order_by("-run__created_at", "-run_id", "segment__kind", "segment_id")
+    )  # fmt: skip
+    current: dict[str, Any] = {"segment": None, "segments": []}
+    for _, _, is_live, sid, name, kind, parent_id in rows:
+        if not is_live:
+            continue
+        current["segments"].append({"id": sid, "name": name, "kind": kind})
+        if kind == SegmentKind.CLUSTER and parent_id is None and current["segment"] is None:
+            current["segment"] = {"id": sid, "name": name}
+    history = _history_rows(
+        (row[:6] for row in rows if row[5] in LIVE_KINDS and row[6] is None), limit
+    )
     if not current["segments"] and not history:
         return None
     return {
