@@ -17,12 +17,13 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from accounts.tenancy import TenantModel
+from accounts.tenancy import TenantModel, organization_field
 
 MONEY = {"max_digits": 18, "decimal_places": 4}
 
 
 class Customer(TenantModel):
+    organization = organization_field(db_index=False)  # its indexes lead with it
     external_id = models.CharField(max_length=255)
     email = models.CharField(max_length=254, blank=True)
     phone = models.CharField(max_length=64, blank=True)
@@ -62,11 +63,8 @@ class Customer(TenantModel):
             )
         ]
         indexes = [
-            models.Index(fields=["organization", "last_order_at"], name="customer_org_last_order"),
             models.Index(fields=["organization", "email"], name="customer_org_email"),
             models.Index(fields=["organization", "country"], name="customer_org_country"),
-            models.Index(fields=["organization", "total_spent"], name="customer_org_spent"),
-            models.Index(fields=["organization", "last_name"], name="customer_org_last_name"),
             # ?updated_since= reads (incremental sync)
             models.Index(fields=["organization", "updated_at"], name="customer_org_updated"),
         ]
@@ -138,6 +136,7 @@ class OrderStatus(models.TextChoices):
 
 
 class Order(TenantModel):
+    organization = organization_field(db_index=False)  # its indexes lead with it
     # The business's order id; for rows without one, "h:<content hash>:<occurrence>".
     external_id = models.CharField(max_length=255)
     customer = models.ForeignKey(
@@ -185,6 +184,7 @@ class Order(TenantModel):
 
 
 class OrderLine(TenantModel):
+    organization = organization_field(db_index=False)  # its indexes lead with it
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     product = models.ForeignKey(
         Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="lines"
@@ -255,6 +255,7 @@ SEGMENTA_EVENT_TYPES = frozenset(
 
 
 class Event(TenantModel):
+    organization = organization_field(db_index=False)  # its indexes lead with it
     # The business's event id; for rows without one, "h:<content hash>:<occurrence>".
     external_id = models.CharField(max_length=255, null=True, blank=True)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")

@@ -18,7 +18,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.tenancy import TenantModel
+from accounts.tenancy import TenantModel, organization_field
 
 __all__ = [
     "Persona",
@@ -188,6 +188,8 @@ class Segment(TenantModel):
 
 class SegmentMembership(TenantModel):
     """Customer `customer` was in `segment` according to `run` (the history)."""
+
+    organization = organization_field(db_index=False)  # its indexes lead with it
 
     run = models.ForeignKey(
         SegmentationRun, on_delete=models.CASCADE, related_name="memberships", db_index=False
