@@ -107,6 +107,20 @@ def test_edge_cases():
     assert 0.05 < value <= 1.0
 
 
+def test_a_pasted_document_is_judged_on_its_opening_quickly():
+    """VADER's cost grows with the square of the length: a 100,000-character answer
+    is judged on its first MAX_TEXT_CHARS characters, cut at a sentence's end."""
+    from research.text.sentiment import MAX_TEXT_CHARS, _cut
+
+    opening = "I love this shop, the staff were wonderful. " * 200
+    text = opening + "Terrible, awful, the worst service ever. " * 2000
+    cut = _cut(text)
+    assert len(cut) <= MAX_TEXT_CHARS and cut.endswith(".")
+    assert "Terrible" not in cut
+    assert score([text])[0] > 0.05  # the opening's verdict, not the tail's
+    assert _cut("Short answer.") == "Short answer."
+
+
 def test_rating_labels_keep_blank_and_odd_ratings_out():
     labels = rating_labels([5, "4", 4.0, 3, "3.0", 2, "1", None, "", "n/a", float("nan")])
     assert labels.tolist() == [1, 1, 1, 0, 0, -1, -1, 0, 0, 0, 0]
