@@ -348,7 +348,7 @@ def run_file(
         )
 
     try:
-        with RowStream(info, stop_after_bytes=sample_bytes) as stream:
+        with RowStream(info, stop_after_bytes=sample_bytes, keep_nul=True) as stream:
             try:
                 for rownum, cells in stream:
                     records = plan.rows(cells)

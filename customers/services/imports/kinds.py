@@ -498,6 +498,8 @@ class Processor:
 
     def feed(self, rownum: int, rec: dict, attrs: dict) -> bool:
         """Take one row; True when a chunk was written."""
+        if self._refuse_nul(rownum, rec, attrs):
+            return False
         problems: list[RowError] = []
         token = _row_problems.set(problems)
         try:
@@ -529,6 +531,28 @@ class Processor:
             self.ctx.counts.add("rejected")
             return False
         return self.add(item)
+
+    def _refuse_nul(self, rownum: int, rec: dict, attrs: dict) -> bool:
+        """A row holding a NUL character is refused, naming each field that holds
+        one: no database text column can store it (PostgreSQL refuses it, and
+        would have refused the whole chunk naming only the row's key)."""
+        where = [f for f, v in rec.items() if _holds_nul(v)]
+        where += [name.replace("\x00", "") for name, v in attrs.items() if _holds_nul((name, v))]
+        if not where:
+            return False
+        customer = _cust(self.ctx, rec).replace("\x00", "")
+        if self.ctx.via == "import":
+            outcome = f"this row of the {self.ctx.kind} file was not imported"
+        else:
+            outcome = f"this {self.ctx.kind} record was not stored"
+        message = (
+            f"contains a NUL character (a zero byte), which cannot be stored: {outcome}; "
+            "remove the character and send it again"
+        )
+        for name in where:
+            self.ctx.errors.add(rownum, self.ctx.plan.column(name), message, "", customer)
+        self.ctx.counts.add("rejected")
+        return True
 
     def add(self, item) -> bool:
         self.pending.append(item)
@@ -665,6 +689,17 @@ class _HeldErrors:
     def replay(self, errors) -> None:
         for args, kwargs in self.entries:
             errors.add(*args, **kwargs)
+
+
+def _holds_nul(value: Any) -> bool:
+    """A NUL character anywhere in a value (an API record's attributes may nest)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _cust(ctx: Context, rec: dict) -> str:

@@ -13,6 +13,7 @@ import gzip
 import io
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -29,6 +30,12 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 # Above any line limit in use: a row's length is bounded as it is read (RowStream).
 csv.field_size_limit(64 * 1024 * 1024)
+
+
+# Control characters other than tab, line breaks, vertical tab (some programs'
+# line break inside a cell) and form feed: text has hardly any, a binary file (an
+# image, an archive) has them everywhere.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 class Unreadable(ApplicationError):
@@ -77,6 +84,14 @@ def _refuse_binary(sample: bytes) -> None:
         )
     if sample[:4] == b"%PDF":
         raise Unreadable("This is a PDF document, not a CSV file.")
+
+
+def _looks_binary(text: str) -> bool:
+    """A binary file, not text with a stray NUL character: a text file with a few
+    NULs (a program's slip) is read, and each row holding one is refused by name
+    (kinds.Processor.feed), not the whole file."""
+    controls = len(_CONTROL.findall(text))
+    return controls > max(16, len(text) // 200)
 
 
 def detect_encoding(sample: bytes) -> str:
@@ -221,7 +236,7 @@ def inspect(
         text = sample.decode(enc, errors="replace")
     except (UnicodeError, LookupError, ValueError):
         raise Unreadable(f"The file cannot be read as {enc}.") from None
-    if "\x00" in text and not enc.startswith("utf-16"):
+    if "\x00" in text and not enc.startswith("utf-16") and _looks_binary(text):
         raise Unreadable("This is not a text file (it contains binary data).")
     delim = _normalise_delimiter(delimiter) or sniff_delimiter(text)
     info = SourceInfo(
@@ -249,7 +264,7 @@ def _clean_header(cells: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     header = []
     for i, cell in enumerate(cells):
-        name = cell.replace("\ufeff", "").strip() or f"column {i + 1}"
+        name = cell.replace("\ufeff", "").replace("\x00", "").strip() or f"column {i + 1}"
         if name in seen:
             seen[name] += 1
             name = f"{name} ({seen[name]})"
@@ -265,10 +280,15 @@ class RowStream:
     A row (with any quoted line breaks inside it) is read a bounded piece at a time,
     so a file with one endless line costs no more memory than the line limit, and a
     .csv.gz stops at the decompressed limit. `stop_after_bytes` ends the rows quietly
-    after that much of the content (a sample read in a web request)."""
+    after that much of the content (a sample read in a web request). NUL characters
+    are dropped unless `keep_nul`: the import keeps them so that it can refuse the
+    row and name the field (no database text column can hold one)."""
 
-    def __init__(self, info: SourceInfo, *, stop_after_bytes: int | None = None):
+    def __init__(
+        self, info: SourceInfo, *, stop_after_bytes: int | None = None, keep_nul: bool = False
+    ):
         self.info = info
+        self.keep_nul = keep_nul
         self.limits = info.limits
         self.stop_after_bytes = stop_after_bytes
         self._raw, self._binary, self._gzip = _open_binary(info.path)
@@ -303,7 +323,7 @@ class RowStream:
                 unchecked = 0
                 if self._binary.tell() > decompressed_cap:
                     raise self._too_large_decompressed(decompressed_cap)
-            yield line.replace("\x00", "") if "\x00" in line else line
+            yield line.replace("\x00", "") if not self.keep_nul and "\x00" in line else line
 
     @staticmethod
     def _too_large_decompressed(cap: int) -> Unreadable:
