@@ -86,3 +86,66 @@ def test_edge_cases():
     assert sorted(i for t in themes for i in t.members) == list(range(len(texts) + 1))
     for theme in themes:
         assert all(len(e) <= 160 for e in theme.examples)
+
+
+# Three planted subjects, each said in its own three words.
+SUBJECTS = {
+    "charging": ["battery", "charger", "cable"],
+    "seams": ["zip", "seam", "stitching"],
+    "refunds": ["refund", "voucher", "receipt"],
+}
+SAYINGS = ["The {}, the {} and the {}.", "About the {}: the {} and the {}!", "{}? {}, {}..."]
+
+
+def _said(seed: int) -> tuple[list[str], list[str]]:
+    import random
+
+    rng = random.Random(seed)
+    texts, subjects = [], []
+    for subject, words in SUBJECTS.items():
+        for i in range(80):
+            said = rng.sample(words, 3) if i % 2 else [*rng.sample(words, 2), "it"]
+            texts.append(SAYINGS[i % len(SAYINGS)].format(*said))
+            subjects.append(subject)
+    return texts, subjects
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_label_names_several_of_its_subjects_own_words(seed):
+    """A one- or two-word label ("Battery") says little to a shop owner: the label
+    names the subject's three words (and no other subject's)."""
+    texts, subjects = _said(seed)
+    themes = [t for t in find_themes(texts, max_themes=8, seed=0) if not t.is_other]
+    assert len(themes) == len(SUBJECTS), [t.label for t in themes]
+    for theme in themes:
+        subject, count = _majority(theme, subjects)
+        assert count == theme.size
+        assert theme.label[0].isupper()
+        terms = theme.label.lower().replace(" and ", ", ").split(", ")
+        words = sorted(w for term in terms for w in term.split())
+        assert words == sorted(SUBJECTS[subject]), (subject, theme.label)
+    # the same texts, the same labels
+    again = [t.label for t in find_themes(texts, max_themes=8, seed=0) if not t.is_other]
+    assert again == [t.label for t in themes]
+
+
+def test_a_label_leaves_out_words_that_do_not_tell_its_theme_apart():
+    from research.text.themes import _label
+
+    terms = [
+        ("courier", 1.0),
+        ("days", 0.8),
+        ("courier rang", 0.6),
+        ("rang twice", 0.5),
+        ("delivered", 0.5),
+        ("door", 0.45),
+        ("sunday", 0.4),
+        ("tiny", 0.1),
+    ]
+    other = {"days": 0.75, "delivery": 1.0}  # another delivery theme says "days" as much
+    # the subject carried on by its pair, then the next words only this theme says
+    # ("delivered", a lone past tense, reads oddly in a list; "tiny" weighs too little)
+    assert _label(terms, [other]) == "Courier rang twice, door and sunday"
+    assert _label(terms) == "Courier rang twice, days and door"
+    assert _label([("price", 1.0)]) == "Price"
+    assert _label([]) == ""

@@ -12,11 +12,14 @@ deterministic for a seed):
    so the seed only breaks ties). Each text joins the part it loads on most, or
    "other" if it loads on none (no subject words, or too little weight).
 3. Parts are merged when their term profiles are close (cosine ≥ 0.4), one's top
-   word is among the other's top three, or they get the same label. The largest
+   word is among the other's top three, or they have the same subject (step 4). The largest
    ``max_themes`` are kept (the others' texts go to the kept part they load on
    most); parts with fewer than 3 texts (or 0.5%) join "other".
-4. Each theme is labelled by its top word ("Delivery"), or by a word pair that holds
-   that word and weighs at least 0.3 of it ("Sound quality"), in sentence case. Key
+4. Each theme is labelled by its subject: its top word ("Delivery"), or a word pair
+   that holds that word and weighs at least 0.3 of it ("Sound quality"), carried on
+   by a pair that continues it ("Courier rang" + "rang twice"); then up to two more
+   of its terms that weigh at least 0.3 of its top one and 0.15 more than in any
+   other theme ("Courier rang twice, door and sunday"), in sentence case. Key
    phrases are its top terms; its three example quotes are texts of 6 words or more
    among those loading most on it, each different, cut to 160 characters.
 
@@ -41,6 +44,12 @@ MERGE_SIMILARITY = 0.4
 EXTRA_PARTS = 2  # split into a few more parts than asked, then merge: small themes survive
 QUOTE_MAX_CHARS = 160
 QUOTE_MIN_WORDS = 6
+# A label names the theme's subject and up to two more of its terms, each weighing
+# at least LABEL_MIN_WEIGHT of its top term and LABEL_MIN_LEAD more than in any
+# other theme (a word every delivery theme shares does not tell them apart).
+LABEL_TERMS = 3
+LABEL_MIN_WEIGHT = 0.3
+LABEL_MIN_LEAD = 0.15
 
 
 @dataclass
@@ -65,20 +74,68 @@ def _clean(texts: Sequence[object]) -> list[str]:
     return ["" if t is None or (isinstance(t, float) and t != t) else str(t) for t in texts]
 
 
-def _label(terms: list[tuple[str, float]]) -> str:
+def _head(terms: list[tuple[str, float]]) -> str:
+    """A theme's subject: its top word, or a word pair that holds that word and
+    carries a fair part of its weight ("sound quality" over "sound")."""
     if not terms:
         return ""
     word, weight = next(((t, w) for t, w in terms if " " not in t), terms[0])
-    chosen = word
     for term, term_weight in terms[:10]:
-        if " " not in term:
-            continue
-        # A pair names the theme better than its word ("Sound quality" over "Sound")
-        # when it holds the top word and carries a fair part of its weight.
-        if word in term.split() and term_weight >= 0.3 * weight:
-            chosen = term
+        if " " in term and word in term.split() and term_weight >= 0.3 * weight:
+            return term
+    return word
+
+
+def _label(terms: list[tuple[str, float]], others: Sequence[dict[str, float]] = ()) -> str:
+    """The subject (`_head`), carried on by a pair that continues it ("courier rang"
+    with "rang twice": "Courier rang twice"), then the theme's next terms that tell it
+    apart from the `others` (the other themes' weights, top term 1): "Courier rang
+    twice, door and sunday" says more to an owner than "Courier". In sentence case."""
+    if not terms:
+        return ""
+    top = terms[0][1] or 1.0
+    weights = {t: w / top for t, w in terms}
+    phrase = _head(terms).split()
+    head_weight = max((weights[w] for w in phrase if w in weights), default=1.0)
+    for term, weight in terms[:10]:
+        first, *rest = term.split()
+        if (
+            len(rest) == 1
+            and first == phrase[-1]
+            and rest[0] not in phrase
+            and weight >= LABEL_MIN_WEIGHT * head_weight
+        ):
+            phrase.append(rest[0])
             break
-    return chosen[:1].upper() + chosen[1:]
+    used = list(phrase)
+    parts = [" ".join(phrase)]
+    for term, weight in terms[:20]:
+        if len(parts) == LABEL_TERMS:
+            break
+        words = term.split()
+        lead = weight / top - max((o.get(term, 0.0) for o in others), default=0.0)
+        if (
+            weight / top < LABEL_MIN_WEIGHT
+            or lead < LABEL_MIN_LEAD
+            or any(_same_stem(w, u) for w in words for u in used)
+            # a lone past tense ("explained", "ordered") reads oddly in a list of things
+            or (len(words) == 1 and len(term) > 4 and term.endswith("ed"))
+        ):
+            continue
+        parts.append(term)
+        used += words
+    text = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return text[:1].upper() + text[1:]
+
+
+def _same_stem(a: str, b: str) -> bool:
+    """Crudely, the same word in another form: "order" and "ordered", "size" and
+    "sizing", "price" and "pricey" (a label should not name one word twice)."""
+    a, b = _singular(a), _singular(b)
+    if a[:5] == b[:5] and min(len(a), len(b)) >= 5:
+        return True
+    a, b = sorted((a, b), key=len)
+    return b.startswith(a) or (a.endswith("e") and len(a) > 3 and b.startswith(a[:-1]))
 
 
 def _quote(text: str) -> str:
@@ -166,7 +223,7 @@ def find_themes(texts: Sequence[object], *, max_themes: int = 8, seed: int = 0) 
     unit = h / np.where(norms == 0, 1, norms)
     similar = unit @ unit.T
     tops = [[t for t, _ in _top_terms(h[c], vocabulary, 3)] for c in range(k)]
-    labels = [_label(_top_terms(h[c], vocabulary)) for c in range(k)]
+    labels = [_head(_top_terms(h[c], vocabulary)) for c in range(k)]
     parent = list(range(k))
 
     def root(c: int) -> int:
@@ -214,13 +271,16 @@ def find_themes(texts: Sequence[object], *, max_themes: int = 8, seed: int = 0) 
         themes.append(
             Theme(
                 id=0,
-                label=_label(terms),
+                label=_head(terms),  # the whole label once every theme is known
                 phrases=_phrases(terms),
                 members=[int(i) for i in members],
                 examples=_examples(cleaned, members, loadings),
                 terms={t: round(v / top, 4) for t, v in terms},
             )
         )
+    for theme in themes:
+        ranked = sorted(theme.terms.items(), key=lambda tw: -tw[1])
+        theme.label = _label(ranked, [o.terms for o in themes if o is not theme])
     themes.sort(key=lambda t: (-t.size, t.label))
     for i, theme in enumerate(themes):
         theme.id = i
