@@ -181,3 +181,53 @@ def test_seed_demo_keeps_the_weekday_of_every_order(db):
     # and the time of day stays what the shop recorded
     number = min(stored)
     assert stored[number].astimezone(london).time() == source[number].time()
+
+
+def test_demo_customers_live_in_real_towns_of_their_country(org, tmp_path):
+    """Maps and distances had nothing to show for the demo: its customers had no
+    position. Each now lives a few kilometres from a real town of its country, the
+    same on every run."""
+    import math
+
+    from customers.management.commands.seed_demo import (
+        CITIES,
+        DEMO_FILE,
+        scan_file,
+        write_customers_csv,
+    )
+    from customers.services.importing import import_from_path
+
+    _, customers = scan_file(DEMO_FILE)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_customers_csv(str(first), customers, 0)
+    write_customers_csv(str(second), customers, 0)
+    assert first.read_bytes() == second.read_bytes()
+    with tenant_context(org):
+        import_from_path(organization=org, path=str(first), kind="customers", run_pipeline=False)
+        rows = list(Customer.objects.values_list("country", "city", "latitude", "longitude"))
+    assert len(rows) == 445
+
+    def km(lat1, lon1, lat2, lon2):
+        p1, p2 = math.radians(lat1), math.radians(lat2)
+        a = (
+            math.sin((p2 - p1) / 2) ** 2
+            + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+        )
+        return 2 * 6371 * math.asin(math.sqrt(a))
+
+    towns = {(c, name): (lat, lon) for c, listed in CITIES.items() for name, lat, lon, _ in listed}
+    placed = [r for r in rows if r[2] is not None]
+    # everyone but the one customer whose country is "Unspecified"
+    assert len(placed) == 444
+    assert [r for r in rows if r[2] is None] == [("Unspecified", "", None, None)]
+    for country, city, lat, lon in placed:
+        assert km(lat, lon, *towns[(country, city)]) < 8, (country, city, lat, lon)
+    # inside their country, by its outline's bounds (not the table's)
+    bounds = {"United Kingdom": (49.8, 60.9, -8.7, 1.8), "Germany": (47.2, 55.1, 5.8, 15.1)}
+    for country, (south, north, west, east) in bounds.items():
+        inside = [south < r[2] < north and west < r[3] < east for r in placed if r[0] == country]
+        assert inside and all(inside), country
+    # spread over the UK's towns, not one point
+    uk = [r for r in placed if r[0] == "United Kingdom"]
+    assert len({r[1] for r in uk}) >= 10
+    assert len({(r[2], r[3]) for r in uk}) == len(uk)

@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import gzip
 import json
+import math
 import random
 import sys
 import tempfile
@@ -63,6 +64,81 @@ LOCALES = {
 }
 
 
+# Real towns of the demo's countries, (name, latitude, longitude, weight): each
+# customer lives in one of their country's, chosen by weight (population, roughly),
+# a few kilometres from its centre, so maps and distances have something true to
+# show. A country not listed ("Unspecified") leaves the town and position blank.
+CITIES: dict[str, list[tuple[str, float, float, int]]] = {
+    "United Kingdom": [
+        ("London", 51.5074, -0.1278, 30),
+        ("Birmingham", 52.4862, -1.8904, 6),
+        ("Manchester", 53.4808, -2.2426, 6),
+        ("Leeds", 53.8008, -1.5491, 4),
+        ("Glasgow", 55.8642, -4.2518, 4),
+        ("Liverpool", 53.4084, -2.9916, 3),
+        ("Bristol", 51.4545, -2.5879, 3),
+        ("Edinburgh", 55.9533, -3.1883, 3),
+        ("Sheffield", 53.3811, -1.4701, 3),
+        ("Cardiff", 51.4816, -3.1791, 2),
+        ("Nottingham", 52.9548, -1.1581, 2),
+        ("Brighton", 50.8225, -0.1372, 2),
+        ("Norwich", 52.6309, 1.2974, 1),
+        ("York", 53.9600, -1.0873, 1),
+        ("Belfast", 54.5973, -5.9301, 2),
+    ],
+    "Germany": [
+        ("Berlin", 52.5200, 13.4050, 4),
+        ("Hamburg", 53.5511, 9.9937, 2),
+        ("Munich", 48.1351, 11.5820, 2),
+        ("Cologne", 50.9375, 6.9603, 2),
+        ("Frankfurt am Main", 50.1109, 8.6821, 1),
+    ],
+    "France": [
+        ("Paris", 48.8566, 2.3522, 4),
+        ("Lyon", 45.7640, 4.8357, 2),
+        ("Marseille", 43.2965, 5.3698, 2),
+        ("Toulouse", 43.6047, 1.4442, 1),
+        ("Lille", 50.6292, 3.0573, 1),
+    ],
+    "Spain": [("Madrid", 40.4168, -3.7038, 3), ("Barcelona", 41.3874, 2.1686, 3)],
+    "Italy": [("Rome", 41.9028, 12.4964, 2), ("Milan", 45.4642, 9.1900, 2)],
+    "Netherlands": [("Amsterdam", 52.3676, 4.9041, 2), ("Rotterdam", 51.9244, 4.4777, 1)],
+    "Belgium": [("Brussels", 50.8503, 4.3517, 2), ("Antwerp", 51.2194, 4.4025, 1)],
+    "Portugal": [("Lisbon", 38.7223, -9.1393, 2), ("Porto", 41.1579, -8.6291, 1)],
+    "Norway": [("Oslo", 59.9139, 10.7522, 2), ("Bergen", 60.3913, 5.3221, 1)],
+    "Sweden": [("Stockholm", 59.3293, 18.0686, 2), ("Gothenburg", 57.7089, 11.9746, 1)],
+    "Denmark": [("Copenhagen", 55.6761, 12.5683, 2), ("Aarhus", 56.1629, 10.2039, 1)],
+    "Finland": [("Helsinki", 60.1699, 24.9384, 2), ("Tampere", 61.4978, 23.7610, 1)],
+    "Switzerland": [("Zurich", 47.3769, 8.5417, 2), ("Geneva", 46.2044, 6.1432, 1)],
+    "Austria": [("Vienna", 48.2082, 16.3738, 2), ("Graz", 47.0707, 15.4395, 1)],
+    "Poland": [("Warsaw", 52.2297, 21.0122, 2), ("Krakow", 50.0647, 19.9450, 1)],
+    "Cyprus": [("Nicosia", 35.1856, 33.3823, 2), ("Limassol", 34.7071, 33.0226, 1)],
+    "Malta": [("Valletta", 35.8989, 14.5146, 1)],
+    "Channel Islands": [("St Helier", 49.1868, -2.1070, 1), ("St Peter Port", 49.4550, -2.5369, 1)],
+    "EIRE": [("Dublin", 53.3498, -6.2603, 3), ("Cork", 51.8985, -8.4756, 1)],
+    "Japan": [("Tokyo", 35.6762, 139.6503, 3), ("Osaka", 34.6937, 135.5023, 1)],
+    "Australia": [("Sydney", -33.8688, 151.2093, 2), ("Melbourne", -37.8136, 144.9631, 2)],
+    "USA": [("New York", 40.7128, -74.0060, 2), ("Chicago", 41.8781, -87.6298, 1)],
+    "Canada": [("Toronto", 43.6532, -79.3832, 2), ("Vancouver", 49.2827, -123.1207, 1)],
+}
+# How far from a town's centre a customer may live, in degrees (about 5 km).
+CITY_SPREAD = 0.045
+
+
+def demo_address(cid: str, country: str) -> tuple[str, str, str]:
+    """(town, latitude, longitude) of a demo customer: the same for the same id on
+    every run, blank where the country has no towns listed."""
+    towns = CITIES.get(country)
+    if not towns:
+        return "", "", ""
+    rng = random.Random(f"{SEED}:{cid}")  # its own: the other fields' draws stay as they were
+    name, lat, lon, _ = rng.choices(towns, weights=[t[3] for t in towns])[0]
+    lat += rng.uniform(-CITY_SPREAD, CITY_SPREAD)
+    # a degree of longitude is shorter away from the equator
+    lon += rng.uniform(-CITY_SPREAD, CITY_SPREAD) / max(0.2, math.cos(math.radians(lat)))
+    return name, f"{lat:.5f}", f"{lon:.5f}"
+
+
 def scan_file(path: Path) -> tuple[dt.datetime, dict[str, tuple[str, dt.datetime]]]:
     """The newest order time, and each customer's country and first order."""
     newest = None
@@ -102,6 +178,8 @@ def write_customers_csv(path: str, customers: dict[str, tuple[str, dt.datetime]]
                 "phone",
                 "city",
                 "country",
+                "latitude",
+                "longitude",
                 "birth_date",
                 "signup_at",
                 "accepts_email",
@@ -124,6 +202,7 @@ def write_customers_csv(path: str, customers: dict[str, tuple[str, dt.datetime]]
                 - dt.timedelta(days=rng.randint(0, 400), minutes=rng.randint(0, 1440))
             )
             birth = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randint(0, 365 * 50))
+            city, latitude, longitude = demo_address(cid, country)
             writer.writerow(
                 [
                     cid,
@@ -131,8 +210,10 @@ def write_customers_csv(path: str, customers: dict[str, tuple[str, dt.datetime]]
                     last,
                     email,
                     fake.phone_number(),
-                    fake.city(),
+                    city,
                     country,
+                    latitude,
+                    longitude,
                     birth.isoformat(),
                     signup.strftime("%Y-%m-%d %H:%M:%S"),
                     "yes" if rng.random() < 0.7 else "no",
