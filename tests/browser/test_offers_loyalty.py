@@ -107,3 +107,43 @@ def test_an_offer_for_a_segment_shows_in_a_campaign_preview(site, page, owner, o
     expect(frame.locator("body")).to_contain_text(CODE)
     shown = CODE.search(frame.locator("body").inner_text()).group(0)
     assert shown in codes.values()
+
+
+def test_the_revenue_by_tier_fits_a_phone(site, page, owner, org, shop):
+    """On a 390 px phone the revenue table scrolled sideways, hiding its share and
+    per-customer columns: each tier is a small card of labelled figures instead."""
+    from loyalty.services import program_save
+
+    ladder = [("Bronze", 10), ("Silver", 100), ("Gold", 500)]
+    with tenant_context(org):
+        program_save(
+            organization=org,
+            data={
+                "metric": "spend",
+                "period_days": 365,
+                "points_per_unit": 1,
+                "tiers": [{"name": n, "threshold": t} for n, t in ladder],
+            },
+            sync=True,
+        )
+    page.set_viewport_size({"width": 390, "height": 844})
+    _sign_in(page, site, owner)
+    page.goto(f"{site}/loyalty/")
+    table = page.locator("#revenue-table")
+    expect(table).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    scroll, client = table.evaluate(
+        "t => [t.closest('.table-wrap').scrollWidth, t.closest('.table-wrap').clientWidth]"
+    )
+    assert scroll <= client, f"the table scrolls: {scroll}px in {client}px"
+    gold = table.locator('tr[data-tier="Gold"]')
+    for label in ("Customers", "Revenue", "Share of revenue", "Per customer"):
+        cell = gold.locator(f'td[data-label="{label}"]')
+        expect(cell).to_be_visible()
+        box = cell.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (label, box)
+    # the Gold regular's 600 of the 700 the six customers spent
+    expect(gold.locator('td[data-label="Share of revenue"]')).to_have_text("86%")
+
+    page.set_viewport_size({"width": 1366, "height": 900})
+    expect(table.get_by_role("columnheader", name="Per customer")).to_be_visible()
