@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
+from core.tests.bulk import insert_rows
 from predictions.ml.clv import simulate_bgnbd
 
 # Per-day parameters: about one order a month while active for the typical buyer.
@@ -131,19 +132,6 @@ def simulate_world(
     return World(n_customers=n_customers, lines=lines, as_of=as_of)
 
 
-def _insert(model, columns: list[str], rows: list[tuple], chunk: int = 20_000) -> None:
-    ops = connection.ops
-    table = ops.quote_name(model._meta.db_table)
-    cols = ", ".join(ops.quote_name(c) for c in columns)
-    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    per_statement = max(1, min(chunk, 30_000 // len(columns)))
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            part = rows[start : start + per_statement]
-            sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholders] * len(part))}"  # noqa: S608 - model metadata
-            cursor.execute(sql, [v for row in part for v in row])
-
-
 def write_world(organization, world: World, *, prefix: str = "") -> dict[int, int]:
     """Write a simulated world as Customer, Product, Order and OrderLine rows, with the
     customers' order statistics as the importer keeps them. Returns {index: pk}."""
@@ -187,7 +175,7 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
             )
             for i in range(world.n_customers)
         ]  # fmt: skip
-        _insert(
+        insert_rows(
             Customer,
             [
                 "organization_id", "external_id", "email", "phone", "first_name", "last_name",
@@ -206,7 +194,7 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
         pk_of = {i: pk_by_external[f"{prefix}C{i:07d}"] for i in range(world.n_customers)}
 
         skus = sorted(lines["sku"].unique())
-        _insert(
+        insert_rows(
             Product,
             [
                 "organization_id", "sku", "name", "category", "price", "url", "image_url",
@@ -236,7 +224,7 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
                 strict=True,
             )
         ]  # fmt: skip
-        _insert(
+        insert_rows(
             Order,
             [
                 "organization_id", "external_id", "customer_id", "ordered_at", "currency",
@@ -262,7 +250,7 @@ def write_world(organization, world: World, *, prefix: str = "") -> dict[int, in
                 zip(lines["order"].to_numpy(), lines["sku"].to_numpy(), qty, amount, strict=True)
             )
         ]  # fmt: skip
-        _insert(
+        insert_rows(
             OrderLine,
             [
                 "organization_id", "order_id", "product_id", "sku", "product_name", "category",

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.tenancy import tenant_context
+from core.tests.bulk import insert_rows
 from segmentation.models import (
     Persona,
     Segment,
@@ -138,7 +139,6 @@ def write_generated_data(
     lines: pd.DataFrame,
     customers: pd.DataFrame,
     events: pd.DataFrame | None = None,
-    chunk: int = 20_000,
 ) -> dict[int, int]:
     """Write frames shaped like `segmentation.tests.ml.test_features.planted_data`
     (customer_id, order_id, ordered_at, quantity, amount, category, channel) into
@@ -153,18 +153,6 @@ def write_generated_data(
 
     def ts(values) -> list:
         return [ops.adapt_datetimefield_value(v.to_pydatetime(warn=False)) for v in values]
-
-    def insert(model, columns: list[str], rows: list[tuple]) -> None:
-        table = ops.quote_name(model._meta.db_table)
-        cols = ", ".join(ops.quote_name(c) for c in columns)
-        placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        per_statement = max(1, min(chunk, 30_000 // len(columns)))
-        with connection.cursor() as cursor:
-            for start in range(0, len(rows), per_statement):
-                part = rows[start : start + per_statement]
-                values = ", ".join([placeholders] * len(part))
-                sql = f"INSERT INTO {table} ({cols}) VALUES {values}"  # noqa: S608 - model metadata
-                cursor.execute(sql, [v for row in part for v in row])
 
     # per-customer statistics, as the importer keeps them
     purchase = lines["quantity"].to_numpy() > 0
@@ -222,7 +210,7 @@ def write_generated_data(
                     ops.adapt_datetimefield_value(now),
                 )
             )
-        insert(
+        insert_rows(
             Customer,
             [
                 "organization_id", "external_id", "email", "phone", "first_name", "last_name",
@@ -267,7 +255,7 @@ def write_generated_data(
                 orders.index, orders.itertuples(index=False), ts(orders["ordered_at"]), strict=True
             )
         ]
-        insert(
+        insert_rows(
             Order,
             [
                 "organization_id", "external_id", "customer_id", "ordered_at", "currency",
@@ -294,7 +282,7 @@ def write_generated_data(
         # in slices, so a million customers' lines never sit in memory as tuples
         for start in range(0, len(lines), 200_000):
             stop = min(start + 200_000, len(lines))
-            insert(
+            insert_rows(
                 OrderLine,
                 columns,
                 [
@@ -331,7 +319,7 @@ def write_generated_data(
                     strict=True,
                 )
             ]
-            insert(
+            insert_rows(
                 Event,
                 [
                     "organization_id", "external_id", "customer_id", "type", "occurred_at",
