@@ -51,6 +51,8 @@ from pandas.api.types import union_categoricals
 from accounts.tenancy import bypass_active, platform_alias, scope_check
 from core.jobs import NULL_JOB, JobHandle
 
+from .sampling import CustomerSample
+
 FETCH_CHUNK = 100_000
 MAX_ATTRIBUTE_COLUMNS = 20
 EVENT_WINDOW_DAYS = 91
@@ -154,6 +156,7 @@ class History:
         *,
         job: JobHandle = NULL_JOB,
         chunk: int = FETCH_CHUNK,
+        sample: CustomerSample | None = None,
     ):
         scope_check(organization=organization)
         self.organization_id: int = (
@@ -169,8 +172,15 @@ class History:
         self._erased: np.ndarray | None = None
         self._lines: pd.DataFrame | None = None
         self._currency: str | None = None
+        # the audience preview's estimate on a big organisation: the customer reads
+        # (customers, purchases, order lines, events) keep the sample's customers only
+        self.sample = sample
 
     # --- plumbing ----------------------------------------------------------------------
+    def _in_sample(self, column: str) -> str:
+        """` AND <column is a customer of the sample>`, or nothing without a sample."""
+        return f" AND {self.sample.sql(column)}" if self.sample is not None else ""
+
     def _param(self, value: dt.datetime):
         return self._db.ops.adapt_datetimefield_value(value)
 
@@ -342,7 +352,7 @@ class History:
         # paid orders only: pending, cancelled and refunded ones are no purchase
         where = (
             "o.organization_id = %s AND o.customer_id IS NOT NULL AND o.ordered_at < %s "
-            "AND o.status = 'paid'"
+            "AND o.status = 'paid'" + self._in_sample("o.customer_id")
         )
         params = [self.organization_id, self._param(self.cutoff)]
         erased = self.erased_ids()
@@ -405,7 +415,8 @@ class History:
             "CASE WHEN currency = '' OR currency = %s THEN 0 ELSE 1 END "
             f"FROM {order_t} "
             "WHERE organization_id = %s AND customer_id IS NOT NULL AND ordered_at < %s "
-            "AND status = 'paid'",  # pending, cancelled and refunded orders: no purchase
+            # pending, cancelled and refunded orders: no purchase
+            f"AND status = 'paid'{self._in_sample('customer_id')}",
             [self.own_currency(), org, self._param(self.cutoff)],
             ["order_id", "customer_id", "ordered_at", "channel", "is_return", "foreign"],
             dtypes={
@@ -423,10 +434,18 @@ class History:
         order_ids = orders["order_id"].to_numpy(dtype=np.int64)
         self.job.progress(start, f"Read {len(orders):,} orders")
 
+        # a sample's lines: those of its customers' orders (the rest are dropped below
+        # anyway; this spares reading them)
+        sampled = (
+            f" AND order_id IN (SELECT id FROM {order_t} WHERE organization_id = %s "  # noqa: S608 - tables from model metadata
+            f"AND customer_id IS NOT NULL{self._in_sample('customer_id')})"
+            if self.sample is not None
+            else ""
+        )
         raw = self._frame(
             f"SELECT order_id, quantity, {float_sql('amount')}, category, product_id FROM {line_t} "  # noqa: S608 - tables from model metadata
-            "WHERE organization_id = %s",
-            [org],
+            f"WHERE organization_id = %s{sampled}",
+            [org, org] if sampled else [org],
             ["order_id", "quantity", "amount", "category", "product_id"],
             progress=(start, span - 1, total_lines, "order lines"),
             dtypes={
@@ -526,7 +545,8 @@ class History:
 
         rows = self._frame(
             f"SELECT id, {_ts_sql('signup_at')}, birth_date, gender, country, attributes "  # noqa: S608 - tables from model metadata
-            f"FROM {table_name(Customer)} WHERE organization_id = %s AND erased_at IS NULL",
+            f"FROM {table_name(Customer)} WHERE organization_id = %s AND erased_at IS NULL"
+            f"{self._in_sample('id')}",
             [self.organization_id],
             ["customer_id", "signup_at", "birth_date", "gender", "country", "attributes"],
         )
@@ -546,18 +566,26 @@ class History:
             frame = pd.concat([frame, extra], axis=1)
         return frame
 
-    def events(self, *, days: int = EVENT_WINDOW_DAYS) -> pd.DataFrame:
+    def events(
+        self, *, days: int = EVENT_WINDOW_DAYS, segmenta_events: bool = True
+    ) -> pd.DataFrame:
         """Events of the last `days` days up to `as_of` (erased customers' left
-        out): `customer_id`, `type` (a categorical), `occurred_at` (UTC)."""
-        from .models import Event
+        out): `customer_id`, `type` (a categorical), `occurred_at` (UTC). Without
+        `segmenta_events`, only the business's own: the events Segmenta writes itself
+        (messages sent and opened, offers redeemed, surveys answered...) left out."""
+        from .models import SEGMENTA_EVENT_TYPES, Event
 
+        own = sorted(SEGMENTA_EVENT_TYPES) if not segmenta_events else []
+        not_own = f" AND type NOT IN ({', '.join(['%s'] * len(own))})" if own else ""
         ev = self._frame(
-            f"SELECT customer_id, type, {_ts_sql('occurred_at')} FROM {table_name(Event)} "  # noqa: S608 - tables from model metadata
-            "WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s",
+            f"SELECT customer_id, type, {_ts_sql('occurred_at')} FROM {table_name(Event)} "  # noqa: S608 - tables from model metadata; placeholders only
+            f"WHERE organization_id = %s AND occurred_at >= %s AND occurred_at < %s{not_own}"
+            f"{self._in_sample('customer_id')}",
             [
                 self.organization_id,
                 self._param(self.cutoff - dt.timedelta(days=days)),
                 self._param(self.cutoff),
+                *own,
             ],
             ["customer_id", "type", "occurred_at"],
         )

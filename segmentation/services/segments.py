@@ -85,8 +85,10 @@ def load_data(*, organization_id: int, as_of: dt.date, job: JobHandle = NULL_JOB
     timings["read_customers"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    # only the engagement window of the features is read (90 days)
-    events = history.events(days=91)
+    # only the engagement window of the features is read (90 days), and only the
+    # business's events: what Segmenta itself did to a customer (a campaign sent or
+    # opened, an offer redeemed, a survey answered) must not move them between segments
+    events = history.events(days=91, segmenta_events=False)
     timings["read_events"] = time.monotonic() - t0
     return LoadedData(
         lines=lines,
