@@ -156,7 +156,13 @@ class AudienceViewSet(
         request=PreviewSerializer,
         responses={200: OpenApiTypes.OBJECT},
         description="`{size, reachable: {email, sms}, expected_conversions, model, fairness, "
-        "unplaced, best_channel}`.",
+        "unplaced, best_channel, estimated, sample_size, estimate}`. On an organisation of "
+        "more customers than `AUDIENCE_PREVIEW_SAMPLE_ABOVE` the figures are estimates from a "
+        "random sample: `estimated` is true, `sample_size` the customers in the sample, and "
+        "`estimate` lists the counts scaled up to everyone (`scaled`) and the figures worked "
+        "out on the sample as they stand (`from_sample`: fairness shares and ratios, the best "
+        "channel's rates, the model). Otherwise `estimated` is false and `sample_size` and "
+        "`estimate` are null. A saved audience always counts everyone.",
         tags=TAGS,
     )
     @action(detail=False, methods=["post"])

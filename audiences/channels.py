@@ -26,7 +26,8 @@ The rule (the audience and segment pages show its result in plain words):
 
 `best_channel(customer_ids, *, organization)` answers for any group (an audience);
 `segment_best_channels()` for every segment of the live run in one pass, cached
-briefly per organisation, run and data version. `segment_panel` is the segment page's panel.
+briefly per organisation, run and data version. `segment_panel` is the segment page's panel,
+whose figure is kept per organisation, segment and run (or rule), not worked out per view.
 """
 
 from __future__ import annotations
@@ -175,18 +176,20 @@ def _percent(rate: float) -> str:
 _MESSAGES = {"email": "emails", "sms": "text messages", "push": "push notifications"}
 
 
-def _reason(best: dict, runner_up: dict | None, window_days: int) -> str:
+def _reason(best: dict, runner_up: dict | None, window_days: int, *, about: bool = False) -> str:
     label = best["label"]
     if best["kind"] == "message":
         messages = _MESSAGES.get(best["channel"], f"{label} messages")
         text = (
-            f"{best['engaged']:,} of the {best['customers']:,} customers here who got "
+            f"{'About ' if about else ''}{best['engaged']:,} of the {best['customers']:,} "
+            "customers here who got "
             f"{messages} in the last {window_days} days clicked or bought from one "
             f"({_percent(best['rate'])})"
         )
     else:
         text = (
-            f"No message channel has enough evidence yet, but {best['engaged']:,} of the "
+            f"No message channel has enough evidence yet, but {'about ' if about else ''}"
+            f"{best['engaged']:,} of the "
             f"{best['customers']:,} customers here who ordered in the last {window_days} days "
             f"ordered through {label} ({_percent(best['rate'])})"
         )
@@ -195,8 +198,12 @@ def _reason(best: dict, runner_up: dict | None, window_days: int) -> str:
     return text + "."
 
 
-def _summary(rows: list[dict], window_days: int, as_of: dt.date | None) -> dict | None:
-    """The best channel of one group from its per-channel rows, or None."""
+def _summary(
+    rows: list[dict], window_days: int, as_of: dt.date | None, *, scale: float | None = None
+) -> dict | None:
+    """The best channel of one group from its per-channel rows, or None. With
+    `scale` (the rows count a sample), the counts shown are scaled up to stand for
+    everyone, while `MIN_REACHED` applies to the customers actually counted."""
     if not rows:
         return None
     by_channel = sorted(rows, key=lambda r: (r["kind"] != "message", -r["rate"], r["channel"]))
@@ -207,6 +214,10 @@ def _summary(rows: list[dict], window_days: int, as_of: dt.date | None) -> dict 
             key=lambda r: (-r["rate"], -r["engaged"], r["channel"]),
         )
         if ranked:
+            if scale is not None:
+                shown = {id(r): _scaled(r, scale) for r in by_channel}
+                by_channel = [shown[id(r)] for r in by_channel]
+                ranked = [shown[id(r)] for r in ranked]
             best = ranked[0]
             runner_up = ranked[1] if len(ranked) > 1 else None
             return {
@@ -216,7 +227,7 @@ def _summary(rows: list[dict], window_days: int, as_of: dt.date | None) -> dict 
                 "rate": best["rate"],
                 "customers": best["customers"],
                 "engaged": best["engaged"],
-                "reason": _reason(best, runner_up, window_days),
+                "reason": _reason(best, runner_up, window_days, about=scale is not None),
                 "window_days": window_days,
                 "as_of": as_of.isoformat() if as_of else None,
                 "min_customers": MIN_REACHED,
@@ -225,9 +236,17 @@ def _summary(rows: list[dict], window_days: int, as_of: dt.date | None) -> dict 
     return None
 
 
-def group_best_channels(evidence: Evidence, groups: dict) -> dict:
+def _scaled(row: dict, scale: float) -> dict:
+    return {
+        **row,
+        "customers": round(row["customers"] * scale),
+        "engaged": round(row["engaged"] * scale),
+    }
+
+
+def group_best_channels(evidence: Evidence, groups: dict, *, scale: float | None = None) -> dict:
     """The best channel of each group ({group: customer ids}; a customer may be in
-    several groups). Groups without evidence are left out."""
+    several groups). Groups without evidence are left out. `scale`: see `_summary`."""
     found = {}
     for group, members in groups.items():
         count = _counter(members)
@@ -248,7 +267,7 @@ def group_best_channels(evidence: Evidence, groups: dict) -> dict:
                     "rate": round(engaged / reached, 4),
                 }
             )
-        summary = _summary(rows, evidence.window_days, evidence.as_of)
+        summary = _summary(rows, evidence.window_days, evidence.as_of, scale=scale)
         if summary is not None:
             found[group] = summary
     return found
@@ -313,8 +332,9 @@ def _joined(parts: dict[Key, list[np.ndarray]], erased: np.ndarray) -> dict[Key,
     return out
 
 
-def load_evidence(*, window_days: int = WINDOW_DAYS) -> Evidence:
-    """Engagement of the current organisation's customers in the window."""
+def load_evidence(*, window_days: int = WINDOW_DAYS, sample=None) -> Evidence:
+    """Engagement of the current organisation's customers in the window; with a
+    `customers.sampling.CustomerSample`, of the customers in it."""
     from django.db.models.fields.json import KeyTextTransform
 
     from customers.models import Customer, Event, Order, OrderStatus
@@ -327,6 +347,8 @@ def load_evidence(*, window_days: int = WINDOW_DAYS) -> Evidence:
     engaged: dict[Key, list[np.ndarray]] = {}
 
     events = Event.objects.filter(occurred_at__gt=since, occurred_at__lte=until)
+    if sample is not None:
+        events = events.filter(sample.lookup("customer_id"))
     types = set(events.order_by().values_list("type", flat=True).distinct())
     imported = {t: c for t in types if (c := classify_event_type(t)) is not None}
     ours = [t for t in SEGMENTA_MESSAGE_TYPES if t in types]
@@ -357,6 +379,8 @@ def load_evidence(*, window_days: int = WINDOW_DAYS) -> Evidence:
         is_return=False,
         status=OrderStatus.PAID,
     ).exclude(channel="")
+    if sample is not None:
+        orders = orders.filter(sample.lookup("customer_id"))
     order_channels: dict[Key, list[np.ndarray]] = {}
     for channel, ids in _id_arrays(orders, ["channel"], "customer_id"):
         channel = " ".join(str(channel).split()).casefold()
@@ -377,9 +401,12 @@ def load_evidence(*, window_days: int = WINDOW_DAYS) -> Evidence:
     return Evidence(reached_ids, engaged_ids, until.date(), window_days)
 
 
-def best_channel(customer_ids: Iterable[int], *, organization) -> dict | None:
+def best_channel(customer_ids: Iterable[int], *, organization, sample=None) -> dict | None:
     """The best channel for these customers (see the module's rule), or None when
-    there is no evidence yet."""
+    there is no evidence yet. With a `customers.sampling.CustomerSample` (the
+    audience preview's estimate; the ids are then the sample's), the evidence is the
+    sample's and the counts shown are scaled up to the whole organisation: the rates
+    are the sample's."""
     from accounts.tenancy import scope_check
 
     scope_check(organization=organization)
@@ -388,7 +415,29 @@ def best_channel(customer_ids: Iterable[int], *, organization) -> dict | None:
     ids = np.asarray(customer_ids, dtype=np.int64).ravel()
     if not len(ids):
         return None
-    return group_best_channels(load_evidence(), {0: ids}).get(0)
+    if sample is None:
+        return group_best_channels(load_evidence(), {0: ids}).get(0)
+    return group_best_channels(_sample_evidence(sample), {0: ids}, scale=sample.scale).get(0)
+
+
+def _sample_evidence(sample) -> Evidence:
+    """The engagement of a preview sample's customers, kept
+    `customers.sampling.CACHE_SECONDS`: the builder previews an audience again at
+    each change, and reading the window's events and orders takes about a second on
+    a million customers."""
+    from django.core.cache import cache
+
+    from accounts.tenancy import require_organization_id
+    from customers.sampling import CACHE_SECONDS as SAMPLE_CACHE_SECONDS
+    from customers.sampling import customers_version
+
+    org_id = require_organization_id()
+    key = f"audiences:sample-evidence:org{org_id}:{sample.key}:{customers_version(org_id)}"
+    evidence = cache.get(key)
+    if evidence is None:
+        evidence = load_evidence(sample=sample)
+        cache.set(key, evidence, SAMPLE_CACHE_SECONDS)
+    return evidence
 
 
 def segment_best_channels(*, organization=None) -> dict[int, dict]:
@@ -429,15 +478,20 @@ def segment_panel(*, request, segment) -> dict:
     from django.urls import NoReverseMatch, reverse
 
     from segmentation.models import SegmentKind
-    from segmentation.selectors import segment_members
+    from segmentation.selectors import segment_figure, segment_members
 
     organization = request.organization
-    found = None
-    if segment.is_active and segment.kind != SegmentKind.RULE:
-        found = segment_best_channels(organization=organization).get(segment.pk)
-    else:  # a rule segment (evaluated now) or a retired one
+
+    def compute() -> dict | None:
+        if segment.is_active and segment.kind != SegmentKind.RULE:
+            return segment_best_channels(organization=organization).get(segment.pk)
+        # a rule segment (evaluated now) or a retired one
         ids = segment_members(segment=segment).values_list("pk", flat=True)
-        found = best_channel(ids, organization=organization)
+        return best_channel(ids, organization=organization)
+
+    # The figure (not the panel: its page is drawn for each request) is worked out
+    # once per organisation, segment and the run or rule that made its members.
+    found = segment_figure(segment=segment, name="best_channel", compute=compute)
     try:
         build_url = f"{reverse('audiences:new')}?segment={segment.pk}"
     except NoReverseMatch:

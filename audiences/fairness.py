@@ -361,14 +361,44 @@ def _membership(pks: np.ndarray, member_ids) -> np.ndarray:
     return np.isin(pks, members)
 
 
-def fairness_check(member_ids, *, organization) -> list[dict]:
-    """The fairness rows of an audience with these members (customer ids)."""
+def _sample_columns(base, *, organization, sample) -> tuple[list[str], list[list]]:
+    """(custom attributes, `_customer_columns`) of a preview sample's customers, kept
+    `customers.sampling.CACHE_SECONDS`: the builder previews an audience again at
+    each change."""
+    import hashlib
+
+    from django.core.cache import cache
+
+    from customers.sampling import CACHE_SECONDS, customers_version
+
+    marked = list(organization.sensitive_attributes or [])
+    # a column the owner marks sensitive is checked from the next preview on
+    marks = hashlib.sha256("\n".join(sorted(map(str, marked))).encode()).hexdigest()[:16]
+    version = customers_version(organization.pk)
+    key = f"audiences:sample-fairness:org{organization.pk}:{sample.key}:{marks}:{version}"
+    found = cache.get(key)
+    if found is None:
+        base = base.filter(sample.lookup("pk"))
+        custom = sensitive_attribute_keys(attribute_keys(base), marked)
+        found = (custom, _customer_columns(base, custom))
+        cache.set(key, found, CACHE_SECONDS)
+    return found
+
+
+def fairness_check(member_ids, *, organization, sample=None) -> list[dict]:
+    """The fairness rows of an audience with these members (customer ids). With a
+    `customers.sampling.CustomerSample` (the preview's estimate), the base is the
+    customers of the sample: the shares and ratios are the sample's, and a group
+    needs `MIN_GROUP` customers in the sample to warn."""
     from customers.models import Customer
 
     base = Customer.objects.filter(organization_id=organization.pk, erased_at__isnull=True)
-    held = held_attribute_keys(base, organization=organization)
-    custom = sensitive_attribute_keys(held, organization.sensitive_attributes or [])
-    columns_raw = _customer_columns(base, custom)
+    if sample is not None:
+        custom, columns_raw = _sample_columns(base, organization=organization, sample=sample)
+    else:
+        held = held_attribute_keys(base, organization=organization)
+        custom = sensitive_attribute_keys(held, organization.sensitive_attributes or [])
+        columns_raw = _customer_columns(base, custom)
     if not len(columns_raw[0]):
         return []
     pks = np.asarray(columns_raw[0], dtype=np.int64)

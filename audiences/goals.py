@@ -89,11 +89,12 @@ def _category_mask(lines: pd.DataFrame, category: str) -> tuple[np.ndarray, str 
     return np.isin(codes, matches), str(cats[matches[0]]), popular
 
 
-def buy_category_evaluation(definition: dict[str, Any], *, organization) -> Evaluation:
-    """Each customer's chance of buying from `category` within `days` (see above)."""
+def buy_category_evaluation(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
+    """Each customer's chance of buying from `category` within `days` (see above);
+    with a sample (the preview's estimate), learned from and scoring its customers."""
     category = definition["category"]
     days = int(definition.get("days", 30))
-    base = load_base(organization, event_days=days + CATEGORY_EVENT_DAYS)
+    base = load_base(organization, event_days=days + CATEGORY_EVENT_DAYS, sample=sample)
     lines = base.lines
     in_category, name, popular = (
         _category_mask(lines, category) if len(lines) else (np.zeros(0, bool), None, [])

@@ -4,6 +4,11 @@ One function per kind; `evaluate()` dispatches. Each reads through the tenant-
 scoped managers of the current organisation and leaves erased customers out.
 The scored kinds that train a model live beside their maths: `response` and
 `lookalike` in `audiences/ml.py`, `location` in `stores/geo.py`.
+
+With a `customers.sampling.CustomerSample` (the preview's estimate on a big
+organisation), every kind reads and scores the customers of the sample only, and
+its counts are counts of the sample; the services scale them up. A build never
+passes one.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from core.exceptions import ApplicationError
 from .evaluation import Evaluation, ModelInfo
 
 
-def evaluate(definition: dict[str, Any], *, organization) -> Evaluation:
+def evaluate(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     """`definition` must come from `definitions.definition_clean`."""
     handler = _HANDLERS[definition["kind"]]
-    return handler(definition, organization=organization)
+    return handler(definition, organization=organization, sample=sample)
 
 
 def _segment(segment_id: int, field: str):
@@ -36,32 +41,38 @@ def _segment(segment_id: int, field: str):
     return segment
 
 
-def segment_member_ids(segment_id: int, field: str = "include") -> set[int]:
+def segment_member_ids(segment_id: int, field: str = "include", *, sample=None) -> set[int]:
     from segmentation.selectors import segment_members
 
     segment = _segment(segment_id, field)
-    return set(segment_members(segment=segment).values_list("pk", flat=True))
+    members = segment_members(segment=segment)
+    if sample is not None:
+        members = members.filter(sample.lookup("pk"))
+    return set(members.values_list("pk", flat=True))
 
 
-def _segments(definition: dict[str, Any], *, organization) -> Evaluation:
-    groups = [segment_member_ids(s, "include") for s in definition["include"]]
+def _segments(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
+    groups = [segment_member_ids(s, "include", sample=sample) for s in definition["include"]]
     if definition.get("match") == "all":
         chosen = set.intersection(*groups) if groups else set()
     else:
         chosen = set().union(*groups)
     for segment_id in definition.get("exclude", []):
-        chosen -= segment_member_ids(segment_id, "exclude")
+        chosen -= segment_member_ids(segment_id, "exclude", sample=sample)
     return Evaluation(scores={pk: None for pk in sorted(chosen)})
 
 
-def _rules(definition: dict[str, Any], *, organization) -> Evaluation:
+def _rules(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     from segmentation.services.rules import rule_customers
 
-    ids = rule_customers(definition["rule"]).order_by("pk").values_list("pk", flat=True)
+    customers = rule_customers(definition["rule"])
+    if sample is not None:
+        customers = customers.filter(sample.lookup("pk"))
+    ids = customers.order_by("pk").values_list("pk", flat=True)
     return Evaluation(scores={pk: None for pk in ids})
 
 
-def _live_predictions():
+def _live_predictions(sample=None):
     from predictions.models import CustomerPrediction, PredictionRun
 
     run = PredictionRun.objects.filter(is_live=True).first()
@@ -72,7 +83,10 @@ def _live_predictions():
             code="no_model",
             status=409,
         )
-    rows = CustomerPrediction.objects.filter(run=run, customer__erased_at__isnull=True).values_list(
+    rows = CustomerPrediction.objects.filter(run=run, customer__erased_at__isnull=True)
+    if sample is not None:
+        rows = rows.filter(sample.lookup("customer_id"))
+    rows = rows.values_list(
         "customer_id",
         "expected_orders_30d",
         "expected_orders_90d",
@@ -92,13 +106,13 @@ def _auc_summary(auc: float | None, what: str) -> str:
     )
 
 
-def _goal(definition: dict[str, Any], *, organization) -> Evaluation:
+def _goal(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     goal = definition["goal"]
     if goal == "buy_category":
         from .goals import buy_category_evaluation
 
-        return buy_category_evaluation(definition, organization=organization)
-    run, rows = _live_predictions()
+        return buy_category_evaluation(definition, organization=organization, sample=sample)
+    run, rows = _live_predictions(sample)
     propensity = run.propensity or {}
     if goal == "order_soon":
         days = int(definition.get("days", 30))
@@ -151,22 +165,22 @@ def _ranked(scores: dict[int, float | None]) -> dict[int, float | None]:
     return dict(sorted(scores.items(), key=lambda kv: (-(kv[1] or 0.0), kv[0])))
 
 
-def _response(definition: dict[str, Any], *, organization) -> Evaluation:
+def _response(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     from .ml import response_evaluation
 
-    return response_evaluation(definition, organization=organization)
+    return response_evaluation(definition, organization=organization, sample=sample)
 
 
-def _lookalike(definition: dict[str, Any], *, organization) -> Evaluation:
+def _lookalike(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     from .ml import lookalike_evaluation
 
-    return lookalike_evaluation(definition, organization=organization)
+    return lookalike_evaluation(definition, organization=organization, sample=sample)
 
 
-def _location(definition: dict[str, Any], *, organization) -> Evaluation:
+def _location(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     from stores.geo import location_evaluation
 
-    return location_evaluation(definition, organization=organization)
+    return location_evaluation(definition, organization=organization, sample=sample)
 
 
 _HANDLERS: dict[str, Callable[..., Evaluation]] = {

@@ -370,13 +370,15 @@ class Base:
         )
 
 
-def load_base(organization, *, event_days: int = EVENT_HISTORY_DAYS) -> Base:
+def load_base(organization, *, event_days: int = EVENT_HISTORY_DAYS, sample=None) -> Base:
+    """The organisation's customers and what they did; with a
+    `customers.sampling.CustomerSample` (the preview's estimate), those of the sample."""
     from django.utils import timezone
 
     from customers.history import History
 
     now = timezone.now()
-    history = History(organization, now.astimezone(dt.UTC).date())
+    history = History(organization, now.astimezone(dt.UTC).date(), sample=sample)
     # the audience models may use every imported column an owner kept, not only
     # the 20 most filled-in that segment profiles show
     customers = history.customers(max_attributes=MAX_ATTRIBUTES)
@@ -459,12 +461,13 @@ def response_times(base: Base, event: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def response_evaluation(definition: dict[str, Any], *, organization) -> Evaluation:
-    """Who should we contact next: the response model (see the module docstring)."""
+def response_evaluation(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
+    """Who should we contact next: the response model (see the module docstring).
+    With a sample (the preview's estimate), learned from and scoring its customers."""
     exposure_event = definition["exposure_event"]
     event = definition["event"]
     within = int(definition.get("within_days", 30))
-    base = load_base(organization)
+    base = load_base(organization, sample=sample)
     ids = base.ids
     exposed_at = _first_times(base.events, exposure_event) if len(base.events) else None
     if exposed_at is None or not len(exposed_at):
@@ -491,17 +494,20 @@ def response_evaluation(definition: dict[str, Any], *, organization) -> Evaluati
     y_all = np.isin(exp_ids, list(responders)).astype(np.int64)
     closed = exp_t + window <= base.now_ns
     notes: list[str] = []
+    # in a preview's sample, the count stands for everyone's
+    recent = int((~closed).sum())
+    recent_text = f"About {round(recent * sample.scale):,}" if sample is not None else f"{recent:,}"
     use = closed
     if (y_all[closed] == 1).sum() < MIN_CLASS or (y_all[closed] == 0).sum() < MIN_CLASS:
         use = np.ones(len(exp_ids), dtype=bool)
         if not closed.all():
             notes.append(
-                f"{int((~closed).sum()):,} customers had '{exposure_event}' less than {within} "
+                f"{recent_text} customers had '{exposure_event}' less than {within} "
                 "days ago and may still respond; they are counted as not responding so far."
             )
     elif not closed.all():
         notes.append(
-            f"{int((~closed).sum()):,} customers had '{exposure_event}' less than {within} days "
+            f"{recent_text} customers had '{exposure_event}' less than {within} days "
             "ago: left out of training until their window closes."
         )
     y = y_all[use]
@@ -579,8 +585,10 @@ def similarity_scores(X: np.ndarray, seed_mask: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + distance)
 
 
-def lookalike_evaluation(definition: dict[str, Any], *, organization) -> Evaluation:
-    """Non-seed customers ranked by likeness to the seed (see the module docstring)."""
+def lookalike_evaluation(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
+    """Non-seed customers ranked by likeness to the seed (see the module docstring).
+    With a sample (the preview's estimate), among its customers: the seed customers
+    in the sample against the others in it."""
     seed, notes = seed_ids(definition)
     field_name = "seed_segment_id" if definition.get("seed_segment_id") else "seed_customer_ids"
     if not seed:
@@ -589,7 +597,7 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization) -> Evaluat
             "None of the seed customers were found, so there is no one to match. "
             + " ".join(notes),
         )
-    base = load_base(organization, event_days=EVENT_DAYS_NOW)
+    base = load_base(organization, event_days=EVENT_DAYS_NOW, sample=sample)
     ids = base.ids
     y = np.isin(ids, list(seed)).astype(np.int64)
     if not y.any():
@@ -609,9 +617,10 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization) -> Evaluat
     X = features.X
     others = y == 0
     if y.sum() < MIN_SEED or others.sum() < MIN_SEED:
+        where = " in the preview's sample" if sample is not None else ""
         notes.append(
-            f"The seed has {int(y.sum())} customers: too few to train a model on, so customers "
-            "are ranked by how close they are to the seed's average."
+            f"The seed has {int(y.sum())} customers{where}: too few to train a model on, so "
+            "customers are ranked by how close they are to the seed's average."
         )
         scores = similarity_scores(X, y == 1)
         info = ModelInfo(

@@ -2,7 +2,11 @@
 
 A preview evaluates a definition and returns the figures the builder shows
 (size, reach by channel, expected conversions, the model, the fairness check,
-the unplaced count) without storing anything. Saving stores the definition and
+the unplaced count) without storing anything. It answers within a web request, so
+on an organisation of more than `settings.AUDIENCE_PREVIEW_SAMPLE_ABOVE` customers
+it evaluates the definition on a seeded random sample of about
+`PREVIEW_SAMPLE_SIZE` of them (`customers.sampling`) and scales the counts up,
+saying so (`estimated`, `sample_size`, `estimate`); a build counts everyone. Saving stores the definition and
 starts a build job; a build writes the members and the figures in one
 transaction, so an audience is never half-built: campaigns read the members of
 the last finished build. Every pipeline run ends with the `audiences` step, which
@@ -48,11 +52,15 @@ def _ordered_members(
     return items
 
 
-def reach(customer_ids: Iterable[int]) -> dict[str, int]:
+def reach(customer_ids: Iterable[int], *, sample=None) -> dict[str, int]:
     """How many of these customers may be sent email and SMS: they consented to the
-    channel and have an address for it (erased customers never count)."""
+    channel and have an address for it (erased customers never count). With a
+    `customers.sampling.CustomerSample` (a preview's estimate: the ids are the
+    sample's), counted on the sample's consents, read once for a few minutes."""
     from customers.models import Customer
 
+    if sample is not None:
+        return _sample_reach(customer_ids, sample)
     wanted = set(customer_ids)
     email = sms = 0
     if not wanted:
@@ -81,9 +89,41 @@ def reach(customer_ids: Iterable[int]) -> dict[str, int]:
     return {"email": email, "sms": sms}
 
 
+def _sample_reach(customer_ids: Iterable[int], sample) -> dict[str, int]:
+    import numpy as np
+    from django.core.cache import cache
+
+    from customers.models import Customer
+    from customers.sampling import CACHE_SECONDS
+
+    key = f"audiences:sample-reach:org{require_organization_id()}:{sample.key}"
+    found = cache.get(key)
+    if found is None:
+        rows = list(
+            Customer.objects.filter(erased_at__isnull=True)
+            .filter(sample.lookup("pk"))
+            .order_by("pk")
+            .values_list("pk", "accepts_email", "email", "accepts_sms", "phone")
+        )
+        found = (
+            np.array([r[0] for r in rows], dtype=np.int64),
+            np.array([bool(r[1] and r[2]) for r in rows], dtype=bool),
+            np.array([bool(r[3] and r[4]) for r in rows], dtype=bool),
+        )
+        cache.set(key, found, CACHE_SECONDS)
+    ids, email, sms = found
+    wanted = np.unique(np.asarray(list(customer_ids), dtype=np.int64))
+    at = np.searchsorted(ids, wanted)
+    inside = at < len(ids)
+    at = at[inside][ids[at[inside]] == wanted[inside]]  # ids of the sample only
+    return {"email": int(email[at].sum()), "sms": int(sms[at].sum())}
+
+
 def _figures(
-    evaluation: Evaluation, definition: dict[str, Any], *, organization
+    evaluation: Evaluation, definition: dict[str, Any], *, organization, sample=None
 ) -> tuple[list[tuple[int, float | None]], dict[str, Any]]:
+    """The audience's members and figures; with a sample (a preview's estimate), the
+    members and figures of the sample, not yet scaled up."""
     from .channels import best_channel
     from .fairness import fairness_check
 
@@ -95,30 +135,161 @@ def _figures(
     figures = {
         "size": len(members),
         "candidates": len(evaluation.scores),
-        "reachable": reach(ids),
+        "reachable": reach(ids, sample=sample),
         "expected_conversions": expected,
         "model": evaluation.model.as_api() if evaluation.model else None,
-        "fairness": fairness_check(ids, organization=organization),
-        "best_channel": best_channel(ids, organization=organization),
+        "fairness": fairness_check(ids, organization=organization, sample=sample),
+        "best_channel": best_channel(ids, organization=organization, sample=sample),
         "unplaced": evaluation.unplaced,
         "notes": list(evaluation.notes),
     }
     return members, figures
 
 
-def _evaluate(definition: dict[str, Any], *, organization) -> Evaluation:
+def _evaluate(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     from .kinds import evaluate
 
-    return evaluate(definition, organization=organization)
+    return evaluate(definition, organization=organization, sample=sample)
+
+
+# --- the preview -----------------------------------------------------------------------
+# Customers in a big organisation's preview sample. A share found in 20,000 customers
+# is within 0.7 points of the whole organisation's 19 times in 20. On that many, the
+# kinds that select (segments, rules, goals read off the predictions, location) answer
+# in 0.1-0.2 s at 100,000 customers and 0.4-0.5 s at 1,000,000 once the sample's
+# counts, consents, fairness columns and engagement are cached (first preview: a few
+# seconds); the kinds that train a model still take 4-13 s (bench/audiences_preview.py).
+PREVIEW_SAMPLE_SIZE = 20_000
+PREVIEW_SAMPLE_SEED = 1
+# counts found in the sample and scaled up to the organisation
+_SCALED = ("size", "candidates", "reachable", "expected_conversions", "unplaced")
+# worked out on the sample as they stand: shares, rates and the model's own check
+_FROM_SAMPLE = ("fairness", "best_channel", "model")
+
+
+def preview_sample(*, organization):
+    """The `CustomerSample` a preview estimates from, or None when the organisation
+    is small enough to count exactly (`settings.AUDIENCE_PREVIEW_SAMPLE_ABOVE`
+    customers or fewer, erased ones left out)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    from customers.models import Customer
+    from customers.sampling import CACHE_SECONDS, CustomerSample
+
+    above = int(settings.AUDIENCE_PREVIEW_SAMPLE_ABOVE)
+    # counting a million customers (twice) takes a few tenths of a second: the counts
+    # are kept a few minutes, as what the sample reads is
+    key = (
+        f"audiences:preview-sample:org{organization.pk}:"
+        f"{above}:{PREVIEW_SAMPLE_SIZE}:{PREVIEW_SAMPLE_SEED}"
+    )
+    found = cache.get(key)
+    if found is None:
+        current = Customer.objects.filter(organization_id=organization.pk, erased_at__isnull=True)
+        total = current.count()
+        found = {"population": total, "threshold": None, "size": total}
+        if total > above and total > PREVIEW_SAMPLE_SIZE:
+            sample = CustomerSample.of_rate(PREVIEW_SAMPLE_SIZE / total, seed=PREVIEW_SAMPLE_SEED)
+            found["threshold"] = sample.threshold
+            found["size"] = current.filter(sample.lookup("pk")).count()
+        cache.set(key, found, CACHE_SECONDS)
+    if found["threshold"] is None or not found["size"]:
+        return None
+    return CustomerSample(
+        threshold=found["threshold"],
+        seed=PREVIEW_SAMPLE_SEED,
+        population=found["population"],
+        size=found["size"],
+    )
+
+
+def _about(value: float) -> int:
+    """An estimated count, to three significant figures: a count scaled up from a
+    sample is not known to the last customer, and should not look as if it were."""
+    value = round(value)
+    if abs(value) < 1000:
+        return value
+    digits = len(str(abs(value))) - 3
+    return int(round(value, -digits))
+
+
+def _in_sample(size: int, sample) -> int:
+    """The best `size` of everyone are about the best `size / scale` of the sample."""
+    return max(1, round(size / sample.scale))
+
+
+def _scale_up(figures: dict[str, Any], definition: dict[str, Any], sample) -> None:
+    """The sample's counts made estimates for the whole organisation; `definition`
+    is the one asked for (its `size`, if any, the best N of everyone)."""
+    scale = sample.scale
+    candidates = _about(figures["candidates"] * scale)
+    size = _about(figures["size"] * scale)
+    if "size" in definition:
+        wanted = int(definition["size"])
+        if figures["size"] >= _in_sample(wanted, sample):  # cut at the best N
+            size = wanted
+        size = min(size, wanted, candidates)
+    figures["size"] = size
+    figures["candidates"] = candidates
+    figures["reachable"] = {
+        channel: min(_about(n * scale), size) for channel, n in figures["reachable"].items()
+    }
+    if figures["expected_conversions"] is not None:
+        figures["expected_conversions"] = float(_about(figures["expected_conversions"] * scale))
+    if figures["unplaced"] is not None:
+        figures["unplaced"] = _about(figures["unplaced"] * scale)
 
 
 def audience_preview(*, organization, definition: Any) -> dict[str, Any]:
-    """What the audience would be now, without saving it (CONTRACT: preview)."""
+    """What the audience would be now, without saving it (CONTRACT: preview).
+
+    On a big organisation (see the module docstring) the figures are estimates from
+    a sample: `estimated` is true, `sample_size` the customers in the sample, and
+    `estimate` says which figures are counts scaled up (`scaled`) and which were
+    worked out on the sample as they stand (`from_sample`: the fairness check's
+    shares and ratios, the best channel's rates, the model and its check)."""
     scope_check(organization=organization)
     cleaned = definition_clean(definition)
-    members, figures = _figures(
-        _evaluate(cleaned, organization=organization), cleaned, organization=organization
-    )
+    sample = preview_sample(organization=organization)
+    evaluated = cleaned
+    if sample is not None and "size" in cleaned:
+        evaluated = {**cleaned, "size": _in_sample(cleaned["size"], sample)}
+    try:
+        evaluation = _evaluate(evaluated, organization=organization, sample=sample)
+    except ApplicationError as exc:
+        if sample is None or exc.code != "not_enough_data":
+            raise
+        # the counts in the message are the sample's: say so, and that everyone may do
+        raise ApplicationError(
+            f"In the preview's sample of {sample.size:,} of your {sample.population:,} "
+            f"customers: {exc.message} The saved audience is built from all of them, "
+            "which may be enough.",
+            exc.extra,
+            code=exc.code,
+            status=exc.status,
+        ) from exc
+    members, figures = _figures(evaluation, evaluated, organization=organization, sample=sample)
+    figures["estimated"] = sample is not None
+    figures["sample_size"] = sample.size if sample is not None else None
+    figures["estimate"] = None
+    if sample is not None:
+        _scale_up(figures, cleaned, sample)
+        figures["estimate"] = {
+            "customers": sample.population,
+            "sample_size": sample.size,
+            "scaled": [k for k in _SCALED if figures.get(k) is not None],
+            "from_sample": [k for k in _FROM_SAMPLE if figures.get(k)],
+        }
+        log.info(
+            "audiences.preview_estimated",
+            extra={
+                "organization_id": organization.pk,
+                "kind": cleaned["kind"],
+                "customers": sample.population,
+                "sample_size": sample.size,
+            },
+        )
     figures["definition"] = cleaned
     figures["sample"] = [pk for pk, _ in members[:10]]
     return figures
