@@ -149,3 +149,23 @@ def test_a_label_leaves_out_words_that_do_not_tell_its_theme_apart():
     assert _label(terms) == "Courier rang twice, days and door"
     assert _label([("price", 1.0)]) == "Price"
     assert _label([]) == ""
+
+
+def test_labels_write_words_as_the_customers_do():
+    """Terms lose their hyphens and apostrophes ("go-to" is the term "goto"); a label
+    puts them back as the texts most often write them, so an owner never reads
+    "goto" or "dont"."""
+    from research.text.themes import _as_written, _written_forms
+
+    texts = [
+        "My go-to shop for gifts.",
+        "Our go-to place, don't change.",
+        "Its packaging is lovely; it's great.",
+        "Its colour is nice.",
+    ]
+    forms = _written_forms(texts)
+    assert forms["goto"] == "go-to" and forms["dont"] == "don't"
+    assert forms["its"] == "its"  # written plain more often than "it's"
+    assert _as_written("Present, gifts and goto", forms) == "Present, gifts and go-to"
+    assert _as_written("Goto place", forms) == "Go-to place"
+    assert _as_written("Delivery", {}) == "Delivery"

@@ -29,6 +29,8 @@ themes found once can be stored and reused.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,6 +127,34 @@ def _label(terms: list[tuple[str, float]], others: Sequence[dict[str, float]] = 
         parts.append(term)
         used += words
     text = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return text[:1].upper() + text[1:]
+
+
+_INNER_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)+", re.UNICODE)
+_LABEL_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def _written_forms(texts: list[str]) -> dict[str, str]:
+    """The words the terms lost a hyphen or an apostrophe from ("goto", "dont"), each
+    mapped to how the texts most often write it ("go-to", "don't")."""
+    seen: dict[str, Counter] = {}
+    for text in texts:
+        for word in _INNER_WORD.findall(text.lower()):
+            seen.setdefault(re.sub(r"['’-]", "", word), Counter())[word] += 1
+    if not seen:
+        return {}
+    for text in texts:  # "its" written as such as well as "it's": the commoner wins
+        for word in _LABEL_WORD.findall(text.lower()):
+            if word in seen:
+                seen[word][word] += 1
+    return {folded: counts.most_common(1)[0][0] for folded, counts in seen.items()}
+
+
+def _as_written(label: str, forms: dict[str, str]) -> str:
+    """A label with its words as the texts write them ("Present, gifts and go-to")."""
+    if not forms:
+        return label
+    text = _LABEL_WORD.sub(lambda m: forms.get(m.group().lower(), m.group()), label)
     return text[:1].upper() + text[1:]
 
 
@@ -278,9 +308,12 @@ def find_themes(texts: Sequence[object], *, max_themes: int = 8, seed: int = 0) 
                 terms={t: round(v / top, 4) for t, v in terms},
             )
         )
+    forms = _written_forms(cleaned)
     for theme in themes:
         ranked = sorted(theme.terms.items(), key=lambda tw: -tw[1])
-        theme.label = _label(ranked, [o.terms for o in themes if o is not theme])
+        theme.label = _as_written(
+            _label(ranked, [o.terms for o in themes if o is not theme]), forms
+        )
     themes.sort(key=lambda t: (-t.size, t.label))
     for i, theme in enumerate(themes):
         theme.id = i
