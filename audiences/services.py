@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.tenancy import require_organization_id, scope_check
+from core.dbstats import statistics_refresh_after_commit
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 
@@ -515,6 +516,7 @@ def _copy_members(audience: Audience, members: Sequence[tuple[int, float | None]
             "SELECT %s, %s, customer_id, rank, score FROM _seg_stage_audmembers",
             [audience.organization_id, audience.pk],
         )
+    statistics_refresh_after_commit(AudienceMember, len(members))  # core.dbstats
 
 
 def _build(audience: Audience, *, job: JobHandle = NULL_JOB) -> Audience:

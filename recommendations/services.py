@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from django.db import connection, transaction
 
 from accounts.tenancy import scope_check
+from core.dbstats import statistics_refresh_after_commit
 from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
@@ -564,6 +565,7 @@ def _copy_recommendations(org_id: int, run_id: int, computed: dict) -> None:
             "FROM _seg_stage_recs s JOIN _seg_stage_reasons r ON r.id = s.reason",
             [org_id, run_id],
         )
+    statistics_refresh_after_commit(CustomerRecommendation, n)  # core.dbstats
 
 
 def recommendations_write(*, organization, computed: dict, job: JobHandle = NULL_JOB):

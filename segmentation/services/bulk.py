@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from django.db import connection, transaction
 
+from core.dbstats import statistics_refresh_after_commit
+
 # rows per COPY write (a block of CSV text) and per SQLite statement at most
 COPY_BLOCK_ROWS = 200_000
 SQLITE_MAX_PARAMS = 30_000
@@ -52,6 +54,8 @@ def bulk_insert(
         return 0
     if connection.vendor == "postgresql":
         _pg_insert(model, fixed=fixed, frame=frame, not_null_text=not_null_text, progress=progress)
+        # the new run's rows, unknown to the planner until analysed (core.dbstats)
+        statistics_refresh_after_commit(model, total)
     else:
         _sqlite_insert(model, fixed=fixed, frame=frame, progress=progress)
     return total
