@@ -66,3 +66,23 @@ def test_a_big_write_schedules_one_refresh_after_commit(django_capture_on_commit
         assert not dbstats.statistics_refresh_after_commit(Customer, dbstats.ANALYZE_AFTER_ROWS - 1)
         assert dbstats.statistics_refresh_after_commit(Customer, dbstats.ANALYZE_AFTER_ROWS)
     assert len(callbacks) == 1
+
+
+def test_a_big_import_has_its_tables_analysed(
+    tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from customers.services.imports.engine import dry_run, run_file
+
+    monkeypatch.setattr(dbstats, "ANALYZE_AFTER_ROWS", 3)
+    refreshed: list[str] = []
+    monkeypatch.setattr(dbstats, "statistics_refresh", refreshed.append)
+    path = tmp_path / "customers.csv"
+    path.write_text("customer_id,email\n1,a@example.com\n2,b@example.com\n3,c@example.com\n")
+    org = OrganizationFactory()
+    with tenant_context(org):
+        with django_capture_on_commit_callbacks(execute=True):
+            dry_run(organization=org, path=str(path), kind="customers")
+        assert refreshed == []  # a dry run is rolled back: nothing to analyse
+        with django_capture_on_commit_callbacks(execute=True):
+            run_file(organization=org, path=str(path), kind="customers")
+    assert refreshed == ["customers_customer"]

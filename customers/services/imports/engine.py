@@ -379,6 +379,7 @@ def run_file(
         if ctx.limit_hit is not None:
             # (a check's dry run rolls this back with the rest)
             limit_reached_audit(organization=organization, error=ctx.limit_hit)
+        _statistics_refresh(kind, ctx.counts.created + ctx.counts.updated)
     except BaseException as exc:
         # Cancelled or failed part-way: what was written so far stays (each chunk
         # is whole), and the caller can report it.
@@ -433,6 +434,29 @@ def _oversized(ctx: Context, limits, rownum: int, cells: list[str], attrs: dict)
         ctx.counts.add("rejected")
         return True
     return False
+
+
+# The tables an import of each kind writes in bulk (the customers' order statistics
+# are kept up to date by order imports too).
+_WRITTEN_TABLES = {
+    "customers": ("Customer",),
+    "products": ("Product",),
+    "orders": ("Order", "OrderLine", "Customer"),
+    "events": ("Event",),
+    "feedback": ("Feedback",),
+}
+
+
+def _statistics_refresh(kind: str, rows: int) -> None:
+    """A big import's tables analysed once it has committed (core.dbstats): the
+    pages reading the new rows then get plans that know them. Nothing after a dry
+    run (rolled back) or a small import."""
+    from django.apps import apps
+
+    from core.dbstats import statistics_refresh_after_commit
+
+    for name in _WRITTEN_TABLES.get(kind, ()):
+        statistics_refresh_after_commit(apps.get_model("customers", name), rows)
 
 
 class _Rollback(Exception):
