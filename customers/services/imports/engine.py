@@ -436,27 +436,23 @@ def _oversized(ctx: Context, limits, rownum: int, cells: list[str], attrs: dict)
     return False
 
 
-# The tables an import of each kind writes in bulk (the customers' order statistics
-# are kept up to date by order imports too).
-_WRITTEN_TABLES = {
-    "customers": ("Customer",),
-    "products": ("Product",),
-    "orders": ("Order", "OrderLine", "Customer"),
-    "events": ("Event",),
-    "feedback": ("Feedback",),
-}
-
-
 def _statistics_refresh(kind: str, rows: int) -> None:
     """A big import's tables analysed once it has committed (core.dbstats): the
     pages reading the new rows then get plans that know them. Nothing after a dry
-    run (rolled back) or a small import."""
-    from django.apps import apps
-
+    run (rolled back) or a small import. Order imports keep the customers' order
+    statistics up to date too."""
     from core.dbstats import statistics_refresh_after_commit
+    from customers.models import Customer, Event, Feedback, Order, OrderLine, Product
 
-    for name in _WRITTEN_TABLES.get(kind, ()):
-        statistics_refresh_after_commit(apps.get_model("customers", name), rows)
+    written = {
+        "customers": (Customer,),
+        "products": (Product,),
+        "orders": (Order, OrderLine, Customer),
+        "events": (Event,),
+        "feedback": (Feedback,),
+    }
+    for model in written.get(kind, ()):
+        statistics_refresh_after_commit(model, rows)
 
 
 class _Rollback(Exception):
