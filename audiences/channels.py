@@ -425,19 +425,13 @@ def _sample_evidence(sample) -> Evidence:
     `customers.sampling.CACHE_SECONDS`: the builder previews an audience again at
     each change, and reading the window's events and orders takes about a second on
     a million customers."""
-    from django.core.cache import cache
-
     from accounts.tenancy import require_organization_id
-    from customers.sampling import CACHE_SECONDS as SAMPLE_CACHE_SECONDS
-    from customers.sampling import customers_version
 
-    org_id = require_organization_id()
-    key = f"audiences:sample-evidence:org{org_id}:{sample.key}:{customers_version(org_id)}"
-    evidence = cache.get(key)
-    if evidence is None:
-        evidence = load_evidence(sample=sample)
-        cache.set(key, evidence, SAMPLE_CACHE_SECONDS)
-    return evidence
+    return sample.cached(
+        "audiences:sample-evidence",
+        require_organization_id(),
+        lambda: load_evidence(sample=sample),
+    )
 
 
 def segment_best_channels(*, organization=None) -> dict[int, dict]:

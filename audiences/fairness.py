@@ -289,16 +289,13 @@ def held_attribute_keys(base, *, organization) -> list[str]:
     (the cache key carries the newest `updated_at`, read from its index): finding
     the keys reads every customer's attributes."""
     from django.core.cache import cache
-    from django.db.models import Max
 
-    from customers.models import Customer
+    from customers.sampling import customers_version
 
-    newest = Customer.objects.filter(organization_id=organization.pk).aggregate(
-        at=Max("updated_at")
-    )["at"]
-    if newest is None:
+    version = customers_version(organization.pk)
+    if version == "none":
         return []
-    key = f"audiences:attribute-keys:org{organization.pk}:{newest:%Y%m%d%H%M%S%f}"
+    key = f"audiences:attribute-keys:org{organization.pk}:{version}"
     keys = cache.get(key)
     if keys is None:
         keys = attribute_keys(base)
@@ -367,22 +364,16 @@ def _sample_columns(base, *, organization, sample) -> tuple[list[str], list[list
     each change."""
     import hashlib
 
-    from django.core.cache import cache
-
-    from customers.sampling import CACHE_SECONDS, customers_version
-
     marked = list(organization.sensitive_attributes or [])
     # a column the owner marks sensitive is checked from the next preview on
     marks = hashlib.sha256("\n".join(sorted(map(str, marked))).encode()).hexdigest()[:16]
-    version = customers_version(organization.pk)
-    key = f"audiences:sample-fairness:org{organization.pk}:{sample.key}:{marks}:{version}"
-    found = cache.get(key)
-    if found is None:
-        base = base.filter(sample.lookup("pk"))
-        custom = sensitive_attribute_keys(attribute_keys(base), marked)
-        found = (custom, _customer_columns(base, custom))
-        cache.set(key, found, CACHE_SECONDS)
-    return found
+
+    def read():
+        in_sample = base.filter(sample.lookup("pk"))
+        custom = sensitive_attribute_keys(attribute_keys(in_sample), marked)
+        return (custom, _customer_columns(in_sample, custom))
+
+    return sample.cached("audiences:sample-fairness", organization.pk, read, extra=marks)
 
 
 def fairness_check(member_ids, *, organization, sample=None) -> list[dict]:

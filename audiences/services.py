@@ -92,27 +92,24 @@ def reach(customer_ids: Iterable[int], *, sample=None) -> dict[str, int]:
 
 def _sample_reach(customer_ids: Iterable[int], sample) -> dict[str, int]:
     import numpy as np
-    from django.core.cache import cache
 
     from customers.models import Customer
-    from customers.sampling import CACHE_SECONDS
 
-    key = f"audiences:sample-reach:org{require_organization_id()}:{sample.key}"
-    found = cache.get(key)
-    if found is None:
+    def read():
         rows = list(
             Customer.objects.filter(erased_at__isnull=True)
             .filter(sample.lookup("pk"))
             .order_by("pk")
             .values_list("pk", "accepts_email", "email", "accepts_sms", "phone")
         )
-        found = (
+        return (
             np.array([r[0] for r in rows], dtype=np.int64),
             np.array([bool(r[1] and r[2]) for r in rows], dtype=bool),
             np.array([bool(r[3] and r[4]) for r in rows], dtype=bool),
         )
-        cache.set(key, found, CACHE_SECONDS)
-    ids, email, sms = found
+
+    # consents change with any write to the customer: the key carries its version
+    ids, email, sms = sample.cached("audiences:sample-reach", require_organization_id(), read)
     wanted = np.unique(np.asarray(list(customer_ids), dtype=np.int64))
     at = np.searchsorted(ids, wanted)
     inside = at < len(ids)

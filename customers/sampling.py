@@ -88,6 +88,20 @@ class CustomerSample:
         """Names the sample in cache keys (with the organisation's id)."""
         return f"{self.seed}-{self.threshold}"
 
+    def cached(self, name: str, organization_id: int, compute, *, extra: str = ""):
+        """`compute()`, kept `CACHE_SECONDS` per organisation, sample and
+        `customers_version` (so a write to any customer, an erasure included, is
+        never answered from what was kept); `extra` names anything else the value
+        depends on."""
+        from django.core.cache import cache
+
+        key = f"{name}:org{organization_id}:{self.key}:{extra}:{customers_version(organization_id)}"
+        found = cache.get(key)
+        if found is None:
+            found = compute()
+            cache.set(key, found, CACHE_SECONDS)
+        return found
+
     @property
     def scale(self) -> float:
         """What a count in the sample is multiplied by to stand for everyone."""
