@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import worker_ready
+from celery.signals import celeryd_after_setup, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -108,3 +108,19 @@ def _worker_ready(sender=None, **kwargs):
         import logging
 
         logging.getLogger("segmenta.jobs").exception("job.recover_at_start_failed")
+
+
+@celeryd_after_setup.connect
+def _heavy_worker_priority(sender=None, instance=None, **kwargs):
+    """A worker that consumes only the heavy queue runs at a lower CPU priority
+    (`HEAVY_WORKER_NICE`, default 10; 0 leaves it as started), set before its pool
+    processes start so they inherit it. On a machine the web shares with pipeline
+    steps, a request then takes a core from a step at once instead of waiting for
+    the scheduler's fair share (bench/loadtest: docs/performance.md). A worker that
+    also consumes the interactive queue keeps its priority, since its small jobs
+    must start within seconds."""
+    from core.worker_priority import lower_heavy_worker_priority
+
+    if instance is not None:
+        queues = [q.name for q in instance.app.amqp.queues.consume_from.values()]
+        lower_heavy_worker_priority(queues)

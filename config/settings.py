@@ -341,6 +341,9 @@ JOB_HEAVY_QUEUE_MIN_CUSTOMERS = env.int("JOB_HEAVY_QUEUE_MIN_CUSTOMERS", default
 JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES = env.int(
     "JOB_HEAVY_QUEUE_MIN_IMPORT_BYTES", default=5 * 1024 * 1024
 )
+# A worker consuming only the heavy queue lowers its CPU priority by this nice value
+# (config/celery.py), so requests and interactive jobs on the same machine come first.
+HEAVY_WORKER_NICE = env.int("HEAVY_WORKER_NICE", default=10)
 CELERY_TASK_DEFAULT_QUEUE = JOB_QUEUE_INTERACTIVE
 # Both declared: a worker started without -Q (`celery -A config worker --beat`)
 # consumes both; `-Q interactive` or `-Q heavy` narrows it.
