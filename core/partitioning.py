@@ -152,12 +152,14 @@ def relkind(cursor, table: str) -> str | None:
 
 
 def columns(cursor, table: str) -> list[str]:
+    """The table's columns, but its generated ones (computed again as rows are
+    copied: no INSERT may name them)."""
     return [
         r[0]
         for r in _rows(
             cursor,
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-            "AND NOT attisdropped ORDER BY attnum",
+            "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
             [table],
         )
     ]

@@ -23,8 +23,9 @@ from typing import Any
 
 from .models import Customer
 
-# Model fields that are not customer fields: the row's key and its tenant.
-NOT_FIELDS = ("id", "organization")
+# Model fields that are not customer fields: the row's key and its tenant, and the
+# search keys the database derives from the names (customers.searchkeys).
+NOT_FIELDS = ("id", "organization", "first_name_key", "last_name_key")
 
 
 @dataclass(frozen=True)

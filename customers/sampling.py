@@ -44,16 +44,19 @@ CACHE_SECONDS = 600
 
 
 def customers_version(organization_id: int) -> str:
-    """The newest `updated_at` of the organisation's customers (read from its index),
-    for cache keys: it moves whenever a customer is written, erased ones included."""
+    """The newest `updated_at` of the organisation's customers and the newest mark a
+    pipeline run left on them (`CustomerChange`), each read from its index, for cache
+    keys: it moves whenever a customer is written, erased ones included, or a run
+    changes their segments or predictions."""
     from django.db.models import Max
 
-    from customers.models import Customer
+    from customers.models import Customer, CustomerChange
 
-    newest = Customer.objects.filter(organization_id=organization_id).aggregate(
-        at=Max("updated_at")
-    )["at"]
-    return "none" if newest is None else f"{newest:%Y%m%d%H%M%S%f}"
+    stamps = []
+    for model, field in ((Customer, "updated_at"), (CustomerChange, "changed_at")):
+        newest = model.objects.filter(organization_id=organization_id).aggregate(at=Max(field))
+        stamps.append("none" if newest["at"] is None else f"{newest['at']:%Y%m%d%H%M%S%f}")
+    return ".".join(stamps)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .registry import (  # re-exported: segmentation registers through these nam
     register_customer_panel,
     register_erasure_handler,
 )
+from .searchkeys import ascii_lower
 
 __all__ = [
     "customer_segment_info",
@@ -82,32 +83,79 @@ def customers_active() -> QuerySet[Customer]:
     return Customer.objects.filter(erased_at__isnull=True)
 
 
-PREFIX_CASES = 3  # leading characters whose upper/lower-case spellings are looked up
+# How a search reads each column: the column whose index holds its key (the names'
+# keys are generated columns, customers.searchkeys; e-mails are stored lower-case).
+SEARCH_KEYS = {"email": "email", "first_name": "first_name_key", "last_name": "last_name_key"}
+MAX_RANGES = 8  # index ranges one column is read by (a term's spellings)
+# The dotted and dotless i: upper('ı') is 'I', so "aydin" finds "Aydın"; lower('İ') is
+# 'i' in a Turkish collation. Every other letter's spellings are its cases.
+_I_SPELLINGS = {"i": "iIı", "I": "iIı", "ı": "iIı", "İ": "İi"}
+
+
+def _spellings(ch: str) -> list[str] | None:
+    """What a search key may hold where a term has `ch`: its spellings with A–Z lowered
+    (so one for most ASCII characters); None when a case of `ch` is not one character
+    (ß: "SS"), whose match only the exact condition can judge."""
+    cases = set(_I_SPELLINGS.get(ch) or (ch, ch.lower(), ch.upper()))
+    if any(len(c) != 1 for c in cases):
+        return None
+    return sorted({ascii_lower(c) for c in cases})
+
+
+def _after(prefix: str) -> str | None:
+    """The first string after every string that starts with `prefix`, in code point
+    order (None: there is none)."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code == 0xD800:  # surrogates are no characters of stored text
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
+
+
+def _key_prefixes(q: str) -> list[str]:
+    """The key prefixes a match of `q` starts with: one for an ASCII term, one a
+    spelling of its other letters, as far as MAX_RANGES allows; [] when not even the
+    first letter has one."""
+    prefixes = [""]
+    for ch in q:
+        forms = _spellings(ch)
+        if forms is None or len(prefixes) * len(forms) > MAX_RANGES:
+            break
+        prefixes = [p + f for p in prefixes for f in forms]
+    return prefixes if prefixes != [""] else []
 
 
 def _starts(q: str, column: str) -> Q:
-    """`column` starts with `q`, ignoring case, in a form the (organisation, column)
-    index serves under row-level security.
+    """`column` starts with `q`, ignoring case, in a form the index of the column's
+    search key serves under row-level security.
 
     PostgreSQL uses an index for a condition on a table with row-level security only
     when the condition's functions are leakproof: `UPPER(col) LIKE 'Q%'` (what
-    `istartswith` writes) is not, so it read every customer of the organisation. The
-    plain comparisons are: each spelling of the first letters ("smi", "Smi", "SMI",
-    "sMi"…) is a range `col >= 'Smi' AND col < 'Smj'` on the column's index, and the
-    few rows found are then held to the exact `istartswith`. A character whose case
-    change is not one character (ß) keeps the plain condition."""
-    head = q[:PREFIX_CASES]
-    spellings = [""]
-    for ch in head:
-        cases = {ch, ch.lower(), ch.upper()}
-        if any(len(c) != 1 or ord(c) >= 0x10FFFF for c in cases):
-            return Q(**{f"{column}__istartswith": q})
-        spellings = [s + c for s in spellings for c in sorted(cases)]
+    `istartswith` writes) is not, and neither is `lower()`. Plain comparisons are: the
+    key (the column with A–Z lowered, compared byte by byte) of a match of "Smith" lies
+    from "smith" up to "smiti", one range of its index over the whole term. A letter
+    outside ASCII keeps its case in the key, so each of its spellings is a range
+    ("Ærø": "ærø", "ærØ", "Ærø", "ÆrØ"; as far as MAX_RANGES allows, then a shorter
+    prefix). E-mails are stored lower-case: their column is their key.
+    The rows found are then held to the exact `istartswith`, so no other row is ever
+    shown. A term whose first letter has no spelling of one character (ß) has only the
+    exact condition: it reads every customer of the organisation, but misses none."""
+    exact = Q(**{f"{column}__istartswith": q})
+    prefixes = _key_prefixes(q)
+    if not prefixes:
+        return exact
+    key = SEARCH_KEYS[column]
     ranges = Q()
-    for start in spellings:
-        end = start[:-1] + chr(ord(start[-1]) + 1)
-        ranges |= Q(**{f"{column}__gte": start, f"{column}__lt": end})
-    return ranges & Q(**{f"{column}__istartswith": q})
+    for start in prefixes:
+        bounds = {f"{key}__gte": start}
+        end = _after(start)
+        if end is not None:
+            bounds[f"{key}__lt"] = end
+        ranges |= Q(**bounds)
+    return ranges & exact
 
 
 def customer_filter(params) -> QuerySet[Customer]:
@@ -232,8 +280,8 @@ def unindexed(field: str):
 
     Ordered by a plain column, PostgreSQL may walk that column's index and test every
     customer against the search (a million rows when nothing matches, seconds);
-    ordered by this, it collects the matches through the prefix indexes (a bitmap of a
-    few rows) and sorts them. Same order and values: + 0, + 0 seconds, || ''."""
+    ordered by this, it collects the matches through the search keys' indexes (a
+    bitmap of a few rows) and sorts them (many matches: see `_walked`). Same order and values: + 0, + 0 seconds, || ''."""
     from django.db.models import DateTimeField, DecimalField, ExpressionWrapper, Value
     from django.db.models.functions import Concat
 
@@ -245,6 +293,106 @@ def unindexed(field: str):
     if model_field.get_internal_type() in ("CharField", "TextField"):
         return Concat(F(field), Value(""))
     return ExpressionWrapper(F(field) + 0, output_field=model_field)
+
+
+# A search with more matches than this has its page read along the sort's index
+# (`_walked`), as a list without a search is; with fewer, its matches are gathered
+# through the search keys' indexes and sorted (`unindexed`).
+SEARCH_MANY = 10_000
+SEARCH_WALK = 5_000  # customers in the sort's order such a walk reads at most
+
+
+def search_matches_many(qs: QuerySet[Customer]) -> bool:
+    """More than SEARCH_MANY matches (reading at most that many)."""
+    return bool(qs.order_by().values_list("pk", flat=True)[SEARCH_MANY : SEARCH_MANY + 1])
+
+
+def search_ordering(qs: QuerySet[Customer], field: str, desc: bool) -> QuerySet[Customer]:
+    """A search's matches in the order of `field` (the API's pages): sorted once
+    gathered when they are few, read along the field's index when they are many."""
+    column = F(field) if search_matches_many(qs) else unindexed(field)
+    return qs.order_by(column.desc() if desc else column.asc(), "-pk" if desc else "pk")
+
+
+def _order_by(field: str, desc: bool, nullable: bool, column) -> tuple[Any, str]:
+    if nullable:
+        order = column.desc(nulls_last=True) if desc else column.asc(nulls_last=True)
+    else:
+        order = column.desc() if desc else column.asc()
+    return order, "-pk" if desc else "pk"
+
+
+def _after_position(
+    qs: QuerySet[Customer], field: str, desc: bool, position: tuple[Any, int] | None
+) -> QuerySet[Customer]:
+    """The rows after `position` (value, pk) in the sort's order: `field <= v AND
+    (field < v OR id < pk)` for a descending sort, whose first half is a range the
+    index can start at."""
+    if position is None:
+        return qs
+    value, pk = position
+    before = "lt" if desc else "gt"
+    return qs.filter(**{f"{field}__{before}e": value}).filter(
+        Q(**{f"{field}__{before}": value}) | Q(**{f"pk__{before}": pk})
+    )
+
+
+def _walk_edge(walk: QuerySet[Customer], field: str) -> tuple[Any, int] | None:
+    """(value, pk) of the SEARCH_WALK-th customer of `walk` (ordered), read from the
+    sort's index alone; None when it holds fewer."""
+    edge = list(walk.values_list(field, "pk")[SEARCH_WALK - 1 : SEARCH_WALK])
+    return edge[0] if edge else None
+
+
+def _walked(
+    qs: QuerySet[Customer],
+    *,
+    field: str,
+    desc: bool,
+    nullable: bool,
+    position: tuple[Any, int] | None,
+    size: int,
+) -> tuple[list[Customer], str | None] | None:
+    """A page of a search with many matches, read along the sort's index from the
+    position as far as the SEARCH_WALK-th customer there (in each part of a nullable
+    sort); None when fewer than a page of matches lie that near (they lie further on:
+    a search by last name sorted by last name), for them to be gathered and sorted."""
+    order = _order_by(field, desc, nullable, F(field))
+    within = "gt" if desc else "lt"
+    rows: list[Customer] = []
+    if position is None or position[0] is not None:
+        walk, valued = Customer.objects.all(), qs
+        if nullable:
+            walk = walk.filter(**{f"{field}__isnull": False})
+            valued = valued.filter(**{f"{field}__isnull": False})
+        walk = _after_position(walk, field, desc, position).order_by(*order)
+        valued = _after_position(valued, field, desc, position).order_by(*order)
+        edge = _walk_edge(walk, field)
+        if edge is not None:
+            value, pk = edge
+            valued = valued.filter(**{f"{field}__{within}e": value}).filter(
+                Q(**{f"{field}__{within}": value}) | Q(**{f"pk__{within}e": pk})
+            )
+        rows = list(valued[: size + 1])
+        if len(rows) <= size and edge is not None:
+            return None
+    if nullable and len(rows) <= size:
+        # the customers without a value, last, in id order
+        walk = Customer.objects.filter(**{f"{field}__isnull": True}).order_by(*order)
+        empty = qs.filter(**{f"{field}__isnull": True}).order_by(*order)
+        if position is not None and position[0] is None:
+            walk = walk.filter(**{f"pk__{'lt' if desc else 'gt'}": position[1]})
+            empty = empty.filter(**{f"pk__{'lt' if desc else 'gt'}": position[1]})
+        edge = _walk_edge(walk, field)
+        if edge is not None:
+            empty = empty.filter(**{f"pk__{within}e": edge[1]})
+        rows += list(empty[: size + 1 - len(rows)])
+        if len(rows) <= size and edge is not None:
+            return None
+    if len(rows) > size:
+        rows = rows[:size]
+        return rows, _encode_cursor(getattr(rows[-1], field), rows[-1].pk)
+    return rows, None  # the walk read every customer after the position
 
 
 def customer_page(
@@ -259,36 +407,33 @@ def customer_page(
 
     Each sort reads one index in order (customers migration 0011): the sort's field,
     then the id. NULLS LAST is only written for a nullable field (a NOT NULL column
-    sorted NULLS LAST would not match its index). The position is written as
-    `field <= v AND (field < v OR id < pk)` (for a descending sort), whose first half
-    is a range the index can start at; with a nullable field, the customers without
+    sorted NULLS LAST would not match its index). The position is a range the index
+    can start at (`_after_position`); with a nullable field, the customers without
     a value (shown last) are read by a second query once the others run out. With
-    `search`, the matches are gathered first and sorted (see `unindexed`)."""
+    `search`, a few matches are gathered first and sorted (see `unindexed`); many
+    are read along the index as far as SEARCH_WALK customers (`_walked`), and only
+    when that finds no page, gathered and sorted too."""
     field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
-    column = unindexed(field) if search else F(field)
-    if nullable:
-        order_field = column.desc(nulls_last=True) if desc else column.asc(nulls_last=True)
-    else:
-        order_field = column.desc() if desc else column.asc()
-    id_order = "-pk" if desc else "pk"
     position = _decode_cursor(after) if after else None
     if position is not None and not _cursor_fits(position[0], field, nullable):
         position = None
+    if search and search_matches_many(qs):
+        walked = _walked(
+            qs, field=field, desc=desc, nullable=nullable, position=position, size=size
+        )
+        if walked is not None:
+            return walked
+    order = _order_by(field, desc, nullable, unindexed(field) if search else F(field))
     before = "lt" if desc else "gt"
     rows: list[Customer] = []
     if position is None or position[0] is not None:
-        valued = qs.order_by(order_field, id_order)
+        valued = qs.order_by(*order)
         if nullable:
             valued = valued.filter(**{f"{field}__isnull": False})
-        if position is not None:
-            value, pk = position
-            valued = valued.filter(**{f"{field}__{before}e": value}).filter(
-                Q(**{f"{field}__{before}": value}) | Q(**{f"pk__{before}": pk})
-            )
-        rows = list(valued[: size + 1])
+        rows = list(_after_position(valued, field, desc, position)[: size + 1])
     if nullable and len(rows) <= size:
         # the customers without a value, last, in id order
-        empty = qs.filter(**{f"{field}__isnull": True}).order_by(order_field, id_order)
+        empty = qs.filter(**{f"{field}__isnull": True}).order_by(*order)
         if position is not None and position[0] is None:
             empty = empty.filter(**{f"pk__{before}": position[1]})
         rows += list(empty[: size + 1 - len(rows)])

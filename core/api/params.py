@@ -3,6 +3,8 @@ read the same way everywhere."""
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from core.exceptions import ApplicationError
 
 # The largest id a database column holds (signed 64-bit); larger ones cannot name
@@ -78,12 +80,28 @@ def when_param(request, name: str):
 UPDATED_SINCE = "updated_since"
 
 
-def updated_since_filter(request, queryset, field: str = "updated_at"):
+def updated_since_filter(request, queryset, field: str = "updated_at", *, customer=None):
     """`?updated_since=`: only rows changed at or after that time (change time,
-    not order or event date)."""
+    not order or event date).
+
+    For customers (a customer queryset, or rows of one customer each whose path to the
+    customer is `customer`, such as "customer" for predictions), a pipeline run's
+    changes count too: their segments or shown predictions, marked in the narrow
+    `customers.CustomerChange` table instead of the customer row."""
     if not request.query_params.get(UPDATED_SINCE):
         return queryset
-    return queryset.filter(**{f"{field}__gte": when_param(request, UPDATED_SINCE)})
+    since = when_param(request, UPDATED_SINCE)
+    changed = Q(**{f"{field}__gte": since})
+    if customer is None and queryset.model._meta.label == "customers.Customer":
+        customer = "pk"
+    elif customer is not None:
+        customer = f"{customer}_id"
+    if customer is not None:
+        from customers.models import CustomerChange
+
+        marks = CustomerChange.objects.filter(changed_at__gte=since).values("customer_id")
+        changed |= Q(**{f"{customer}__in": marks})
+    return queryset.filter(changed)
 
 
 def valid_body(serializer_class, request, *, given_only: bool = False, **kwargs) -> dict:

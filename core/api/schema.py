@@ -329,7 +329,10 @@ are rejected, name every problem of every rejected record, and name the jobs the
 `?page=N` pages follow the list's ordering; `?page_size=` up to 1,000 (default 50). To read a
 list that changes while you read it, start with `?cursor=` (empty) and follow `next` until
 it is null: rows come in id order, each once. `?updated_since=<ISO 8601>` returns what
-changed at or after that time. A query parameter a list does not know answers 400.
+changed at or after that time; for customers that includes a new run changing their
+segments or shown predictions, which does not move the record's own `updated_at`, so
+start the next sync from the time you started this one. A query parameter a list does
+not know answers 400.
 
 **Rate limits.** Each API key has its own budget (1,200 requests a minute by default; a read
 key's burst never slows the write key); requests without a key count per address. Every

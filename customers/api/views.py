@@ -362,9 +362,7 @@ class CustomerViewSet(
                 )
             field, desc = selectors.API_ORDERING.get(ordering, ("id", True))
             if selectors.searching(self.request.query_params):
-                # the matches gathered through the prefix indexes, then sorted
-                column = selectors.unindexed(field)
-                qs = qs.order_by(column.desc() if desc else column.asc(), "-pk" if desc else "pk")
+                qs = selectors.search_ordering(qs, field, desc)
             else:
                 qs = qs.order_by(f"-{field}" if desc else field, "-pk" if desc else "pk")
         return qs

@@ -120,8 +120,8 @@ def _fields(model: Any) -> list[Any]:
     keys, runs = _keys(), _runs()
     kept = []
     for f in model._meta.concrete_fields:
-        if f.primary_key or f.name == "organization":
-            continue
+        if f.primary_key or f.name == "organization" or f.generated:
+            continue  # (a generated column is the database's: derived, never written)
         if f.is_relation and f.related_model not in keys and f.related_model not in runs:
             continue
         kept.append(f)

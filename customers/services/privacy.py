@@ -35,6 +35,7 @@ from .. import registry
 from ..models import (
     ConsentChange,
     Customer,
+    CustomerChange,
     ErasedIdentifier,
     Event,
     Feedback,
@@ -252,6 +253,7 @@ def customer_erase(
     orders.update(customer=None, properties={}, updated_at=now)
     Event.objects.filter(customer=customer).delete()
     Feedback.objects.filter(customer=customer).delete()
+    CustomerChange.objects.filter(customer=customer).delete()
     consent_history_erase(customer_ids=[customer.pk])
     for handler in registry.erasure_handlers():
         handler(organization=organization, customer_ids=[customer.pk])

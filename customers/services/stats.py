@@ -141,28 +141,44 @@ def customer_stats_add(*, db, deltas: dict[int, StatsDelta]) -> None:
 def customers_touch_where_runs_differ(
     *, table: str, columns: Iterable[str], organization_id: int, run_id: int, previous_run_id
 ) -> None:
-    """Mark changed (`updated_at`, for integrations reading `customers/?updated_since=`)
-    the customers whose rows of `table` (its `columns`, `customer_id` first) differ
-    between run `run_id` and `previous_run_id` (every customer of the run when there
-    is none). One statement: the rows in one run and not the other are found by the
-    database (`EXCEPT`, which counts two nulls as equal), never read into Python.
+    """Mark changed (`CustomerChange`, for integrations reading
+    `customers/?updated_since=`) the customers whose rows of `table` (its `columns`,
+    `customer_id` first) differ between run `run_id` and `previous_run_id` (every
+    customer of the run when there is none). One statement: the rows in one run and
+    not the other are found by the database (`EXCEPT`, which counts two nulls as
+    equal), never read into Python, and each changed customer's row of the narrow
+    change table is written or moved to now (the customer rows are not rewritten).
     `table` comes from model metadata only."""
     from django.utils import timezone
+
+    from customers.history import table_name
+    from customers.models import CustomerChange
 
     fields = ", ".join(connection.ops.quote_name(c) for c in columns)
     rows = f"SELECT {fields} FROM {table} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
     if previous_run_id is None:
-        changed = f"SELECT customer_id FROM {table} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata
+        changed = (
+            f"SELECT DISTINCT customer_id FROM {table} WHERE organization_id = %s AND run_id = %s"  # noqa: S608 - model metadata, E501
+        )
         params: list = [organization_id, run_id]
     else:
+        # UNION: each customer once (an upsert may not touch a row twice)
         changed = (
             f"SELECT customer_id FROM ({rows} EXCEPT {rows}) AS added "  # noqa: S608 - model metadata
             f"UNION SELECT customer_id FROM ({rows} EXCEPT {rows}) AS removed"
         )
         params = [organization_id, run_id, organization_id, previous_run_id]
         params += [organization_id, previous_run_id, organization_id, run_id]
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
+        # `WHERE true`: SQLite reads "SELECT … ON CONFLICT" as a join without it
         cursor.execute(
-            f"UPDATE customers_customer SET updated_at = %s WHERE organization_id = %s AND id IN ({changed})",  # noqa: S608 - model metadata, E501
-            [connection.ops.adapt_datetimefield_value(timezone.now()), organization_id, *params],
+            f"INSERT INTO {table_name(CustomerChange)} (organization_id, customer_id, changed_at) "  # noqa: S608 - model metadata
+            f"SELECT %s, customer_id, %s FROM ({changed}) AS changed WHERE true "
+            "ON CONFLICT (organization_id, customer_id) DO UPDATE SET changed_at = excluded.changed_at",
+            [organization_id, now, *params],
         )
+        written = cursor.rowcount
+    from core.dbstats import statistics_refresh_after_commit
+
+    statistics_refresh_after_commit(CustomerChange, written)

@@ -146,3 +146,11 @@ def build_world(organization) -> None:
         from customers.models import ErasedIdentifier
 
         ErasedIdentifier.objects.get_or_create(kind="id", digest="world-erased-digest")
+        # A pipeline run's mark that the customer changed (read by ?updated_since=).
+        from django.utils import timezone
+
+        from customers.models import CustomerChange
+
+        CustomerChange.objects.get_or_create(
+            customer=customer, defaults={"changed_at": timezone.now()}
+        )

@@ -397,6 +397,7 @@ CUSTOMER_TABLES = {
     "Import": ("errors scrubbed; stored files rewritten", None, "org"),
     "ErasedIdentifier": ("keyed hashes only, kept to refuse the person", None, None),
     "DeletedOrder": ("order ids a person deleted (no personal data)", None, None),
+    "CustomerChange": ("deleted (when a run changed the customer; no personal data)", None, None),
 }
 
 

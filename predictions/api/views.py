@@ -164,7 +164,7 @@ class CustomerPredictionViewSet(
         customer = self.request.query_params.get("customer")
         if customer:
             qs = qs.filter(customer_id=id_param(customer, "customer"))
-        qs = updated_since_filter(self.request, qs, "customer__updated_at")
+        qs = updated_since_filter(self.request, qs, "customer__updated_at", customer="customer")
         ordering = _ordering(
             self.request.query_params.get("ordering"), CUSTOMER_ORDERING, "-predicted_clv_365d"
         )

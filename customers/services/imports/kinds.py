@@ -96,8 +96,9 @@ def insert_columns(model: type[models.Model], values: dict[str, Any]) -> tuple[l
     columns: list[str] = []
     row: list = []
     for f in model._meta.concrete_fields:
-        # (a concrete field always has a column; the stubs type it optional)
-        if f.primary_key or f.name == "organization" or f.column is None:
+        # (a concrete field always has a column; the stubs type it optional; a
+        # generated one is the database's to write)
+        if f.primary_key or f.name == "organization" or f.column is None or f.generated:
             continue
         if f.name in values or f.attname in values:
             value = values.get(f.name, values.get(f.attname))
