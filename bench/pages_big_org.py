@@ -16,6 +16,10 @@ is no baseline, it counts the customers), the ratio of each p95 to the baseline'
 p50, the load average before and after, and whether each p95 meets its target (300 ms
 for pages and lists, 150 ms for single-record API calls).
 
+Deep member pages of the segment are asked for as a reader reaches them, after a
+member at a random depth (the site's Next link, `?after=`; the API's `next`,
+`?cursor=`), and by page number as old links and the API's numbered pages still are.
+
 It reads the largest live segment (or `--segment ID`) and the largest audience (or
 `--audience ID`). `--setup` first creates, through the services, what is missing: a
 rule segment "Bench: 3 or more orders" (about half the customers) and an audience of
@@ -146,9 +150,26 @@ def _ensure_setup(organization, owner) -> None:
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)  # fmt: skip
 
 
-def _targets(*, segment, audience, customers, terms, rng) -> list[tuple[str, str, object]]:
+def _member_page_starts(segment) -> list[int]:
+    """The first member id of each page of 50 (the member index the pages keep), for
+    asking for deep pages the way a reader reaches them: after the last member of the
+    page before (`?after=` on the site, `?cursor=` in the API)."""
+    from segmentation.selectors import MemberRows
+
+    return list(MemberRows(segment).index()["starts"]) if segment is not None else []
+
+
+def _targets(
+    *, segment, audience, customers, terms, rng, starts: list[int]
+) -> list[tuple[str, str, object]]:
     """(name, kind, url maker): kind "page" (300 ms) or "record" (150 ms)."""
-    seg_pages = max(1, min(segment.size if segment else 1, 10**7) // 50)
+    from core.api.pagination import cursor_encode
+
+    seg_pages = max(2, len(starts))
+
+    def deep() -> str:
+        # the link "Next" on page k leads to: after its last member, before page k + 1
+        return cursor_encode(starts[rng.randint(1, len(starts) - 1)] - 1 if len(starts) > 1 else 0)
 
     def customer():
         return rng.choice(customers)
@@ -185,20 +206,30 @@ def _targets(*, segment, audience, customers, terms, rng) -> list[tuple[str, str
     if segment is not None:
         out += [
             ("site segment", "page", lambda: f"/segments/{segment.pk}/"),
+            # a deep page as a reader reaches it, by the Next link (keyset: after a member)
             (
                 "site segment members page",
+                "page",
+                lambda: f"/segments/{segment.pk}/?after={deep()}",
+            ),
+            # an old numbered link, still served (from the cached member index)
+            (
+                "site segment members page by number",
                 "page",
                 lambda: f"/segments/{segment.pk}/?page={rng.randint(2, seg_pages)}",
             ),
             ("api segment", "record", lambda: f"/api/v1/segments/{segment.pk}/"),
             ("api segment members", "page", lambda: f"/api/v1/segments/{segment.pk}/members/"),
+            # reading a segment through: a deep page by its `next` cursor
             (
                 "api segment members page",
                 "page",
-                lambda: (
-                    f"/api/v1/segments/{segment.pk}/members/?page="
-                    f"{rng.randint(2, max(2, seg_pages))}"
-                ),
+                lambda: f"/api/v1/segments/{segment.pk}/members/?cursor={deep()}",
+            ),
+            (
+                "api segment members page by number",
+                "page",
+                lambda: f"/api/v1/segments/{segment.pk}/members/?page={rng.randint(2, seg_pages)}",
             ),
         ]
     if audience is not None:
@@ -259,6 +290,7 @@ def main() -> None:
         audiences = Audience.objects.order_by("-size", "id")
         audience = audiences.get(pk=args.audience) if args.audience else audiences.first()
         n_customers = organization_customers(organization)
+        starts = _member_page_starts(segment)
 
     client = Client()
     if not client.login(username=owner_email, password="bench-password"):
@@ -267,7 +299,7 @@ def main() -> None:
     load_before = _loadavg()
     targets = [("baseline (profile page)", "baseline", lambda: "/accounts/profile/")]
     targets += _targets(segment=segment, audience=audience, customers=customers,
-                        terms=terms, rng=rng)  # fmt: skip
+                        terms=terms, rng=rng, starts=starts)  # fmt: skip
     if args.only:
         words = [w.strip() for w in args.only.split(",") if w.strip()]
         targets = [t for t in targets if t[1] == "baseline" or any(w in t[0] for w in words)]

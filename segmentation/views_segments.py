@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -184,9 +183,16 @@ def _segment_panels(request, segment: Segment) -> list[dict[str, Any]]:
 @read_transaction
 def segment_detail(request, pk: int):
     segment = get_object_or_404(Segment.objects.prefetch_related("personas"), pk=pk)
-    # the count cached per run, a page read from the membership's index (MemberRows)
-    members = selectors.MemberRows(segment)
-    page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
+    # keyset pages ("after"/"before" a member) that start at their place in the index,
+    # for a run's segment and a rule segment alike; old `?page=N` links are still
+    # served, from the cached member index (selectors.member_page)
+    page = selectors.member_page(
+        segment=segment,
+        after=request.GET.get("after", ""),
+        before=request.GET.get("before", ""),
+        page=request.GET.get("page", ""),
+        size=MEMBERS_PER_PAGE,
+    )
     profile = segment.profile or {}
     history = selectors.segment_history(segment=segment)
     children = list(

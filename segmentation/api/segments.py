@@ -4,6 +4,8 @@ ids answer 404."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Prefetch, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -13,7 +15,6 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from core.api.base import TenantViewSetMixin
-from core.api.pagination import CURSOR
 from core.api.params import UPDATED_SINCE, check_list_params, updated_since_filter
 from core.exceptions import ApplicationError
 from customers.views import read_transaction
@@ -124,7 +125,15 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
         ],
         summary="Customers in the segment (paginated)",
         description="Each member with their consent, and `run`: the segmentation run the "
-        "membership comes from (null for a rule segment, evaluated on the current data).",
+        "membership comes from (null for a rule segment, evaluated on the current data). "
+        "Members come in id order.\n\n"
+        "To read a big segment through, use `?cursor=` (empty for the first page, then "
+        "follow `next`): each page starts after the last member of the one before, read "
+        "from an index, so the thousandth page costs what the first does; no member comes "
+        "twice, and none who stays in the segment during the read is skipped. Numbered "
+        "pages (`?page=N`, with `count`) start from a count and page starts worked out "
+        "at most five minutes ago (a rule segment's: a minute ago), so while the "
+        "segment changes a numbered page may repeat or miss a member at its edges.",
         responses=MembersPageSerializer,
     )
     @action(detail=True, methods=["get"])
@@ -132,13 +141,15 @@ class SegmentViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
     def members(self, request, pk=None):
         check_list_params(request.query_params, (UPDATED_SINCE,))
         segment = self.get_object()
-        if UPDATED_SINCE in request.query_params or CURSOR in request.query_params:
+        rows: Any
+        if request.query_params.get(UPDATED_SINCE):
             qs = segment_members(segment=segment).only("pk", *MEMBER_FIELDS)
             # members whose consent, data, segments or predictions changed since
             rows = updated_since_filter(request, qs)
         else:
-            # page numbers: the count cached per run, a page read from the
-            # membership's index (a 500,000-member segment is not counted or sorted)
+            # every page starts at its place in an index (MemberRows): `?cursor=`
+            # pages after the last member read, numbered pages from the cached
+            # member index; a 500,000-member segment is never sorted or skipped over
             rows = MemberRows(segment)
         page = self.paginate_queryset(rows)
         response = self.get_paginated_response(MemberSerializer(page, many=True).data)
