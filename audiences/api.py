@@ -1,14 +1,15 @@
 """Audiences API (CONTRACT.md, "Recommendations and audiences"): `audiences/`,
-`audiences/preview/`, `audiences/{id}/`, `audiences/{id}/members/`,
-`audiences/{id}/export.csv` and `audiences/{id}/rebuild/`. Querysets come from
-the scoped managers, so another organisation's ids answer 404."""
+`audiences/preview/`, `audiences/preview/{job_id}/`, `audiences/{id}/`,
+`audiences/{id}/members/`, `audiences/{id}/export.csv` and `audiences/{id}/rebuild/`.
+Querysets come from the scoped managers, so another organisation's ids answer 404."""
 
 from __future__ import annotations
 
-from django.urls import path
+from django.conf import settings
+from django.urls import path, reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -67,6 +68,74 @@ class AudienceWriteSerializer(serializers.Serializer):
 
 class PreviewSerializer(serializers.Serializer):
     definition = serializers.JSONField(help_text="An audience definition (not saved).")
+
+
+class PreviewRunningSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["queued", "running"], help_text="The preview job's state."
+    )
+    job = serializers.IntegerField(help_text="The preview job (also at `jobs/{id}/`).")
+    progress = serializers.IntegerField(help_text="0-100.")
+    message = serializers.CharField(help_text="What it is doing now, in words.")
+    poll = serializers.URLField(
+        help_text="Where to ask again (`GET audiences/preview/{job_id}/`); also the "
+        "`Location` header."
+    )
+
+
+PREVIEW_FIGURES = (
+    "`{size, candidates, reachable: {email, sms}, expected_conversions, model, fairness, "
+    "best_channel, unplaced, notes, definition, estimated, sample_size, estimate}`"
+)
+
+
+def _preview_running(request, job) -> Response:
+    poll = request.build_absolute_uri(reverse("audience-preview-job", kwargs={"job_id": job.pk}))
+    return Response(
+        {
+            "status": job.status,
+            "job": job.pk,
+            "progress": job.progress,
+            "message": job.message,
+            "poll": poll,
+        },
+        status=status.HTTP_202_ACCEPTED,
+        headers={"Location": poll, "Retry-After": "1"},
+    )
+
+
+def _prefers_async(request) -> bool:
+    """`Prefer: respond-async` (RFC 7240): answer 202 at once instead of waiting."""
+    prefer = request.headers.get("Prefer", "")
+    return any(p.strip().lower() == "respond-async" for p in prefer.split(","))
+
+
+def _wait_for(job, seconds: float):
+    """The job once it has finished, or as it stands after `seconds` (the work runs
+    in a worker; this request only reads the job's row). Integrations written before
+    previews became jobs read 200 with the figures from this call, so it waits for
+    them unless they ask for `Prefer: respond-async` (deprecated: docs/api-changelog.md)."""
+    import time
+
+    from core.models import Job
+
+    deadline = time.monotonic() + max(seconds, 0)
+    while not job.is_finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = Job.objects.get(pk=job.pk)
+    return job
+
+
+def _preview_job_answer(request, job) -> Response:
+    """A preview job as the API answers it: 202 while it works, the figures once it
+    succeeded, or the error the preview gives (its reason in the data, or why it
+    stopped)."""
+    problem = services.preview_job_problem(job)
+    if problem is not None:
+        raise problem
+    if not job.is_finished:
+        return _preview_running(request, job)
+    return Response({**services.preview_job_figures(job), "status": job.status, "job": job.pk})
 
 
 class AudienceMemberSerializer(serializers.Serializer):
@@ -154,13 +223,35 @@ class AudienceViewSet(
     @extend_schema(
         summary="What an audience would be, without saving it",
         request=PreviewSerializer,
-        responses={200: OpenApiTypes.OBJECT},
-        description="`{size, reachable: {email, sms}, expected_conversions, model, fairness, "
-        "unplaced, best_channel, estimated, sample_size, estimate}`. On an organisation of "
-        "more customers than `AUDIENCE_PREVIEW_SAMPLE_ABOVE` the figures are estimates from a "
-        "random sample: `estimated` is true, `sample_size` the customers in the sample, and "
-        "`estimate` lists the counts scaled up to everyone (`scaled`) and the figures worked "
-        "out on the sample as they stand (`from_sample`: fairness shares and ratios, the best "
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The figures, worked out in the request (the kinds that need no model).",
+            ),
+            202: OpenApiResponse(
+                PreviewRunningSerializer,
+                description="A kind that fits a model: the preview is being worked out by a "
+                "job; ask `poll` for it.",
+            ),
+        },
+        description=f"200 {PREVIEW_FIGURES} for the kinds that need no model (`segments`, `rules`, "
+        "`location`, and the `goal`s `order_soon` and `high_value_at_risk`, read off the "
+        "predictions). The kinds that fit a model (`response`, `lookalike`, and the `goal` "
+        "`buy_category`) take seconds, so they are worked out by a background job. With "
+        "the header `Prefer: respond-async` (what new integrations should send) the "
+        "answer is 202 `{status: queued|running, job, progress, message, poll}` at once, "
+        "with `poll` (also the `Location` header) the address to ask with "
+        "`GET audiences/preview/{job_id}/` until it answers the figures. Without it the "
+        "call waits for the job up to `AUDIENCE_PREVIEW_API_WAIT_SECONDS` (30 s) and "
+        "answers 200 with the figures (plus `status` and `job`), as it did before "
+        "previews were jobs, or 202 as above if the job is still working then; this "
+        "waiting is deprecated and ends on 2027-06-01. The same "
+        "definition asked for again within ten minutes while the customers are unchanged "
+        "answers from the same job. On an organisation of more customers than "
+        "`AUDIENCE_PREVIEW_SAMPLE_ABOVE` the figures are estimates from a random sample: "
+        "`estimated` is true, `sample_size` the customers in the sample, and `estimate` "
+        "lists the counts scaled up to everyone (`scaled`) and the figures worked out on "
+        "the sample as they stand (`from_sample`: fairness shares and ratios, the best "
         "channel's rates, the model). Otherwise `estimated` is false and `sample_size` and "
         "`estimate` are null. A saved audience always counts everyone.",
         tags=TAGS,
@@ -170,11 +261,52 @@ class AudienceViewSet(
         data = PreviewSerializer(data=request.data)
         if not data.is_valid():
             _problem(data.errors)
-        figures = services.audience_preview(
-            organization=request.organization, definition=data.validated_data["definition"]
+        answer = services.audience_preview_request(
+            organization=request.organization,
+            definition=data.validated_data["definition"],
+            user=request.user,
         )
+        if answer.job is not None:
+            job = answer.job
+            if not _prefers_async(request):
+                job = _wait_for(job, settings.AUDIENCE_PREVIEW_API_WAIT_SECONDS)
+            return _preview_job_answer(request, job)
+        figures = dict(answer.figures or {})
         figures.pop("sample", None)
         return Response(figures)
+
+    @extend_schema(
+        summary="A preview being worked out by a job",
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The job has finished: the preview's figures, as the other kinds "
+                "answer them, with `status` `succeeded` and `job`.",
+            ),
+            202: OpenApiResponse(
+                PreviewRunningSerializer, description="Still being worked out: ask again."
+            ),
+        },
+        description=f"The preview started by `POST audiences/preview/` for a kind that fits "
+        f"a model. 202 `{{status, job, progress, message, poll}}` while the job is queued or "
+        f"running; 200 {PREVIEW_FIGURES} plus `status` and `job` once it has succeeded. A "
+        "reason in the data (too few responders, an unknown category) answers the error the "
+        "preview gives, naming the field (400, or 409 `no_model`); a preview stopped "
+        "before it finished answers 409 `preview_cancelled`, one that failed on our side "
+        "or ran out of time 409 `preview_failed` or `preview_too_long` (ask for it again). "
+        "Another organisation's job, or a job that is not a preview, answers 404.",
+        tags=TAGS,
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path=r"preview/(?P<job_id>[0-9]+)",
+        url_name="preview-job",
+    )
+    def preview_job(self, request, job_id=None):
+        job = services.preview_job_get(job_id=int(job_id))
+        return _preview_job_answer(request, job)
 
     @extend_schema(
         summary="An audience's members, best first",

@@ -5,12 +5,41 @@ Every kind (`audiences/kinds.py` dispatches) turns a cleaned definition into an
 kinds that only select, such as segments, rules and regions), plus what the
 preview and the audience page show beside the list. Nothing here touches the
 database; the kinds read it, the services store it.
+
+`progress(share, message)` lets a kind say how far it has come (the preview job's
+progress bar, a build's) without knowing who listens: the job sets a listener for
+the evaluation with `progress_to`; anywhere else the calls do nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+_listener: ContextVar[Callable[[float, str], None] | None] = ContextVar(
+    "audiences_progress", default=None
+)
+
+
+@contextmanager
+def progress_to(listener: Callable[[float, str], None]) -> Iterator[None]:
+    """Send the `progress` reports of the evaluations run in this block to
+    `listener(share, message)`; it may raise (a job's cancel check) to stop them."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def progress(share: float, message: str) -> None:
+    """Evaluating has come `share` (0..1) of the way and is now doing `message`."""
+    listener = _listener.get()
+    if listener is not None:
+        listener(min(max(float(share), 0.0), 1.0), message)
 
 
 @dataclass

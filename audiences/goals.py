@@ -23,9 +23,19 @@ import pandas as pd
 
 from core.exceptions import ApplicationError
 
-from .evaluation import Evaluation, ModelInfo
+from .evaluation import Evaluation, ModelInfo, progress
 from .features import NS_PER_DAY, FeatureMatrix, combine, event_type_list, utc_ns
-from .ml import MIN_CLASS, choose_model, load_base, model_info, ranked, usable
+from .ml import (
+    DESCRIBING,
+    MIN_CLASS,
+    READING,
+    SCORING,
+    choose_model,
+    load_base,
+    model_info,
+    ranked,
+    usable,
+)
 
 CATEGORY_EVENT_DAYS = 91
 
@@ -94,7 +104,9 @@ def buy_category_evaluation(definition: dict[str, Any], *, organization, sample=
     with a sample (the preview's estimate), learned from and scoring its customers."""
     category = definition["category"]
     days = int(definition.get("days", 30))
+    progress(0.05, READING)
     base = load_base(organization, event_days=days + CATEGORY_EVENT_DAYS, sample=sample)
+    progress(0.35, f"Finding who bought from '{category}'")
     lines = base.lines
     in_category, name, popular = (
         _category_mask(lines, category) if len(lines) else (np.zeros(0, bool), None, [])
@@ -147,8 +159,11 @@ def buy_category_evaluation(definition: dict[str, Any], *, organization, sample=
             category_features(ids, cutoff, lines, in_category),
         )
 
+    progress(0.45, DESCRIBING)
     past = usable(features(np.full(len(ids), start_ns, dtype=np.int64)), train_rows)
+    progress(0.6, "Learning who buys from the category")
     choice = choose_model(past.X[train_rows], y)
+    progress(0.85, SCORING)
     current = features(np.full(len(ids), now_ns, dtype=np.int64)).select(past.columns)
     scores = choice.predict(current.X)
     info: ModelInfo = model_info(

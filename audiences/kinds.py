@@ -21,6 +21,20 @@ from core.exceptions import ApplicationError
 
 from .evaluation import Evaluation, ModelInfo
 
+# The kinds that fit a model to the organisation's data when evaluated: seconds of
+# work on a big organisation even on the preview's sample, so their preview runs as
+# a background job (services.audience_preview_request). The others select or read
+# stored predictions and answer within a request.
+MODEL_KINDS = frozenset({"response", "lookalike"})
+MODEL_GOALS = frozenset({"buy_category"})
+
+
+def trains_model(definition: dict[str, Any]) -> bool:
+    """Whether evaluating this cleaned definition fits a model (response, lookalike,
+    and the goal `buy_category`, learned here rather than by the prediction run)."""
+    kind = definition.get("kind")
+    return kind in MODEL_KINDS or (kind == "goal" and definition.get("goal") in MODEL_GOALS)
+
 
 def evaluate(definition: dict[str, Any], *, organization, sample=None) -> Evaluation:
     """`definition` must come from `definitions.definition_clean`."""
@@ -192,4 +206,4 @@ _HANDLERS: dict[str, Callable[..., Evaluation]] = {
     "location": _location,
 }
 
-__all__ = ["evaluate", "segment_member_ids"]
+__all__ = ["evaluate", "segment_member_ids", "trains_model"]

@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from core.exceptions import ApplicationError
 
-from .evaluation import Evaluation, ModelInfo
+from .evaluation import Evaluation, ModelInfo, progress
 from .features import (
     NS_PER_DAY,
     FeatureMatrix,
@@ -392,6 +392,12 @@ def load_base(organization, *, event_days: int = EVENT_HISTORY_DAYS, sample=None
     )
 
 
+# what a model kind's preview says it is doing (`evaluation.progress`)
+READING = "Reading your customers' orders and events"
+DESCRIBING = "Describing each customer"
+SCORING = "Scoring your customers"
+
+
 def _fail(field_name: str, message: str, *, code: str = "not_enough_data") -> ApplicationError:
     return ApplicationError(message, {"fields": {field_name: message}}, code=code)
 
@@ -467,7 +473,9 @@ def response_evaluation(definition: dict[str, Any], *, organization, sample=None
     exposure_event = definition["exposure_event"]
     event = definition["event"]
     within = int(definition.get("within_days", 30))
+    progress(0.05, READING)
     base = load_base(organization, sample=sample)
+    progress(0.35, f"Finding who responded to '{exposure_event}'")
     ids = base.ids
     exposed_at = _first_times(base.events, exposure_event) if len(base.events) else None
     if exposed_at is None or not len(exposed_at):
@@ -530,12 +538,15 @@ def response_evaluation(definition: dict[str, Any], *, organization, sample=None
     row = np.searchsorted(ids, exp_ids)
     cutoff[row] = exp_t
     event_types = event_type_list(base.events, leave_out=(exposure_event,))
+    progress(0.45, DESCRIBING)
     features = base.features(
         cutoff, organization=organization, definition=definition, event_types=event_types
     )
     features = usable(features, row[use])
     X = features.X
+    progress(0.6, "Learning who responds")
     choice = choose_model(X[row[use]], y)
+    progress(0.9, SCORING)
     candidates_mask = np.ones(len(ids), dtype=bool)
     candidates_mask[row] = False
     scores = choice.predict(X[candidates_mask]) if candidates_mask.any() else np.empty(0)
@@ -589,6 +600,7 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization, sample=Non
     """Non-seed customers ranked by likeness to the seed (see the module docstring).
     With a sample (the preview's estimate), among its customers: the seed customers
     in the sample against the others in it."""
+    progress(0.02, "Finding the customers you chose")
     seed, notes = seed_ids(definition)
     field_name = "seed_segment_id" if definition.get("seed_segment_id") else "seed_customer_ids"
     if not seed:
@@ -597,6 +609,7 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization, sample=Non
             "None of the seed customers were found, so there is no one to match. "
             + " ".join(notes),
         )
+    progress(0.05, READING)
     base = load_base(organization, event_days=EVENT_DAYS_NOW, sample=sample)
     ids = base.ids
     y = np.isin(ids, list(seed)).astype(np.int64)
@@ -607,6 +620,7 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization, sample=Non
     if (y == 0).sum() < 1:
         raise _fail(field_name, "Every customer is in the seed: there is no one else to rank.")
     cutoff = np.full(len(ids), base.now_ns, dtype=np.int64)
+    progress(0.35, DESCRIBING)
     features = base.features(
         cutoff,
         organization=organization,
@@ -634,6 +648,7 @@ def lookalike_evaluation(definition: dict[str, Any], *, organization, sample=Non
             details={"seed": int(y.sum())},
         )
         return Evaluation(scores=ranked(ids[others], scores[others]), model=info, notes=notes)
+    progress(0.5, "Learning what the customers you chose have in common")
     with threadpool_limits(limits=1, user_api="openmp"):
         models = candidates(X)
         oof = {name: out_of_fold(models[name], X, y) for name in ("gradient_boosting", "logistic")}

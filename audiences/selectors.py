@@ -61,5 +61,32 @@ def org_export() -> list[tuple[str, list[str], object]]:
 
 def erase_customers(*, organization, customer_ids: list[int]) -> None:
     """An erased person leaves every audience at once (sizes are recounted at the
-    next build)."""
+    next build), and the lookalike previews' jobs that named them as a seed."""
     AudienceMember.objects.filter(customer_id__in=customer_ids).delete()
+    _preview_jobs_forget(customer_ids)
+
+
+def _preview_jobs_forget(customer_ids: list[int]) -> None:
+    """A lookalike preview's job keeps the seed customers' own ids (as the shop typed
+    them) in its parameters: an erased person's id leaves them, and the job is no
+    longer reused (its figures were worked out with them). Its result is scrubbed
+    with every job's (customers.services.privacy). Runs before the customer's id is
+    rewritten, so the id is still there to be found."""
+    from core.models import Job
+    from customers.models import Customer
+
+    from .services import PREVIEW_JOB_KIND
+
+    gone = set(Customer.objects.filter(pk__in=customer_ids).values_list("external_id", flat=True))
+    if not gone:
+        return
+    jobs = Job.objects.filter(kind=PREVIEW_JOB_KIND, params__definition__kind="lookalike")
+    for job in jobs.only("id", "params"):
+        definition = dict((job.params or {}).get("definition") or {})
+        seeds = definition.get("seed_customer_ids") or []
+        kept = [s for s in seeds if s not in gone]
+        if len(kept) == len(seeds):
+            continue
+        definition["seed_customer_ids"] = kept
+        params = {**job.params, "definition": definition, "preview_key": ""}
+        Job.objects.filter(pk=job.pk).update(params=params)

@@ -1,4 +1,5 @@
-"""Audience jobs: build one audience, or refresh them all after a pipeline run."""
+"""Audience jobs: build one audience, refresh them all after a pipeline run, or work
+out the preview of a definition whose kind fits a model."""
 
 from __future__ import annotations
 
@@ -30,6 +31,30 @@ def audiences_refresh(self, *, organization_id: int, job_id: int | None, as_of: 
     }
 
 
+# The preview job's time limit (seconds): a preview that takes longer helps no one.
+PREVIEW_TIME_LIMIT = 300
+
+
+@shared_task(
+    base=TenantTask,
+    bind=True,
+    name="audiences.tasks.audience_preview",
+    soft_time_limit=PREVIEW_TIME_LIMIT,
+    time_limit=PREVIEW_TIME_LIMIT + 30,
+)
+def audience_preview(
+    self,
+    *,
+    organization_id: int,
+    job_id: int | None,
+    definition: dict,
+    preview_key: str = "",  # what finds the job again (services.preview_key); unused here
+):
+    from .services import audience_preview_run
+
+    return audience_preview_run(definition=definition, job=self.job)
+
+
 def _build_cancelled(job) -> None:
     from .services import audience_build_cancelled
 
@@ -39,3 +64,8 @@ def _build_cancelled(job) -> None:
 register_job_kind(
     name="audience", task=audience_build, role="marketer", on_cancelled=_build_cancelled
 )
+# Those who may use the builder (or write through the API) start it. Nothing to undo
+# when it is cancelled: a preview stores nothing but its job's result. Not listed: it
+# serves the builder while someone waits, and its "failures" are answers (too few
+# responders), so they fill no jobs page and send no job.failed webhook.
+register_job_kind(name="audience_preview", task=audience_preview, role="marketer", listed=False)

@@ -1,6 +1,9 @@
 """Audience pages: the list, the builder (new and edit) with its live preview, an
 audience's page with its members, the CSV download, rebuild and delete.
 
+The preview of a kind that fits a model is worked out by a job: the preview region
+then shows its progress and polls `preview/<job_id>/` until the figures are there.
+
 Views are thin: the form turns fields into a definition, the services check,
 preview, save and build it, and every `ApplicationError` becomes a message on the
 page. Objects come through the scoped managers with `get_object_or_404`, so another
@@ -14,14 +17,17 @@ import re
 from typing import Any
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import org_required
-from core.exceptions import ApplicationError
+from core.exceptions import ApplicationError, NotFound
+from core.models import Job, JobStatus
 from customers.views import read_transaction
 
 from . import selectors, services
@@ -40,6 +46,10 @@ log = logging.getLogger("segmenta.audiences")
 
 MEMBERS_SHOWN = 50
 BUILDER_ACTIONS = ("add-", "remove-", "refresh")
+# A preview job queued this long with no worker heard from: say nothing is working on it.
+PREVIEW_NO_WORKER_AFTER = 15  # seconds
+# Preview problems the owner can do something about by asking again.
+PREVIEW_RETRY_CODES = ("preview_cancelled", "preview_failed", "preview_too_long")
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -377,10 +387,51 @@ def audience_edit(request, pk: int):
     return _builder(request, audience=audience)
 
 
+def _no_worker(job: Job) -> bool:
+    """Queued for a while, and no worker has reported lately (core.jobs heartbeat)."""
+    from core.jobs import WORKER_HEARTBEAT_EVERY, worker_last_seen
+
+    if job.status != JobStatus.QUEUED:
+        return False
+    now = timezone.now()
+    if (now - job.created_at).total_seconds() < PREVIEW_NO_WORKER_AFTER:
+        return False
+    seen = worker_last_seen()
+    return seen is None or (now - seen).total_seconds() > 3 * WORKER_HEARTBEAT_EVERY
+
+
+def _preview_job_context(job: Job, form: AudienceForm | None = None) -> dict[str, Any]:
+    """The preview region for a preview job: its progress while it works, then its
+    figures, or why there are none."""
+    context: dict[str, Any] = {"job": job}
+    problem = services.preview_job_problem(job)
+    if problem is not None:
+        fields = (problem.extra or {}).get("fields") or {}
+        # the labels are the form's own: an unbound form (no choices) has them too
+        context["error"] = _friendly(problem.message, form or AudienceForm(), fields)
+        context["retry"] = problem.code in PREVIEW_RETRY_CODES
+    elif job.is_stale:  # its worker stopped reporting: it is not reused either
+        context["error"] = (
+            "The preview stopped answering while it was being worked out. Ask for it again."
+        )
+        context["retry"] = True
+    elif not job.is_finished:
+        context["working"] = True
+        context["no_worker"] = _no_worker(job)
+    else:
+        figures = services.preview_job_figures(job)
+        figures["scored"] = (figures.get("definition") or {}).get("kind") in SCORED_KINDS
+        context["fig"] = figures
+        context["compact"] = True
+        context["warnings"] = _warnings(figures.get("fairness"))
+    return context
+
+
 @org_required
 @require_POST
 def audience_preview(request):
-    """What the audience being built would be now (htmx fragment). Reads only."""
+    """What the audience being built would be now (htmx fragment). Reads only; a kind
+    that fits a model starts (or reuses) a preview job and the fragment polls it."""
     form = AudienceForm(request.POST, **_form_choices())
     context: dict[str, Any] = _partials()
     form.is_valid()
@@ -392,8 +443,11 @@ def audience_preview(request):
     else:
         try:
             definition = _definition(form, request.POST)
-            figures = services.audience_preview(
-                organization=request.organization, definition=definition
+            answer = services.audience_preview_request(
+                organization=request.organization,
+                definition=definition,
+                user=request.user,
+                replaces=request.POST.get("preview_job"),
             )
         except ApplicationError as exc:
             fields = (exc.extra or {}).get("fields") or {}
@@ -409,10 +463,27 @@ def audience_preview(request):
                 "after the next run."
             )
         else:
-            figures["scored"] = definition["kind"] in SCORED_KINDS
-            context["fig"] = figures
-            context["compact"] = True
-            context["warnings"] = _warnings(figures.get("fairness"))
+            if answer.job is not None:
+                context.update(_preview_job_context(answer.job, form))
+            else:
+                figures = dict(answer.figures or {})
+                figures["scored"] = definition["kind"] in SCORED_KINDS
+                context["fig"] = figures
+                context["compact"] = True
+                context["warnings"] = _warnings(figures.get("fairness"))
+    return render(request, "audiences/_preview.html", context)
+
+
+@org_required
+@require_GET
+def audience_preview_job(request, job_id: int):
+    """The preview region for a preview job (htmx polls it while the job works).
+    Another organisation's job, or a job that is not a preview, is not found."""
+    try:
+        job = services.preview_job_get(job_id=job_id)
+    except NotFound:
+        raise Http404("No such preview.") from None
+    context: dict[str, Any] = {**_partials(), **_preview_job_context(job)}
     return render(request, "audiences/_preview.html", context)
 
 

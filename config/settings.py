@@ -386,6 +386,9 @@ CAMPAIGN_SEND_RATE_PER_MINUTE = env.int("CAMPAIGN_SEND_RATE_PER_MINUTE", default
 # 100,000, 10-12 s at 1,000,000: bench/audiences_preview.py), so above 20,000 the
 # sample is both faster and within a point or so of the exact shares.
 AUDIENCE_PREVIEW_SAMPLE_ABOVE = env.int("AUDIENCE_PREVIEW_SAMPLE_ABOVE", default=20_000)
+# `POST audiences/preview/` for a kind that fits a model waits this long for its job
+# unless asked `Prefer: respond-async` (deprecated waiting, until 2027-06-01).
+AUDIENCE_PREVIEW_API_WAIT_SECONDS = env.float("AUDIENCE_PREVIEW_API_WAIT_SECONDS", default=30.0)
 
 # --- REST framework -----------------------------------------------------------
 REST_FRAMEWORK = {

@@ -51,6 +51,11 @@ class JobKind:
     # (`job_cancelled_hook`): puts the object the job works on out of its in-progress
     # state. Must only touch an object whose `job_id` is this job, and be idempotent.
     on_cancelled: Callable[[Job], None] | None = None
+    # False for a kind that only serves a page while someone waits on it (the audience
+    # builder's model preview): its jobs are left out of the jobs page, the dashboard
+    # and the API's job list unless asked for by kind, and its failures (which are
+    # answers such as "too few responders") send no `job.failed` webhook.
+    listed: bool = True
 
 
 # Kinds that run while their organisation is suspended: they protect people's data
@@ -71,6 +76,7 @@ def register_job_kind(
     api_keys: bool = True,
     heavy: bool = False,
     on_cancelled: Callable[[Job], None] | None = None,
+    listed: bool = True,
 ) -> JobKind:
     """Declare a kind of job next to its task. Starting and re-running a job of the
     kind both check `role`; `cancellable=False` refuses every cancel request;
@@ -78,7 +84,7 @@ def register_job_kind(
     `on_cancelled(job)` is called when a job of the kind ends cancelled before its
     body finished (cancelled while queued, found cancelled when a worker picks it up,
     or stopped at a cancel check), so that what the job works on is not left "in
-    progress" for ever."""
+    progress" for ever; `listed=False` keeps its jobs out of the lists (JobKind)."""
     kind = JobKind(
         name=name,
         task_name=task if isinstance(task, str) else task.name,
@@ -87,9 +93,19 @@ def register_job_kind(
         api_keys=api_keys,
         heavy=heavy,
         on_cancelled=on_cancelled,
+        listed=listed,
     )
     _KINDS[name] = kind
     return kind
+
+
+def jobs_listed(queryset, kind: str | None = None):
+    """`queryset` of jobs as the lists show it: only `kind`'s when one is asked for,
+    else without the kinds registered `listed=False`."""
+    if kind:
+        return queryset.filter(kind=kind)
+    hidden = [k.name for k in _KINDS.values() if not k.listed]
+    return queryset.exclude(kind__in=hidden) if hidden else queryset
 
 
 def job_kind_registered(name: str) -> bool:
@@ -665,7 +681,8 @@ def _finish(job_id: int, status: str, message: str, result: dict | None = None) 
     Job.all_objects.filter(pk=job_id).update(**fields)
     if status == JobStatus.FAILED:
         job = Job.all_objects.filter(pk=job_id).values("organization_id", "kind").first()
-        if job is not None:
+        kind = _KINDS.get(job["kind"]) if job is not None else None
+        if job is not None and (kind is None or kind.listed):
             from webhooks.events import emit
 
             emit(

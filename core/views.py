@@ -29,7 +29,7 @@ def dashboard(request):
         dashboard_summary = None
     if dashboard_summary is not None:
         context = dashboard_summary(organization=request.organization)
-    context["recent_jobs"] = Job.objects.all()[:5]
+    context["recent_jobs"] = jobs.jobs_listed(Job.objects.all())[:5]
     context["dashboard_panels"] = _dashboard_panels(request)
     return render(request, "core/dashboard.html", context)
 
@@ -63,10 +63,8 @@ def _dashboard_panels(request) -> list[dict]:
 
 @org_required
 def job_list(request):
-    qs = Job.objects.all()
     kind = request.GET.get("kind")
-    if kind:
-        qs = qs.filter(kind=kind)
+    qs = jobs.jobs_listed(Job.objects.all(), kind)
     return render(
         request,
         "core/job_list.html",

@@ -306,15 +306,16 @@ def test_a_building_audience_shows_its_progress_and_polls(client, marketer, worl
     assert 'hx-trigger="every 2s"' in listing
 
 
-def test_a_fault_in_a_model_gives_a_sentence_not_a_stack(client, marketer, world, monkeypatch):
+def test_a_fault_in_a_preview_gives_a_sentence_not_a_stack(client, marketer, world, monkeypatch):
+    """A kind answered in the request (the model kinds' jobs: test_preview_jobs.py)."""
     import audiences.kinds
 
-    def broken(definition, *, organization):
+    def broken(definition, *, organization, sample=None):
         raise ValueError("window shape cannot be larger than input array shape")
 
-    monkeypatch.setitem(audiences.kinds._HANDLERS, "lookalike", broken)
+    monkeypatch.setitem(audiences.kinds._HANDLERS, "location", broken)
     client.force_login(marketer)
-    data = {"kind": "lookalike", "seed_segment": str(world["loyal"].pk)}
+    data = {"kind": "location", "countries": "GB"}
     response = client.post(reverse("audiences:preview"), data)
     assert response.status_code == 200
     page = response.content.decode()

@@ -8,7 +8,7 @@ the header too, as do errors and 500s.
 
 from __future__ import annotations
 
-API_VERSION = "2026-11-30"
+API_VERSION = "2026-12-01"
 HEADER = "API-Version"
 PREFIX = "/api/v1/"
 

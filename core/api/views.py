@@ -20,7 +20,11 @@ class JobViewSet(TenantReadOnlyViewSet):
         qs = super().get_base_queryset()
         kind = self.request.query_params.get("kind")
         status = self.request.query_params.get("status")
-        if kind:
+        if self.action == "list":
+            # the builder's previews are not listed unless asked for by kind; each is
+            # still read by its id
+            qs = jobs.jobs_listed(qs, kind)
+        elif kind:
             qs = qs.filter(kind=kind)
         if status:
             qs = qs.filter(status=status)
