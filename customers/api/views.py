@@ -86,6 +86,40 @@ class TotalPaginator(Paginator):
         return value
 
 
+EXACT_COUNT_UP_TO = 10_000  # a filtered list's count past this is kept a minute
+
+
+def filtered_paginator(params) -> type[Paginator]:
+    """Pages of a filtered customer list (a search, a country…) whose `count` is exact
+    up to EXACT_COUNT_UP_TO; past it, it is counted at most a minute ago for the same
+    filters. Counting a search every customer matches (the start of an e-mail address
+    they share) took 0.3–0.45 s of every page at a million customers."""
+    import hashlib
+    import json
+
+    wanted = {k: params.getlist(k) for k in sorted(params) if k not in ("page", "page_size")}
+    digest = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:24]
+
+    class FilteredPaginator(Paginator):
+        @cached_property
+        def count(self) -> int:
+            from django.core.cache import cache
+
+            from accounts.tenancy import require_organization_id
+
+            first = self.object_list.order_by().values("pk")[: EXACT_COUNT_UP_TO + 1].count()
+            if first <= EXACT_COUNT_UP_TO:
+                return first
+            key = f"customers:api_count:org_{require_organization_id()}:{digest}"
+            value = cache.get(key)
+            if value is None:
+                value = super().count
+                cache.set(key, value, TOTAL_TIMEOUT)
+            return value
+
+    return FilteredPaginator
+
+
 class ScopedMixin(TenantViewSetMixin):
     """The shared tenant scope; schema generation (no organisation) sees an empty set."""
 
@@ -376,6 +410,8 @@ class CustomerViewSet(
         params = request.query_params
         if not any(params.get(name) for name in self.list_params if name != "ordering"):
             self.paginator.django_paginator_class = TotalPaginator
+        elif not params.get(UPDATED_SINCE):  # a sync's changed rows are counted exactly
+            self.paginator.django_paginator_class = filtered_paginator(params)
         page = self.paginate_queryset(self.get_queryset())
         data = CustomerSerializer(page, many=True, context=self._enriched(page)).data
         return self.get_paginated_response(data)
