@@ -57,3 +57,22 @@ def cleanup() -> None:
     """Remove the temporary var folder (the SQLite database and files)."""
     while _TEMP_DIRS:
         shutil.rmtree(_TEMP_DIRS.pop(), ignore_errors=True)
+
+
+def setup_django_big_org() -> None:
+    """Django for a benchmark of an organisation already in the PostgreSQL database
+    DATABASE_URL names (made by bench/_bigorg.py): production-like settings, no
+    migration, no temporary folder."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["DEBUG"] = "0"
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("DATABASE_URL must name the PostgreSQL database holding the big organisation")
+    import django
+
+    django.setup()
+
+
+class Rollback(Exception):
+    """Raised to leave a transaction that a benchmark's writes must not outlive."""

@@ -15,29 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def _setup_django() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DEBUG"] = "0"
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        sys.exit("DATABASE_URL must name the PostgreSQL database holding the big organisation")
-    import django
-
-    django.setup()
-
-
-class _Rollback(Exception):
-    pass
+from _django_setup import Rollback, setup_django_big_org  # noqa: E402
 
 
 def _plant(org) -> dict:
@@ -137,7 +123,7 @@ def main() -> None:
         help="skip the kinds that need a planted segment or prediction run",
     )
     args = parser.parse_args()
-    _setup_django()
+    setup_django_big_org()
     from django.db import transaction
 
     from accounts.models import Organization
@@ -182,8 +168,8 @@ def main() -> None:
                 if not args.json:
                     median = statistics.median(seconds) if seconds else None
                     print(f"{name:28} {seconds} median {median} {outcome}", flush=True)
-            raise _Rollback
-    except _Rollback:
+            raise Rollback
+    except Rollback:
         pass
     if args.json:
         print(json.dumps(report))

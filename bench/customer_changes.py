@@ -21,29 +21,15 @@ Prints seconds and the ratio of each to the baseline.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def _setup_django() -> None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DEBUG"] = "0"
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        sys.exit("DATABASE_URL must name the PostgreSQL database holding the big organisation")
-    import django
-
-    django.setup()
-
-
-class _Rollback(Exception):
-    pass
+from _django_setup import Rollback, setup_django_big_org  # noqa: E402
 
 
 def _timed(fn) -> float:
@@ -59,8 +45,8 @@ def _in_rollback(fn):
     try:
         with transaction.atomic():
             out["value"] = fn()
-            raise _Rollback
-    except _Rollback:
+            raise Rollback
+    except Rollback:
         pass
     return out["value"]
 
@@ -70,7 +56,7 @@ def main() -> None:
     p.add_argument("--org", required=True, help="organisation slug")
     p.add_argument("-n", type=int, default=5, help="repeats of each read")
     args = p.parse_args()
-    _setup_django()
+    setup_django_big_org()
 
     import datetime as dt
 

@@ -67,6 +67,20 @@ ImportStarted = inline_serializer(
 TOTAL_TIMEOUT = 60  # the unfiltered list's count may lag by a minute
 
 
+def _count_kept_a_minute(name: str, compute) -> int:
+    """`compute()`, a count of the organisation's customers, kept TOTAL_TIMEOUT."""
+    from django.core.cache import cache
+
+    from accounts.tenancy import require_organization_id
+
+    key = f"customers:{name}:org_{require_organization_id()}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, TOTAL_TIMEOUT)
+    return value
+
+
 class TotalPaginator(Paginator):
     """Pages of the whole (unfiltered) customer list, whose `count` is the
     organisation's number of customers counted at most a minute ago: an exact count
@@ -74,16 +88,7 @@ class TotalPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        from django.core.cache import cache
-
-        from accounts.tenancy import require_organization_id
-
-        key = f"customers:api_total:org_{require_organization_id()}"
-        value = cache.get(key)
-        if value is None:
-            value = super().count
-            cache.set(key, value, TOTAL_TIMEOUT)
-        return value
+        return _count_kept_a_minute("api_total", lambda: super(TotalPaginator, self).count)
 
 
 EXACT_COUNT_UP_TO = 10_000  # a filtered list's count past this is kept a minute
@@ -103,19 +108,12 @@ def filtered_paginator(params) -> type[Paginator]:
     class FilteredPaginator(Paginator):
         @cached_property
         def count(self) -> int:
-            from django.core.cache import cache
-
-            from accounts.tenancy import require_organization_id
-
             first = self.object_list.order_by().values("pk")[: EXACT_COUNT_UP_TO + 1].count()
             if first <= EXACT_COUNT_UP_TO:
                 return first
-            key = f"customers:api_count:org_{require_organization_id()}:{digest}"
-            value = cache.get(key)
-            if value is None:
-                value = super().count
-                cache.set(key, value, TOTAL_TIMEOUT)
-            return value
+            return _count_kept_a_minute(
+                f"api_count:{digest}", lambda: super(FilteredPaginator, self).count
+            )
 
     return FilteredPaginator
 
