@@ -54,14 +54,50 @@ def at_risk_customers(run: PredictionRun) -> QuerySet[CustomerPrediction]:
     )
 
 
+RUN_LIST_TIMEOUT = 3600  # a run's lists; customers' totals move with orders: an hour behind at most
+
+
+def _kept_rows(
+    name: str, run: PredictionRun, rows: QuerySet[CustomerPrediction], limit: int
+) -> tuple[list[CustomerPrediction], int]:
+    """The first `limit` of `rows` (a run's predictions) and how many there are, the
+    ids and count kept per organisation and run for an hour (worked out by the run's
+    job as it ends, `services._warm_page_lists`): worked out, they join
+    every prediction of the run to its customer and sort (1.4–2.4 s each at a million
+    customers). The rows themselves are read fresh, an erased customer left out."""
+    from django.core.cache import cache
+
+    from accounts.tenancy import require_organization_id
+
+    key = (
+        f"predictions:{name}:org_{require_organization_id()}:run_{run.pk}:"
+        f"{run.created_at:%Y%m%d%H%M%S%f}:{limit}"
+    )
+    kept = cache.get(key)
+    if kept is None:
+        ids = list(rows.values_list("pk", flat=True)[:limit])
+        kept = {"ids": ids, "count": rows.count() if len(ids) >= limit else len(ids)}
+        cache.set(key, kept, RUN_LIST_TIMEOUT)
+    found = (
+        CustomerPrediction.objects.filter(pk__in=kept["ids"], customer__erased_at__isnull=True)
+        .select_related("customer")
+        .in_bulk()
+    )
+    return [found[i] for i in kept["ids"] if i in found], kept["count"]
+
+
+def at_risk_shown(run: PredictionRun, limit: int = 20) -> tuple[list[CustomerPrediction], int]:
+    """The first `limit` of `at_risk_customers` and how many there are (`_kept_rows`)."""
+    return _kept_rows("at_risk", run, at_risk_customers(run), limit)
+
+
 def likely_buyers(run: PredictionRun, limit: int = 10) -> list[CustomerPrediction]:
     if not run.propensity or run.propensity.get("method") == "heuristic":
         return []
-    return list(
-        customer_predictions(run=run)
-        .filter(propensity__isnull=False)
-        .order_by("-propensity", "pk")[:limit]
+    rows = (
+        customer_predictions(run=run).filter(propensity__isnull=False).order_by("-propensity", "pk")
     )
+    return _kept_rows("likely_buyers", run, rows, limit)[0]
 
 
 def product_forecasts(

@@ -743,7 +743,21 @@ def prediction_write(
         _touch_changed_customers(previous=previous, run=run)
         # A cancel that arrives while writing still leaves everything as it was.
         job.check_cancel()
+    _warm_page_lists(run)
     return run
+
+
+def _warm_page_lists(run: PredictionRun) -> None:
+    """Work out the predictions page's lists of the new run now, in the job, so the
+    owner's first view after a run does not (seconds on a big organisation). Only
+    speed is at stake: a failure is logged and the page works them out itself."""
+    from . import selectors
+
+    try:
+        selectors.at_risk_shown(run)
+        selectors.likely_buyers(run)
+    except Exception:  # noqa: BLE001
+        log.warning("predictions.warm_failed run_id=%s", run.pk, exc_info=True)
 
 
 # What the API shows of a customer's prediction (customers/api PredictionsSerializer).

@@ -92,15 +92,15 @@ def _page(request, run: PredictionRun | None, *, is_history: bool = False):
         "trends": Trend.choices,
     }
     if run is not None:
-        at_risk = selectors.at_risk_customers(run)
+        at_risk, at_risk_count = selectors.at_risk_shown(run)
         forecasts = selectors.product_forecasts(run=run, trend=context["trend"])
         context.update(
             {
                 "charts": _charts(run),
                 "histogram_rows": _histogram_rows((run.summary or {}).get("value_histogram")),
                 "top_customers": selectors.top_customers(run),
-                "at_risk": at_risk[:20],
-                "at_risk_count": at_risk.count(),
+                "at_risk": at_risk,
+                "at_risk_count": at_risk_count,
                 "at_risk_rule": (run.summary or {}).get("at_risk") or {},
                 "likely_buyers": selectors.likely_buyers(run),
                 "forecasts": forecasts[:DEMAND_ROWS],

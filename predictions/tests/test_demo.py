@@ -64,3 +64,27 @@ def test_demo_at_risk_list_holds_the_overdue_valuable_regulars(demo_run):
         assert p.reason.startswith("No order for")  # overdue on their own rhythm
     low, high_p = np.nanquantile(propensity, [0.1, 0.9])
     assert high_p - low > 0.3  # not everyone at 46-48%
+
+
+def test_page_lists_are_worked_out_by_the_run_and_skip_erased_customers(demo_run):
+    """The predictions page's at-risk and likely-buyer lists are kept per run (the run's
+    job works them out as it ends): a view reads only their rows, never again the
+    join of every prediction; a customer erased since is left out."""
+    from customers.services.privacy import customer_erase
+
+    org, run = demo_run
+    with tenant_context(org):
+        expected = list(selectors.at_risk_customers(run)[:20])
+        assert expected
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:  # the kept rows only
+            shown, count = selectors.at_risk_shown(run)
+        assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+        assert [p.pk for p in shown] == [p.pk for p in expected]
+        assert count == selectors.at_risk_customers(run).count()
+        customer_erase(customer=expected[0].customer, actor=None)
+        shown, _ = selectors.at_risk_shown(run)
+        assert expected[0].pk not in [p.pk for p in shown]
+        assert [p.pk for p in shown] == [p.pk for p in expected[1:]]
