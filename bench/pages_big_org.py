@@ -178,6 +178,9 @@ def _targets(
         return rng.choice(terms)[1]
 
     out: list[tuple[str, str, object]] = [
+        # what an owner sees first, and the predictions page (the load test's slowest)
+        ("site dashboard", "page", lambda: "/"),
+        ("site predictions", "page", lambda: "/segments/predictions/"),
         ("site customers list", "page", lambda: "/customers/"),
         (
             "site customers list sorted",
