@@ -452,9 +452,10 @@ def count_capped(qs: QuerySet, cap: int = 10_000) -> tuple[int, bool]:
     return min(n, cap), n > cap
 
 
-def _cached(name: str, compute, timeout: int = 120):
-    """A short-lived per-organisation cache for filter choices (a DISTINCT over a
-    million rows is not worth repeating on every page)."""
+def cached_per_organization(name: str, compute, timeout: int = 120):
+    """`compute()` kept `timeout` seconds for the organisation in scope, under a key
+    naming it (filter choices: a DISTINCT over a million rows is not worth repeating
+    on every page; the API's kept counts; the dashboard's figures)."""
     from django.core.cache import cache
 
     from accounts.tenancy import require_organization_id
@@ -468,7 +469,7 @@ def _cached(name: str, compute, timeout: int = 120):
 
 
 def customer_countries() -> list[str]:
-    return _cached(
+    return cached_per_organization(
         "countries",
         lambda: list(
             customers_active()
@@ -545,7 +546,7 @@ _FLAG_VALUES = {"true": True, "yes": True, "1": True, "false": False, "no": Fals
 
 
 def product_categories() -> list[str]:
-    return _cached(
+    return cached_per_organization(
         "categories",
         lambda: list(
             Product.objects.exclude(category="")
@@ -672,7 +673,6 @@ def dashboard_summary(*, organization) -> dict:
     times, read from the ends of their indexes, are in the key, with the settings the
     figures depend on) and ten minutes at most: worked out, they read every order
     and customer, 7 s a view at a million customers (the load test's slowest page)."""
-    from django.core.cache import cache
     from django.db.models import Max
 
     stamps = [
@@ -686,11 +686,11 @@ def dashboard_summary(*, organization) -> dict:
     ]
     version = ".".join(f"{at:%Y%m%d%H%M%S%f}" if at else "-" for at in stamps)
     settings_key = f"{organization.currency}:{organization.revenue_basis}:{organization.time_zone}"
-    key = f"customers:dashboard:org_{organization.pk}:{settings_key}:{version}"
-    summary = cache.get(key)
-    if summary is None:
-        summary = _dashboard_figures(organization)
-        cache.set(key, summary, DASHBOARD_TIMEOUT)
+    summary = cached_per_organization(
+        f"dashboard:{settings_key}:{version}",
+        lambda: _dashboard_figures(organization),
+        DASHBOARD_TIMEOUT,
+    )
     # counted every time: a failed import changes no customer
     return {**summary, "imports_count": Import.objects.count()}
 

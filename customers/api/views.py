@@ -69,16 +69,7 @@ TOTAL_TIMEOUT = 60  # the unfiltered list's count may lag by a minute
 
 def _count_kept_a_minute(name: str, compute) -> int:
     """`compute()`, a count of the organisation's customers, kept TOTAL_TIMEOUT."""
-    from django.core.cache import cache
-
-    from accounts.tenancy import require_organization_id
-
-    key = f"customers:{name}:org_{require_organization_id()}"
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, TOTAL_TIMEOUT)
-    return value
+    return selectors.cached_per_organization(name, compute, TOTAL_TIMEOUT)
 
 
 class TotalPaginator(Paginator):
