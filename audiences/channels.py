@@ -275,17 +275,11 @@ def group_best_channels(evidence: Evidence, groups: dict, *, scale: float | None
 
 # --- loading ---------------------------------------------------------------------------
 def data_version() -> str:
-    """Changes whenever customers, orders or events are written (each has an
-    (organization, updated_at) index, so this reads three index ends)."""
-    from django.db.models import Max
+    """Changes whenever customers, orders or events are written
+    (`customers.selectors.data_version`)."""
+    from customers.selectors import data_version as customers_data_version
 
-    from customers.models import Customer, Event, Order
-
-    stamps = []
-    for model in (Customer, Order, Event):
-        at = model.objects.aggregate(at=Max("updated_at"))["at"]
-        stamps.append(f"{at:%Y%m%d%H%M%S%f}" if at else "-")
-    return ".".join(stamps)
+    return customers_data_version()
 
 
 def _latest_data_at():

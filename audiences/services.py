@@ -511,11 +511,12 @@ def audience_preview_run(*, definition: dict[str, Any], job: JobHandle = NULL_JO
 def preview_job_get(*, job_id: int) -> Job:
     """One of the current organisation's preview jobs, or NotFound (another
     organisation's, or a job of another kind, is not found)."""
+    from core.api.params import MAX_ID
     from core.exceptions import NotFound
 
     # an id no column can hold is no one's (SQLite refuses to compare it)
     job = None
-    if 0 < job_id < 2**63:
+    if 0 < job_id <= MAX_ID:
         job = Job.objects.filter(pk=job_id, kind=PREVIEW_JOB_KIND).first()
     if job is None:
         raise NotFound("No such preview: it may have been for another organisation, or removed.")

@@ -305,7 +305,7 @@ SEARCH_WALK = 5_000  # customers in the sort's order such a walk reads at most
 
 def search_matches_many(qs: QuerySet[Customer]) -> bool:
     """More than SEARCH_MANY matches (reading at most that many)."""
-    return bool(qs.order_by().values_list("pk", flat=True)[SEARCH_MANY : SEARCH_MANY + 1])
+    return count_capped(qs, SEARCH_MANY)[1]
 
 
 def search_ordering(qs: QuerySet[Customer], field: str, desc: bool) -> QuerySet[Customer]:
@@ -665,6 +665,20 @@ def order_revenue(basis: str):
 DASHBOARD_TIMEOUT = 600
 
 
+def _stamp(model, field: str) -> str:
+    from django.db.models import Max
+
+    at = model.objects.aggregate(at=Max(field))["at"]
+    return f"{at:%Y%m%d%H%M%S%f}" if at else "-"
+
+
+def data_version() -> str:
+    """Changes whenever the organisation's customers, orders or events are written
+    (each has an (organization, updated_at) index, so this reads three index ends):
+    part of the keys of figures worked out from them."""
+    return ".".join(_stamp(model, "updated_at") for model in (Customer, Order, Event))
+
+
 def dashboard_summary(*, organization) -> dict:
     """The dashboard's figures: customers, orders, revenue, active customers (ordered
     in the 90 days up to the latest data date), repeat rate, revenue by month.
@@ -673,18 +687,8 @@ def dashboard_summary(*, organization) -> dict:
     times, read from the ends of their indexes, are in the key, with the settings the
     figures depend on) and ten minutes at most: worked out, they read every order
     and customer, 7 s a view at a million customers (the load test's slowest page)."""
-    from django.db.models import Max
-
-    stamps = [
-        model.objects.aggregate(at=Max(field))["at"]
-        for model, field in (
-            (Customer, "updated_at"),
-            (Order, "updated_at"),
-            (Event, "updated_at"),  # the latest data date may be an event's
-            (DeletedOrder, "deleted_at"),
-        )
-    ]
-    version = ".".join(f"{at:%Y%m%d%H%M%S%f}" if at else "-" for at in stamps)
+    # the latest data date may be an event's; a deleted guest order moves no customer
+    version = f"{data_version()}.{_stamp(DeletedOrder, 'deleted_at')}"
     settings_key = f"{organization.currency}:{organization.revenue_basis}:{organization.time_zone}"
     summary = cached_per_organization(
         f"dashboard:{settings_key}:{version}",

@@ -99,8 +99,8 @@ def filtered_paginator(params) -> type[Paginator]:
     class FilteredPaginator(Paginator):
         @cached_property
         def count(self) -> int:
-            first = self.object_list.order_by().values("pk")[: EXACT_COUNT_UP_TO + 1].count()
-            if first <= EXACT_COUNT_UP_TO:
+            first, more = selectors.count_capped(self.object_list, EXACT_COUNT_UP_TO)
+            if not more:
                 return first
             return _count_kept_a_minute(
                 f"api_count:{digest}", lambda: super(FilteredPaginator, self).count
