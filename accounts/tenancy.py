@@ -227,16 +227,20 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
         return super().get_queryset()
 
 
-def organization_field(*, db_index: bool = True) -> models.ForeignKey:
+def organization_field(*, db_index: bool = True, db_constraint: bool = True) -> models.ForeignKey:
     """The organisation column of a tenant table. `db_index=False` for the big tables
     whose other indexes all lead with it (a lone index on it is then one more index
-    for every insert and update to keep, and one no query needs)."""
+    for every insert and update to keep, and one no query needs). `db_constraint=False`
+    for the tables a pipeline run writes a million rows into (see `RUN_ROWS_NO_DB_FK`):
+    row-level security already binds each row to the organisation in scope, and
+    deletions still cascade through Django's `on_delete`."""
     return models.ForeignKey(
         "accounts.Organization",
         on_delete=models.CASCADE,
         related_name="+",
         editable=False,
         db_index=db_index,
+        db_constraint=db_constraint,
     )
 
 

@@ -484,10 +484,11 @@ class CustomerChange(TenantModel):
     one narrow row a changed customer. `updated_at` stays the customer record's own
     change time (edits, consent, orders)."""
 
-    organization = organization_field(db_index=False)  # its indexes lead with it
-    # No database-level foreign key (as the recommendation rows): a run writes up to a
-    # row a customer, each of which PostgreSQL would check. Django's on_delete still
-    # cascades, and the rows name customers the run read in the same statement.
+    # No database-level foreign keys (as the other rows a run writes in bulk, see
+    # accounts.tenancy.organization_field): a run writes up to a row a customer, each
+    # of which PostgreSQL would check. Django's on_delete still cascades, and the rows
+    # name customers the run read in the same statement.
+    organization = organization_field(db_index=False, db_constraint=False)
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
     )

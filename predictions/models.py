@@ -24,7 +24,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.tenancy import TenantModel
+from accounts.tenancy import TenantModel, organization_field
 
 __all__ = [
     "ChurnRisk",
@@ -139,13 +139,19 @@ class ChurnRisk(models.TextChoices):
 class CustomerPrediction(TenantModel):
     """One customer's predictions in one run."""
 
+    # No database-level foreign keys (issue 15; as the memberships and recommendation
+    # rows): a run writes a row a customer and PostgreSQL checked three constraints on
+    # each. Row-level security binds each row to the organisation in scope; deletions
+    # still cascade through Django's on_delete and the erasure handler.
+    organization = organization_field(db_index=False, db_constraint=False)  # indexes lead with it
     run = models.ForeignKey(
         PredictionRun, on_delete=models.CASCADE, related_name="customer_predictions",
-        db_index=False,
+        db_index=False, db_constraint=False,
     )  # fmt: skip
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
     # null for the heuristic, which does not estimate whether someone has left
     p_alive = models.FloatField(null=True, blank=True)
     expected_orders_30d = models.FloatField()

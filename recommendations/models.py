@@ -25,7 +25,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.tenancy import TenantModel
+from accounts.tenancy import TenantModel, organization_field
 
 __all__ = [
     "CustomerRecommendation",
@@ -119,6 +119,7 @@ class CustomerRecommendation(TenantModel):
     # writing them). Deletions still cascade (Django's on_delete, the erasure handler,
     # the organisation's removal); a run's rows only name customers and products
     # read from the database in the same step.
+    organization = organization_field(db_index=False, db_constraint=False)  # indexes lead with it
     run = models.ForeignKey(
         RecommendationRun,
         on_delete=models.CASCADE,

@@ -908,6 +908,12 @@ def organization_exports_expire_all() -> int:
 
 # Delete order: children before parents; each statement names the organisation.
 _DELETE_ORDER = [
+    # the rows pipeline runs write in bulk, which have no database-level foreign keys
+    # (their models say why): deleted by statement, not collected row by row
+    "segmentation_segmentmembership",
+    "segmentation_customerprediction",
+    "recommendations_customerrecommendation",
+    "customers_customerchange",
     "customers_orderline",
     "customers_order",
     "customers_event",

@@ -189,16 +189,35 @@ class Segment(TenantModel):
 class SegmentMembership(TenantModel):
     """Customer `customer` was in `segment` according to `run` (the history)."""
 
-    organization = organization_field(db_index=False)  # its indexes lead with it
+    # No database-level foreign keys (issue 15; as the recommendation rows): a run of
+    # a million customers writes three million rows, and PostgreSQL checked four
+    # constraints on each at commit: 30.6 s of the 44.7 s the rows took to write
+    # (EXPLAIN ANALYZE, docs/performance.md). Row-level security binds each row to
+    # the organisation in scope; deletions still cascade through Django's on_delete
+    # and the erasure handler; a run's rows only name the segments it wrote and
+    # customers it read in the same step.
+    organization = organization_field(db_index=False, db_constraint=False)
 
     run = models.ForeignKey(
-        SegmentationRun, on_delete=models.CASCADE, related_name="memberships", db_index=False
+        SegmentationRun,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        db_index=False,
+        db_constraint=False,
     )
     segment = models.ForeignKey(
-        Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False
+        Segment,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        db_index=False,
+        db_constraint=False,
     )
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False
+        "customers.Customer",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta(TenantModel.Meta):
