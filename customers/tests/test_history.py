@@ -9,7 +9,9 @@ import datetime as dt
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.tenancy import (
@@ -182,3 +184,65 @@ def test_the_platform_reads_an_organisation_through_its_own_login(shop):
     with unscoped_context():
         purchases = History(shop["org"], AS_OF).purchases()
     assert purchases.n_orders == 2
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's packed reads (History._packed)"
+)
+@pytest.mark.parametrize("sampled", [False, True])
+def test_packed_reads_give_what_the_row_reads_give(shop, monkeypatch, sampled):
+    """On PostgreSQL the orders and lines arrive packed in binary values, a range of
+    ids at a time (here two ids, so many ranges); they must be the rows the plain
+    reads return, text columns and missing values included."""
+    from customers import history as history_module
+    from customers.sampling import CustomerSample
+
+    monkeypatch.setattr(history_module, "PACKED_CHUNK_IDS", 2)
+    sample = CustomerSample.of_rate(0.5, seed=3) if sampled else None
+    with tenant_context(shop["org"]):
+        mug = Product.objects.get(sku="MUG")
+        ann = Customer.objects.get(pk=shop["ann"])
+        # a line of an order in another currency, in a category no other line has,
+        # with a blank channel, and one without a product
+        foreign = OrderFactory(customer=ann, ordered_at=_at(6), currency="XYZ", channel="")
+        OrderLineFactory(order=foreign, product=None, quantity=2, amount=Decimal("7.5"))
+        OrderLineFactory(order=foreign, product=mug, quantity=1, category="Odd one")
+        history = History(shop["org"], AS_OF, sample=sample)
+        orders, lines = history._packed_orders_and_lines(10, (8, 28))
+        orders_rows, lines_rows = history._order_and_line_rows(10, (8, 28))
+        where = "o.organization_id = %s AND o.customer_id IS NOT NULL AND o.ordered_at < %s "
+        where += "AND o.status = 'paid'" + history._in_sample("o.customer_id")
+        spend = "CASE WHEN o.currency = '' OR o.currency = %s THEN o.total ELSE 0 END"
+        params = [history.organization_id, history._param(history.cutoff)]
+        purchases_rows = history._purchase_rows(spend, where, params, (2, 10))
+        purchases = history.purchases()
+
+    def same(packed, rows, by):
+        packed = packed.sort_values(by).reset_index(drop=True)
+        rows = rows.sort_values(by).reset_index(drop=True)
+        assert list(packed.columns) == list(rows.columns)
+        for column in packed.columns:
+            left, right = packed[column], rows[column]
+            if isinstance(right.dtype, pd.CategoricalDtype):
+                left, right = left.astype(object).tolist(), right.astype(object).tolist()
+                left = [None if v != v else v for v in left]  # NaN → None
+                right = [None if v != v else v for v in right]
+                assert left == right, column
+            else:
+                np.testing.assert_allclose(
+                    left.to_numpy(dtype=float), right.to_numpy(dtype=float), err_msg=column
+                )
+
+    assert sampled or len(orders) >= 5
+    same(orders, orders_rows, ["order_id"])
+    # a line without a product: -1 packed, missing in the rows (order_lines makes it -1)
+    lines_rows["product_id"] = lines_rows["product_id"].fillna(-1)
+    same(lines, lines_rows, ["order_id", "quantity", "amount"])
+    packed = np.column_stack(
+        [purchases.customer_ids, purchases.days.astype(np.int64), purchases.amounts]
+    )
+    rows = purchases_rows[~np.isin(purchases_rows[:, 0].astype(np.int64), [shop["bob"]])]
+    rows = np.column_stack(
+        [rows[:, 0], rows[:, 1].astype(np.int64) // 86400, np.nan_to_num(rows[:, 2])]
+    )
+    np.testing.assert_allclose(packed[np.lexsort(packed.T[::-1])], rows[np.lexsort(rows.T[::-1])])
