@@ -2,7 +2,7 @@
 
     source /work/hx.sh big; pgenv .venv/bin/python bench/pipeline_scale.py \\
         [--orgs SLUG ...] [--sizes 10000 100000 ...] [--steps segments,predictions]
-        [--skip-baseline] [--json out.json]
+        [--skip-baseline] [--concurrency 2] [--json out.json]
 
 Against the database DATABASE_URL names (PostgreSQL as the application role, as the
 workers run), for each organisation (`--orgs`, by slug; default: every organisation
@@ -23,6 +23,11 @@ Baselines measured in the same run:
   pays at least), also in a fresh process as the application role;
 - the smallest size: seconds per 1,000 customers at each size against it (1.0 means
   the cost per customer does not grow with size).
+
+With `--concurrency N` the steps run as N heavy workers run an organisation's queued
+steps (in pipeline order, N at a time; `ORG_MAX_HEAVY_JOBS` is 2 by default): the
+total is then the wall time from the first step's start to the last one's end, and
+the peak memory adds up the steps that overlapped.
 
 The table gives, per size: customers, order lines, per-step seconds and peak GB, the
 total, seconds per 1,000 customers, total / sql_pass, per-customer cost against the
@@ -146,15 +151,48 @@ def _default_orgs() -> list[str]:
     )
 
 
-def _measure(facts: dict, steps: list[str], *, baseline: bool) -> dict:
+def _run_steps(slug: str, steps: list[str], concurrency: int) -> dict[str, dict]:
+    """Each step in its own process, in pipeline order, at most `concurrency` at once
+    (as the heavy workers take an organisation's queued steps: `ORG_MAX_HEAVY_JOBS`,
+    default 2). Each result also has its start and end, seconds from the first start."""
+    import threading
+
+    todo = list(steps)
+    done: dict[str, dict] = {}
+    lock = threading.Lock()
+    t0 = time.perf_counter()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not todo:
+                    return
+                step = todo.pop(0)
+            began = time.perf_counter() - t0
+            cmd = [PY, "manage.py", "run_pipeline", "--org", slug, "--steps", step, "--sync"]
+            res = _timed(cmd)
+            res["start"], res["end"] = round(began, 2), round(time.perf_counter() - t0, 2)
+            with lock:
+                done[step] = res
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, concurrency))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {step: done[step] for step in steps}
+
+
+def _measure(facts: dict, steps: list[str], *, baseline: bool, concurrency: int = 1) -> dict:
     slug = facts["slug"]
     row: dict = {**facts, "load_before": round(os.getloadavg()[0], 2), "steps": {}}
     if baseline:
         base = _timed([PY, __file__, "--child-sql-pass", slug])
         row["sql_pass"] = {k: base[k] for k in ("seconds", "peak_gb", "rc")}
         print(f"  {slug} sql_pass {base['seconds']:.1f}s", file=sys.stderr, flush=True)
+    results = _run_steps(slug, steps, concurrency)
     for step in steps:
-        res = _timed([PY, "manage.py", "run_pipeline", "--org", slug, "--steps", step, "--sync"])
+        res = results[step]
         inner = None
         try:
             inner = json.loads(res["stdout"].strip().splitlines()[-1]).get("seconds")
@@ -166,6 +204,8 @@ def _measure(facts: dict, steps: list[str], *, baseline: bool) -> dict:
             "ok": res["rc"] == 0,
             "step_seconds": inner,
             "cpu": res["cpu"],
+            "start": res["start"],
+            "end": res["end"],
         }
         if res["rc"]:
             row["steps"][step]["error"] = res["stderr"].strip().splitlines()[-1:]
@@ -175,8 +215,22 @@ def _measure(facts: dict, steps: list[str], *, baseline: bool) -> dict:
             file=sys.stderr,
             flush=True,
         )
-    row["total"] = round(sum(s["seconds"] for s in row["steps"].values()), 2)
-    row["peak_gb"] = max((s["peak_gb"] for s in row["steps"].values()), default=0.0)
+    ran = list(row["steps"].values())
+    row["concurrency"] = concurrency
+    # one after another: the sum; side by side: from the first start to the last end
+    row["total"] = round(
+        sum(s["seconds"] for s in ran) if concurrency <= 1 else max(s["end"] for s in ran),
+        2,
+    )
+    # side by side, the memory of steps that overlapped adds up (each one's peak, so
+    # an upper bound)
+    row["peak_gb"] = max(
+        (
+            sum(o["peak_gb"] for o in ran if o["start"] < s["end"] and s["start"] < o["end"])
+            for s in ran
+        ),
+        default=0.0,
+    )
     row["per_1k"] = round(row["total"] / max(facts["customers"], 1) * 1000, 4)
     row["load_after"] = round(os.getloadavg()[0], 2)
     return row
@@ -230,6 +284,13 @@ def main() -> None:
         "--min-customers", type=int, default=10_000, help="default organisations' smallest size"
     )
     p.add_argument("--skip-baseline", action="store_true", help="no sql_pass baseline")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="steps run side by side, as that many heavy workers would (default 1: one "
+        "after another, each step's time its own)",
+    )
     p.add_argument("--json", help="write every figure to this file")
     a = p.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
@@ -252,8 +313,13 @@ def main() -> None:
     rows = []
     for f in facts:
         print(f"{f['slug']}: {f['customers']:,} customers, {f['lines']:,} lines", file=sys.stderr)
-        rows.append(_measure(f, steps, baseline=not a.skip_baseline))
+        rows.append(_measure(f, steps, baseline=not a.skip_baseline, concurrency=a.concurrency))
     print(f"uptime: {os.popen('uptime').read().strip()}")  # noqa: S605,S607
+    if a.concurrency > 1:
+        print(
+            f"steps side by side, {a.concurrency} at a time: total is the wall time from the "
+            "first step's start to the last one's end; peak GB adds up overlapping steps"
+        )
     print(_table(rows, steps, startup))
     if a.json:
         Path(a.json).write_text(
