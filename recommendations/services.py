@@ -28,6 +28,7 @@ from core.exceptions import ApplicationError
 from core.jobs import NULL_JOB, JobHandle
 from core.jsonsafe import json_safe
 from customers.history import History
+from segmentation.services.bulk import COPY_BINARY_HEADER, COPY_BINARY_TRAILER, copy_binary_block
 
 from . import ml
 from .models import (
@@ -510,13 +511,6 @@ def _insert(model, columns: list[str], rows, per_statement: int | None = None) -
             cursor.execute(sql, [v for row in part for v in row])
 
 
-# the staged recommendations in PostgreSQL's binary COPY format: field count, then
-# (length, value) per field
-_PG_STAGE = np.dtype(
-    [("n", ">i2"), ("l1", ">i4"), ("customer", ">i8"), ("l2", ">i4"), ("product", ">i8"),
-     ("l3", ">i4"), ("rank", ">i2"), ("l4", ">i4"), ("score", ">f8"), ("l5", ">i4"),
-     ("reason", ">i4")]
-)  # fmt: skip
 _COPY_ROWS = 500_000
 
 
@@ -545,20 +539,21 @@ def _copy_recommendations(org_id: int, run_id: int, computed: dict) -> None:
             "COPY _seg_stage_recs (customer_id, product_id, rank, score, reason) "
             "FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.write(b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8)
+            copy.write(COPY_BINARY_HEADER)
             for begin in range(0, n, _COPY_ROWS):
                 part = slice(begin, min(begin + _COPY_ROWS, n))
-                block = np.empty(part.stop - part.start, dtype=_PG_STAGE)
-                block["n"] = 5
-                block["l1"], block["l2"], block["l3"] = 8, 8, 2
-                block["l4"], block["l5"] = 8, 4
-                block["customer"] = recs["customer_id"][part]
-                block["product"] = recs["product_id"][part]
-                block["rank"] = recs["rank"][part]
-                block["score"] = recs["score"][part]
-                block["reason"] = recs["reason"][part]
-                copy.write(block.tobytes())
-            copy.write(b"\xff\xff")
+                copy.write(
+                    copy_binary_block(
+                        [
+                            (recs["customer_id"][part], ">i8"),
+                            (recs["product_id"][part], ">i8"),
+                            (recs["rank"][part], ">i2"),
+                            (recs["score"][part], ">f8"),
+                            (recs["reason"][part], ">i4"),
+                        ]
+                    )
+                )
+            copy.write(COPY_BINARY_TRAILER)
         cursor.execute(
             f"INSERT INTO {table} (organization_id, run_id, customer_id, product_id, rank, "  # noqa: S608 - model metadata
             "score, reason) SELECT %s, %s, s.customer_id, s.product_id, s.rank, s.score, r.text "
