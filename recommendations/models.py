@@ -148,7 +148,10 @@ class CustomerRecommendation(TenantModel):
                 fields=["organization", "run", "customer", "rank"], name="custrec_org_run_cust_rank"
             )
         ]
-        indexes = [models.Index(fields=["organization", "customer"], name="custrec_org_customer")]
+        # No (organisation, customer) index: every read names the run (the live one,
+        # or each of the few kept runs for an erasure), which the unique key serves;
+        # a run writes ten million rows a big shop, and each index is one more
+        # insert for every one of them.
 
     def __str__(self) -> str:
         return f"Recommendation {self.rank} for customer {self.customer_id}"

@@ -275,8 +275,9 @@ def product_panel(*, request, product) -> dict | None:
 
 def person_export(*, customer) -> dict:
     """One person's recommendations in the live run, for their export."""
+    live = RecommendationRun.objects.filter(is_live=True).values_list("pk", flat=True).first()
     rows = (
-        CustomerRecommendation.objects.filter(run__is_live=True, customer_id=customer.pk)
+        CustomerRecommendation.objects.filter(run_id=live, customer_id=customer.pk)
         .select_related("product")
         .order_by("rank")
     )

@@ -660,4 +660,9 @@ def recommendations_run(
 def recommendations_erase_customers(*, organization, customer_ids: list[int]) -> None:
     """Erasure handler: nothing recommended to an erased person is kept."""
     scope_check(organization=organization)
-    CustomerRecommendation.objects.filter(customer_id__in=list(customer_ids)).delete()
+    # the runs named: the unique key (organisation, run, customer, rank) serves the
+    # delete (there is no index on the customer alone)
+    runs = list(RecommendationRun.objects.values_list("pk", flat=True))
+    CustomerRecommendation.objects.filter(
+        run_id__in=runs, customer_id__in=list(customer_ids)
+    ).delete()
