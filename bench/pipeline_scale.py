@@ -222,14 +222,14 @@ def _measure(facts: dict, steps: list[str], *, baseline: bool, concurrency: int 
         sum(s["seconds"] for s in ran) if concurrency <= 1 else max(s["end"] for s in ran),
         2,
     )
-    # side by side, the memory of steps that overlapped adds up (each one's peak, so
-    # an upper bound)
-    row["peak_gb"] = max(
-        (
-            sum(o["peak_gb"] for o in ran if o["start"] < s["end"] and s["start"] < o["end"])
-            for s in ran
+    # side by side, the memory of the steps running at the same moment adds up (each
+    # one's peak, so an upper bound); the most is reached as some step starts
+    row["peak_gb"] = round(
+        max(
+            (sum(o["peak_gb"] for o in ran if o["start"] <= s["start"] < o["end"]) for s in ran),
+            default=0.0,
         ),
-        default=0.0,
+        3,
     )
     row["per_1k"] = round(row["total"] / max(facts["customers"], 1) * 1000, 4)
     row["load_after"] = round(os.getloadavg()[0], 2)
