@@ -27,7 +27,9 @@ The rule (the audience and segment pages show its result in plain words):
 `best_channel(customer_ids, *, organization)` answers for any group (an audience);
 `segment_best_channels()` for every segment of the live run in one pass, cached
 briefly per organisation, run and data version. `segment_panel` is the segment page's panel,
-whose figure is kept per organisation, segment and run (or rule), not worked out per view.
+whose figure (`segment_best_channel`) is kept per organisation, segment and run (or rule),
+not worked out per view: for a big organisation refreshed in the background and
+worked out by each segmentation run (`segmentation.selectors.segment_figure`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.kept import kept_callable
 from core.sensitive import name_words
 
 WINDOW_DAYS = 180
@@ -104,6 +107,7 @@ __all__ = [
     "best_channel",
     "classify_event_type",
     "group_best_channels",
+    "segment_best_channel",
     "segment_best_channels",
     "segment_panel",
 ]
@@ -460,26 +464,37 @@ def segment_best_channels(*, organization=None) -> dict[int, dict]:
 
 
 # --- the segment page's panel ------------------------------------------------------------
+@kept_callable
+def segment_best_channel(*, segment, organization) -> dict | None:
+    """The best channel of a segment's members: the segment page's figure, kept and
+    refreshed by `segmentation.selectors.segment_figure` (also in a background task,
+    hence a function it can name)."""
+    from segmentation.models import SegmentKind
+    from segmentation.selectors import segment_members
+
+    if segment.is_active and segment.kind != SegmentKind.RULE:
+        return segment_best_channels(organization=organization).get(segment.pk)
+    # a rule segment (evaluated now) or a retired one
+    ids = segment_members(segment=segment).values_list("pk", flat=True)
+    return best_channel(ids, organization=organization)
+
+
 def segment_panel(*, request, segment) -> dict:
     """The segment page's "Best channel" panel: always drawn (its template has the
     empty state), with a link to build an audience from the segment."""
     from django.urls import NoReverseMatch, reverse
 
-    from segmentation.models import SegmentKind
-    from segmentation.selectors import segment_figure, segment_members
-
-    organization = request.organization
-
-    def compute() -> dict | None:
-        if segment.is_active and segment.kind != SegmentKind.RULE:
-            return segment_best_channels(organization=organization).get(segment.pk)
-        # a rule segment (evaluated now) or a retired one
-        ids = segment_members(segment=segment).values_list("pk", flat=True)
-        return best_channel(ids, organization=organization)
+    from segmentation.selectors import segment_figure
 
     # The figure (not the panel: its page is drawn for each request) is worked out
-    # once per organisation, segment and the run or rule that made its members.
-    found = segment_figure(segment=segment, name="best_channel", compute=compute)
+    # once per organisation, segment and the run or rule that made its members; a
+    # big organisation's is refreshed in the background and warmed by each run.
+    found = segment_figure(
+        segment=segment,
+        name="best_channel",
+        compute="audiences.channels:segment_best_channel",
+        organization=request.organization,
+    )
     try:
         build_url = f"{reverse('audiences:new')}?segment={segment.pk}"
     except NoReverseMatch:

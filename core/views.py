@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django.contrib import messages
@@ -22,6 +23,8 @@ log = logging.getLogger("segmenta.site")
 
 @org_required
 def dashboard(request):
+    if request.htmx and "figures_shown" in request.GET:
+        return _figures_poll(request)
     context = {}
     try:
         from customers.selectors import dashboard_summary
@@ -29,9 +32,81 @@ def dashboard(request):
         dashboard_summary = None
     if dashboard_summary is not None:
         context = dashboard_summary(organization=request.organization)
+        context["freshness"] = _freshness(
+            state=context.get("figures_state"), at=context.get("figures_as_of")
+        )
     context["recent_jobs"] = jobs.jobs_listed(Job.objects.all())[:5]
     context["dashboard_panels"] = _dashboard_panels(request)
     return render(request, "core/dashboard.html", context)
+
+
+# While a big organisation's dashboard figures are worked out in the background
+# (core/kept.py), the note saying so asks every FIGURES_POLL_SECONDS whether newer
+# ones are ready, for FIGURES_POLL_MAX_SECONDS at most (an open tab does not ask for
+# ever). Until then the answer is "no change" (204: htmx swaps nothing, so a screen
+# reader hears the note once, not every few seconds).
+FIGURES_POLL_SECONDS = 5
+FIGURES_POLL_MAX_SECONDS = 180
+
+
+def _ms(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _freshness(*, state: str | None, at: dt.datetime | None, asked_from: int = 0) -> dict:
+    """How fresh the dashboard's figures are, for `core/_figures_freshness.html`:
+    `state` ("current"; "updating": earlier figures are shown; "working": none yet;
+    "ready": newer ones are; "slow": still not, after asking a while), when the
+    figures shown were worked out (`at`, in the organisation's time zone), and for
+    the polls: that time in milliseconds (`shown`, 0 for none) and when they began."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    today = at is not None and at.date() == now.astimezone(at.tzinfo).date()
+    return {
+        "state": state or "current",
+        "as_of": at,
+        "today": today,
+        "shown": _ms(at) if at is not None else 0,
+        "asked_from": asked_from or _ms(now),
+        "every": FIGURES_POLL_SECONDS,
+    }
+
+
+def _figures_poll(request) -> HttpResponse:
+    """The freshness note asking whether newer figures are ready. None were shown
+    ("working"): the page reloads once they are. Earlier ones were ("updating"): the
+    note says newer ones are ready, with a link, and stops asking (htmx stops polling
+    on status 286), as it does after FIGURES_POLL_MAX_SECONDS."""
+    from django.utils import timezone
+    from django_htmx.http import HttpResponseClientRefresh
+
+    from customers.selectors import dashboard_figures_at
+
+    try:
+        shown = max(0, int(request.GET.get("figures_shown") or 0))
+        asked_from = max(0, int(request.GET.get("asked_from") or 0))
+    except ValueError:
+        shown, asked_from = 0, 0
+    at = dashboard_figures_at(organization=request.organization)
+    if at is not None and _ms(at) > shown:
+        if not shown:
+            return HttpResponseClientRefresh()
+        state = "ready"
+    elif _ms(timezone.now()) - asked_from >= FIGURES_POLL_MAX_SECONDS * 1000:
+        state = "slow"
+    else:
+        return HttpResponse(status=204)  # no change: keep asking
+    shown_at = None
+    if shown:
+        try:
+            shown_at = dt.datetime.fromtimestamp(shown / 1000, tz=at.tzinfo if at else dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            shown_at = None
+    fresh = _freshness(state=state, at=shown_at, asked_from=asked_from)
+    response = render(request, "core/_figures_freshness.html", {"freshness": fresh})
+    response.status_code = 286  # htmx: stop polling
+    return response
 
 
 def start_step(request, step: str, *, back: str, started: str) -> HttpResponse:

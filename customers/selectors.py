@@ -14,6 +14,8 @@ from typing import Any
 from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 
+from core.kept import kept_at, kept_callable, kept_get, kept_store
+
 from . import registry
 from .models import (
     SEGMENTA_EVENT_TYPES,
@@ -303,15 +305,27 @@ SEARCH_MANY = 10_000
 SEARCH_WALK = 5_000  # customers in the sort's order such a walk reads at most
 
 
+def search_count(qs: QuerySet[Customer]) -> tuple[int, bool]:
+    """A search's matches counted up to SEARCH_MANY (True: there are more). The API
+    counts them once, to choose how the page is read and for the page's `count`."""
+    return count_capped(qs, SEARCH_MANY)
+
+
 def search_matches_many(qs: QuerySet[Customer]) -> bool:
     """More than SEARCH_MANY matches (reading at most that many)."""
-    return count_capped(qs, SEARCH_MANY)[1]
+    return search_count(qs)[1]
 
 
-def search_ordering(qs: QuerySet[Customer], field: str, desc: bool) -> QuerySet[Customer]:
+def search_ordering(
+    qs: QuerySet[Customer], field: str, desc: bool, *, many: bool | None = None
+) -> QuerySet[Customer]:
     """A search's matches in the order of `field` (the API's pages): sorted once
-    gathered when they are few, read along the field's index when they are many."""
-    column = F(field) if search_matches_many(qs) else unindexed(field)
+    gathered when they are few, read along the field's index when they are many
+    (`many`: whether more than SEARCH_MANY match, when the caller counted them
+    already; counted here otherwise)."""
+    if many is None:
+        many = search_matches_many(qs)
+    column = F(field) if many else unindexed(field)
     return qs.order_by(column.desc() if desc else column.asc(), "-pk" if desc else "pk")
 
 
@@ -403,6 +417,7 @@ def customer_page(
     after: str = "",
     size: int = 50,
     search: bool = False,
+    many: bool | None = None,
 ) -> tuple[list[Customer], str | None]:
     """One page by keyset ("after this row"), so page 1,000 costs what page 1 does.
 
@@ -413,12 +428,13 @@ def customer_page(
     a value (shown last) are read by a second query once the others run out. With
     `search`, a few matches are gathered first and sorted (see `unindexed`); many
     are read along the index as far as SEARCH_WALK customers (`_walked`), and only
-    when that finds no page, gathered and sorted too."""
+    when that finds no page, gathered and sorted too (`many`: whether more than
+    SEARCH_MANY match, when the caller counted them already; counted here otherwise)."""
     field, desc, nullable, _ = CUSTOMER_SORTS.get(sort, CUSTOMER_SORTS["recent"])
     position = _decode_cursor(after) if after else None
     if position is not None and not _cursor_fits(position[0], field, nullable):
         position = None
-    if search and search_matches_many(qs):
+    if search and (search_matches_many(qs) if many is None else many):
         walked = _walked(
             qs, field=field, desc=desc, nullable=nullable, position=position, size=size
         )
@@ -455,7 +471,7 @@ def count_capped(qs: QuerySet, cap: int = 10_000) -> tuple[int, bool]:
 def cached_per_organization(name: str, compute, timeout: int = 120):
     """`compute()` kept `timeout` seconds for the organisation in scope, under a key
     naming it (filter choices: a DISTINCT over a million rows is not worth repeating
-    on every page; the API's kept counts; the dashboard's figures)."""
+    on every page; the API's kept counts)."""
     from django.core.cache import cache
 
     from accounts.tenancy import require_organization_id
@@ -679,24 +695,63 @@ def data_version() -> str:
     return ".".join(_stamp(model, "updated_at") for model in (Customer, Order, Event))
 
 
+DASHBOARD_KEPT = "dashboard"  # the figures' name in `core.kept`
+
+
+def _dashboard_version(organization) -> str:
+    """What the dashboard's figures are worked out from: the data (its newest change
+    times, read from the ends of its indexes) and the settings they depend on."""
+    # the latest data date may be an event's; a deleted guest order moves no customer
+    version = f"{data_version()}.{_stamp(DeletedOrder, 'deleted_at')}"
+    settings_key = f"{organization.currency}:{organization.revenue_basis}:{organization.time_zone}"
+    return f"{settings_key}:{version}"
+
+
 def dashboard_summary(*, organization) -> dict:
     """The dashboard's figures: customers, orders, revenue, active customers (ordered
     in the 90 days up to the latest data date), repeat rate, revenue by month.
 
-    Kept per organisation until its customers, orders or events change (their newest change
-    times, read from the ends of their indexes, are in the key, with the settings the
-    figures depend on) and ten minutes at most: worked out, they read every order
-    and customer, 7 s a view at a million customers (the load test's slowest page)."""
-    # the latest data date may be an event's; a deleted guest order moves no customer
-    version = f"{data_version()}.{_stamp(DeletedOrder, 'deleted_at')}"
-    settings_key = f"{organization.currency}:{organization.revenue_basis}:{organization.time_zone}"
-    summary = cached_per_organization(
-        f"dashboard:{settings_key}:{version}",
-        lambda: _dashboard_figures(organization),
-        DASHBOARD_TIMEOUT,
+    Kept per organisation (`core.kept`) until its customers, orders or events change
+    or the settings they depend on do, and ten minutes at most: worked out, they read
+    every order and customer, 7 s at a million customers (the load test's slowest
+    page). A small organisation (`KEPT_FIGURES_BACKGROUND_ABOVE`) works them out in
+    the request when they are out of date. A big one is shown the figures it had
+    while a background refresh works out the new ones (`figures_state` "updating";
+    `figures_as_of`, when they were worked out, in the organisation's time zone);
+    the first time, or when the figures it had were an empty shop's, "working" (no
+    figures yet) while it does."""
+    kept = kept_get(
+        name=DASHBOARD_KEPT,
+        version=_dashboard_version(organization),
+        compute=lambda: _dashboard_figures(organization),
+        max_age=DASHBOARD_TIMEOUT,
+        refresh="customers.selectors:dashboard_figures_refresh",
+        # an empty shop's figures, shown to one that has just imported its data,
+        # would ask it to import them
+        earlier_usable=lambda entry: bool(entry["value"].get("has_data")),
+        first="later",
     )
-    # counted every time: a failed import changes no customer
-    return {**summary, "imports_count": Import.objects.count()}
+    return {
+        **(kept.value or {}),
+        "figures_state": kept.state,
+        "figures_as_of": kept.at.astimezone(_tz(organization)) if kept.at else None,
+        # counted every time: a failed import changes no customer
+        "imports_count": Import.objects.count(),
+    }
+
+
+def dashboard_figures_at(*, organization) -> dt.datetime | None:
+    """When the organisation's dashboard figures were last worked out, in its time
+    zone (the dashboard asks while a refresh is under way), or None."""
+    at = kept_at(DASHBOARD_KEPT)
+    return at.astimezone(_tz(organization)) if at is not None else None
+
+
+@kept_callable
+def dashboard_figures_refresh(*, organization) -> None:
+    """Work out and keep the dashboard's figures (a background refresh, `core.kept`)."""
+    version = _dashboard_version(organization)  # read first: see kept_store
+    kept_store(name=DASHBOARD_KEPT, version=version, value=_dashboard_figures(organization))
 
 
 def _dashboard_figures(organization) -> dict:

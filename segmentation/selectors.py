@@ -6,16 +6,22 @@ Every query goes through the scoped managers (current organisation only).
 from __future__ import annotations
 
 import copy
+import logging
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 
+from core.kept import kept_callable
+
 from .models import Persona, Segment, SegmentationRun, SegmentationSettings, SegmentKind
 from .models import SegmentMembership as Membership
+
+log = logging.getLogger("segmenta.segments")
 
 LIVE_KINDS = (SegmentKind.CLUSTER, SegmentKind.RFM)
 
@@ -116,6 +122,7 @@ def rule_key(segment: Segment) -> str:
 
 
 SEGMENT_FIGURE_TIMEOUT = 600  # figures from new data (events, orders) show within minutes
+SEGMENT_FIGURES_WARM_SECONDS = 300  # a run's job spends at most this on its segments' figures
 
 
 def segment_members_version(*, segment: Segment) -> str:
@@ -138,21 +145,149 @@ def segment_members_version(*, segment: Segment) -> str:
     return f"rule-{rule_key(segment)}-{stamp}" if segment.kind == SegmentKind.RULE else stamp
 
 
-def segment_figure(*, segment: Segment, name: str, compute, timeout: int = SEGMENT_FIGURE_TIMEOUT):
-    """`compute()`, a figure worked out from the segment's members (the best channel
-    of 500,000 members), cached per organisation, segment and
-    `segment_members_version`: worked out once per run (or rule), not on every view.
+def _figure_name(segment_id: int, name: str) -> str:
+    return f"segment-figure:{name}:seg{segment_id}"
+
+
+def _figures_used_key() -> str:
+    from accounts.tenancy import require_organization_id
+
+    return f"segmentation:kept-figures:org_{require_organization_id()}"
+
+
+def _figure_used(name: str, path: str) -> None:
+    """Note that the segment pages keep `name`, worked out by `path`: what a run's
+    job works out for every segment as it ends (`segment_figures_warm`)."""
+    from django.core.cache import cache
+
+    from core.kept import KEPT_SECONDS
+
+    used = cache.get(_figures_used_key()) or {}
+    if used.get(name) != path:
+        cache.set(_figures_used_key(), {**used, name: path}, KEPT_SECONDS)
+
+
+def segment_figure(
+    *,
+    segment: Segment,
+    name: str,
+    compute,
+    timeout: int = SEGMENT_FIGURE_TIMEOUT,
+    organization=None,
+):
+    """`compute`'s figure, worked out from the segment's members (the best channel
+    of 500,000 members), kept per organisation and segment with the
+    `segment_members_version` it was worked out from (`core.kept`): worked out once
+    per run (or rule), and again every `timeout` seconds for newer data.
+
+    `compute` is a function of no arguments, or the "module:function" path of one
+    marked `@kept_callable`, called as `fn(segment=..., organization=...)`. With a
+    path, the figure of a big organisation (`KEPT_FIGURES_BACKGROUND_ABOVE`) that
+    has only aged is shown as it was while a background refresh works it out again,
+    and a run's job works it out for every current segment as it ends
+    (`segment_figures_warm`), so the first view after a run reads it. Members that
+    changed otherwise (an edited rule), or a figure no longer kept, are worked out
+    in the request the first time, as a small organisation's figures always are.
 
     Only values, never drawn HTML: what a page draws depends on its request (the
     member's role, the session's form token) and must not be shown to another
     member. So `compute` must not read the request either. None is kept too (no
     evidence takes as long to find as some)."""
-    found = run_cached(
-        ("figure", name, segment.pk, segment_members_version(segment=segment)),
-        lambda: {"value": compute()},
-        timeout,
+    from core.kept import kept_get, kept_resolve
+
+    version = segment_members_version(segment=segment)
+    work_out = compute
+    refresh = params = None
+    if isinstance(compute, str):
+        if organization is None:
+            from accounts.models import Organization
+            from accounts.tenancy import require_organization_id
+
+            organization = Organization.objects.get(pk=require_organization_id())
+        work_out = partial(kept_resolve(compute), segment=segment, organization=organization)
+        refresh = "segmentation.selectors:segment_figure_refresh"
+        params = {"segment_id": segment.pk, "name": name, "compute": compute}
+        _figure_used(name, compute)
+    kept = kept_get(
+        name=_figure_name(segment.pk, name),
+        version=version,
+        compute=work_out,
+        max_age=timeout,
+        refresh=refresh,
+        params=params,
+        # another run's or rule's members: not this segment's figure any more
+        earlier_usable=lambda entry: entry["version"] == version,
+        first="inline",
     )
-    return found["value"]
+    return kept.value
+
+
+@kept_callable
+def segment_figure_refresh(*, organization, segment_id: int, name: str, compute: str) -> None:
+    """Work out and keep one segment's figure `name` with `compute` (a path, see
+    `segment_figure`): a background refresh, or a run's job warming its segments."""
+    from core.kept import kept_resolve, kept_store
+
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is None:  # deleted since
+        return
+    fn = kept_resolve(compute)
+    version = segment_members_version(segment=segment)  # read first: see kept_store
+    kept_store(
+        name=_figure_name(segment_id, name),
+        version=version,
+        value=fn(segment=segment, organization=organization),
+    )
+
+
+def segment_figures_warm(*, organization) -> int:
+    """Work out the kept figures of every current segment of a big organisation (those
+    the segment pages keep: `segment_figure` with a path), biggest segments first,
+    within SEGMENT_FIGURES_WARM_SECONDS: called by the segments job as its run is
+    committed, so the first view after a run does not work them out (1.2 s for the
+    best channel of a 500,000-member segment). Only speed is at stake: a failure is
+    logged and the page works the figure out itself. How many were worked out."""
+    import time
+
+    from django.core.cache import cache
+
+    from core.kept import organization_is_big
+
+    try:
+        used = cache.get(_figures_used_key()) or {}
+        if not used or not organization_is_big(organization.pk):
+            return 0
+        segments = list(
+            Segment.objects.filter(
+                Q(kind__in=LIVE_KINDS, is_active=True) | Q(kind=SegmentKind.RULE)
+            )
+            .order_by("-size", "pk")
+            .values_list("pk", flat=True)
+        )
+    except Exception:  # noqa: BLE001 - the run stands; pages work figures out themselves
+        log.warning("segments.figures_warm_failed org_id=%s", organization.pk, exc_info=True)
+        return 0
+    deadline = time.monotonic() + SEGMENT_FIGURES_WARM_SECONDS
+    done = 0
+    for segment_id in segments:
+        for name, path in sorted(used.items()):
+            if time.monotonic() > deadline:
+                log.info("segments.figures_warm_stopped org_id=%s done=%s", organization.pk, done)
+                return done
+            try:
+                segment_figure_refresh(
+                    organization=organization, segment_id=segment_id, name=name, compute=path
+                )
+                done += 1
+            except Exception:  # noqa: BLE001
+                log.warning(
+                    "segments.figure_warm_failed org_id=%s segment_id=%s name=%s",
+                    organization.pk,
+                    segment_id,
+                    name,
+                    exc_info=True,
+                )
+    return done
 
 
 MEMBER_INDEX_STEP = 50  # the member index keeps the id of every 50th member

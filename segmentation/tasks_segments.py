@@ -1,4 +1,5 @@
-"""Segmentation jobs: a thin Celery wrapper around `services.segments.segmentation_run`."""
+"""Segmentation jobs: a thin Celery wrapper around `services.segments.segmentation_run`
+(then the segment pages' kept figures of the new run are worked out)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,21 @@ def segments_run(self, *, organization_id: int, job_id: int | None, as_of: str |
         as_of=dt.date.fromisoformat(as_of) if as_of else None,
         job=self.job,
     )
+    from django.db import transaction
+
+    from accounts.tenancy import tenant_context
     from webhooks.events import emit
 
+    from .selectors import segment_figures_warm
+
+    def warm() -> None:
+        # in the organisation's scope even when the commit comes after the job's
+        with tenant_context(organization):
+            segment_figures_warm(organization=organization)
+
+    # the figures the segment pages keep, worked out for the new run once it is
+    # committed, here in the job, so the first view after a run does not
+    transaction.on_commit(warm)
     emit(
         organization,
         "segment.membership_changed",
