@@ -61,8 +61,13 @@ def org_export() -> list[tuple[str, list[str], object]]:
 
 def erase_customers(*, organization, customer_ids: list[int]) -> None:
     """An erased person leaves every audience at once (sizes are recounted at the
-    next build), and the lookalike previews' jobs that named them as a seed."""
+    next build), the seed lists of the saved lookalike audiences
+    (`services.audience_seeds_forget`), and the lookalike previews' jobs that named
+    them as a seed."""
+    from .services import audience_seeds_forget
+
     AudienceMember.objects.filter(customer_id__in=customer_ids).delete()
+    audience_seeds_forget(organization=organization, customer_ids=customer_ids)
     _preview_jobs_forget(customer_ids)
 
 

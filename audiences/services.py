@@ -788,6 +788,10 @@ def _copy_members(audience: Audience, members: Sequence[tuple[int, float | None]
 def _build(audience: Audience, *, job: JobHandle = NULL_JOB) -> Audience:
     organization = audience.organization
     job.progress(10, f"Finding the customers of “{audience.name}”")
+    if _needs_new_seeds(audience.definition):
+        raise ApplicationError(
+            SEEDS_ERASED, {"fields": {"seed_customer_ids": SEEDS_ERASED}}, code="seeds_erased"
+        )
     definition = definition_clean(audience.definition)
     reporting = (
         progress_to(lambda share, message: job.progress(10 + 50 * share, message))
@@ -803,6 +807,8 @@ def _build(audience: Audience, *, job: JobHandle = NULL_JOB) -> Audience:
         locked = Audience.objects.select_for_update().filter(pk=audience.pk).first()
         if locked is None:  # deleted while it was being built
             return audience
+        if _superseded(audience):
+            return locked
         _write_members(locked, members)
         locked.size = figures["size"]
         locked.candidates = figures["candidates"]
@@ -872,21 +878,143 @@ def audience_build(*, audience_id: int, job: JobHandle = NULL_JOB) -> Audience:
     try:
         return _build(audience, job=job)
     except ApplicationError as exc:
+        if _superseded(audience):  # its failure was the old definition's
+            return audience
         _mark_failed(audience_id, exc.message)
         raise
 
 
 def audiences_refresh_all(*, job: JobHandle = NULL_JOB) -> dict[str, int]:
-    """Rebuild every audience (the pipeline's `audiences` step)."""
-    audiences = list(Audience.objects.select_related("organization").order_by("pk"))
+    """Rebuild every audience (the pipeline's `audiences` step). Each is read just
+    before it is built: one redefined (or whose seed was erased) since the step began
+    is built as it is now, not as it was (`_superseded`)."""
+    pks = list(Audience.objects.order_by("pk").values_list("pk", flat=True))
     done = {"rebuilt": 0, "failed": 0}
-    for n, audience in enumerate(audiences):
-        job.progress(5 + int(90 * n / max(len(audiences), 1)), f"Rebuilding “{audience.name}”")
+    for n, pk in enumerate(pks):
+        audience = Audience.objects.select_related("organization").filter(pk=pk).first()
+        if audience is None:  # deleted meanwhile
+            continue
+        job.progress(5 + int(90 * n / max(len(pks), 1)), f"Rebuilding “{audience.name}”")
         Audience.objects.filter(pk=audience.pk).update(status=AudienceStatus.BUILDING)
         try:
             _build(audience)
             done["rebuilt"] += 1
         except ApplicationError as exc:
+            if _superseded(audience):  # its failure was the old definition's
+                continue
             _mark_failed(audience.pk, exc.message)
             done["failed"] += 1
     return done
+
+
+def _superseded(audience: Audience) -> bool:
+    """Whether the audience's definition changed since this build read it: a person
+    redefined it (which started a build of its own), or an erasure took a seed (which
+    did too, or left it needing new seeds). The build then publishes nothing, not
+    even its failure (whose message may name the erased seed). An audience left
+    needing new seeds is said to again, in case this build marked it building."""
+    current = Audience.objects.filter(pk=audience.pk).values_list("definition", flat=True).first()
+    if current is None or current == audience.definition:
+        return False
+    if _needs_new_seeds(current):
+        _mark_failed(audience.pk, SEEDS_ERASED)
+    return True
+
+
+# --- erasure ---------------------------------------------------------------------------
+SEEDS_ERASED = (
+    "Every customer in this audience's seed list has been erased, so there is no one to "
+    "look like. Choose new seed customers or a seed segment, and save it to rebuild it."
+)
+
+
+def _needs_new_seeds(definition: dict[str, Any]) -> bool:
+    """A lookalike left with no seed: its seed customers were all erased (a definition
+    without a seed is refused when it is saved)."""
+    return (
+        definition.get("kind") == "lookalike"
+        and not definition.get("seed_segment_id")
+        and not definition.get("seed_customer_ids")
+    )
+
+
+def _lists_any(text: str, ids: set[str]) -> bool:
+    """Whether a note or failure message lists one of `ids` among the seed ids a build
+    did not find ("2 seed customer ids were not found: C1, C2")."""
+    _, found, listed = str(text).partition("were not found: ")
+    return bool(found) and any(i in listed for i in ids)
+
+
+def audience_seeds_forget(*, organization, customer_ids: list[int]) -> list[int]:
+    """The erased customers' own ids (as the shop typed them) leave the seed lists of
+    the saved lookalike audiences: the only stored definitions that name customers
+    (the other kinds, campaigns, automations and offers name segments, fields,
+    places and products). Runs in the erasure before the customers' ids are
+    rewritten, so the ids are still there to be found. Returns the audiences changed.
+
+    An audience with a seed left (other customers, or a seed segment) is rebuilt: its
+    members were ranked by likeness to the erased person too. A build still queued
+    reads the new seeds when it starts, so none is added; a running one publishes
+    nothing (`_build`: its definition changed). An audience whose seeds were all
+    erased keeps its definition with an empty `seed_customer_ids`, and is marked
+    failed saying it needs new seeds (SEEDS_ERASED, at each rebuild too); its members
+    and figures go, as they were worked out from the erased people alone. Saving it
+    with new seeds rebuilds it."""
+    from customers.models import Customer
+
+    gone = set(Customer.objects.filter(pk__in=customer_ids).values_list("external_id", flat=True))
+    if not gone:
+        return []
+    changed: list[int] = []
+    for audience in Audience.objects.filter(definition__kind="lookalike").order_by("pk"):
+        definition = dict(audience.definition or {})
+        seeds = definition.get("seed_customer_ids") or []
+        kept = [s for s in seeds if s not in gone]
+        if len(kept) == len(seeds):
+            continue
+        if kept or not definition.get("seed_segment_id"):
+            definition["seed_customer_ids"] = kept
+        else:  # the seed segment is the seed now (the form a definition is saved in)
+            definition.pop("seed_customer_ids", None)
+        audience.definition = definition
+        audience.notes = [n for n in audience.notes or [] if not _lists_any(n, gone)]
+        if _lists_any(audience.message, gone):
+            audience.message = ""
+        if _needs_new_seeds(definition):
+            _seeds_all_erased(audience)
+        else:
+            audience.save(update_fields=["definition", "notes", "message", "updated_at"])
+            if not _build_waiting(audience):
+                _start_build(organization=organization, audience=audience)
+        changed.append(audience.pk)
+    if changed:
+        log.info(
+            "audiences.seeds_erased",
+            extra={"organization_id": organization.pk, "audience_ids": changed},
+        )
+    return changed
+
+
+def _build_waiting(audience: Audience) -> bool:
+    """A build of `audience` queued and not started yet (it reads the audience's
+    definition when it starts)."""
+    return (
+        audience.status == AudienceStatus.BUILDING
+        and audience.job_id is not None
+        and Job.objects.filter(
+            pk=audience.job_id, status=JobStatus.QUEUED, cancel_requested=False
+        ).exists()
+    )
+
+
+def _seeds_all_erased(audience: Audience) -> None:
+    AudienceMember.objects.filter(audience=audience).delete()
+    audience.status = AudienceStatus.FAILED
+    audience.message = SEEDS_ERASED
+    audience.size = audience.candidates = 0
+    audience.reachable_email = audience.reachable_sms = 0
+    audience.expected_conversions = audience.unplaced = None
+    audience.model = audience.best_channel = None
+    audience.fairness = []
+    audience.notes = []
+    audience.save()

@@ -71,10 +71,21 @@ def customer_list(request):
     if sort not in selectors.CUSTOMER_SORTS:
         sort = "recent"
     after = request.GET.get("after", "")
-    customers, next_cursor = selectors.customer_page(
-        qs, sort=sort, after=after, size=PAGE_SIZE, search=selectors.searching(request.GET)
+    search = selectors.searching(request.GET)
+    # counted once: the same count (up to SEARCH_MANY) says how a search's page is read
+    count, more = (
+        (selectors.search_count(qs) if search else selectors.count_capped(qs))
+        if not after
+        else (None, False)
     )
-    count, more = selectors.count_capped(qs) if not after else (None, False)
+    customers, next_cursor = selectors.customer_page(
+        qs,
+        sort=sort,
+        after=after,
+        size=PAGE_SIZE,
+        search=search,
+        many=more if search and not after else None,
+    )
     params = request.GET.copy()
     params.pop("after", None)
     next_params = params.copy()

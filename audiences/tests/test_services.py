@@ -200,7 +200,11 @@ def test_using_sensitive_attributes_is_audited_with_the_reason(org, owner, world
 # (one person's JSON, the organisation's zip) carries it. A new model must be added
 # here, which makes its author decide both.
 AUDIENCE_TABLES = {
-    "Audience": ("no personal data (a definition and counts)", None, None),
+    "Audience": (
+        "a definition and counts; erased customers' ids leave lookalike seed lists",
+        None,
+        None,
+    ),
     "AudienceMember": ("deleted", "person", "org"),
 }
 

@@ -80,6 +80,28 @@ def test_erasure_writes_no_identifier_anywhere_even_before_the_cleanup_runs(in_o
     assert job.status == "queued"
 
 
+def test_saved_audiences_keep_no_erased_seed(in_org, owner):
+    """A lookalike audience names its seed customers by their own ids: the erased
+    person's leaves every seed list (audiences/tests/test_erasure_seeds.py has the
+    rest: rebuilt with the seeds left, or waiting for new ones)."""
+    from audiences.models import Audience, AudienceStatus
+
+    person = _person()
+    CustomerFactory(external_id="KEEP01")
+    for name, seeds in (("Like both", ["AC0004", "KEEP01"]), ("Like Jo", ["AC0004"])):
+        Audience.objects.create(
+            organization=in_org,
+            name=name,
+            definition={"kind": "lookalike", "seed_customer_ids": seeds},
+            status=AudienceStatus.READY,
+        )
+    customer_erase(customer=person, actor=owner)
+    stored = _every_stored_value().lower()
+    assert not re.search(r"(?<![0-9a-f])ac0004(?![0-9a-f])", stored)
+    seeds = dict(Audience.objects.values_list("name", "definition__seed_customer_ids"))
+    assert seeds == {"Like both": ["KEEP01"], "Like Jo": []}
+
+
 def test_the_cleanup_an_erasure_starts_cannot_be_cancelled(api, client, org, owner, marketer):
     with tenant_context(org):
         customer_erase(customer=_person(), actor=owner)
