@@ -494,6 +494,8 @@ def segment_panel(*, request, segment) -> dict:
         name="best_channel",
         compute="audiences.channels:segment_best_channel",
         organization=request.organization,
+        # a big organisation's page never waits for it: "being worked out" meanwhile
+        working={"working": True},
     )
     try:
         build_url = f"{reverse('audiences:new')}?segment={segment.pk}"

@@ -105,8 +105,13 @@ def _age(org, segment, seconds: int) -> None:
 def test_an_aged_figure_is_shown_while_one_refresh_works_it_out(
     owner_client, org, fans, worked_out, queued
 ):
+    # the first view of this run's members: worked out in the background, not the page
+    assert "Working out which channel works best" in _view(owner_client, fans)
+    assert worked_out.call_count == 0 and queued.call_count == 1
+    core.tasks.kept_refresh.apply(kwargs=queued.call_args.kwargs["kwargs"])
+    queued.reset_mock()
     assert "<strong>SMS</strong> works best for them." in _view(owner_client, fans)
-    assert worked_out.call_count == 1  # the first view of this run's members
+    assert worked_out.call_count == 1
     with tenant_context(org):  # new clicks: email now works better
         _events(org, list(Customer.objects.filter(external_id__startswith="t"))[:20], "email_click")
     _age(org, fans, selectors.SEGMENT_FIGURE_TIMEOUT + 1)
@@ -130,9 +135,13 @@ def test_new_members_are_not_shown_an_earlier_runs_figure(owner_client, org, fan
         second = SegmentationRunFactory(organization=org, is_live=True)
         fans.last_run = second
         fans.save()
-    # no members in the new run: worked out for them, not the old run's answer
+    # no members in the new run: worked out for them (in the background), never the
+    # old run's answer meanwhile
+    page = _view(owner_client, fans)
+    assert "Working out which channel works best" in page
+    assert "<strong>SMS</strong>" not in page
+    core.tasks.kept_refresh.apply(kwargs=queued.call_args.kwargs["kwargs"])
     assert "No evidence yet" in _view(owner_client, fans)
-    assert not queued.called
 
 
 def test_a_small_organisation_works_an_aged_figure_out_in_the_request(
@@ -225,3 +234,25 @@ def test_figures_of_another_organisation_are_never_shown(org, other_org, fans, c
     with tenant_context(other_org):
         assert kept.kept_entry(f"segment-figure:best_channel:seg{fans.pk}") is None
         assert selectors.segment_figures_warm(organization=other_org) == 0
+
+
+def test_a_run_works_out_where_its_segments_members_came_from(org, fans, owner_client):
+    """The movement between the last two runs (2.4 s for a 500,000-member segment) is
+    kept by the warm as well: the first view after the run does not count it."""
+    with tenant_context(org):
+        SegmentationRun.objects.update(is_live=False)
+        second = SegmentationRunFactory(organization=org, is_live=True)
+        fans.last_run = second
+        fans.save()
+        SegmentMembership.objects.bulk_create(
+            [
+                SegmentMembership(organization=org, run=second, segment=fans, customer=c)
+                for c in Customer.objects.filter(external_id__startswith="t")[:20]
+            ]
+        )
+        selectors.segment_figures_warm(organization=org)
+    with mock.patch.object(
+        selectors, "_segment_migration_counts", side_effect=AssertionError("counted again")
+    ):
+        page = _view(owner_client, fans)
+    assert "Fans" in page
