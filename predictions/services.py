@@ -754,8 +754,13 @@ def _warm_page_lists(run: PredictionRun) -> None:
     from . import selectors
 
     try:
-        selectors.at_risk_shown(run)
-        selectors.likely_buyers(run)
+        lists = [("at_risk", selectors.AT_RISK_SHOWN)]
+        if run.propensity and run.propensity.get("method") != "heuristic":
+            lists.append(("likely_buyers", selectors.LIKELY_SHOWN))
+        for name, limit in lists:
+            selectors.page_list_refresh(
+                organization=run.organization, name=name, run_id=run.pk, limit=limit
+            )
     except Exception:  # noqa: BLE001
         log.warning("predictions.warm_failed run_id=%s", run.pk, exc_info=True)
 

@@ -88,3 +88,33 @@ def test_page_lists_are_worked_out_by_the_run_and_skip_erased_customers(demo_run
         shown, _ = selectors.at_risk_shown(run)
         assert expected[0].pk not in [p.pk for p in shown]
         assert [p.pk for p in shown] == [p.pk for p in expected[1:]]
+
+
+def test_a_big_organisations_page_never_works_its_lists_out(demo_run, settings, client):
+    """Before the run's job has kept its lists (a view right after the run commits), a
+    big organisation's predictions page says they are being worked out and one
+    background refresh does it; the next view shows them."""
+    from unittest import mock
+
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    import core.tasks
+    from accounts.models import Membership
+
+    org, run = demo_run
+    settings.KEPT_FIGURES_BACKGROUND_ABOVE = 10
+    cache.clear()  # as if the job had not kept them yet
+    owner = Membership.objects.filter(organization=org).first().user
+    client.force_login(owner)
+    with mock.patch.object(core.tasks.kept_refresh, "apply_async") as queued:
+        page = client.get(reverse("segmentation:predictions")).content.decode()
+        assert "Working out who is at risk and worth saving" in page
+        assert queued.call_count >= 1
+        for call in queued.call_args_list:
+            core.tasks.kept_refresh.apply(kwargs=call.kwargs["kwargs"])
+    page = client.get(reverse("segmentation:predictions")).content.decode()
+    assert "Working out who is at risk" not in page
+    with tenant_context(org):
+        first = selectors.at_risk_customers(run)[0]
+    assert first.customer.display_name in page
