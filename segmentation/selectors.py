@@ -277,7 +277,7 @@ def segment_figures_warm(*, organization) -> int:
     try:
         # the segments page's from→to table between the last two runs (it reads every
         # membership of both: 2.4 s at a million customers), kept per pair of runs
-        migration_matrix()
+        migration_matrix_refresh(organization=organization)
     except Exception:  # noqa: BLE001
         log.warning("segments.matrix_warm_failed org_id=%s", organization.pk, exc_info=True)
     for segment in segments:
@@ -286,7 +286,7 @@ def segment_figures_warm(*, organization) -> int:
             # where its members came from and went to since the last run (2.4 s for a
             # 500,000-member segment at 1,000,000 customers), kept per pair of runs
             try:
-                segment_migration(segment=segment)
+                segment_migration_refresh(organization=organization, segment_id=segment_id)
             except Exception:  # noqa: BLE001
                 log.warning(
                     "segments.migration_warm_failed org_id=%s segment_id=%s",
@@ -641,13 +641,75 @@ def previous_run(*, run: SegmentationRun) -> SegmentationRun | None:
     )
 
 
+def _run_pair_figure(*, name: str, run, prev, compute, refresh: str, params: dict):
+    """A figure of the live run against the previous one (`compute()`), kept per
+    organisation and pair of runs (`core.kept`): it never changes once both are
+    written. A small organisation works it out in the request; a big one's is worked
+    out by the run's job as it ends (`segment_figures_warm`), and a view before that
+    gets None while a background refresh (`refresh`) works it out: read from every
+    membership of both runs, it takes seconds at a million customers."""
+    from core.kept import kept_get
+
+    version = f"run{run.pk}-prev{prev.pk}"
+    return kept_get(
+        name=name,
+        version=version,
+        compute=compute,
+        max_age=RUN_FIGURES_TIMEOUT,
+        refresh=refresh,
+        params=params,
+        earlier_usable=lambda entry: entry["version"] == version,
+        first="later",
+    ).value
+
+
+def _live_pair() -> tuple[SegmentationRun, SegmentationRun] | None:
+    run = live_run()
+    prev = previous_run(run=run) if run is not None else None
+    return (run, prev) if run is not None and prev is not None else None
+
+
+@kept_callable
+def segment_migration_refresh(*, organization, segment_id: int) -> None:
+    """Work out and keep a segment's moves between the last two runs (`segment_migration`)."""
+    from core.kept import kept_store
+
+    segment = Segment.objects.filter(pk=segment_id).first()
+    pair = _live_pair()
+    if segment is None or pair is None or segment.kind == SegmentKind.RULE:
+        return
+    run, prev = pair
+    kept_store(
+        name=f"segment-migration:seg{segment_id}",
+        version=f"run{run.pk}-prev{prev.pk}",
+        value=_segment_migration_counts(segment=segment, run=run, prev=prev),
+    )
+
+
+@kept_callable
+def migration_matrix_refresh(*, organization, kind: str = SegmentKind.CLUSTER) -> None:
+    """Work out and keep the from→to counts between the last two runs (`migration_matrix`)."""
+    from core.kept import kept_store
+
+    pair = _live_pair()
+    if pair is None:
+        return
+    run, prev = pair
+    kept_store(
+        name=f"segment-matrix:{kind}",
+        version=f"run{run.pk}-prev{prev.pk}",
+        value=_migration_matrix_counts(kind=kind, run=run, prev=prev),
+    )
+
+
 def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     """Where the segment's members came from and went to between the last two runs.
 
     Returns {"run", "previous", "inflow": [{segment, name, count}], "outflow": [...],
-    "stayed"} with segments of the same kind, or None without two runs. The figures
-    are cached per organisation, segment and pair of runs (they do not change once
-    both runs are written)."""
+    "stayed"} with segments of the same kind, or None without two runs, or
+    {"working": True} while a big organisation's are worked out in the background
+    (`_run_pair_figure`). The figures are kept per organisation, segment and pair of
+    runs (they do not change once both runs are written)."""
     if segment.kind == SegmentKind.RULE:
         return None
     run = live_run()
@@ -656,11 +718,16 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     prev = previous_run(run=run)
     if prev is None:
         return None
-    counts = run_cached(
-        ("migration", segment.pk, run.pk, prev.pk),
-        lambda: _segment_migration_counts(segment=segment, run=run, prev=prev),
-        RUN_FIGURES_TIMEOUT,
+    counts = _run_pair_figure(
+        name=f"segment-migration:seg{segment.pk}",
+        run=run,
+        prev=prev,
+        compute=lambda: _segment_migration_counts(segment=segment, run=run, prev=prev),
+        refresh="segmentation.selectors:segment_migration_refresh",
+        params={"segment_id": segment.pk},
     )
+    if counts is None:
+        return {"working": True}
     names = dict(Segment.objects.filter(kind=segment.kind).values_list("pk", "name"))
 
     def rows(flows: list[tuple[int, int]]) -> list[dict[str, Any]]:
@@ -726,18 +793,24 @@ def _segment_migration_counts(
 
 def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | None:
     """From→to counts between the previous and the live run, for segments of `kind`
-    (cached per organisation and pair of runs)."""
+    (kept per organisation and pair of runs; {"working": True} while a big
+    organisation's are worked out in the background, `_run_pair_figure`)."""
     run = live_run()
     if run is None:
         return None
     prev = previous_run(run=run)
     if prev is None:
         return None
-    pairs = run_cached(
-        ("matrix", kind, run.pk, prev.pk),
-        lambda: _migration_matrix_counts(kind=kind, run=run, prev=prev),
-        RUN_FIGURES_TIMEOUT,
+    pairs = _run_pair_figure(
+        name=f"segment-matrix:{kind}",
+        run=run,
+        prev=prev,
+        compute=lambda: _migration_matrix_counts(kind=kind, run=run, prev=prev),
+        refresh="segmentation.selectors:migration_matrix_refresh",
+        params={"kind": str(kind)},
     )
+    if pairs is None:
+        return {"working": True}
     counts: dict[tuple[int | None, int | None], int] = {(a, b): n for a, b, n in pairs}
     names = dict(Segment.objects.filter(kind=kind).values_list("pk", "name"))
     sources = sorted({a for a, _ in counts}, key=lambda s: (s is None, s or 0))
