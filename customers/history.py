@@ -328,24 +328,35 @@ class History:
         where: str,
         params: list,
         column_params: tuple = (),
-        joins: str = "",
-        join_params: tuple = (),
-    ) -> dict[str, np.ndarray]:
-        """PostgreSQL: the rows of `SELECT <columns> FROM <table> t <joins> WHERE
+        text: str | None = None,
+    ) -> dict[str, np.ndarray | pd.Categorical]:
+        """PostgreSQL: the rows of `SELECT <columns> FROM <table> t WHERE
         t.organization_id = <organisation> AND <where>` as numpy arrays, one per column.
 
         `columns` are (name, SQL expression, kind: "i8", "i4" or "f8", SQL value for
-        NULL); the statement's parameters are `column_params`, `join_params`, then
-        `params` (of `where`). The database packs each row's values in binary (`int8send`, …) and
-        joins a range of ids' rows into one value (`string_agg`), fetched in binary and
-        read by numpy: no Python object, text or CSV parse per row. A stream (COPY, or
-        a plain query's rows) costs a Python step per row: reading the orders and order
-        lines of a million customers took 55 s of a 128 s segments step that way.
-        Missing values must not reach the concatenation (a NULL would drop the whole
-        row), so each expression is wrapped in COALESCE with its NULL value. The rows
-        come a range of PACKED_CHUNK_IDS ids of `t` at a time, in no set order within
-        a range (as a plain read's)."""
+        NULL); the statement's parameters are `column_params`, then `params` (of
+        `where`). `text` names one text column of `t` to read as well, as a categorical
+        (blank and missing are missing): it travels as its place among the
+        organisation's distinct values of it. The database packs each row's values in
+        binary (`int8send`, …) and joins a range of ids' rows into one value
+        (`string_agg`), fetched in binary and read by numpy: no Python object, text or
+        CSV parse per row. A stream (COPY, or a plain query's rows) costs a Python step
+        per row: reading the orders and order lines of a million customers took 55 s
+        of a 128 s segments step that way. Missing values must not reach the
+        concatenation (a NULL would drop the whole row), so each expression is wrapped
+        in COALESCE with its NULL value. The rows come a range of PACKED_CHUNK_IDS ids
+        of `t` at a time, in no set order within a range (as a plain read's)."""
         org = self.organization_id
+        columns = list(columns)
+        joins, join_params, levels = "", [], []
+        if text is not None:
+            levels = self._distinct_text(table=table, column=text)
+            # each value's 1-based place in the list of levels (0: blank or missing)
+            joins = (
+                f"LEFT JOIN unnest(%s::text[]) WITH ORDINALITY AS codes(v, n) ON codes.v = t.{text}"
+            )
+            join_params = [levels]
+            columns.append((text, "codes.n", "i4", "0"))
         parts = []
         for _name, expr, kind, missing in columns:
             send, sql_type, _ = _PACKED_KINDS[kind]
@@ -382,30 +393,24 @@ class History:
                 start = end
         rows = np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
         native = {"i8": np.int64, "i4": np.int32, "f8": np.float64}
-        return {name: rows[name].astype(native[kind]) for name, _, kind, _ in columns}
+        found: dict[str, np.ndarray | pd.Categorical] = {
+            name: rows[name].astype(native[kind]) for name, _, kind, _ in columns
+        }
+        if text is not None:
+            codes = rows[text].astype(np.int64) - 1
+            found[text] = pd.Categorical.from_codes(
+                codes, categories=levels
+            ).remove_unused_categories()
+        return found
 
-    def _distinct_text(self, *, table: str, column: str, where: str = "", params=()) -> list[str]:
+    def _distinct_text(self, *, table: str, column: str) -> list[str]:
         """The distinct non-blank values of a text column of the organisation's rows."""
         rows = self._rows(
             f"SELECT DISTINCT {column} FROM {table} "  # noqa: S608 - tables from model metadata
-            f"WHERE organization_id = %s AND {column} <> ''{where}",
-            [self.organization_id, *params],
+            f"WHERE organization_id = %s AND {column} <> ''",
+            [self.organization_id],
         )
         return sorted(r[0] for r in rows if r[0] is not None)
-
-    @staticmethod
-    def _code_join(table_alias: str, column: str, alias: str) -> str:
-        """A join naming each value of `column` by its 1-based place in a text array
-        parameter (0: blank or missing), for `_packed` text columns as categoricals."""
-        return (
-            f"LEFT JOIN unnest(%s::text[]) WITH ORDINALITY AS {alias}(v, n) "
-            f"ON {alias}.v = {table_alias}.{column}"
-        )
-
-    @staticmethod
-    def _categorical(codes: np.ndarray, levels: list[str]) -> pd.Categorical:
-        found = pd.Categorical.from_codes(codes.astype(np.int64) - 1, categories=levels)
-        return found.remove_unused_categories()
 
     # --- reads ---------------------------------------------------------------------------
     def own_currency(self) -> str:
@@ -641,36 +646,29 @@ class History:
         order_t, line_t = table_name(Order), table_name(OrderLine)
         start, _span = progress
         self.job.progress(start, f"Reading orders and {total_lines:,} order lines")
-        channels = self._distinct_text(table=order_t, column="channel")
         read = self._packed(
             table=order_t,
             columns=[
                 ("order_id", "t.id", "i8", "0"),
                 ("customer_id", "t.customer_id", "i8", "0"),
                 ("ordered_at", "EXTRACT(EPOCH FROM t.ordered_at)", "i8", "0"),
-                ("channel", "c.n", "i4", "0"),
-                ("is_return", "CASE WHEN t.is_return THEN 1 ELSE 0 END", "i4", "0"),
+                ("is_return", "CASE WHEN t.is_return THEN 1 ELSE 0 END", "i8", "0"),
                 (
                     "foreign",
                     "CASE WHEN t.currency = '' OR t.currency = %s THEN 0 ELSE 1 END",
-                    "i4",
+                    "i8",
                     "0",
                 ),
             ],
             column_params=(self.own_currency(),),
-            joins=self._code_join("t", "channel", "c"),
-            join_params=(channels,),
+            text="channel",
             # pending, cancelled and refunded orders: no purchase
             where="t.customer_id IS NOT NULL AND t.ordered_at < %s AND t.status = 'paid'"
             + self._in_sample("t.customer_id"),
             params=[self.cutoff],
         )
-        orders = pd.DataFrame(
-            {
-                **{k: v.astype(np.int64) for k, v in read.items() if k != "channel"},
-                "channel": self._categorical(read["channel"], channels),
-            }
-        )[["order_id", "customer_id", "ordered_at", "channel", "is_return", "foreign"]]
+        names = ["order_id", "customer_id", "ordered_at", "channel", "is_return", "foreign"]
+        orders = pd.DataFrame({name: read[name] for name in names})
         self.job.progress(start, f"Read {len(orders):,} orders")
         sampled = (
             f"t.order_id IN (SELECT id FROM {order_t} WHERE organization_id = %s "  # noqa: S608 - tables from model metadata
@@ -678,30 +676,20 @@ class History:
             if self.sample is not None
             else "true"
         )
-        categories = self._distinct_text(table=line_t, column="category")
         lines = self._packed(
             table=line_t,
             columns=[
                 ("order_id", "t.order_id", "i8", "0"),
                 ("quantity", "t.quantity", "f8", "'NaN'"),
                 ("amount", "t.amount", "f8", "'NaN'"),
-                ("category", "c.n", "i4", "0"),
                 ("product_id", "t.product_id", "i8", "-1"),
             ],
-            joins=self._code_join("t", "category", "c"),
-            join_params=(categories,),
+            text="category",
             where=sampled,
             params=[org] if self.sample is not None else [],
         )
-        raw = pd.DataFrame(
-            {
-                "order_id": lines["order_id"],
-                "quantity": lines["quantity"],
-                "amount": lines["amount"],
-                "category": self._categorical(lines["category"], categories),
-                "product_id": lines["product_id"],
-            }
-        )
+        names = ["order_id", "quantity", "amount", "category", "product_id"]
+        raw = pd.DataFrame({name: lines[name] for name in names})
         return orders, raw
 
     def products(self) -> pd.DataFrame:

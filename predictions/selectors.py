@@ -78,6 +78,10 @@ def _list_version(run: PredictionRun) -> str:
     return f"run{run.pk}-{run.created_at:%Y%m%d%H%M%S%f}"
 
 
+def _list_name(name: str, limit: int) -> str:
+    return f"predictions:{name}:{limit}"
+
+
 @kept_callable
 def page_list_refresh(*, organization, name: str, run_id: int, limit: int) -> None:
     """Work out and keep one of the predictions page's lists of a run (`_kept_rows`):
@@ -86,9 +90,7 @@ def page_list_refresh(*, organization, name: str, run_id: int, limit: int) -> No
     if run is None:
         return
     version = _list_version(run)
-    kept_store(
-        name=f"predictions:{name}:{limit}", version=version, value=_list_figures(name, run, limit)
-    )
+    kept_store(name=_list_name(name, limit), version=version, value=_list_figures(name, run, limit))
 
 
 def _kept_rows(
@@ -103,15 +105,16 @@ def _kept_rows(
     refresh does, and an hour later the kept list is refreshed in the background
     while it is shown. The rows themselves are read fresh, an erased customer left
     out."""
+    version = _list_version(run)
     kept = kept_get(
-        name=f"predictions:{name}:{limit}",
-        version=_list_version(run),
+        name=_list_name(name, limit),
+        version=version,
         compute=lambda: _list_figures(name, run, limit),
         max_age=RUN_LIST_TIMEOUT,
         refresh="predictions.selectors:page_list_refresh",
         params={"name": name, "run_id": run.pk, "limit": limit},
         # another run's list names that run's predictions
-        earlier_usable=lambda entry: entry["version"] == _list_version(run),
+        earlier_usable=lambda entry: entry["version"] == version,
         first="later",
     )
     if kept.value is None:

@@ -650,7 +650,7 @@ def _run_pair_figure(*, name: str, run, prev, compute, refresh: str, params: dic
     membership of both runs, it takes seconds at a million customers."""
     from core.kept import kept_get
 
-    version = f"run{run.pk}-prev{prev.pk}"
+    version = _pair_version(run, prev)
     return kept_get(
         name=name,
         version=version,
@@ -664,9 +664,22 @@ def _run_pair_figure(*, name: str, run, prev, compute, refresh: str, params: dic
 
 
 def _live_pair() -> tuple[SegmentationRun, SegmentationRun] | None:
+    """The live run and the one before it, or None without both."""
     run = live_run()
     prev = previous_run(run=run) if run is not None else None
     return (run, prev) if run is not None and prev is not None else None
+
+
+def _pair_version(run: SegmentationRun, prev: SegmentationRun) -> str:
+    return f"run{run.pk}-prev{prev.pk}"
+
+
+def _migration_name(segment_id: int) -> str:
+    return f"segment-migration:seg{segment_id}"
+
+
+def _matrix_name(kind: str) -> str:
+    return f"segment-matrix:{kind}"
 
 
 @kept_callable
@@ -680,8 +693,8 @@ def segment_migration_refresh(*, organization, segment_id: int) -> None:
         return
     run, prev = pair
     kept_store(
-        name=f"segment-migration:seg{segment_id}",
-        version=f"run{run.pk}-prev{prev.pk}",
+        name=_migration_name(segment_id),
+        version=_pair_version(run, prev),
         value=_segment_migration_counts(segment=segment, run=run, prev=prev),
     )
 
@@ -696,8 +709,8 @@ def migration_matrix_refresh(*, organization, kind: str = SegmentKind.CLUSTER) -
         return
     run, prev = pair
     kept_store(
-        name=f"segment-matrix:{kind}",
-        version=f"run{run.pk}-prev{prev.pk}",
+        name=_matrix_name(kind),
+        version=_pair_version(run, prev),
         value=_migration_matrix_counts(kind=kind, run=run, prev=prev),
     )
 
@@ -710,16 +723,12 @@ def segment_migration(*, segment: Segment) -> dict[str, Any] | None:
     {"working": True} while a big organisation's are worked out in the background
     (`_run_pair_figure`). The figures are kept per organisation, segment and pair of
     runs (they do not change once both runs are written)."""
-    if segment.kind == SegmentKind.RULE:
+    pair = _live_pair() if segment.kind != SegmentKind.RULE else None
+    if pair is None:
         return None
-    run = live_run()
-    if run is None:
-        return None
-    prev = previous_run(run=run)
-    if prev is None:
-        return None
+    run, prev = pair
     counts = _run_pair_figure(
-        name=f"segment-migration:seg{segment.pk}",
+        name=_migration_name(segment.pk),
         run=run,
         prev=prev,
         compute=lambda: _segment_migration_counts(segment=segment, run=run, prev=prev),
@@ -795,14 +804,12 @@ def migration_matrix(*, kind: str = SegmentKind.CLUSTER) -> dict[str, Any] | Non
     """From→to counts between the previous and the live run, for segments of `kind`
     (kept per organisation and pair of runs; {"working": True} while a big
     organisation's are worked out in the background, `_run_pair_figure`)."""
-    run = live_run()
-    if run is None:
+    pair = _live_pair()
+    if pair is None:
         return None
-    prev = previous_run(run=run)
-    if prev is None:
-        return None
+    run, prev = pair
     pairs = _run_pair_figure(
-        name=f"segment-matrix:{kind}",
+        name=_matrix_name(kind),
         run=run,
         prev=prev,
         compute=lambda: _migration_matrix_counts(kind=kind, run=run, prev=prev),
